@@ -1,0 +1,45 @@
+//! Audit events for the SIEM: one structured line per security decision,
+//! under the `audit` target. Each carries the request id, client address and
+//! user where known. Never a secret, token, cookie or IdP payload: callers
+//! pass names and reasons only.
+
+use std::net::IpAddr;
+
+/// Common fields of every audit event.
+#[derive(Debug, Clone, Copy)]
+pub struct Ctx<'a> {
+    pub request_id: &'a str,
+    pub client_ip: IpAddr,
+}
+
+pub fn login_succeeded(ctx: Ctx<'_>, user: &str, idp: &str) {
+    tracing::info!(target: "audit", event = "login_succeeded", request_id = ctx.request_id, client_ip = %ctx.client_ip, user, idp);
+}
+
+pub fn login_failed(ctx: Ctx<'_>, reason: &str) {
+    tracing::warn!(target: "audit", event = "login_failed", request_id = ctx.request_id, client_ip = %ctx.client_ip, reason);
+}
+
+pub fn login_started(ctx: Ctx<'_>, idp: &str) {
+    tracing::info!(target: "audit", event = "login_started", request_id = ctx.request_id, client_ip = %ctx.client_ip, idp);
+}
+
+pub fn login_loop(ctx: Ctx<'_>, attempts: u32) {
+    tracing::warn!(target: "audit", event = "login_loop", request_id = ctx.request_id, client_ip = %ctx.client_ip, attempts);
+}
+
+pub fn access_denied(ctx: Ctx<'_>, user: Option<&str>, rule: &str) {
+    tracing::warn!(target: "audit", event = "access_denied", request_id = ctx.request_id, client_ip = %ctx.client_ip, user = user.unwrap_or("-"), rule);
+}
+
+pub fn session_rejected(ctx: Ctx<'_>, reason: &str) {
+    tracing::info!(target: "audit", event = "session_rejected", request_id = ctx.request_id, client_ip = %ctx.client_ip, reason);
+}
+
+pub fn token_used(ctx: Ctx<'_>, token_name: &str) {
+    tracing::info!(target: "audit", event = "token_used", request_id = ctx.request_id, client_ip = %ctx.client_ip, token_name);
+}
+
+pub fn logout(ctx: Ctx<'_>, user: Option<&str>) {
+    tracing::info!(target: "audit", event = "logout", request_id = ctx.request_id, client_ip = %ctx.client_ip, user = user.unwrap_or("-"));
+}

@@ -1,0 +1,134 @@
+//! The command line: `run` (default), `check-config`, `keygen`,
+//! `hash-token`, `version`.
+
+use std::io::BufRead;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use crate::session::KeyRing;
+
+#[derive(Debug, Parser)]
+#[command(name = "portcullis", version, about = "A single sign-on gate (OpenID Connect, SAML 2.0) in front of any web app")]
+pub struct Cli {
+    /// The domain's configuration file (e.g. /etc/portcullis/grafana.yaml);
+    /// `PORTCULLIS_*` environment variables override its keys.
+    #[arg(long, short, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve (the default).
+    Run,
+    /// Validate the configuration; exit 0 when valid, 1 otherwise.
+    CheckConfig,
+    /// Write a new session key ring, or add a key to it with --rotate.
+    Keygen {
+        /// Key ring file; defaults to the configured `session.key_file`.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Add a new active key and keep the old ones for verification.
+        #[arg(long)]
+        rotate: bool,
+    },
+    /// Print the SHA-256 of a passthrough token read from standard input,
+    /// for `passthrough.tokens[].sha256`.
+    HashToken {
+        /// Make a new random token and print it with its hash.
+        #[arg(long)]
+        generate: bool,
+    },
+    /// Print the version.
+    Version,
+}
+
+pub fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match dispatch(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("portcullis: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
+    use std::process::ExitCode;
+    match cli.command.unwrap_or(Command::Run) {
+        Command::Run => {
+            let config = crate::config::load(cli.config.as_deref())?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            rt.block_on(crate::run::run(config))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::CheckConfig => match crate::config::load(cli.config.as_deref()) {
+            Ok(c) => {
+                if let Err(e) = crate::proxy::Upstream::new(&c) {
+                    eprintln!("portcullis: {e}");
+                    return Ok(ExitCode::FAILURE);
+                }
+                println!(
+                    "configuration OK: {} -> {} ({} passthrough paths, {} tokens)",
+                    c.public_origin(),
+                    c.upstream.url,
+                    c.passthrough.paths.len(),
+                    c.passthrough.tokens.len()
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => {
+                eprintln!("portcullis: {e}");
+                Ok(ExitCode::FAILURE)
+            }
+        },
+        Command::Keygen { out, rotate } => {
+            let path = match out {
+                Some(p) => p,
+                None => crate::config::load(cli.config.as_deref())?.session.key_file,
+            };
+            if rotate {
+                let mut ring = KeyRing::load(&path)?;
+                ring.rotate();
+                ring.write(&path)?;
+                println!("added key {} to {} (now active)", ring.active().kid, path.display());
+            } else {
+                let ring = KeyRing::generate();
+                ring.write_new(&path)?;
+                println!("wrote {} with key {}", path.display(), ring.active().kid);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::HashToken { generate } => {
+            let token = if generate {
+                let t = crate::random_id(32);
+                println!("token:  {t}");
+                t
+            } else {
+                let mut line = String::new();
+                std::io::stdin().lock().read_line(&mut line).context("cannot read the token from standard input")?;
+                let t = line.trim().to_string();
+                anyhow::ensure!(!t.is_empty(), "no token on standard input: run `echo -n TOKEN | portcullis hash-token`");
+                t
+            };
+            let hash = hex::encode(crate::policy::tokens::sha256(&token));
+            if generate {
+                println!("sha256: {hash}");
+            } else {
+                println!("{hash}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Version => {
+            println!("portcullis {}", env!("CARGO_PKG_VERSION"));
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

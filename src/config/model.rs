@@ -1,0 +1,359 @@
+//! The typed configuration, exactly as read from YAML and `PORTCULLIS_*`
+//! variables. Every struct denies unknown keys: a typo must never silently
+//! weaken security. Validation and derived values live in `super::validate`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// Public host name of the protected app, e.g. `grafana.example.com`.
+    pub domain: Option<String>,
+    #[serde(default)]
+    pub scheme: Scheme,
+    /// `HOST:PORT` to listen on.
+    #[serde(default = "defaults::listen")]
+    pub listen: String,
+    /// Where Portcullis keeps keys and IdP caches. Defaults to systemd's
+    /// `$STATE_DIRECTORY`, else `./portcullis-state`.
+    pub state_dir: Option<PathBuf>,
+    /// How long in-flight requests may take to finish on shutdown.
+    #[serde(default = "defaults::shutdown_timeout", with = "humantime_serde")]
+    pub shutdown_timeout: Duration,
+    pub upstream: Option<UpstreamConfig>,
+    #[serde(default)]
+    pub session: SessionConfig,
+    #[serde(default)]
+    pub passthrough: PassthroughConfig,
+    #[serde(default)]
+    pub headers: HeadersConfig,
+    #[serde(default)]
+    pub access: AccessConfig,
+    #[serde(default)]
+    pub pages: PagesConfig,
+    #[serde(default)]
+    pub log: LogConfig,
+    #[serde(default)]
+    pub login: LoginConfig,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scheme {
+    #[default]
+    Https,
+    Http,
+}
+
+impl Scheme {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Https => "https",
+            Scheme::Http => "http",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    pub url: String,
+    /// Verify the upstream's TLS certificate. Turn off only for a
+    /// self-signed upstream on the same host; prefer `ca_file`.
+    #[serde(default = "defaults::yes")]
+    pub tls_verify: bool,
+    /// Extra PEM CA bundle trusted for the upstream, besides the system store.
+    pub ca_file: Option<PathBuf>,
+    #[serde(default = "defaults::connect_timeout", with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// How long to wait for the upstream's response headers.
+    #[serde(default = "defaults::upstream_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Send the client's `Host` to the upstream (oauth2-proxy's default);
+    /// when off, `Host` is the upstream URL's authority.
+    #[serde(default = "defaults::yes")]
+    pub preserve_host: bool,
+    /// Remove `Server` and `X-Powered-By` from upstream responses.
+    #[serde(default = "defaults::yes")]
+    pub strip_version_headers: bool,
+    #[serde(default)]
+    pub basic_auth: Option<BasicAuthConfig>,
+}
+
+/// HTTP Basic credentials sent to the upstream: the user is the logged-in
+/// user name, the password a fixed shared secret the app expects.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BasicAuthConfig {
+    pub password: Option<String>,
+    pub password_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionConfig {
+    /// Absolute lifetime of a session, counted from login.
+    #[serde(default = "defaults::session_lifetime", with = "humantime_serde")]
+    pub lifetime: Duration,
+    /// A session unused for this long ends; `0s` turns it off.
+    #[serde(default = "defaults::inactivity_timeout", with = "humantime_serde")]
+    pub inactivity_timeout: Duration,
+    #[serde(default = "defaults::cookie_name")]
+    pub cookie_name: String,
+    /// Key ring file; created with mode 0600 on first start if absent.
+    pub key_file: Option<PathBuf>,
+    /// `Secure` cookies. Turn off only for plain-http local use.
+    #[serde(default = "defaults::yes")]
+    pub secure_cookie: bool,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            lifetime: defaults::session_lifetime(),
+            inactivity_timeout: defaults::inactivity_timeout(),
+            cookie_name: defaults::cookie_name(),
+            key_file: None,
+            secure_cookie: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PassthroughConfig {
+    #[serde(default)]
+    pub paths: Vec<PathRuleConfig>,
+    #[serde(default)]
+    pub tokens: Vec<TokenConfig>,
+    /// Header that may carry a passthrough token instead of `Authorization`,
+    /// for apps whose own `Authorization` header must pass untouched.
+    #[serde(default = "defaults::token_header")]
+    pub token_header: String,
+}
+
+impl Default for PassthroughConfig {
+    fn default() -> Self {
+        PassthroughConfig {
+            paths: vec![],
+            tokens: vec![],
+            token_header: defaults::token_header(),
+        }
+    }
+}
+
+/// One passthrough path rule: exactly one of `exact`, `prefix`, `glob`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PathRuleConfig {
+    pub exact: Option<String>,
+    pub prefix: Option<String>,
+    pub glob: Option<String>,
+    /// HTTP methods the rule applies to; empty means all.
+    #[serde(default)]
+    pub methods: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    /// Becomes the identity (user name) of requests carrying the token.
+    pub name: String,
+    /// Hex SHA-256 of the token (`portcullis hash-token`).
+    pub sha256: Option<String>,
+    /// File holding the hex SHA-256, to keep it out of YAML kept in git.
+    pub sha256_file: Option<PathBuf>,
+    /// Groups given to the token's identity (sent in the groups header).
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeadersConfig {
+    #[serde(default = "defaults::h_user")]
+    pub user: String,
+    #[serde(default = "defaults::h_email")]
+    pub email: String,
+    #[serde(default = "defaults::h_groups")]
+    pub groups: String,
+    #[serde(default = "defaults::h_preferred_username")]
+    pub preferred_username: String,
+    #[serde(default = "defaults::h_name")]
+    pub name: String,
+    #[serde(default = "defaults::groups_separator")]
+    pub groups_separator: String,
+    /// Extra identity attribute -> header name.
+    #[serde(default)]
+    pub extra: BTreeMap<String, String>,
+}
+
+impl Default for HeadersConfig {
+    fn default() -> Self {
+        HeadersConfig {
+            user: defaults::h_user(),
+            email: defaults::h_email(),
+            groups: defaults::h_groups(),
+            preferred_username: defaults::h_preferred_username(),
+            name: defaults::h_name(),
+            groups_separator: defaults::groups_separator(),
+            extra: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessConfig {
+    #[serde(default)]
+    pub allowed_groups: Vec<String>,
+    #[serde(default)]
+    pub allowed_emails: Vec<String>,
+    #[serde(default)]
+    pub allowed_email_domains: Vec<String>,
+    /// Client address ranges allowed to use the app (empty: all).
+    #[serde(default)]
+    pub allowed_ip_ranges: Vec<String>,
+    /// Peers whose `X-Forwarded-For`/`-Proto`/`-Host` are believed.
+    #[serde(default = "defaults::trusted_proxies")]
+    pub trusted_proxies: Vec<String>,
+}
+
+impl Default for AccessConfig {
+    fn default() -> Self {
+        AccessConfig {
+            allowed_groups: vec![],
+            allowed_emails: vec![],
+            allowed_email_domains: vec![],
+            allowed_ip_ranges: vec![],
+            trusted_proxies: defaults::trusted_proxies(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PagesConfig {
+    pub support_url: Option<String>,
+    pub footer: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    #[serde(default)]
+    pub format: LogFormat,
+    #[serde(default = "defaults::log_level")]
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: LogFormat::Json,
+            level: defaults::log_level(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Json,
+    Text,
+}
+
+/// Login loop detection and the transaction cookie's lifetime.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginConfig {
+    /// More login round trips than this within `loop_window` show the
+    /// "login loop" page.
+    #[serde(default = "defaults::loop_max")]
+    pub loop_max: u32,
+    #[serde(default = "defaults::loop_window", with = "humantime_serde")]
+    pub loop_window: Duration,
+    /// How long a started login may take at the IdP.
+    #[serde(default = "defaults::transaction_lifetime", with = "humantime_serde")]
+    pub transaction_lifetime: Duration,
+}
+
+impl Default for LoginConfig {
+    fn default() -> Self {
+        LoginConfig {
+            loop_max: defaults::loop_max(),
+            loop_window: defaults::loop_window(),
+            transaction_lifetime: defaults::transaction_lifetime(),
+        }
+    }
+}
+
+pub(crate) mod defaults {
+    use std::time::Duration;
+
+    pub fn yes() -> bool {
+        true
+    }
+    pub fn listen() -> String {
+        "127.0.0.1:4180".into()
+    }
+    pub fn shutdown_timeout() -> Duration {
+        Duration::from_secs(30)
+    }
+    pub fn connect_timeout() -> Duration {
+        Duration::from_secs(5)
+    }
+    pub fn upstream_timeout() -> Duration {
+        Duration::from_secs(60)
+    }
+    pub fn session_lifetime() -> Duration {
+        Duration::from_secs(12 * 3600)
+    }
+    pub fn inactivity_timeout() -> Duration {
+        Duration::from_secs(3600)
+    }
+    pub fn cookie_name() -> String {
+        "portcullis_session".into()
+    }
+    pub fn token_header() -> String {
+        "X-Portcullis-Authorization".into()
+    }
+    pub fn h_user() -> String {
+        "X-Forwarded-User".into()
+    }
+    pub fn h_email() -> String {
+        "X-Forwarded-Email".into()
+    }
+    pub fn h_groups() -> String {
+        "X-Forwarded-Groups".into()
+    }
+    pub fn h_preferred_username() -> String {
+        "X-Forwarded-Preferred-Username".into()
+    }
+    pub fn h_name() -> String {
+        "X-Forwarded-Name".into()
+    }
+    pub fn groups_separator() -> String {
+        ",".into()
+    }
+    pub fn trusted_proxies() -> Vec<String> {
+        vec!["127.0.0.0/8".into(), "::1/128".into()]
+    }
+    pub fn log_level() -> String {
+        "info".into()
+    }
+    pub fn loop_max() -> u32 {
+        4
+    }
+    pub fn loop_window() -> Duration {
+        Duration::from_secs(60)
+    }
+    pub fn transaction_lifetime() -> Duration {
+        Duration::from_secs(600)
+    }
+}

@@ -1,0 +1,691 @@
+//! Turns the raw configuration into the checked [`Config`]: URLs parsed,
+//! CIDRs parsed, secret files read, header names checked, defaults derived
+//! from `domain`. Collects every problem, each naming its field.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use globset::{GlobBuilder, GlobMatcher};
+use http::{HeaderName, Method};
+use ipnet::IpNet;
+use url::Url;
+
+use super::FieldError;
+use super::model::{LogConfig, LoginConfig, PagesConfig, RawConfig, Scheme};
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub domain: String,
+    pub scheme: Scheme,
+    pub listen: SocketAddr,
+    pub state_dir: PathBuf,
+    pub shutdown_timeout: Duration,
+    pub upstream: Upstream,
+    pub session: Session,
+    pub passthrough: Passthrough,
+    pub headers: Headers,
+    pub access: Access,
+    pub pages: PagesConfig,
+    pub log: LogConfig,
+    pub login: LoginConfig,
+}
+
+impl Config {
+    /// `https://domain`: the origin every redirect and callback belongs to.
+    pub fn public_origin(&self) -> String {
+        format!("{}://{}", self.scheme.as_str(), self.domain)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    pub url: Url,
+    pub tls_verify: bool,
+    pub ca_file: Option<PathBuf>,
+    pub connect_timeout: Duration,
+    pub timeout: Duration,
+    pub preserve_host: bool,
+    pub strip_version_headers: bool,
+    pub basic_auth: Option<BasicAuth>,
+}
+
+#[derive(Clone)]
+pub struct BasicAuth {
+    pub password: String,
+}
+
+impl std::fmt::Debug for BasicAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BasicAuth { password: <redacted> }")
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub lifetime: Duration,
+    /// `None` when inactivity expiry is off.
+    pub inactivity_timeout: Option<Duration>,
+    /// The configured name, without any prefix.
+    pub base_cookie_name: String,
+    /// The name used on the wire: `__Host-` + base when cookies are secure.
+    pub cookie_name: String,
+    pub key_file: PathBuf,
+    pub secure_cookie: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Passthrough {
+    pub paths: Vec<PathRule>,
+    pub tokens: Vec<Token>,
+    pub token_header: HeaderName,
+}
+
+#[derive(Debug, Clone)]
+pub struct PathRule {
+    pub kind: PathRuleKind,
+    /// Empty: every method.
+    pub methods: Vec<Method>,
+}
+
+#[derive(Debug, Clone)]
+pub enum PathRuleKind {
+    Exact(String),
+    Prefix(String),
+    Glob(GlobMatcher),
+}
+
+#[derive(Clone)]
+pub struct Token {
+    pub name: String,
+    pub sha256: [u8; 32],
+    pub groups: Vec<String>,
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Token").field("name", &self.name).finish()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Headers {
+    pub user: HeaderName,
+    pub email: HeaderName,
+    pub groups: HeaderName,
+    pub preferred_username: HeaderName,
+    pub name: HeaderName,
+    pub groups_separator: String,
+    pub extra: Vec<(String, HeaderName)>,
+}
+
+impl Headers {
+    /// Every header Portcullis sets on the way to the upstream.
+    pub fn all(&self) -> impl Iterator<Item = &HeaderName> {
+        [
+            &self.user,
+            &self.email,
+            &self.groups,
+            &self.preferred_username,
+            &self.name,
+        ]
+        .into_iter()
+        .chain(self.extra.iter().map(|(_, h)| h))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Access {
+    pub allowed_groups: Vec<String>,
+    /// Lower-cased.
+    pub allowed_emails: Vec<String>,
+    /// Lower-cased, without a leading `@`.
+    pub allowed_email_domains: Vec<String>,
+    pub allowed_ip_ranges: Vec<IpNet>,
+    pub trusted_proxies: Vec<IpNet>,
+}
+
+struct Errors(Vec<FieldError>);
+
+impl Errors {
+    fn add(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.0.push(FieldError {
+            field: field.into(),
+            message: message.into(),
+        });
+    }
+}
+
+pub(super) fn validate(raw: RawConfig) -> Result<Config, Vec<FieldError>> {
+    let mut errs = Errors(Vec::new());
+
+    let domain = match raw.domain.as_deref().map(str::trim) {
+        None | Some("") => {
+            errs.add(
+                "domain",
+                "is required: set it to the public host name users type, e.g. `app.example.com`",
+            );
+            String::new()
+        }
+        Some(d) => {
+            let d = d.to_ascii_lowercase();
+            let valid = !d.contains(['/', ':', '@', ' ', '?', '#'])
+                && Url::parse(&format!("https://{d}/"))
+                    .ok()
+                    .and_then(|u| u.host_str().map(|h| h == d))
+                    .unwrap_or(false);
+            if !valid {
+                errs.add(
+                    "domain",
+                    format!("`{d}` is not a host name: give only the host, e.g. `app.example.com` (no scheme, port or path)"),
+                );
+            }
+            d
+        }
+    };
+
+    let listen = match raw.listen.parse::<SocketAddr>() {
+        Ok(a) => a,
+        Err(_) => {
+            errs.add(
+                "listen",
+                format!(
+                    "`{}` is not an address: use `IP:PORT`, e.g. `127.0.0.1:4180`",
+                    raw.listen
+                ),
+            );
+            SocketAddr::from(([127, 0, 0, 1], 4180))
+        }
+    };
+
+    let state_dir = raw
+        .state_dir
+        .clone()
+        .or_else(|| std::env::var_os("STATE_DIRECTORY").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("portcullis-state"));
+
+    let upstream = validate_upstream(&raw, &mut errs);
+    let session = validate_session(&raw, &state_dir, &mut errs);
+    let passthrough = validate_passthrough(&raw, &mut errs);
+    let headers = validate_headers(&raw, &mut errs);
+    let access = validate_access(&raw, &mut errs);
+
+    if let Some(url) = &raw.pages.support_url {
+        if !(url.starts_with("https://") || url.starts_with("http://") || url.starts_with("mailto:"))
+        {
+            errs.add(
+                "pages.support_url",
+                "must start with https://, http:// or mailto:",
+            );
+        }
+    }
+    if tracing_subscriber::EnvFilter::try_new(&raw.log.level).is_err() {
+        errs.add(
+            "log.level",
+            format!(
+                "`{}` is not a level: use error, warn, info, debug or trace",
+                raw.log.level
+            ),
+        );
+    }
+    if raw.login.loop_max == 0 {
+        errs.add("login.loop_max", "must be at least 1");
+    }
+
+    if !errs.0.is_empty() {
+        return Err(errs.0);
+    }
+    let (Some(upstream), Some(passthrough), Some(headers), Some(access)) =
+        (upstream, passthrough, headers, access)
+    else {
+        return Err(errs.0);
+    };
+    Ok(Config {
+        domain,
+        scheme: raw.scheme,
+        listen,
+        state_dir,
+        shutdown_timeout: raw.shutdown_timeout,
+        upstream,
+        session,
+        passthrough,
+        headers,
+        access,
+        pages: raw.pages,
+        log: raw.log,
+        login: raw.login,
+    })
+}
+
+fn read_secret_file(path: &std::path::Path, field: &str, errs: &mut Errors) -> Option<String> {
+    match std::fs::read_to_string(path) {
+        Ok(s) => Some(s.trim().to_string()),
+        Err(e) => {
+            errs.add(
+                field,
+                format!(
+                    "cannot read `{}`: {e}; check the path and that the portcullis user may read it",
+                    path.display()
+                ),
+            );
+            None
+        }
+    }
+}
+
+fn validate_upstream(raw: &RawConfig, errs: &mut Errors) -> Option<Upstream> {
+    let Some(u) = &raw.upstream else {
+        errs.add(
+            "upstream.url",
+            "is required: the address of the app to protect, e.g. `http://127.0.0.1:3000`",
+        );
+        return None;
+    };
+    let url = match Url::parse(&u.url) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.host_str().is_some() => {
+            if url.query().is_some() || url.fragment().is_some() {
+                errs.add("upstream.url", "must not have a query or fragment");
+            }
+            Some(url)
+        }
+        Ok(_) => {
+            errs.add(
+                "upstream.url",
+                format!(
+                    "`{}` must be an http:// or https:// URL with a host",
+                    u.url
+                ),
+            );
+            None
+        }
+        Err(e) => {
+            errs.add(
+                "upstream.url",
+                format!("`{}` is not a URL ({e}); write e.g. `http://127.0.0.1:3000`", u.url),
+            );
+            None
+        }
+    };
+    if let Some(ca) = &u.ca_file {
+        if let Err(e) = std::fs::metadata(ca) {
+            errs.add(
+                "upstream.ca_file",
+                format!("cannot read `{}`: {e}", ca.display()),
+            );
+        }
+    }
+    let basic_auth = match &u.basic_auth {
+        None => None,
+        Some(b) => match (&b.password, &b.password_file) {
+            (Some(p), None) => Some(BasicAuth {
+                password: p.clone(),
+            }),
+            (None, Some(f)) => read_secret_file(f, "upstream.basic_auth.password_file", errs)
+                .map(|password| BasicAuth { password }),
+            _ => {
+                errs.add(
+                    "upstream.basic_auth",
+                    "set exactly one of `password` and `password_file`",
+                );
+                None
+            }
+        },
+    };
+    if u.timeout.is_zero() {
+        errs.add("upstream.timeout", "must be longer than 0s, e.g. `60s`");
+    }
+    Some(Upstream {
+        url: url?,
+        tls_verify: u.tls_verify,
+        ca_file: u.ca_file.clone(),
+        connect_timeout: u.connect_timeout,
+        timeout: u.timeout,
+        preserve_host: u.preserve_host,
+        strip_version_headers: u.strip_version_headers,
+        basic_auth,
+    })
+}
+
+fn validate_session(raw: &RawConfig, state_dir: &std::path::Path, errs: &mut Errors) -> Session {
+    let s = &raw.session;
+    if s.lifetime < Duration::from_secs(60) {
+        errs.add("session.lifetime", "must be at least 1m, e.g. `12h`");
+    }
+    if !s.inactivity_timeout.is_zero() && s.inactivity_timeout < Duration::from_secs(60) {
+        errs.add(
+            "session.inactivity_timeout",
+            "must be `0s` (off) or at least 1m, e.g. `1h`",
+        );
+    }
+    let valid_name = !s.cookie_name.is_empty()
+        && s.cookie_name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        && !s.cookie_name.starts_with("__");
+    if !valid_name {
+        errs.add(
+            "session.cookie_name",
+            "use letters, digits, `_` and `-` only, without a `__` prefix (Portcullis adds `__Host-` itself)",
+        );
+    }
+    if s.cookie_name.starts_with(crate::session::INTERNAL_COOKIE_PREFIX) && s.cookie_name != "portcullis_session" {
+        errs.add(
+            "session.cookie_name",
+            format!("must not start with `{}`, which Portcullis uses for its other cookies", crate::session::INTERNAL_COOKIE_PREFIX),
+        );
+    }
+    let secure = s.secure_cookie;
+    if !secure && raw.scheme == Scheme::Https {
+        errs.add(
+            "session.secure_cookie",
+            "can be false only with `scheme: http` (plain-http local use); browsers would otherwise send the session over https only anyway",
+        );
+    }
+    Session {
+        lifetime: s.lifetime,
+        inactivity_timeout: (!s.inactivity_timeout.is_zero()).then_some(s.inactivity_timeout),
+        base_cookie_name: s.cookie_name.clone(),
+        cookie_name: if secure {
+            format!("__Host-{}", s.cookie_name)
+        } else {
+            s.cookie_name.clone()
+        },
+        key_file: s
+            .key_file
+            .clone()
+            .unwrap_or_else(|| state_dir.join("session-keys.json")),
+        secure_cookie: secure,
+    }
+}
+
+fn validate_passthrough(raw: &RawConfig, errs: &mut Errors) -> Option<Passthrough> {
+    let p = &raw.passthrough;
+    let mut paths = Vec::new();
+    for (i, rule) in p.paths.iter().enumerate() {
+        let field = format!("passthrough.paths[{i}]");
+        let kind = match (&rule.exact, &rule.prefix, &rule.glob) {
+            (Some(e), None, None) => {
+                if !e.starts_with('/') {
+                    errs.add(format!("{field}.exact"), "must start with `/`");
+                }
+                Some(PathRuleKind::Exact(e.clone()))
+            }
+            (None, Some(pre), None) => {
+                if !pre.starts_with('/') || !pre.ends_with('/') {
+                    errs.add(
+                        format!("{field}.prefix"),
+                        format!("`{pre}` must start and end with `/` (so `/static/` cannot also match `/static-admin`); use `exact` for one path"),
+                    );
+                }
+                Some(PathRuleKind::Prefix(pre.clone()))
+            }
+            (None, None, Some(g)) => {
+                if !g.starts_with('/') {
+                    errs.add(format!("{field}.glob"), "must start with `/`");
+                }
+                // `*` stays within one segment; `**` crosses segments.
+                match GlobBuilder::new(g).literal_separator(true).build() {
+                    Ok(glob) => Some(PathRuleKind::Glob(glob.compile_matcher())),
+                    Err(e) => {
+                        errs.add(format!("{field}.glob"), format!("is not a valid glob: {e}"));
+                        None
+                    }
+                }
+            }
+            _ => {
+                errs.add(
+                    field.clone(),
+                    "set exactly one of `exact`, `prefix` or `glob`",
+                );
+                None
+            }
+        };
+        let mut methods = Vec::new();
+        for (j, m) in rule.methods.iter().enumerate() {
+            match Method::from_bytes(m.to_ascii_uppercase().as_bytes()) {
+                Ok(m) => methods.push(m),
+                Err(_) => errs.add(
+                    format!("{field}.methods[{j}]"),
+                    format!("`{m}` is not an HTTP method"),
+                ),
+            }
+        }
+        if let Some(kind) = kind {
+            paths.push(PathRule { kind, methods });
+        }
+    }
+    let mut tokens = Vec::new();
+    for (i, t) in p.tokens.iter().enumerate() {
+        let field = format!("passthrough.tokens[{i}]");
+        if t.name.trim().is_empty() || t.name.chars().any(|c| c.is_control()) {
+            errs.add(format!("{field}.name"), "must be a non-empty name without control characters");
+        }
+        let hex_hash = match (&t.sha256, &t.sha256_file) {
+            (Some(h), None) => Some((h.clone(), format!("{field}.sha256"))),
+            (None, Some(f)) => read_secret_file(f, &format!("{field}.sha256_file"), errs)
+                .map(|h| (h, format!("{field}.sha256_file"))),
+            _ => {
+                errs.add(
+                    field.clone(),
+                    "set exactly one of `sha256` and `sha256_file` (make the hash with `portcullis hash-token`)",
+                );
+                None
+            }
+        };
+        if let Some((h, hash_field)) = hex_hash {
+            let mut sha256 = [0u8; 32];
+            if hex::decode_to_slice(h.trim(), &mut sha256).is_err() {
+                errs.add(
+                    hash_field,
+                    "must be 64 hex digits, the SHA-256 of the token: run `portcullis hash-token` and paste its output",
+                );
+            } else {
+                tokens.push(Token {
+                    name: t.name.clone(),
+                    sha256,
+                    groups: t.groups.clone(),
+                });
+            }
+        }
+    }
+    let token_header = match HeaderName::from_bytes(p.token_header.as_bytes()) {
+        Ok(h) => Some(h),
+        Err(_) => {
+            errs.add("passthrough.token_header", "is not a valid header name");
+            None
+        }
+    };
+    Some(Passthrough {
+        paths,
+        tokens,
+        token_header: token_header?,
+    })
+}
+
+fn header(name: &str, field: &str, errs: &mut Errors) -> Option<HeaderName> {
+    match HeaderName::from_bytes(name.as_bytes()) {
+        Ok(h) if !is_reserved_header(&h) => Some(h),
+        Ok(_) => {
+            errs.add(
+                field,
+                format!("`{name}` is a header Portcullis or HTTP itself manages; choose another name"),
+            );
+            None
+        }
+        Err(_) => {
+            errs.add(field, format!("`{name}` is not a valid header name"));
+            None
+        }
+    }
+}
+
+fn is_reserved_header(h: &HeaderName) -> bool {
+    use http::header::*;
+    [
+        HOST,
+        COOKIE,
+        SET_COOKIE,
+        AUTHORIZATION,
+        CONNECTION,
+        CONTENT_LENGTH,
+        TRANSFER_ENCODING,
+        UPGRADE,
+    ]
+    .contains(h)
+        || h.as_str().eq_ignore_ascii_case("x-forwarded-for")
+        || h.as_str().eq_ignore_ascii_case("x-forwarded-proto")
+        || h.as_str().eq_ignore_ascii_case("x-forwarded-host")
+}
+
+fn validate_headers(raw: &RawConfig, errs: &mut Errors) -> Option<Headers> {
+    let h = &raw.headers;
+    let user = header(&h.user, "headers.user", errs);
+    let email = header(&h.email, "headers.email", errs);
+    let groups = header(&h.groups, "headers.groups", errs);
+    let preferred = header(&h.preferred_username, "headers.preferred_username", errs);
+    let name = header(&h.name, "headers.name", errs);
+    let mut extra = Vec::new();
+    for (attr, hname) in &h.extra {
+        if let Some(hn) = header(hname, &format!("headers.extra.{attr}"), errs) {
+            extra.push((attr.clone(), hn));
+        }
+    }
+    if h.groups_separator.is_empty() || h.groups_separator.chars().any(|c| c.is_control()) {
+        errs.add("headers.groups_separator", "must be a non-empty printable string, e.g. `,`");
+    }
+    Some(Headers {
+        user: user?,
+        email: email?,
+        groups: groups?,
+        preferred_username: preferred?,
+        name: name?,
+        groups_separator: h.groups_separator.clone(),
+        extra,
+    })
+}
+
+fn cidrs(list: &[String], field: &str, errs: &mut Errors) -> Vec<IpNet> {
+    let mut out = Vec::new();
+    for (i, s) in list.iter().enumerate() {
+        let s = s.trim();
+        // A bare address means that one host.
+        let parsed = s
+            .parse::<IpNet>()
+            .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from));
+        match parsed {
+            Ok(n) => out.push(n),
+            Err(_) => errs.add(
+                format!("{field}[{i}]"),
+                format!("`{s}` is not a CIDR range: write e.g. `10.0.0.0/8`, `192.0.2.7` or `2001:db8::/32`"),
+            ),
+        }
+    }
+    out
+}
+
+fn validate_access(raw: &RawConfig, errs: &mut Errors) -> Option<Access> {
+    let a = &raw.access;
+    let allowed_email_domains = a
+        .allowed_email_domains
+        .iter()
+        .map(|d| d.trim().trim_start_matches('@').to_ascii_lowercase())
+        .collect::<Vec<_>>();
+    for (i, d) in allowed_email_domains.iter().enumerate() {
+        if d.is_empty() || d.contains(['@', '/', ' ']) {
+            errs.add(
+                format!("access.allowed_email_domains[{i}]"),
+                "must be a domain such as `example.com`",
+            );
+        }
+    }
+    Some(Access {
+        allowed_groups: a.allowed_groups.clone(),
+        allowed_emails: a
+            .allowed_emails
+            .iter()
+            .map(|e| e.trim().to_ascii_lowercase())
+            .collect(),
+        allowed_email_domains,
+        allowed_ip_ranges: cidrs(&a.allowed_ip_ranges, "access.allowed_ip_ranges", errs),
+        trusted_proxies: cidrs(&a.trusted_proxies, "access.trusted_proxies", errs),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::from_yaml_str;
+
+    fn fields(yaml: &str) -> Vec<String> {
+        match from_yaml_str(yaml) {
+            Ok(_) => vec![],
+            Err(e) => e.fields().into_iter().map(|f| f.field).collect(),
+        }
+    }
+
+    const MIN: &str = "domain: app.example.com\nupstream:\n  url: http://127.0.0.1:3000\n";
+
+    #[test]
+    fn minimal_config_is_valid_and_secure_by_default() {
+        let c = from_yaml_str(MIN).unwrap();
+        assert_eq!(c.domain, "app.example.com");
+        assert!(c.session.secure_cookie);
+        assert_eq!(c.session.cookie_name, "__Host-portcullis_session");
+        assert_eq!(c.public_origin(), "https://app.example.com");
+        assert_eq!(c.access.trusted_proxies.len(), 2);
+        assert!(c.access.trusted_proxies.iter().all(|n| n.addr().is_loopback()));
+    }
+
+    #[test]
+    fn unknown_key_names_its_path() {
+        let f = fields(&format!("{MIN}access:\n  allowed_grups: [a]\n"));
+        assert_eq!(f, vec!["access.allowed_grups"]);
+    }
+
+    #[test]
+    fn missing_domain_and_bad_url() {
+        let f = fields("upstream:\n  url: 'not a url'\n");
+        assert!(f.contains(&"domain".to_string()), "{f:?}");
+        assert!(f.contains(&"upstream.url".to_string()), "{f:?}");
+    }
+
+    #[test]
+    fn bad_cidr_names_index() {
+        let f = fields(&format!("{MIN}access:\n  allowed_ip_ranges: ['10.0.0.0/8', '10.0.0.300/8']\n"));
+        assert_eq!(f, vec!["access.allowed_ip_ranges[1]"]);
+    }
+
+    #[test]
+    fn unreadable_secret_file() {
+        let f = fields(&format!(
+            "{MIN}passthrough:\n  tokens:\n    - name: mon\n      sha256_file: /nonexistent/portcullis/hash\n"
+        ));
+        assert_eq!(f, vec!["passthrough.tokens[0].sha256_file"]);
+    }
+
+    #[test]
+    fn prefix_must_end_with_slash() {
+        let f = fields(&format!("{MIN}passthrough:\n  paths:\n    - prefix: /static\n"));
+        assert_eq!(f, vec!["passthrough.paths[0].prefix"]);
+    }
+
+    #[test]
+    fn insecure_cookie_needs_http_scheme() {
+        let f = fields(&format!("{MIN}session:\n  secure_cookie: false\n"));
+        assert_eq!(f, vec!["session.secure_cookie"]);
+        let ok = from_yaml_str(&format!("{MIN}scheme: http\nsession:\n  secure_cookie: false\n")).unwrap();
+        assert_eq!(ok.session.cookie_name, "portcullis_session");
+    }
+
+    #[test]
+    fn identity_header_cannot_be_a_managed_header() {
+        let f = fields(&format!("{MIN}headers:\n  user: Cookie\n"));
+        assert_eq!(f, vec!["headers.user"]);
+    }
+
+    #[test]
+    fn durations_are_human() {
+        let c = from_yaml_str(&format!("{MIN}session:\n  lifetime: 8h\n  inactivity_timeout: 0s\n")).unwrap();
+        assert_eq!(c.session.lifetime.as_secs(), 8 * 3600);
+        assert!(c.session.inactivity_timeout.is_none());
+    }
+}

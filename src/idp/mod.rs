@@ -1,0 +1,88 @@
+//! The login step: the interface through which an identity provider (OpenID
+//! Connect or SAML 2.0) logs a browser in. The server calls [`Login::start`]
+//! for a browser without a session and [`Login::endpoint`] for requests
+//! under the reserved prefix that the IdP flavour owns (callback, ACS,
+//! metadata); a completed login comes back as a [`Completed`], from which
+//! the server mints the session. Nothing here knows about the upstream.
+
+use http::{Request, Response};
+use hyper::body::Incoming;
+
+use crate::Body;
+use crate::identity::{IdpKind, Identity};
+use crate::pages::{Page, PageKind};
+
+/// What a finished login hands back to the server.
+#[derive(Debug)]
+pub struct Completed {
+    pub identity: Identity,
+    pub idp: IdpKind,
+    /// Same-origin path to return to (already checked).
+    pub return_to: String,
+    /// `Set-Cookie` values the flavour needs sent (e.g. clearing its
+    /// transaction cookie).
+    pub set_cookies: Vec<String>,
+}
+
+/// The outcome of a request to an IdP-owned endpoint.
+pub enum EndpointOutcome {
+    /// A response to send as it is (a redirect, metadata, …).
+    Respond(Response<Body>),
+    /// The login completed: mint a session.
+    LoggedIn(Completed),
+    /// The login failed: show this page; `reason` goes to the audit log.
+    Failed { page: Page, reason: String },
+}
+
+/// The configured identity provider. The OIDC and SAML flavours are added
+/// as variants, each implemented in its own module.
+pub enum Login {
+    /// No IdP configured: nobody can log in, which the pages say plainly.
+    None,
+}
+
+/// Per-request facts a login flavour may need.
+#[derive(Debug, Clone, Copy)]
+pub struct LoginCtx<'a> {
+    pub request_id: &'a str,
+    pub request_cookies: &'a [(&'a str, &'a str)],
+}
+
+impl Login {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Login::None => "none",
+        }
+    }
+
+    pub fn is_configured(&self) -> bool {
+        !matches!(self, Login::None)
+    }
+
+    /// Sends the browser to the IdP, remembering `return_to`.
+    pub async fn start(&self, _ctx: LoginCtx<'_>, _return_to: &str) -> Result<Response<Body>, Page> {
+        match self {
+            Login::None => Err(Page::new(PageKind::NoIdentityProvider)),
+        }
+    }
+
+    /// Handles `/.portcullis/<rest>` when the flavour owns `rest`.
+    pub async fn endpoint(
+        &self,
+        _rest: &str,
+        _ctx: LoginCtx<'_>,
+        _req: Request<Incoming>,
+    ) -> Option<EndpointOutcome> {
+        match self {
+            Login::None => None,
+        }
+    }
+
+    /// Where logout sends the browser after clearing the session, when the
+    /// IdP should end its own session too (RP-initiated logout, SLO).
+    pub fn logout_redirect(&self, _return_to: &str) -> Option<String> {
+        match self {
+            Login::None => None,
+        }
+    }
+}

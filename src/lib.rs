@@ -1,0 +1,48 @@
+//! Portcullis: a stateless single sign-on gate in front of a web app.
+//!
+//! Reading order, following a request: [`server`] (listener, request flow)
+//! → [`policy`] (routes and access rules) → [`session`] or [`idp`] (who is
+//! this?) → [`proxy`] (to the upstream). [`config`] is read by all of them;
+//! [`pages`] and [`audit`] are how decisions are shown and recorded.
+
+pub mod audit;
+pub mod cli;
+pub mod config;
+pub mod identity;
+pub mod idp;
+pub mod logging;
+pub mod login_loop;
+pub mod pages;
+pub mod policy;
+pub mod proxy;
+pub mod run;
+pub mod server;
+pub mod session;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty, Full};
+
+/// Paths under this prefix are Portcullis' own endpoints.
+pub const RESERVED_PREFIX: &str = "/.portcullis/";
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The body type of every response Portcullis sends: upstream bodies are
+/// streamed through it, pages are small in-memory bodies.
+pub type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, BoxError>;
+
+pub fn full_body(bytes: Bytes) -> Body {
+    Full::new(bytes).map_err(|never| match never {}).boxed_unsync()
+}
+
+pub fn empty_body() -> Body {
+    Empty::new().map_err(|never| match never {}).boxed_unsync()
+}
+
+/// A random hex id of `bytes` bytes (request ids, key ids).
+pub fn random_id(bytes: usize) -> String {
+    use rand::RngCore;
+    let mut buf = vec![0u8; bytes];
+    rand::rng().fill_bytes(&mut buf);
+    hex::encode(buf)
+}

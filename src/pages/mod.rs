@@ -1,0 +1,233 @@
+//! Friendly error pages and their JSON twins: what happened, what to try,
+//! the operator's support link and footer, and a request id that also
+//! appears in the log. Never a stack trace or an internal detail.
+
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode, header};
+
+use crate::Body;
+use crate::config::PagesConfig;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageKind {
+    BadRequest,
+    LoginRequired,
+    NoIdentityProvider,
+    Forbidden,
+    NotFound,
+    BadGateway,
+    IdpUnavailable,
+    GatewayTimeout,
+    LoginLoop,
+    LoginFailed,
+    TooLarge,
+    SignedOut,
+}
+
+impl PageKind {
+    pub fn status(self) -> StatusCode {
+        match self {
+            PageKind::BadRequest | PageKind::LoginFailed => StatusCode::BAD_REQUEST,
+            PageKind::LoginRequired => StatusCode::UNAUTHORIZED,
+            PageKind::Forbidden => StatusCode::FORBIDDEN,
+            PageKind::NotFound => StatusCode::NOT_FOUND,
+            PageKind::BadGateway => StatusCode::BAD_GATEWAY,
+            PageKind::NoIdentityProvider | PageKind::IdpUnavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            PageKind::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
+            PageKind::LoginLoop => StatusCode::LOOP_DETECTED,
+            PageKind::TooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            PageKind::SignedOut => StatusCode::OK,
+        }
+    }
+
+    /// Machine-readable code for the JSON twin.
+    pub fn code(self) -> &'static str {
+        match self {
+            PageKind::BadRequest => "bad_request",
+            PageKind::LoginRequired => "login_required",
+            PageKind::NoIdentityProvider => "no_identity_provider",
+            PageKind::Forbidden => "forbidden",
+            PageKind::NotFound => "not_found",
+            PageKind::BadGateway => "bad_gateway",
+            PageKind::IdpUnavailable => "identity_provider_unavailable",
+            PageKind::GatewayTimeout => "gateway_timeout",
+            PageKind::LoginLoop => "login_loop",
+            PageKind::LoginFailed => "login_failed",
+            PageKind::TooLarge => "session_too_large",
+            PageKind::SignedOut => "signed_out",
+        }
+    }
+
+    fn title(self) -> &'static str {
+        match self {
+            PageKind::BadRequest => "This request could not be understood",
+            PageKind::LoginRequired => "Please sign in",
+            PageKind::NoIdentityProvider => "Sign-in is not set up yet",
+            PageKind::Forbidden => "You do not have access to this application",
+            PageKind::NotFound => "Page not found",
+            PageKind::BadGateway => "The application is not responding",
+            PageKind::IdpUnavailable => "The sign-in service cannot be reached",
+            PageKind::GatewayTimeout => "The application took too long to answer",
+            PageKind::LoginLoop => "Sign-in keeps starting over",
+            PageKind::LoginFailed => "Sign-in did not complete",
+            PageKind::TooLarge => "Your account information is too large for a cookie",
+            PageKind::SignedOut => "You are signed out",
+        }
+    }
+
+    fn explanation(self) -> &'static str {
+        match self {
+            PageKind::BadRequest => "The request was malformed or incomplete. Go back and try again.",
+            PageKind::LoginRequired => "This application needs you to sign in first.",
+            PageKind::NoIdentityProvider => "No identity provider is configured for this application, so nobody can sign in. Administrators: add an `oidc` or `saml` section to this domain's configuration.",
+            PageKind::Forbidden => "You are signed in, but your account or network is not among those allowed to use this application. If you think you should have access, ask the support contact below and quote the request id.",
+            PageKind::NotFound => "There is nothing at this address.",
+            PageKind::BadGateway => "The sign-in gate could not reach the application behind it. It may be restarting; try again in a minute.",
+            PageKind::IdpUnavailable => "The identity provider did not answer. People already signed in can keep working; try signing in again in a few minutes.",
+            PageKind::GatewayTimeout => "The application behind the sign-in gate did not answer in time. Try again; if it keeps happening, tell the support contact.",
+            PageKind::LoginLoop => "You were sent to sign in several times in a short while, and each time the browser came back without a session. Try closing other tabs of this application and signing in once. Administrators: check that the browser keeps the session cookie: the configured domain and scheme match the address users type, the server clocks agree (clock skew), nothing between the browser and Portcullis strips Set-Cookie or Cookie headers, and the cookies are not blocked (SameSite, third-party cookie settings, https).",
+            PageKind::LoginFailed => "The identity provider's answer could not be accepted. Start again from the application's address; if it keeps failing, tell the support contact and quote the request id.",
+            PageKind::TooLarge => "Your identity provider sends more groups or attributes than a browser cookie can hold. Administrators: limit the groups the identity provider releases for this application.",
+            PageKind::SignedOut => "Your session for this application has ended. You may still be signed in at your identity provider; close the browser to end that session too.",
+        }
+    }
+}
+
+/// A page to show: its kind and, optionally, a detail safe to display (such
+/// as the IdP's own error description) and the login URL for scripts.
+#[derive(Debug, Clone)]
+pub struct Page {
+    pub kind: PageKind,
+    pub detail: Option<String>,
+    pub login_url: Option<String>,
+}
+
+impl Page {
+    pub fn new(kind: PageKind) -> Page {
+        Page {
+            kind,
+            detail: None,
+            login_url: None,
+        }
+    }
+
+    pub fn with_detail(mut self, detail: impl Into<String>) -> Page {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    pub fn with_login_url(mut self, url: impl Into<String>) -> Page {
+        self.login_url = Some(url.into());
+        self
+    }
+
+    pub fn render(&self, cfg: &PagesConfig, request_id: &str, json: bool) -> Response<Body> {
+        let (content_type, body) = if json {
+            ("application/json", self.json(request_id))
+        } else {
+            ("text/html; charset=utf-8", self.html(cfg, request_id))
+        };
+        let mut resp = Response::new(crate::full_body(Bytes::from(body)));
+        *resp.status_mut() = self.kind.status();
+        let h = resp.headers_mut();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; form-action 'self'"),
+        );
+        if let Ok(v) = HeaderValue::from_str(request_id) {
+            h.insert("x-request-id", v);
+        }
+        resp
+    }
+
+    fn json(&self, request_id: &str) -> String {
+        let mut v = serde_json::json!({
+            "error": self.kind.code(),
+            "message": self.kind.title(),
+            "request_id": request_id,
+        });
+        if let Some(d) = &self.detail {
+            v["detail"] = d.as_str().into();
+        }
+        if let Some(u) = &self.login_url {
+            v["login_url"] = u.as_str().into();
+        }
+        v.to_string()
+    }
+
+    fn html(&self, cfg: &PagesConfig, request_id: &str) -> String {
+        use html_escape::{encode_double_quoted_attribute as attr, encode_text as text};
+        let detail = self
+            .detail
+            .as_deref()
+            .map(|d| format!("<p class=\"detail\">{}</p>", text(d)))
+            .unwrap_or_default();
+        let action = self
+            .login_url
+            .as_deref()
+            .map(|u| format!("<p><a class=\"button\" href=\"{}\">Sign in</a></p>", attr(u)))
+            .unwrap_or_default();
+        let support = cfg
+            .support_url
+            .as_deref()
+            .map(|u| format!("<p>Need help? <a href=\"{}\">Contact support</a>.</p>", attr(u)))
+            .unwrap_or_default();
+        let footer = cfg
+            .footer
+            .as_deref()
+            .map(|f| format!("<footer>{}</footer>", text(f)))
+            .unwrap_or_default();
+        let status = self.kind.status();
+        format!(
+            r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title>
+<style>body{{font-family:system-ui,sans-serif;background:#f4f5f7;color:#1d2330;margin:0}}main{{max-width:36rem;margin:10vh auto;background:#fff;padding:2rem 2.5rem;border-radius:8px;box-shadow:0 1px 4px #0002}}h1{{font-size:1.4rem;margin-top:0}}.detail{{background:#fff4e5;padding:.6rem .8rem;border-radius:4px}}.rid{{color:#667;font-size:.85rem}}.button{{display:inline-block;background:#2557d6;color:#fff;padding:.5rem 1rem;border-radius:4px;text-decoration:none}}footer{{color:#667;font-size:.85rem;margin-top:1.5rem}}</style>
+</head><body><main>
+<h1>{title}</h1>
+<p>{explanation}</p>
+{detail}{action}{support}
+<p class="rid">{code} &middot; request id <code>{rid}</code></p>
+{footer}
+</main></body></html>
+"#,
+            title = text(self.kind.title()),
+            explanation = text(self.kind.explanation()),
+            code = status.as_u16(),
+            rid = text(request_id),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn html_escapes_operator_and_idp_text() {
+        let cfg = PagesConfig {
+            support_url: Some("https://help.example/\"><script>".into()),
+            footer: Some("<b>ACME</b>".into()),
+        };
+        let page = Page::new(PageKind::LoginFailed).with_detail("<img src=x onerror=alert(1)>");
+        let html = page.html(&cfg, "rid123");
+        assert!(!html.contains("<img"));
+        assert!(!html.contains("<script>"));
+        assert!(html.contains("&lt;b&gt;ACME&lt;/b&gt;"));
+        assert!(html.contains("rid123"));
+    }
+
+    #[test]
+    fn json_twin_names_login_url() {
+        let page = Page::new(PageKind::LoginRequired).with_login_url("/.portcullis/login?rd=%2Fx");
+        let v: serde_json::Value = serde_json::from_str(&page.json("r1")).unwrap();
+        assert_eq!(v["error"], "login_required");
+        assert_eq!(v["login_url"], "/.portcullis/login?rd=%2Fx");
+        assert_eq!(v["request_id"], "r1");
+    }
+}

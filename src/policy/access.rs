@@ -1,0 +1,108 @@
+//! Access rules: who (groups, emails, email domains) and from where (client
+//! address ranges) may use the app once authenticated.
+
+use std::net::IpAddr;
+
+use crate::config::Access;
+use crate::identity::Identity;
+
+/// Which rule refused a request; named in the audit log, never on the page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Denied {
+    /// Not in `allowed_groups`, `allowed_emails` or `allowed_email_domains`.
+    Identity,
+    /// Client address outside `allowed_ip_ranges`.
+    ClientIp,
+}
+
+impl Denied {
+    pub fn rule(self) -> &'static str {
+        match self {
+            Denied::Identity => "allowed_groups/allowed_emails/allowed_email_domains",
+            Denied::ClientIp => "allowed_ip_ranges",
+        }
+    }
+}
+
+/// The identity rules form one allow list: with none configured, every
+/// authenticated user is allowed; otherwise a match in any of them allows.
+pub fn check_identity(access: &Access, id: &Identity) -> Result<(), Denied> {
+    if access.allowed_groups.is_empty()
+        && access.allowed_emails.is_empty()
+        && access.allowed_email_domains.is_empty()
+    {
+        return Ok(());
+    }
+    if id.groups.iter().any(|g| access.allowed_groups.contains(g)) {
+        return Ok(());
+    }
+    if let Some(email) = id.email.as_deref().map(str::to_ascii_lowercase) {
+        if access.allowed_emails.contains(&email) {
+            return Ok(());
+        }
+        // Exactly the domain after the last `@`: `a@x.example.com` does not
+        // match `example.com`, and `a@example.com@evil` has domain `evil`.
+        if let Some((_, domain)) = email.rsplit_once('@') {
+            if access.allowed_email_domains.iter().any(|d| d == domain) {
+                return Ok(());
+            }
+        }
+    }
+    Err(Denied::Identity)
+}
+
+pub fn check_ip(access: &Access, ip: IpAddr) -> Result<(), Denied> {
+    if access.allowed_ip_ranges.is_empty() || access.allowed_ip_ranges.iter().any(|n| n.contains(&ip))
+    {
+        Ok(())
+    } else {
+        Err(Denied::ClientIp)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn access(yaml: &str) -> Access {
+        crate::config::from_yaml_str(&format!(
+            "domain: a.example.com\nupstream:\n  url: http://127.0.0.1:1\naccess:\n{yaml}"
+        ))
+        .unwrap()
+        .access
+    }
+
+    fn id(email: &str, groups: &[&str]) -> Identity {
+        Identity {
+            subject: "s".into(),
+            user: "u".into(),
+            email: Some(email.into()),
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn no_rules_allow_everyone() {
+        assert!(check_identity(&access("  allowed_ip_ranges: []\n"), &id("a@b.c", &[])).is_ok());
+    }
+
+    #[test]
+    fn any_matching_rule_allows() {
+        let a = access("  allowed_groups: [admins]\n  allowed_emails: [Boss@Corp.example]\n  allowed_email_domains: ['@example.com']\n");
+        assert!(check_identity(&a, &id("x@other.example", &["admins"])).is_ok());
+        assert!(check_identity(&a, &id("boss@corp.example", &[])).is_ok());
+        assert!(check_identity(&a, &id("Carol@EXAMPLE.com", &[])).is_ok());
+        assert_eq!(check_identity(&a, &id("x@other.example", &["Admins"])), Err(Denied::Identity));
+        assert_eq!(check_identity(&a, &id("x@sub.example.com", &[])), Err(Denied::Identity));
+        assert_eq!(check_identity(&a, &id("x@example.com.evil", &[])), Err(Denied::Identity));
+    }
+
+    #[test]
+    fn ip_ranges() {
+        let a = access("  allowed_ip_ranges: [10.0.0.0/8, '2001:db8::/32']\n");
+        assert!(check_ip(&a, "10.1.2.3".parse().unwrap()).is_ok());
+        assert!(check_ip(&a, "2001:db8::1".parse().unwrap()).is_ok());
+        assert_eq!(check_ip(&a, "192.0.2.1".parse().unwrap()), Err(Denied::ClientIp));
+    }
+}

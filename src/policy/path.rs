@@ -1,0 +1,127 @@
+//! Path normalisation for rule matching. Auth bypasses through path rules are
+//! the most common CVE class for gates like this one, so a path that could be
+//! read two ways by the upstream is never treated as matching a rule.
+
+/// The normalised form of a request path, or `None` when it carries an
+/// encoding that upstreams disagree on (`%2F`, `%5C`, `%00`, bad escapes):
+/// such a path never matches a passthrough rule and must be authenticated.
+///
+/// Steps: `\` read as `/`; percent-escapes of unreserved characters decoded;
+/// `;params` dropped from each segment (as Tomcat and Jetty do); empty, `.`
+/// and `..` segments resolved. The query is never part of the input.
+pub fn normalise(raw_path: &str) -> Option<String> {
+    let decoded = decode_unreserved(raw_path)?;
+    let unified = decoded.replace('\\', "/");
+    let mut segments: Vec<&str> = Vec::new();
+    let mut trailing_slash = false;
+    for seg in unified.split('/') {
+        let seg = seg.split(';').next().unwrap_or("");
+        trailing_slash = false;
+        match seg {
+            "" => trailing_slash = true,
+            "." => trailing_slash = true,
+            ".." => {
+                segments.pop();
+                trailing_slash = true;
+            }
+            s => segments.push(s),
+        }
+    }
+    let mut out = String::with_capacity(unified.len());
+    for s in &segments {
+        out.push('/');
+        out.push_str(s);
+    }
+    if out.is_empty() || trailing_slash {
+        out.push('/');
+    }
+    Some(out)
+}
+
+fn decode_unreserved(raw: &str) -> Option<String> {
+    let bytes = raw.as_bytes();
+    let mut out = String::with_capacity(raw.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b == b'%' {
+            let hex = bytes.get(i + 1..i + 3)?;
+            let s = std::str::from_utf8(hex).ok()?;
+            let v = u8::from_str_radix(s, 16).ok()?;
+            match v {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                    out.push(v as char)
+                }
+                // Separators and NUL in disguise: upstreams split on them
+                // differently, so refuse to guess.
+                b'/' | b'\\' | 0 => return None,
+                _ => {
+                    out.push('%');
+                    out.push_str(&s.to_ascii_uppercase());
+                }
+            }
+            i += 3;
+        } else {
+            if b < 0x20 || b == 0x7f {
+                return None;
+            }
+            // Non-ASCII is passed through as-is (hyper only gives us valid
+            // request-target bytes).
+            let ch_len = utf8_len(b);
+            out.push_str(std::str::from_utf8(bytes.get(i..i + ch_len)?).ok()?);
+            i += ch_len;
+        }
+    }
+    Some(out)
+}
+
+fn utf8_len(first: u8) -> usize {
+    match first {
+        0x00..=0x7f => 1,
+        0xc0..=0xdf => 2,
+        0xe0..=0xef => 3,
+        _ => 4,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalise;
+
+    #[test]
+    fn resolves_dot_segments_and_slashes() {
+        assert_eq!(normalise("/public/../admin").unwrap(), "/admin");
+        assert_eq!(normalise("/public/./x").unwrap(), "/public/x");
+        assert_eq!(normalise("//public///x").unwrap(), "/public/x");
+        assert_eq!(normalise("/../../etc").unwrap(), "/etc");
+        assert_eq!(normalise("/public/").unwrap(), "/public/");
+        assert_eq!(normalise("/public/x/..").unwrap(), "/public/");
+        assert_eq!(normalise("").unwrap(), "/");
+    }
+
+    #[test]
+    fn decodes_unreserved_only() {
+        assert_eq!(normalise("/public/%2e%2e/admin").unwrap(), "/admin");
+        assert_eq!(normalise("/public/%2E%2E/admin").unwrap(), "/admin");
+        assert_eq!(normalise("/%70ublic/x").unwrap(), "/public/x");
+        assert_eq!(normalise("/a%20b").unwrap(), "/a%20b");
+        assert_eq!(normalise("/a%3fb").unwrap(), "/a%3Fb");
+    }
+
+    #[test]
+    fn refuses_encoded_separators_and_bad_escapes() {
+        assert_eq!(normalise("/public%2F..%2Fadmin"), None);
+        assert_eq!(normalise("/public%2f..%2fadmin"), None);
+        assert_eq!(normalise("/public%5C..%5Cadmin"), None);
+        assert_eq!(normalise("/public/%00"), None);
+        assert_eq!(normalise("/public/%zz"), None);
+        assert_eq!(normalise("/public/%2"), None);
+    }
+
+    #[test]
+    fn strips_matrix_params_and_backslashes() {
+        assert_eq!(normalise("/public/..;/admin").unwrap(), "/admin");
+        assert_eq!(normalise("/public;x=1/file").unwrap(), "/public/file");
+        assert_eq!(normalise("/public\\..\\admin").unwrap(), "/admin");
+    }
+}

@@ -1,0 +1,199 @@
+//! Header rules between the client and the upstream: spoofed identity
+//! headers out (first, for every request), hop-by-hop headers out,
+//! `X-Forwarded-*` set honestly, identity headers in.
+
+use std::net::IpAddr;
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+
+use crate::config::Config;
+use crate::identity::Identity;
+
+/// Lower-cased names, with `_` read as `-`, of every header Portcullis sets
+/// itself. A client copy of any of them, in any case or spelling, is dropped.
+#[derive(Debug, Clone)]
+pub struct OwnHeaders {
+    names: Vec<String>,
+}
+
+impl OwnHeaders {
+    pub fn new(config: &Config) -> OwnHeaders {
+        let mut names: Vec<String> = config
+            .headers
+            .all()
+            .map(|h| h.as_str().replace('_', "-"))
+            .chain(["x-real-ip".to_string()])
+            .collect();
+        names.sort();
+        names.dedup();
+        OwnHeaders { names }
+    }
+
+    /// Removes spoofed identity headers, whatever their case or `_`/`-`.
+    pub fn strip_spoofed(&self, headers: &mut HeaderMap) {
+        let doomed: Vec<HeaderName> = headers
+            .keys()
+            .filter(|k| {
+                let n = k.as_str();
+                // HeaderName is already lower case.
+                self.names
+                    .iter()
+                    .any(|own| own.len() == n.len() && own.bytes().zip(n.bytes()).all(|(a, b)| a == b || (a == b'-' && b == b'_')))
+            })
+            .cloned()
+            .collect();
+        for name in doomed {
+            headers.remove(&name);
+        }
+    }
+}
+
+/// Hop-by-hop headers (RFC 9110 §7.6.1) plus those named in `Connection`.
+pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    let listed: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect();
+    for name in listed {
+        headers.remove(name);
+    }
+    for name in [
+        header::CONNECTION,
+        header::TE,
+        header::TRAILER,
+        header::TRANSFER_ENCODING,
+        header::UPGRADE,
+        header::PROXY_AUTHORIZATION,
+        header::PROXY_AUTHENTICATE,
+    ] {
+        headers.remove(name);
+    }
+    headers.remove("keep-alive");
+    headers.remove("proxy-connection");
+}
+
+/// Sets `X-Forwarded-For/-Proto/-Host` and `X-Real-IP`. A trusted proxy's
+/// values are kept (its `X-Forwarded-For` extended); anyone else's replaced.
+pub fn set_forwarded(
+    headers: &mut HeaderMap,
+    peer: IpAddr,
+    peer_trusted: bool,
+    client_ip: IpAddr,
+    scheme: &str,
+    host: Option<&HeaderValue>,
+) {
+    let xff = if peer_trusted {
+        let prior: Vec<&str> = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        if prior.is_empty() {
+            peer.to_string()
+        } else {
+            format!("{}, {}", prior.join(", "), peer)
+        }
+    } else {
+        headers.remove("forwarded");
+        headers.remove("x-forwarded-proto");
+        headers.remove("x-forwarded-host");
+        headers.remove("x-forwarded-port");
+        peer.to_string()
+    };
+    if let Ok(v) = HeaderValue::from_str(&xff) {
+        headers.insert("x-forwarded-for", v);
+    }
+    if !headers.contains_key("x-forwarded-proto") {
+        headers.insert("x-forwarded-proto", HeaderValue::from_static(if scheme == "https" { "https" } else { "http" }));
+    }
+    if !headers.contains_key("x-forwarded-host") {
+        if let Some(h) = host {
+            headers.insert("x-forwarded-host", h.clone());
+        }
+    }
+    if let Ok(v) = HeaderValue::from_str(&client_ip.to_string()) {
+        headers.insert("x-real-ip", v);
+    }
+}
+
+/// Adds the identity headers. Values that cannot be a header (control
+/// characters) are left out rather than risking header injection.
+pub fn set_identity(headers: &mut HeaderMap, config: &Config, id: &Identity) {
+    let h = &config.headers;
+    let mut put = |name: &HeaderName, value: &str| {
+        if let Ok(v) = HeaderValue::from_bytes(value.as_bytes()) {
+            headers.insert(name.clone(), v);
+        }
+    };
+    put(&h.user, &id.user);
+    if let Some(e) = &id.email {
+        put(&h.email, e);
+    }
+    if !id.groups.is_empty() {
+        put(&h.groups, &id.groups.join(&h.groups_separator));
+    }
+    put(&h.preferred_username, id.preferred_username.as_deref().unwrap_or(&id.user));
+    if let Some(n) = &id.name {
+        put(&h.name, n);
+    }
+    for (attr, name) in &h.extra {
+        if let Some(v) = id.extra.get(attr) {
+            put(name, v);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> Config {
+        crate::config::from_yaml_str("domain: a.example.com\nupstream:\n  url: http://127.0.0.1:1\nheaders:\n  extra:\n    department: X-Dept\n").unwrap()
+    }
+
+    #[test]
+    fn strips_identity_headers_in_any_spelling() {
+        let own = OwnHeaders::new(&config());
+        let mut h = HeaderMap::new();
+        for n in ["x-forwarded-email", "X-Forwarded-User", "x_forwarded_email", "X_FORWARDED_GROUPS", "x-dept", "x_dept", "x-real-ip", "x-other"] {
+            h.append(HeaderName::from_bytes(n.as_bytes()).unwrap(), HeaderValue::from_static("admin@x"));
+        }
+        own.strip_spoofed(&mut h);
+        let left: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+        assert_eq!(left, vec!["x-other"]);
+    }
+
+    #[test]
+    fn untrusted_forwarded_headers_are_replaced() {
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", "1.2.3.4".parse().unwrap());
+        h.insert("x-forwarded-proto", "http".parse().unwrap());
+        let peer: IpAddr = "192.0.2.1".parse().unwrap();
+        set_forwarded(&mut h, peer, false, peer, "https", None);
+        assert_eq!(h["x-forwarded-for"], "192.0.2.1");
+        assert_eq!(h["x-forwarded-proto"], "https");
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", "203.0.113.9".parse().unwrap());
+        let peer: IpAddr = "127.0.0.1".parse().unwrap();
+        set_forwarded(&mut h, peer, true, "203.0.113.9".parse().unwrap(), "https", None);
+        assert_eq!(h["x-forwarded-for"], "203.0.113.9, 127.0.0.1");
+        assert_eq!(h["x-real-ip"], "203.0.113.9");
+    }
+
+    #[test]
+    fn identity_values_cannot_inject_headers() {
+        let mut h = HeaderMap::new();
+        let id = Identity {
+            subject: "s".into(),
+            user: "alice\r\nX-Admin: 1".into(),
+            name: Some("Zoë".into()),
+            ..Default::default()
+        };
+        set_identity(&mut h, &config(), &id);
+        assert!(h.get("x-forwarded-user").is_none());
+        assert_eq!(h["x-forwarded-name"].as_bytes(), "Zoë".as_bytes());
+    }
+}

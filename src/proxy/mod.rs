@@ -1,0 +1,211 @@
+//! The upstream side: a pooled hyper client (TLS by rustls), request and
+//! response bodies streamed both ways, WebSocket and other Upgrades spliced
+//! through, and the header rules of [`headers`].
+
+pub mod headers;
+mod tls;
+
+use std::net::IpAddr;
+
+use base64::Engine;
+use http::header::{self, HeaderValue};
+use http::{Request, Response, StatusCode, Uri, Version};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+
+use crate::Body;
+use crate::config::Config;
+use crate::identity::Identity;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    #[error("the upstream refused or dropped the connection")]
+    Unreachable,
+    #[error("the upstream did not answer within the timeout")]
+    Timeout,
+    #[error("the request cannot be forwarded: {0}")]
+    BadRequest(&'static str),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamSetupError {
+    #[error("upstream.ca_file: {0}")]
+    CaFile(String),
+    #[error("cannot set up TLS for the upstream: {0}")]
+    Tls(String),
+}
+
+/// Who is asking, as the forwarding step needs to know.
+#[derive(Debug, Clone, Copy)]
+pub struct Forward<'a> {
+    pub peer: IpAddr,
+    pub peer_trusted: bool,
+    pub client_ip: IpAddr,
+    pub request_id: &'a str,
+    /// `None` on passthrough paths: no identity headers at all.
+    pub identity: Option<&'a Identity>,
+    /// The request carried a passthrough token in `Authorization`.
+    pub strip_authorization: bool,
+}
+
+pub struct Upstream {
+    client: Client<HttpsConnector<HttpConnector>, Incoming>,
+    /// `scheme://authority` of the upstream.
+    origin: String,
+    /// Path prefix of the upstream URL, without a trailing `/`.
+    base_path: String,
+    authority: HeaderValue,
+}
+
+impl Upstream {
+    pub fn new(config: &Config) -> Result<Upstream, UpstreamSetupError> {
+        let u = &config.upstream;
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_connect_timeout(Some(u.connect_timeout));
+        http.set_nodelay(true);
+        let tls = tls::client_config(u.tls_verify, u.ca_file.as_deref())?;
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(std::time::Duration::from_secs(90))
+            .build(https);
+        let host = u.url.host_str().unwrap_or_default();
+        let authority = match u.url.port() {
+            Some(p) => format!("{host}:{p}"),
+            None => host.to_string(),
+        };
+        Ok(Upstream {
+            client,
+            origin: format!("{}://{}", u.url.scheme(), authority),
+            base_path: u.url.path().trim_end_matches('/').to_string(),
+            authority: HeaderValue::from_str(&authority)
+                .map_err(|_| UpstreamSetupError::Tls("upstream host is not a valid header".into()))?,
+        })
+    }
+
+    /// Sends the request upstream and streams the answer back.
+    pub async fn forward(
+        &self,
+        config: &Config,
+        mut req: Request<Incoming>,
+        fwd: Forward<'_>,
+    ) -> Result<Response<Body>, ProxyError> {
+        let upgrade_to = upgrade_protocol(&req);
+        let client_upgrade = upgrade_to.as_ref().map(|_| hyper::upgrade::on(&mut req));
+
+        let path_and_query = req
+            .uri()
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/");
+        let uri: Uri = format!("{}{}{}", self.origin, self.base_path, path_and_query)
+            .parse()
+            .map_err(|_| ProxyError::BadRequest("the request path is not valid"))?;
+        let client_host = req
+            .headers()
+            .get(header::HOST)
+            .cloned()
+            .or_else(|| req.uri().authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()));
+
+        *req.uri_mut() = uri;
+        *req.version_mut() = Version::HTTP_11;
+        let h = req.headers_mut();
+        headers::remove_hop_by_hop(h);
+        crate::session::cookies::strip_own_cookies(h, &config.session.base_cookie_name);
+        h.remove(&config.passthrough.token_header);
+        if fwd.strip_authorization {
+            h.remove(header::AUTHORIZATION);
+        }
+        headers::set_forwarded(
+            h,
+            fwd.peer,
+            fwd.peer_trusted,
+            fwd.client_ip,
+            config.scheme.as_str(),
+            client_host.as_ref(),
+        );
+        match (&client_host, config.upstream.preserve_host) {
+            (Some(host), true) => {
+                h.insert(header::HOST, host.clone());
+            }
+            _ => {
+                h.insert(header::HOST, self.authority.clone());
+            }
+        }
+        if !h.contains_key("x-request-id") {
+            if let Ok(v) = HeaderValue::from_str(fwd.request_id) {
+                h.insert("x-request-id", v);
+            }
+        }
+        if let Some(id) = fwd.identity {
+            headers::set_identity(h, config, id);
+            if let Some(basic) = &config.upstream.basic_auth {
+                let cred = base64::engine::general_purpose::STANDARD
+                    .encode(format!("{}:{}", id.user, basic.password));
+                if let Ok(v) = HeaderValue::from_str(&format!("Basic {cred}")) {
+                    h.insert(header::AUTHORIZATION, v);
+                }
+            }
+        }
+        if let Some(proto) = &upgrade_to {
+            h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+            h.insert(header::UPGRADE, proto.clone());
+        }
+
+        let mut resp = match tokio::time::timeout(config.upstream.timeout, self.client.request(req)).await {
+            Err(_) => return Err(ProxyError::Timeout),
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "upstream request failed");
+                return Err(ProxyError::Unreachable);
+            }
+            Ok(Ok(r)) => r,
+        };
+
+        if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+            if let Some(client_upgrade) = client_upgrade {
+                let upstream_upgrade = hyper::upgrade::on(&mut resp);
+                tokio::spawn(async move {
+                    match tokio::try_join!(client_upgrade, upstream_upgrade) {
+                        Ok((c, u)) => {
+                            let mut c = TokioIo::new(c);
+                            let mut u = TokioIo::new(u);
+                            let _ = tokio::io::copy_bidirectional(&mut c, &mut u).await;
+                        }
+                        Err(e) => tracing::debug!(error = %e, "upgrade failed"),
+                    }
+                });
+            }
+            // Keep Connection/Upgrade: the client needs them for the 101.
+        } else {
+            headers::remove_hop_by_hop(resp.headers_mut());
+        }
+        if config.upstream.strip_version_headers {
+            resp.headers_mut().remove(header::SERVER);
+            resp.headers_mut().remove("x-powered-by");
+        }
+        Ok(resp.map(|b| b.map_err(crate::BoxError::from).boxed_unsync()))
+    }
+}
+
+fn upgrade_protocol(req: &Request<Incoming>) -> Option<HeaderValue> {
+    let wants = req
+        .headers()
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
+    if wants {
+        req.headers().get(header::UPGRADE).cloned()
+    } else {
+        None
+    }
+}

@@ -1,0 +1,391 @@
+//! The listener and the per-request flow of DESIGN.md: strip spoofed
+//! headers, work out the client, route (own endpoints, passthrough, token,
+//! session), apply access rules, then forward — or start a login, or refuse.
+//! Graceful shutdown: stop accepting, let in-flight requests finish.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use http::header::{self, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+
+use crate::audit::{self, Ctx};
+use crate::config::Config;
+use crate::idp::{Completed, EndpointOutcome, Login, LoginCtx};
+use crate::identity::Identity;
+use crate::pages::{Page, PageKind};
+use crate::policy::{self, Route, TokenSource, return_to::safe_return_path};
+use crate::proxy::headers::OwnHeaders;
+use crate::proxy::{Forward, ProxyError, Upstream};
+use crate::session::{Sessions, cookies};
+use crate::{Body, RESERVED_PREFIX, login_loop};
+
+/// Everything a request needs, built once at start.
+pub struct App {
+    pub config: Config,
+    pub sessions: Sessions,
+    pub upstream: Upstream,
+    pub login: Login,
+    own_headers: OwnHeaders,
+}
+
+impl App {
+    pub fn new(config: Config, sessions: Sessions, upstream: Upstream, login: Login) -> App {
+        let own_headers = OwnHeaders::new(&config);
+        App {
+            config,
+            sessions,
+            upstream,
+            login,
+            own_headers,
+        }
+    }
+
+    pub async fn handle(&self, mut req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+        let request_id = crate::random_id(8);
+        // Step 2 of the flow, before anything looks at the headers.
+        self.own_headers.strip_spoofed(req.headers_mut());
+        let peer_ip = peer.ip().to_canonical();
+        let trusted = &self.config.access.trusted_proxies;
+        let client_ip = policy::client_ip::client_ip(peer_ip, req.headers(), trusted);
+        let rq = Rq {
+            request_id: &request_id,
+            peer: peer_ip,
+            peer_trusted: policy::client_ip::is_trusted(peer_ip, trusted),
+            client_ip,
+            json: policy::wants_json(req.headers()),
+        };
+
+        let route = policy::route(&self.config, req.method(), req.uri().path(), req.headers());
+        let mut resp = match route {
+            Route::Own(rest) => self.own_endpoint(&rest, req, &rq).await,
+            Route::Passthrough => self.forward(req, &rq, None, false).await,
+            Route::Token(m) => {
+                let identity = policy::token_identity(&m);
+                if let Err(denied) = policy::authorize(&self.config, &identity, client_ip, true) {
+                    audit::access_denied(rq.ctx(), Some(&identity.user), denied.rule());
+                    self.page(Page::new(PageKind::Forbidden), &rq)
+                } else {
+                    audit::token_used(rq.ctx(), &m.token.name);
+                    let strip_auth = m.source == TokenSource::Authorization;
+                    self.forward(req, &rq, Some(&identity), strip_auth).await
+                }
+            }
+            Route::Session => self.with_session(req, &rq).await,
+        };
+        if let Ok(v) = HeaderValue::from_str(&request_id) {
+            resp.headers_mut().entry("x-request-id").or_insert(v);
+        }
+        resp
+    }
+
+    async fn with_session(&self, req: Request<Incoming>, rq: &Rq<'_>) -> Response<Body> {
+        let verified = {
+            let jar = cookies::request_cookies(req.headers());
+            match self.sessions.verify(&jar) {
+                Some(Ok(v)) => Some((v, login_loop::clear_if_present(&jar, self.sessions.attrs()))),
+                Some(Err(e)) => {
+                    audit::session_rejected(rq.ctx(), &e.to_string());
+                    None
+                }
+                None => None,
+            }
+        };
+        let Some((verified, clear_loop)) = verified else {
+            return self.unauthenticated(req, rq).await;
+        };
+        let identity = verified.claims.identity();
+        if let Err(denied) = policy::authorize(&self.config, &identity, rq.client_ip, false) {
+            audit::access_denied(rq.ctx(), Some(&identity.user), denied.rule());
+            return self.page(Page::new(PageKind::Forbidden), rq);
+        }
+        let mut resp = self.forward(req, rq, Some(&identity), false).await;
+        for c in verified.renewal.into_iter().flatten().chain(clear_loop) {
+            append_set_cookie(&mut resp, &c);
+        }
+        resp
+    }
+
+    /// No valid session: a browser navigation starts a login, anything else
+    /// gets 401 naming the login URL, never a redirect.
+    async fn unauthenticated(&self, req: Request<Incoming>, rq: &Rq<'_>) -> Response<Body> {
+        let path_and_query = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
+        let return_to = safe_return_path(Some(path_and_query), &self.config.public_origin());
+        if policy::is_navigation(req.method(), req.headers()) {
+            return self.start_login(&req, rq, &return_to).await;
+        }
+        let login_url = login_url(&return_to);
+        let mut resp = self.page(Page::new(PageKind::LoginRequired).with_login_url(login_url), rq);
+        let challenge = format!("Portcullis realm=\"{}\"", self.config.domain);
+        if let Ok(v) = HeaderValue::from_str(&challenge) {
+            resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+        }
+        resp
+    }
+
+    async fn start_login(&self, req: &Request<Incoming>, rq: &Rq<'_>, return_to: &str) -> Response<Body> {
+        if !self.login.is_configured() {
+            return self.page(Page::new(PageKind::NoIdentityProvider), rq);
+        }
+        let jar = cookies::request_cookies(req.headers());
+        let attempts = login_loop::count(&jar, &self.config.login, crate::session::now());
+        if attempts.looping {
+            audit::login_loop(rq.ctx(), attempts.count);
+            return self.page(Page::new(PageKind::LoginLoop), rq);
+        }
+        let ctx = LoginCtx {
+            request_id: rq.request_id,
+            request_cookies: &jar,
+        };
+        match self.login.start(ctx, return_to).await {
+            Ok(mut resp) => {
+                audit::login_started(rq.ctx(), self.login.name());
+                append_set_cookie(&mut resp, &attempts.set_cookie(self.sessions.attrs()));
+                resp
+            }
+            Err(page) => {
+                audit::login_failed(rq.ctx(), page.kind.code());
+                self.page(page, rq)
+            }
+        }
+    }
+
+    async fn own_endpoint(&self, rest: &str, req: Request<Incoming>, rq: &Rq<'_>) -> Response<Body> {
+        match rest {
+            "health" => json_response(StatusCode::OK, r#"{"status":"ok"}"#),
+            "login" => {
+                let rd = query_param(req.uri().query(), "rd");
+                let return_to = safe_return_path(rd.as_deref(), &self.config.public_origin());
+                self.start_login(&req, rq, &return_to).await
+            }
+            "logout" if req.method() == Method::GET || req.method() == Method::POST => {
+                self.logout(req, rq)
+            }
+            _ => {
+                let owned = {
+                    let jar = cookies::request_cookies(req.headers());
+                    // The flavour parses what it needs; cookies are passed
+                    // as owned strings to keep the request movable.
+                    jar.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect::<Vec<_>>()
+                };
+                let view: Vec<(&str, &str)> = owned.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+                let ctx = LoginCtx {
+                    request_id: rq.request_id,
+                    request_cookies: &view,
+                };
+                match self.login.endpoint(rest, ctx, req).await {
+                    Some(EndpointOutcome::Respond(resp)) => resp,
+                    Some(EndpointOutcome::LoggedIn(done)) => self.complete_login(done, &view, rq),
+                    Some(EndpointOutcome::Failed { page, reason }) => {
+                        audit::login_failed(rq.ctx(), &reason);
+                        self.page(page, rq)
+                    }
+                    None => self.page(Page::new(PageKind::NotFound), rq),
+                }
+            }
+        }
+    }
+
+    /// Access rules, then the session cookie, then back where the user was.
+    fn complete_login(&self, done: Completed, jar: &[(&str, &str)], rq: &Rq<'_>) -> Response<Body> {
+        let idp_name = match done.idp {
+            crate::identity::IdpKind::Oidc => "oidc",
+            crate::identity::IdpKind::Saml => "saml",
+        };
+        if let Err(denied) = policy::authorize(&self.config, &done.identity, rq.client_ip, false) {
+            audit::access_denied(rq.ctx(), Some(&done.identity.user), denied.rule());
+            let mut resp = self.page(Page::new(PageKind::Forbidden), rq);
+            for c in &done.set_cookies {
+                append_set_cookie(&mut resp, c);
+            }
+            return resp;
+        }
+        let set = match self.sessions.mint(&done.identity, done.idp, jar) {
+            Ok(set) => set,
+            Err(e) => {
+                audit::login_failed(rq.ctx(), &e.to_string());
+                return self.page(Page::new(PageKind::TooLarge), rq);
+            }
+        };
+        audit::login_succeeded(rq.ctx(), &done.identity.user, idp_name);
+        let mut resp = redirect(&done.return_to);
+        for c in done.set_cookies.iter().chain(set.iter()) {
+            append_set_cookie(&mut resp, c);
+        }
+        resp
+    }
+
+    fn logout(&self, req: Request<Incoming>, rq: &Rq<'_>) -> Response<Body> {
+        let jar = cookies::request_cookies(req.headers());
+        let user = match self.sessions.verify(&jar) {
+            Some(Ok(v)) => Some(v.claims.user),
+            _ => None,
+        };
+        audit::logout(rq.ctx(), user.as_deref());
+        let rd = query_param(req.uri().query(), "rd");
+        let mut resp = match (&rd, self.login.logout_redirect(&safe_return_path(rd.as_deref(), &self.config.public_origin()))) {
+            (_, Some(idp_url)) => redirect(&idp_url),
+            (Some(_), None) => redirect(&safe_return_path(rd.as_deref(), &self.config.public_origin())),
+            (None, None) => signed_out_page(&self.config, rq.request_id),
+        };
+        for c in self.sessions.clear(&jar) {
+            append_set_cookie(&mut resp, &c);
+        }
+        resp
+    }
+
+    async fn forward(
+        &self,
+        req: Request<Incoming>,
+        rq: &Rq<'_>,
+        identity: Option<&Identity>,
+        strip_authorization: bool,
+    ) -> Response<Body> {
+        let fwd = Forward {
+            peer: rq.peer,
+            peer_trusted: rq.peer_trusted,
+            client_ip: rq.client_ip,
+            request_id: rq.request_id,
+            identity,
+            strip_authorization,
+        };
+        match self.upstream.forward(&self.config, req, fwd).await {
+            Ok(resp) => resp,
+            Err(ProxyError::Timeout) => {
+                tracing::warn!(request_id = rq.request_id, "upstream timed out");
+                self.page(Page::new(PageKind::GatewayTimeout), rq)
+            }
+            Err(ProxyError::Unreachable) => {
+                tracing::warn!(request_id = rq.request_id, "upstream unreachable");
+                self.page(Page::new(PageKind::BadGateway), rq)
+            }
+            Err(ProxyError::BadRequest(why)) => {
+                tracing::info!(request_id = rq.request_id, why, "bad request");
+                self.page(Page::new(PageKind::BadRequest), rq)
+            }
+        }
+    }
+
+    fn page(&self, page: Page, rq: &Rq<'_>) -> Response<Body> {
+        page.render(&self.config.pages, rq.request_id, rq.json)
+    }
+}
+
+/// Per-request facts computed once.
+struct Rq<'a> {
+    request_id: &'a str,
+    peer: IpAddr,
+    peer_trusted: bool,
+    client_ip: IpAddr,
+    json: bool,
+}
+
+impl Rq<'_> {
+    fn ctx(&self) -> Ctx<'_> {
+        Ctx {
+            request_id: self.request_id,
+            client_ip: self.client_ip,
+        }
+    }
+}
+
+pub fn login_url(return_to: &str) -> String {
+    format!(
+        "{RESERVED_PREFIX}login?rd={}",
+        percent_encoding::utf8_percent_encode(return_to, percent_encoding::NON_ALPHANUMERIC)
+    )
+}
+
+fn query_param(query: Option<&str>, name: &str) -> Option<String> {
+    url::form_urlencoded::parse(query?.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+fn append_set_cookie(resp: &mut Response<Body>, cookie: &str) {
+    if let Ok(v) = HeaderValue::from_str(cookie) {
+        resp.headers_mut().append(header::SET_COOKIE, v);
+    }
+}
+
+pub fn redirect(location: &str) -> Response<Body> {
+    let mut resp = Response::new(crate::empty_body());
+    *resp.status_mut() = StatusCode::FOUND;
+    if let Ok(v) = HeaderValue::from_str(location) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+fn json_response(status: StatusCode, body: &'static str) -> Response<Body> {
+    let mut resp = Response::new(crate::full_body(bytes::Bytes::from_static(body.as_bytes())));
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+fn signed_out_page(config: &Config, request_id: &str) -> Response<Body> {
+    Page::new(PageKind::SignedOut).render(&config.pages, request_id, false)
+}
+
+/// Accepts connections until `shutdown` resolves, then waits (bounded by
+/// `shutdown_timeout`) for in-flight requests to finish.
+pub async fn serve(
+    app: Arc<App>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let graceful = GracefulShutdown::new();
+    let builder = auto::Builder::new(TokioExecutor::new());
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let app = app.clone();
+                let svc = service_fn(move |req| {
+                    let app = app.clone();
+                    async move { Ok::<_, Infallible>(app.handle(req, peer).await) }
+                });
+                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc).into_owned();
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                });
+            }
+            () = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    tracing::info!("shutting down: no new connections, waiting for in-flight requests");
+    let timeout = app.config.shutdown_timeout;
+    tokio::select! {
+        () = graceful.shutdown() => tracing::info!("all connections closed"),
+        () = tokio::time::sleep(timeout) => tracing::warn!(?timeout, "shutdown timeout reached; closing remaining connections"),
+    }
+    Ok(())
+}

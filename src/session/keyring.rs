@@ -1,0 +1,274 @@
+//! The session key ring: a JSON file holding several HMAC-SHA256 keys, one of
+//! them active for signing; all of them accepted for verification, so keys
+//! can be rotated without logging everyone out.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+
+/// 256-bit keys: HS256's full strength.
+pub const KEY_BYTES: usize = 32;
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyRingError {
+    #[error("cannot read the session key file {path}: {source}; check its path and permissions")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("cannot write the session key file {path}: {source}; check that the directory exists and is writable")]
+    Write { path: PathBuf, source: std::io::Error },
+    #[error("the session key file {path} is not valid: {reason}; restore it from backup or create a new one with `portcullis keygen` (this logs everyone out)")]
+    Invalid { path: PathBuf, reason: String },
+    #[error("the session key file {0} already exists; use `--rotate` to add a key to it")]
+    Exists(PathBuf),
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeyEntry {
+    kid: String,
+    /// base64url, no padding.
+    secret: String,
+    /// Unix seconds.
+    created: u64,
+    #[serde(default)]
+    active: bool,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeyFile {
+    keys: Vec<KeyEntry>,
+}
+
+/// One decoded key.
+#[derive(Clone)]
+pub struct Key {
+    pub kid: String,
+    pub secret: [u8; KEY_BYTES],
+    pub created: u64,
+}
+
+impl std::fmt::Debug for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Key")
+            .field("kid", &self.kid)
+            .field("created", &self.created)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct KeyRing {
+    keys: Vec<Key>,
+    active: usize,
+}
+
+impl KeyRing {
+    /// Loads the key ring, or creates it with one fresh key (mode 0600).
+    pub fn load_or_create(path: &Path) -> Result<KeyRing, KeyRingError> {
+        match std::fs::read(path) {
+            Ok(bytes) => Self::parse(path, &bytes),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let ring = KeyRing::generate();
+                ring.write_new(path)?;
+                Ok(ring)
+            }
+            Err(source) => Err(KeyRingError::Read {
+                path: path.into(),
+                source,
+            }),
+        }
+    }
+
+    pub fn load(path: &Path) -> Result<KeyRing, KeyRingError> {
+        let bytes = std::fs::read(path).map_err(|source| KeyRingError::Read {
+            path: path.into(),
+            source,
+        })?;
+        Self::parse(path, &bytes)
+    }
+
+    /// A ring with a single new random key.
+    pub fn generate() -> KeyRing {
+        KeyRing {
+            keys: vec![new_key()],
+            active: 0,
+        }
+    }
+
+    /// Adds a new key and makes it the active one; old keys still verify.
+    pub fn rotate(&mut self) {
+        self.keys.push(new_key());
+        self.active = self.keys.len() - 1;
+    }
+
+    /// Drops inactive keys created before `cutoff` (unix seconds): sessions
+    /// signed with them have expired anyway.
+    pub fn prune(&mut self, cutoff: u64) -> usize {
+        let active_kid = self.active().kid.clone();
+        let before = self.keys.len();
+        self.keys.retain(|k| k.kid == active_kid || k.created >= cutoff);
+        self.active = self
+            .keys
+            .iter()
+            .position(|k| k.kid == active_kid)
+            .unwrap_or(0);
+        before - self.keys.len()
+    }
+
+    pub fn active(&self) -> &Key {
+        &self.keys[self.active]
+    }
+
+    pub fn get(&self, kid: &str) -> Option<&Key> {
+        self.keys.iter().find(|k| k.kid == kid)
+    }
+
+    pub fn keys(&self) -> &[Key] {
+        &self.keys
+    }
+
+    fn parse(path: &Path, bytes: &[u8]) -> Result<KeyRing, KeyRingError> {
+        let invalid = |reason: String| KeyRingError::Invalid {
+            path: path.into(),
+            reason,
+        };
+        let file: KeyFile = serde_json::from_slice(bytes).map_err(|e| invalid(e.to_string()))?;
+        let mut keys = Vec::with_capacity(file.keys.len());
+        let mut active = None;
+        for (i, e) in file.keys.iter().enumerate() {
+            let raw = URL_SAFE_NO_PAD
+                .decode(e.secret.as_bytes())
+                .map_err(|_| invalid(format!("key `{}` is not base64url", e.kid)))?;
+            let secret: [u8; KEY_BYTES] = raw
+                .try_into()
+                .map_err(|_| invalid(format!("key `{}` is not {KEY_BYTES} bytes", e.kid)))?;
+            if e.kid.is_empty() || keys.iter().any(|k: &Key| k.kid == e.kid) {
+                return Err(invalid(format!("key id `{}` is empty or repeated", e.kid)));
+            }
+            if e.active {
+                if active.is_some() {
+                    return Err(invalid("more than one key is marked active".into()));
+                }
+                active = Some(i);
+            }
+            keys.push(Key {
+                kid: e.kid.clone(),
+                secret,
+                created: e.created,
+            });
+        }
+        let active = active.ok_or_else(|| invalid("no key is marked active".into()))?;
+        Ok(KeyRing { keys, active })
+    }
+
+    fn to_json(&self) -> Vec<u8> {
+        let file = KeyFile {
+            keys: self
+                .keys
+                .iter()
+                .enumerate()
+                .map(|(i, k)| KeyEntry {
+                    kid: k.kid.clone(),
+                    secret: URL_SAFE_NO_PAD.encode(k.secret),
+                    created: k.created,
+                    active: i == self.active,
+                })
+                .collect(),
+        };
+        let mut out = serde_json::to_vec_pretty(&file).unwrap_or_default();
+        out.push(b'\n');
+        out
+    }
+
+    /// Writes a new file; refuses to overwrite one.
+    pub fn write_new(&self, path: &Path) -> Result<(), KeyRingError> {
+        if path.exists() {
+            return Err(KeyRingError::Exists(path.into()));
+        }
+        self.write(path)
+    }
+
+    /// Writes atomically (temp file + rename) with mode 0600.
+    pub fn write(&self, path: &Path) -> Result<(), KeyRingError> {
+        let werr = |source| KeyRingError::Write {
+            path: path.into(),
+            source,
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(werr)?;
+        }
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)
+                .map_err(werr)?;
+            f.write_all(&self.to_json()).map_err(werr)?;
+            f.sync_all().map_err(werr)?;
+        }
+        std::fs::rename(&tmp, path).map_err(werr)
+    }
+}
+
+fn new_key() -> Key {
+    let mut secret = [0u8; KEY_BYTES];
+    rand::rng().fill_bytes(&mut secret);
+    let mut id = [0u8; 6];
+    rand::rng().fill_bytes(&mut id);
+    Key {
+        kid: hex::encode(id),
+        secret,
+        created: super::now(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn created_with_mode_0600_and_reloads() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/keys.json");
+        let ring = KeyRing::load_or_create(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let again = KeyRing::load(&path).unwrap();
+        assert_eq!(again.active().kid, ring.active().kid);
+        assert_eq!(again.active().secret, ring.active().secret);
+    }
+
+    #[test]
+    fn rotate_keeps_old_keys_and_prune_drops_them() {
+        let mut ring = KeyRing::generate();
+        let old = ring.active().kid.clone();
+        ring.keys[0].created = 100;
+        ring.rotate();
+        assert_ne!(ring.active().kid, old);
+        assert!(ring.get(&old).is_some());
+        assert_eq!(ring.prune(200), 1);
+        assert!(ring.get(&old).is_none());
+        assert_eq!(ring.keys().len(), 1);
+    }
+
+    #[test]
+    fn refuses_files_without_active_key_or_short_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("k.json");
+        std::fs::write(&p, r#"{"keys":[{"kid":"a","secret":"AAAA","created":1,"active":true}]}"#).unwrap();
+        assert!(matches!(KeyRing::load(&p), Err(KeyRingError::Invalid { .. })));
+        let ring = KeyRing::generate();
+        let mut json: serde_json::Value = serde_json::from_slice(&ring.to_json()).unwrap();
+        json["keys"][0]["active"] = false.into();
+        std::fs::write(&p, json.to_string()).unwrap();
+        assert!(matches!(KeyRing::load(&p), Err(KeyRingError::Invalid { .. })));
+    }
+}

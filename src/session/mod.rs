@@ -1,0 +1,367 @@
+//! Sessions: a JWT in a cookie, signed with HMAC-SHA256 by a key from the
+//! key ring and verified on every request. [`Sessions`] is the one entry
+//! point: mint a cookie after login, verify (and maybe renew) it later.
+
+pub mod cookies;
+pub mod keyring;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+use crate::identity::{IdpKind, Identity};
+pub use cookies::CookieAttrs;
+pub use keyring::{KeyRing, KeyRingError};
+
+/// Names of Portcullis' internal cookies start with this (after `__Host-`).
+pub const INTERNAL_COOKIE_PREFIX: &str = "portcullis_";
+
+/// Clock leeway when checking `exp`: small, because Portcullis is both the
+/// signer and the verifier (only instances' clocks can differ).
+const LEEWAY_SECS: u64 = 5;
+
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// What the session cookie holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionClaims {
+    pub iss: String,
+    pub aud: String,
+    pub sub: String,
+    pub user: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preferred_username: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub extra: BTreeMap<String, String>,
+    pub idp: IdpKind,
+    pub auth_time: u64,
+    pub iat: u64,
+    pub exp: u64,
+}
+
+impl SessionClaims {
+    pub fn identity(&self) -> Identity {
+        Identity {
+            subject: self.sub.clone(),
+            user: self.user.clone(),
+            email: self.email.clone(),
+            name: self.name.clone(),
+            preferred_username: self.preferred_username.clone(),
+            groups: self.groups.clone(),
+            extra: self.extra.clone(),
+        }
+    }
+}
+
+/// Why a session cookie was refused. Only the kind is logged, never the token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SessionError {
+    #[error("the session cookie is malformed")]
+    Malformed,
+    #[error("the session cookie was signed by a key that is not in the key ring")]
+    UnknownKey,
+    #[error("the session cookie's signature does not verify")]
+    BadSignature,
+    #[error("the session has expired")]
+    Expired,
+    #[error("the session cookie was issued for another domain")]
+    WrongDomain,
+    #[error("the session is larger than the browser's cookie limits allow; reduce the groups or attributes the IdP sends")]
+    TooLarge,
+    #[error("the session could not be signed")]
+    Signing,
+}
+
+/// A verified session, and the cookies to send back if it was renewed.
+#[derive(Debug)]
+pub struct Verified {
+    pub claims: SessionClaims,
+    /// `Set-Cookie` values when the inactivity window asked for a renewal.
+    pub renewal: Option<Vec<String>>,
+}
+
+pub struct Sessions {
+    ring: Arc<KeyRing>,
+    domain: String,
+    lifetime: Duration,
+    inactivity: Option<Duration>,
+    cookie_name: String,
+    attrs: CookieAttrs,
+    validation: Validation,
+}
+
+impl Sessions {
+    pub fn new(config: &Config, ring: Arc<KeyRing>) -> Sessions {
+        // The algorithm is pinned here, never taken from the token header.
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_issuer(&[&config.domain]);
+        validation.set_audience(&[&config.domain]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.leeway = LEEWAY_SECS;
+        Sessions {
+            ring,
+            domain: config.domain.clone(),
+            lifetime: config.session.lifetime,
+            inactivity: config.session.inactivity_timeout,
+            cookie_name: config.session.cookie_name.clone(),
+            attrs: CookieAttrs {
+                secure: config.session.secure_cookie,
+                same_site_none: false,
+            },
+            validation,
+        }
+    }
+
+    pub fn cookie_name(&self) -> &str {
+        &self.cookie_name
+    }
+
+    pub fn attrs(&self) -> CookieAttrs {
+        self.attrs
+    }
+
+    /// Claims for a fresh login at `now`.
+    pub fn claims_for(&self, identity: &Identity, idp: IdpKind, now: u64) -> SessionClaims {
+        let mut claims = SessionClaims {
+            iss: self.domain.clone(),
+            aud: self.domain.clone(),
+            sub: identity.subject.clone(),
+            user: identity.user.clone(),
+            email: identity.email.clone(),
+            name: identity.name.clone(),
+            preferred_username: identity.preferred_username.clone(),
+            groups: identity.groups.clone(),
+            extra: identity.extra.clone(),
+            idp,
+            auth_time: now,
+            iat: now,
+            exp: 0,
+        };
+        claims.exp = self.expiry(&claims, now);
+        claims
+    }
+
+    /// The earlier of the absolute end and the inactivity end.
+    fn expiry(&self, claims: &SessionClaims, now: u64) -> u64 {
+        let absolute = claims.auth_time.saturating_add(self.lifetime.as_secs());
+        match self.inactivity {
+            Some(idle) => absolute.min(now.saturating_add(idle.as_secs())),
+            None => absolute,
+        }
+    }
+
+    /// Signs claims into a JWT with the active key.
+    pub fn encode(&self, claims: &SessionClaims) -> Result<String, SessionError> {
+        let key = self.ring.active();
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some(key.kid.clone());
+        jsonwebtoken::encode(&header, claims, &EncodingKey::from_secret(&key.secret))
+            .map_err(|_| SessionError::Signing)
+    }
+
+    /// `Set-Cookie` values for a new session (after login).
+    pub fn mint(
+        &self,
+        identity: &Identity,
+        idp: IdpKind,
+        request_cookies: &[(&str, &str)],
+    ) -> Result<Vec<String>, SessionError> {
+        let now = now();
+        let claims = self.claims_for(identity, idp, now);
+        self.cookies_for(&claims, request_cookies, now)
+    }
+
+    fn cookies_for(
+        &self,
+        claims: &SessionClaims,
+        request_cookies: &[(&str, &str)],
+        now: u64,
+    ) -> Result<Vec<String>, SessionError> {
+        let token = self.encode(claims)?;
+        cookies::write_chunked(
+            request_cookies,
+            &self.cookie_name,
+            &token,
+            claims.exp.saturating_sub(now),
+            self.attrs,
+        )
+        .ok_or(SessionError::TooLarge)
+    }
+
+    /// Verifies a JWT: `kid` in the ring, HS256 signature, iss/aud equal to
+    /// this domain, `exp`.
+    pub fn decode(&self, token: &str) -> Result<SessionClaims, SessionError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| SessionError::Malformed)?;
+        let kid = header.kid.ok_or(SessionError::UnknownKey)?;
+        let key = self.ring.get(&kid).ok_or(SessionError::UnknownKey)?;
+        jsonwebtoken::decode::<SessionClaims>(
+            token,
+            &DecodingKey::from_secret(&key.secret),
+            &self.validation,
+        )
+        .map(|d| d.claims)
+        .map_err(|e| {
+            use jsonwebtoken::errors::ErrorKind as K;
+            match e.kind() {
+                K::InvalidSignature | K::InvalidAlgorithm | K::InvalidAlgorithmName => {
+                    SessionError::BadSignature
+                }
+                K::ExpiredSignature | K::ImmatureSignature => SessionError::Expired,
+                K::InvalidIssuer | K::InvalidAudience => SessionError::WrongDomain,
+                _ => SessionError::Malformed,
+            }
+        })
+    }
+
+    /// Reads the session from the request's cookies and verifies it; renews
+    /// it when at least half of the inactivity window has passed.
+    pub fn verify(&self, request_cookies: &[(&str, &str)]) -> Option<Result<Verified, SessionError>> {
+        let token = cookies::read_chunked(request_cookies, &self.cookie_name)?;
+        Some(self.verify_token(&token, request_cookies, now()))
+    }
+
+    pub fn verify_token(
+        &self,
+        token: &str,
+        request_cookies: &[(&str, &str)],
+        now: u64,
+    ) -> Result<Verified, SessionError> {
+        let claims = self.decode(token)?;
+        // jsonwebtoken allows the leeway past exp; the absolute end is firm.
+        if claims.auth_time.saturating_add(self.lifetime.as_secs()) + LEEWAY_SECS < now {
+            return Err(SessionError::Expired);
+        }
+        let renewal = match self.inactivity {
+            Some(idle) if now.saturating_sub(claims.iat) >= idle.as_secs() / 2 => {
+                let mut renewed = claims.clone();
+                renewed.iat = now;
+                renewed.exp = self.expiry(&renewed, now);
+                (renewed.exp > claims.exp)
+                    .then(|| self.cookies_for(&renewed, request_cookies, now).ok())
+                    .flatten()
+            }
+            _ => None,
+        };
+        Ok(Verified { claims, renewal })
+    }
+
+    /// `Set-Cookie` values that end the session (logout).
+    pub fn clear(&self, request_cookies: &[(&str, &str)]) -> Vec<String> {
+        cookies::clear_chunked(request_cookies, &self.cookie_name, self.attrs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(extra: &str) -> Config {
+        crate::config::from_yaml_str(&format!(
+            "domain: a.example.com\nupstream:\n  url: http://127.0.0.1:1\n{extra}"
+        ))
+        .unwrap()
+    }
+
+    fn alice() -> Identity {
+        Identity {
+            subject: "alice-sub".into(),
+            user: "alice".into(),
+            email: Some("alice@example.com".into()),
+            groups: vec!["admins".into()],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn round_trip() {
+        let s = Sessions::new(&config(""), Arc::new(KeyRing::generate()));
+        let claims = s.claims_for(&alice(), IdpKind::Oidc, now());
+        let token = s.encode(&claims).unwrap();
+        assert_eq!(s.decode(&token).unwrap(), claims);
+    }
+
+    #[test]
+    fn other_domain_with_same_keys_is_refused() {
+        let ring = Arc::new(KeyRing::generate());
+        let a = Sessions::new(&config(""), ring.clone());
+        let b = Sessions::new(
+            &crate::config::from_yaml_str("domain: b.example.com\nupstream:\n  url: http://127.0.0.1:1\n").unwrap(),
+            ring,
+        );
+        let token = a.encode(&a.claims_for(&alice(), IdpKind::Saml, now())).unwrap();
+        assert_eq!(b.decode(&token), Err(SessionError::WrongDomain));
+    }
+
+    #[test]
+    fn tampered_unknown_kid_and_alg_none_are_refused() {
+        let s = Sessions::new(&config(""), Arc::new(KeyRing::generate()));
+        let token = s.encode(&s.claims_for(&alice(), IdpKind::Oidc, now())).unwrap();
+        let mut parts: Vec<String> = token.split('.').map(String::from).collect();
+        // Change the payload: signature no longer matches.
+        let mut claims = s.decode(&token).unwrap();
+        claims.groups = vec!["root".into()];
+        parts[1] = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, serde_json::to_vec(&claims).unwrap());
+        assert_eq!(s.decode(&parts.join(".")), Err(SessionError::BadSignature));
+        // Signed by a key from another ring.
+        let other = Sessions::new(&config(""), Arc::new(KeyRing::generate()));
+        let foreign = other.encode(&claims).unwrap();
+        assert_eq!(s.decode(&foreign), Err(SessionError::UnknownKey));
+        // alg: none with a known kid.
+        let kid = s.ring.active().kid.clone();
+        let hdr = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, format!(r#"{{"alg":"none","kid":"{kid}"}}"#));
+        let none = format!("{hdr}.{}.", parts[1]);
+        assert!(s.decode(&none).is_err());
+    }
+
+    #[test]
+    fn expiry_and_inactivity_renewal() {
+        let s = Sessions::new(
+            &config("session:\n  lifetime: 2h\n  inactivity_timeout: 10m\n"),
+            Arc::new(KeyRing::generate()),
+        );
+        let t0 = now();
+        let claims = s.claims_for(&alice(), IdpKind::Oidc, t0);
+        assert_eq!(claims.exp, t0 + 600);
+        let token = s.encode(&claims).unwrap();
+        // Early: no renewal.
+        assert!(s.verify_token(&token, &[], t0 + 60).unwrap().renewal.is_none());
+        // Past half the window: renewed, the new cookie carries a later exp.
+        let v = s.verify_token(&token, &[], t0 + 301).unwrap();
+        let set = v.renewal.expect("renewed");
+        let value = set[0].split(';').next().unwrap().split_once('=').unwrap().1;
+        let renewed = s.decode(value).unwrap();
+        assert_eq!(renewed.exp, t0 + 301 + 600);
+        assert_eq!(renewed.auth_time, t0);
+        // The absolute lifetime caps renewals, and ends the session.
+        let late = SessionClaims { iat: t0 + 6500, exp: t0 + 7100, ..claims.clone() };
+        let late_token = s.encode(&late).unwrap();
+        let set = s.verify_token(&late_token, &[], t0 + 7000).unwrap().renewal.expect("renewed");
+        let value = set[0].split(';').next().unwrap().split_once('=').unwrap().1;
+        assert_eq!(s.decode(value).unwrap().exp, t0 + 7200);
+        assert_eq!(s.verify_token(&late_token, &[], t0 + 7206).unwrap_err(), SessionError::Expired);
+    }
+
+    #[test]
+    fn expired_cookie_is_refused() {
+        let s = Sessions::new(&config(""), Arc::new(KeyRing::generate()));
+        let mut claims = s.claims_for(&alice(), IdpKind::Oidc, now() - 7200);
+        claims.exp = now() - 60;
+        let token = s.encode(&claims).unwrap();
+        assert_eq!(s.decode(&token), Err(SessionError::Expired));
+    }
+}
