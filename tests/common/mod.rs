@@ -1,0 +1,353 @@
+//! Shared test harness: a real upstream HTTP server (echo, WebSocket echo,
+//! streaming download/upload, slow and hanging endpoints) and the real
+//! `portcullis` binary started with a generated configuration, both on
+//! loopback ports chosen at run time.
+
+#![allow(dead_code)]
+
+use std::convert::Infallible;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use portcullis::identity::{IdpKind, Identity};
+use portcullis::session::{KeyRing, Sessions};
+
+type BoxBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+
+/// A running upstream app on 127.0.0.1.
+pub struct TestUpstream {
+    pub addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for TestUpstream {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl TestUpstream {
+    pub async fn start() -> TestUpstream {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { continue };
+                tokio::spawn(async move {
+                    let svc = service_fn(upstream_handler);
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                        .serve_connection_with_upgrades(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        TestUpstream { addr, task }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+fn full(s: impl Into<Bytes>) -> BoxBody {
+    Full::new(s.into()).boxed()
+}
+
+async fn upstream_handler(mut req: Request<Incoming>) -> Result<Response<BoxBody>, Infallible> {
+    let path = req.uri().path().to_string();
+    let query = req.uri().query().unwrap_or("").to_string();
+    let param = |name: &str| -> Option<u64> {
+        query.split('&').find_map(|kv| kv.strip_prefix(&format!("{name}="))?.parse().ok())
+    };
+    if path == "/ws" {
+        let key = req.headers().get("sec-websocket-key").cloned();
+        let Some(key) = key else {
+            return Ok(Response::builder().status(400).body(full("no key")).unwrap());
+        };
+        let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
+        let on_upgrade = hyper::upgrade::on(&mut req);
+        tokio::spawn(async move {
+            let Ok(upgraded) = on_upgrade.await else { return };
+            let mut ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
+                TokioIo::new(upgraded),
+                tokio_tungstenite::tungstenite::protocol::Role::Server,
+                None,
+            )
+            .await;
+            while let Some(Ok(msg)) = ws.next().await {
+                if msg.is_text() || msg.is_binary() {
+                    if ws.send(msg).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        return Ok(Response::builder()
+            .status(StatusCode::SWITCHING_PROTOCOLS)
+            .header("connection", "upgrade")
+            .header("upgrade", "websocket")
+            .header("sec-websocket-accept", accept)
+            .body(full(""))
+            .unwrap());
+    }
+    if path == "/download" {
+        let total = param("bytes").unwrap_or(0);
+        let chunk = Bytes::from(vec![b'x'; 64 * 1024]);
+        let stream = futures_util::stream::unfold(0u64, move |sent| {
+            let chunk = chunk.clone();
+            async move {
+                if sent >= total {
+                    return None;
+                }
+                let n = (total - sent).min(chunk.len() as u64) as usize;
+                Some((Ok::<_, Infallible>(Frame::data(chunk.slice(..n))), sent + n as u64))
+            }
+        });
+        return Ok(Response::builder()
+            .header("content-length", total.to_string())
+            .body(BodyExt::boxed(StreamBody::new(stream)))
+            .unwrap());
+    }
+    if path == "/upload" {
+        let mut body = req.into_body();
+        let mut n: u64 = 0;
+        while let Some(frame) = body.frame().await {
+            match frame {
+                Ok(f) => n += f.data_ref().map(|d| d.len() as u64).unwrap_or(0),
+                Err(_) => break,
+            }
+        }
+        return Ok(Response::new(full(n.to_string())));
+    }
+    if path == "/slow" {
+        tokio::time::sleep(Duration::from_millis(param("ms").unwrap_or(1000))).await;
+        return Ok(Response::new(full("slow done")));
+    }
+    if path == "/hang" {
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+    }
+    // Everything else: echo what arrived, as JSON.
+    let mut headers = serde_json::Map::new();
+    for (k, v) in req.headers() {
+        let v = String::from_utf8_lossy(v.as_bytes()).to_string();
+        headers
+            .entry(k.as_str().to_string())
+            .and_modify(|e| {
+                if let serde_json::Value::String(s) = e {
+                    s.push_str(" | ");
+                    s.push_str(&v);
+                }
+            })
+            .or_insert(serde_json::Value::String(v));
+    }
+    let body = serde_json::json!({
+        "method": req.method().as_str(),
+        "uri": req.uri().to_string(),
+        "headers": headers,
+    });
+    Ok(Response::builder()
+        .header("content-type", "application/json")
+        .header("server", "test-upstream/1.0")
+        .header("x-powered-by", "TestFramework 9")
+        .body(full(body.to_string()))
+        .unwrap())
+}
+
+/// A running `portcullis` process.
+pub struct Gate {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub dir: tempfile::TempDir,
+    pub config_yaml: String,
+    log_path: PathBuf,
+}
+
+impl Drop for Gate {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_portcullis")
+}
+
+/// The minimal YAML for a gate in front of `upstream`, with plain-http
+/// cookies (tests talk http to loopback), `extra` appended.
+pub fn base_yaml(upstream: &str, extra: &str) -> String {
+    format!(
+        "domain: app.test\nscheme: http\nlisten: 127.0.0.1:0\nupstream:\n  url: {upstream}\n  timeout: 3s\nsession:\n  secure_cookie: false\n  key_file: KEYFILE\nlog:\n  format: json\n  level: info\n{extra}"
+    )
+}
+
+impl Gate {
+    /// Starts the binary with `yaml` (`KEYFILE` is replaced by a key file in
+    /// the gate's temp dir) and waits until it logs that it is ready.
+    pub fn start(yaml: &str) -> Gate {
+        Self::start_with_env(yaml, &[])
+    }
+
+    pub fn start_with_env(yaml: &str, env: &[(&str, &str)]) -> Gate {
+        let dir = tempfile::tempdir().unwrap();
+        let key_file = dir.path().join("keys.json");
+        let yaml = yaml.replace("KEYFILE", key_file.to_str().unwrap());
+        let config = dir.path().join("gate.yaml");
+        std::fs::write(&config, &yaml).unwrap();
+        let log_path = dir.path().join("gate.log");
+        let log = std::fs::File::create(&log_path).unwrap();
+        let mut cmd = Command::new(bin());
+        cmd.arg("--config")
+            .arg(&config)
+            .env("STATE_DIRECTORY", dir.path())
+            .stdout(Stdio::null())
+            .stderr(log);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().unwrap();
+        let addr = wait_ready(&log_path);
+        Gate {
+            child,
+            addr,
+            dir,
+            config_yaml: yaml,
+            log_path,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// Audit events (JSON lines with target `audit`).
+    pub fn audit_events(&self) -> Vec<serde_json::Value> {
+        self.log()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["target"] == "audit")
+            .collect()
+    }
+
+    pub fn key_file(&self) -> PathBuf {
+        self.dir.path().join("keys.json")
+    }
+
+    /// A session cookie `name=value` minted with Portcullis' own session code
+    /// and this gate's key file, for `identity`.
+    pub fn session_cookie(&self, identity: &Identity) -> String {
+        mint_cookie(&self.config_yaml, &self.key_file(), identity, |_| {})
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.pid().to_string())
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -{sig} failed");
+    }
+
+    /// Resident set size, and its peak, in kB.
+    pub fn rss_kb(&self) -> (u64, u64) {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        (field("VmRSS:"), field("VmHWM:"))
+    }
+}
+
+/// Mints a session cookie; `tweak` may change the claims before signing.
+pub fn mint_cookie(
+    yaml: &str,
+    key_file: &Path,
+    identity: &Identity,
+    tweak: impl FnOnce(&mut portcullis::session::SessionClaims),
+) -> String {
+    let config = portcullis::config::from_yaml_str(yaml).expect("test config is valid");
+    let ring = KeyRing::load(key_file).expect("gate created its key file");
+    let sessions = Sessions::new(&config, Arc::new(ring));
+    let mut claims = sessions.claims_for(identity, IdpKind::Oidc, portcullis::session::now());
+    tweak(&mut claims);
+    let token = sessions.encode(&claims).unwrap();
+    format!("{}={}", sessions.cookie_name(), token)
+}
+
+fn wait_ready(log_path: &Path) -> SocketAddr {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if let Ok(f) = std::fs::File::open(log_path) {
+            for line in BufReader::new(f).lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+                    if v["message"] == "portcullis ready" {
+                        return v["listen"].as_str().unwrap().parse().unwrap();
+                    }
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!(
+        "portcullis did not become ready; log:\n{}",
+        std::fs::read_to_string(log_path).unwrap_or_default()
+    );
+}
+
+pub fn alice() -> Identity {
+    Identity {
+        subject: "alice-sub".into(),
+        user: "alice".into(),
+        email: Some("alice@example.com".into()),
+        name: Some("Alice Example".into()),
+        preferred_username: Some("alice".into()),
+        groups: vec!["admins".into(), "staff".into()],
+        ..Default::default()
+    }
+}
+
+pub fn bob() -> Identity {
+    Identity {
+        subject: "bob-sub".into(),
+        user: "bob".into(),
+        email: Some("bob@example.org".into()),
+        name: Some("Bob Builder".into()),
+        groups: vec!["staff".into()],
+        ..Default::default()
+    }
+}
+
+/// An HTTP client that never follows redirects.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+pub const BROWSER_ACCEPT: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
