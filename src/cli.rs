@@ -10,7 +10,11 @@ use clap::{Parser, Subcommand};
 use crate::session::KeyRing;
 
 #[derive(Debug, Parser)]
-#[command(name = "portcullis", version, about = "A single sign-on gate (OpenID Connect, SAML 2.0) in front of any web app")]
+#[command(
+    name = "portcullis",
+    version,
+    about = "A single sign-on gate (OpenID Connect, SAML 2.0) in front of any web app"
+)]
 pub struct Cli {
     /// The domain's configuration file (e.g. /etc/portcullis/grafana.yaml);
     /// `PORTCULLIS_*` environment variables override its keys.
@@ -98,7 +102,11 @@ fn dispatch(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 let mut ring = KeyRing::load(&path)?;
                 ring.rotate();
                 ring.write(&path)?;
-                println!("added key {} to {} (now active)", ring.active().kid, path.display());
+                println!(
+                    "added key {} to {} (now active)",
+                    ring.active().kid,
+                    path.display()
+                );
             } else {
                 let ring = KeyRing::generate();
                 ring.write_new(&path)?;
@@ -113,9 +121,15 @@ fn dispatch(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 t
             } else {
                 let mut line = String::new();
-                std::io::stdin().lock().read_line(&mut line).context("cannot read the token from standard input")?;
+                std::io::stdin()
+                    .lock()
+                    .read_line(&mut line)
+                    .context("cannot read the token from standard input")?;
                 let t = line.trim().to_string();
-                anyhow::ensure!(!t.is_empty(), "no token on standard input: run `echo -n TOKEN | portcullis hash-token`");
+                anyhow::ensure!(
+                    !t.is_empty(),
+                    "no token on standard input: run `echo -n TOKEN | portcullis hash-token`"
+                );
                 t
             };
             let hash = hex::encode(crate::policy::tokens::sha256(&token));

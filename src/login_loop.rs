@@ -28,8 +28,15 @@ pub struct Attempts {
 impl Attempts {
     /// `Set-Cookie` value recording this attempt.
     pub fn set_cookie(&self, attrs: CookieAttrs) -> String {
-        let remaining = (self.window_start + self.window_secs).saturating_sub(crate::session::now()).max(1);
-        cookies::set_cookie(&name(attrs), &format!("{}.{}", self.count, self.window_start), remaining, attrs)
+        let remaining = (self.window_start + self.window_secs)
+            .saturating_sub(crate::session::now())
+            .max(1);
+        cookies::set_cookie(
+            &name(attrs),
+            &format!("{}.{}", self.count, self.window_start),
+            remaining,
+            attrs,
+        )
     }
 }
 
@@ -68,7 +75,10 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    const ATTRS: CookieAttrs = CookieAttrs { secure: true, same_site_none: false };
+    const ATTRS: CookieAttrs = CookieAttrs {
+        secure: true,
+        same_site_none: false,
+    };
 
     fn cfg() -> LoginConfig {
         LoginConfig {
@@ -79,14 +89,25 @@ mod tests {
     }
 
     fn value(set_cookie: &str) -> String {
-        set_cookie.split(';').next().unwrap().split_once('=').unwrap().1.to_string()
+        set_cookie
+            .split(';')
+            .next()
+            .unwrap()
+            .split_once('=')
+            .unwrap()
+            .1
+            .to_string()
     }
 
     #[test]
     fn counts_within_window_then_detects_loop() {
         let mut v = String::new();
         for i in 1..=4u32 {
-            let jar_owned = if v.is_empty() { vec![] } else { vec![("__Host-portcullis_loop", v.as_str())] };
+            let jar_owned = if v.is_empty() {
+                vec![]
+            } else {
+                vec![("__Host-portcullis_loop", v.as_str())]
+            };
             let a = count(&jar_owned, &cfg(), 1000 + u64::from(i));
             assert_eq!(a.count, i);
             assert_eq!(a.looping, i > 3);

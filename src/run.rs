@@ -10,16 +10,17 @@ use crate::config::Config;
 use crate::idp::Login;
 use crate::proxy::Upstream;
 use crate::server::{App, serve};
-use crate::session::{KeyRing, Sessions};
+use crate::session::{KeyRing, Sessions, Transactions};
 
 /// Everything that can be checked without serving: used by `run` and
 /// `check-config`.
 pub fn build_app(config: Config) -> anyhow::Result<App> {
-    let ring = KeyRing::load_or_create(&config.session.key_file)?;
-    let sessions = Sessions::new(&config, Arc::new(ring));
+    let ring = Arc::new(KeyRing::load_or_create(&config.session.key_file)?);
+    let sessions = Sessions::new(&config, ring.clone());
+    let transactions = Transactions::new(&config, ring);
     let upstream = Upstream::new(&config)?;
     let login = Login::None;
-    Ok(App::new(config, sessions, upstream, login))
+    Ok(App::new(config, sessions, transactions, upstream, login))
 }
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
@@ -32,7 +33,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let listen = config.listen;
     let app = Arc::new(build_app(config)?);
     if !app.login.is_configured() {
-        tracing::warn!("no identity provider is configured: passthrough paths and tokens work, nobody can log in");
+        tracing::warn!(
+            "no identity provider is configured: passthrough paths and tokens work, nobody can log in"
+        );
     }
     let listener = TcpListener::bind(listen)
         .await
@@ -46,7 +49,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
 async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         tracing::error!("cannot install signal handlers; stop with SIGKILL");
         return std::future::pending().await;
     };

@@ -19,13 +19,13 @@ use tokio::net::TcpListener;
 
 use crate::audit::{self, Ctx};
 use crate::config::Config;
-use crate::idp::{Completed, EndpointOutcome, Login, LoginCtx};
 use crate::identity::Identity;
+use crate::idp::{Completed, EndpointOutcome, Login, LoginCtx};
 use crate::pages::{Page, PageKind};
 use crate::policy::{self, Route, TokenSource, return_to::safe_return_path};
 use crate::proxy::headers::OwnHeaders;
 use crate::proxy::{Forward, ProxyError, Upstream};
-use crate::session::{Sessions, cookies};
+use crate::session::{Sessions, Transactions, cookies};
 use crate::{Body, RESERVED_PREFIX, login_loop};
 
 /// Everything a request needs, built once at start.
@@ -34,17 +34,25 @@ pub struct App {
     pub sessions: Sessions,
     pub upstream: Upstream,
     pub login: Login,
+    pub transactions: Transactions,
     own_headers: OwnHeaders,
 }
 
 impl App {
-    pub fn new(config: Config, sessions: Sessions, upstream: Upstream, login: Login) -> App {
+    pub fn new(
+        config: Config,
+        sessions: Sessions,
+        transactions: Transactions,
+        upstream: Upstream,
+        login: Login,
+    ) -> App {
         let own_headers = OwnHeaders::new(&config);
         App {
             config,
             sessions,
             upstream,
             login,
+            transactions,
             own_headers,
         }
     }
@@ -117,13 +125,20 @@ impl App {
     /// No valid session: a browser navigation starts a login, anything else
     /// gets 401 naming the login URL, never a redirect.
     async fn unauthenticated(&self, req: Request<Incoming>, rq: &Rq<'_>) -> Response<Body> {
-        let path_and_query = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
+        let path_and_query = req
+            .uri()
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/");
         let return_to = safe_return_path(Some(path_and_query), &self.config.public_origin());
         if policy::is_navigation(req.method(), req.headers()) {
             return self.start_login(&req, rq, &return_to).await;
         }
         let login_url = login_url(&return_to);
-        let mut resp = self.page(Page::new(PageKind::LoginRequired).with_login_url(login_url), rq);
+        let mut resp = self.page(
+            Page::new(PageKind::LoginRequired).with_login_url(login_url),
+            rq,
+        );
         let challenge = format!("Portcullis realm=\"{}\"", self.config.domain);
         if let Ok(v) = HeaderValue::from_str(&challenge) {
             resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
@@ -131,7 +146,12 @@ impl App {
         resp
     }
 
-    async fn start_login(&self, req: &Request<Incoming>, rq: &Rq<'_>, return_to: &str) -> Response<Body> {
+    async fn start_login(
+        &self,
+        req: &Request<Incoming>,
+        rq: &Rq<'_>,
+        return_to: &str,
+    ) -> Response<Body> {
         if !self.login.is_configured() {
             return self.page(Page::new(PageKind::NoIdentityProvider), rq);
         }
@@ -144,6 +164,7 @@ impl App {
         let ctx = LoginCtx {
             request_id: rq.request_id,
             request_cookies: &jar,
+            transactions: &self.transactions,
         };
         match self.login.start(ctx, return_to).await {
             Ok(mut resp) => {
@@ -158,7 +179,12 @@ impl App {
         }
     }
 
-    async fn own_endpoint(&self, rest: &str, req: Request<Incoming>, rq: &Rq<'_>) -> Response<Body> {
+    async fn own_endpoint(
+        &self,
+        rest: &str,
+        req: Request<Incoming>,
+        rq: &Rq<'_>,
+    ) -> Response<Body> {
         match rest {
             "health" => json_response(StatusCode::OK, r#"{"status":"ok"}"#),
             "login" => {
@@ -174,12 +200,18 @@ impl App {
                     let jar = cookies::request_cookies(req.headers());
                     // The flavour parses what it needs; cookies are passed
                     // as owned strings to keep the request movable.
-                    jar.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect::<Vec<_>>()
+                    jar.iter()
+                        .map(|(n, v)| (n.to_string(), v.to_string()))
+                        .collect::<Vec<_>>()
                 };
-                let view: Vec<(&str, &str)> = owned.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+                let view: Vec<(&str, &str)> = owned
+                    .iter()
+                    .map(|(n, v)| (n.as_str(), v.as_str()))
+                    .collect();
                 let ctx = LoginCtx {
                     request_id: rq.request_id,
                     request_cookies: &view,
+                    transactions: &self.transactions,
                 };
                 match self.login.endpoint(rest, ctx, req).await {
                     Some(EndpointOutcome::Respond(resp)) => resp,
@@ -231,9 +263,18 @@ impl App {
         };
         audit::logout(rq.ctx(), user.as_deref());
         let rd = query_param(req.uri().query(), "rd");
-        let mut resp = match (&rd, self.login.logout_redirect(&safe_return_path(rd.as_deref(), &self.config.public_origin()))) {
+        let mut resp = match (
+            &rd,
+            self.login.logout_redirect(&safe_return_path(
+                rd.as_deref(),
+                &self.config.public_origin(),
+            )),
+        ) {
             (_, Some(idp_url)) => redirect(&idp_url),
-            (Some(_), None) => redirect(&safe_return_path(rd.as_deref(), &self.config.public_origin())),
+            (Some(_), None) => redirect(&safe_return_path(
+                rd.as_deref(),
+                &self.config.public_origin(),
+            )),
             (None, None) => signed_out_page(&self.config, rq.request_id),
         };
         for c in self.sessions.clear(&jar) {
@@ -330,8 +371,10 @@ pub fn redirect(location: &str) -> Response<Body> {
 fn json_response(status: StatusCode, body: &'static str) -> Response<Body> {
     let mut resp = Response::new(crate::full_body(bytes::Bytes::from_static(body.as_bytes())));
     *resp.status_mut() = status;
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     resp.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp

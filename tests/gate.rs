@@ -16,7 +16,10 @@ async fn echo(resp: reqwest::Response) -> Value {
 #[tokio::test]
 async fn passthrough_is_public_and_protected_paths_need_login() {
     let up = TestUpstream::start().await;
-    let gate = Gate::start(&base_yaml(&up.url(), "passthrough:\n  paths:\n    - prefix: /public/\n    - exact: /healthz\n"));
+    let gate = Gate::start(&base_yaml(
+        &up.url(),
+        "passthrough:\n  paths:\n    - prefix: /public/\n    - exact: /healthz\n",
+    ));
     let c = client();
 
     let r = c.get(gate.url("/public/page?x=1")).send().await.unwrap();
@@ -26,7 +29,12 @@ async fn passthrough_is_public_and_protected_paths_need_login() {
 
     // A browser navigation gets the login step; no IdP is configured yet,
     // so it is the page that says so.
-    let r = c.get(gate.url("/admin")).header("accept", BROWSER_ACCEPT).send().await.unwrap();
+    let r = c
+        .get(gate.url("/admin"))
+        .header("accept", BROWSER_ACCEPT)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 503);
     let body = r.text().await.unwrap();
     assert!(body.contains("Sign-in is not set up yet"), "{body}");
@@ -40,11 +48,21 @@ async fn passthrough_is_public_and_protected_paths_need_login() {
         .await
         .unwrap();
     assert_eq!(r.status(), 401);
-    assert!(r.headers().get("www-authenticate").unwrap().to_str().unwrap().contains("realm=\"app.test\""));
+    assert!(
+        r.headers()
+            .get("www-authenticate")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .contains("realm=\"app.test\"")
+    );
     assert!(r.headers().get("location").is_none());
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["error"], "login_required");
-    assert_eq!(v["login_url"], "/.portcullis/login?rd=%2Fapi%2Fdata%3Fq%3D1");
+    assert_eq!(
+        v["login_url"],
+        "/.portcullis/login?rd=%2Fapi%2Fdata%3Fq%3D1"
+    );
     assert!(v["request_id"].as_str().unwrap().len() >= 16);
 
     // fetch() from a page: Sec-Fetch-Mode cors, even with Accept */*.
@@ -59,8 +77,19 @@ async fn passthrough_is_public_and_protected_paths_need_login() {
     assert_eq!(r.status(), 401);
 
     // Path tricks do not make a protected path public.
-    for attack in ["/public/../admin", "/public%2F..%2Fadmin", "/public/%2e%2e/admin", "/public/..;/admin", "/healthz/../admin"] {
-        let r = c.get(gate.url(attack)).header("accept", "application/json").send().await.unwrap();
+    for attack in [
+        "/public/../admin",
+        "/public%2F..%2Fadmin",
+        "/public/%2e%2e/admin",
+        "/public/..;/admin",
+        "/healthz/../admin",
+    ] {
+        let r = c
+            .get(gate.url(attack))
+            .header("accept", "application/json")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 401, "{attack} must not be public");
     }
 }
@@ -68,7 +97,10 @@ async fn passthrough_is_public_and_protected_paths_need_login() {
 #[tokio::test]
 async fn valid_session_reaches_upstream_with_identity_headers() {
     let up = TestUpstream::start().await;
-    let gate = Gate::start(&base_yaml(&up.url(), "headers:\n  extra:\n    department: X-Dept\n"));
+    let gate = Gate::start(&base_yaml(
+        &up.url(),
+        "headers:\n  extra:\n    department: X-Dept\n",
+    ));
     let mut id = alice();
     id.extra.insert("department".into(), "R&D".into());
     let cookie = gate.session_cookie(&id);
@@ -78,8 +110,14 @@ async fn valid_session_reaches_upstream_with_identity_headers() {
         .send()
         .await
         .unwrap();
-    assert!(r.headers().get("server").is_none(), "Server header is stripped");
-    assert!(r.headers().get("x-powered-by").is_none(), "X-Powered-By is stripped");
+    assert!(
+        r.headers().get("server").is_none(),
+        "Server header is stripped"
+    );
+    assert!(
+        r.headers().get("x-powered-by").is_none(),
+        "X-Powered-By is stripped"
+    );
     let v = echo(r).await;
     let h = &v["headers"];
     assert_eq!(h["x-forwarded-user"], "alice");
@@ -119,24 +157,41 @@ async fn forged_expired_and_foreign_sessions_are_refused() {
 
     // Tampered payload: bob's claims in alice's signature.
     let (name, token) = good.split_once('=').unwrap();
-    let bob_token = gate.session_cookie(&bob()).split_once('=').unwrap().1.to_string();
+    let bob_token = gate
+        .session_cookie(&bob())
+        .split_once('=')
+        .unwrap()
+        .1
+        .to_string();
     let parts: Vec<&str> = token.split('.').collect();
     let bob_parts: Vec<&str> = bob_token.split('.').collect();
     let tampered = format!("{name}={}.{}.{}", parts[0], bob_parts[1], parts[2]);
     assert_eq!(get(tampered).await, 401);
 
     // Expired.
-    let expired = mint_cookie(&yaml.replace("KEYFILE", gate.key_file().to_str().unwrap()), &gate.key_file(), &alice(), |c| {
-        c.iat -= 7200;
-        c.exp = portcullis::session::now() - 60;
-    });
+    let expired = mint_cookie(
+        &yaml.replace("KEYFILE", gate.key_file().to_str().unwrap()),
+        &gate.key_file(),
+        &alice(),
+        |c| {
+            c.iat -= 7200;
+            c.exp = portcullis::session::now() - 60;
+        },
+    );
     assert_eq!(get(expired).await, 401);
 
     // Unknown kid: signed by a key ring the gate does not have.
     let other_dir = tempfile::tempdir().unwrap();
     let other_keys = other_dir.path().join("k.json");
-    portcullis::session::KeyRing::generate().write_new(&other_keys).unwrap();
-    let foreign_key = mint_cookie(&yaml.replace("KEYFILE", other_keys.to_str().unwrap()), &other_keys, &alice(), |_| {});
+    portcullis::session::KeyRing::generate()
+        .write_new(&other_keys)
+        .unwrap();
+    let foreign_key = mint_cookie(
+        &yaml.replace("KEYFILE", other_keys.to_str().unwrap()),
+        &other_keys,
+        &alice(),
+        |_| {},
+    );
     assert_eq!(get(foreign_key).await, 401);
 
     // Same keys, another domain.
@@ -150,7 +205,11 @@ async fn forged_expired_and_foreign_sessions_are_refused() {
     let none = format!("{name}=eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.{}.", parts[1]);
     assert_eq!(get(none).await, 401);
 
-    let rejected = gate.audit_events().into_iter().filter(|e| e["event"] == "session_rejected").count();
+    let rejected = gate
+        .audit_events()
+        .into_iter()
+        .filter(|e| e["event"] == "session_rejected")
+        .count();
     assert!(rejected >= 5, "each refusal is audited");
     assert!(!gate.log().contains(parts[2]), "no cookie in the logs");
 }
@@ -158,7 +217,10 @@ async fn forged_expired_and_foreign_sessions_are_refused() {
 #[tokio::test]
 async fn spoofed_identity_headers_never_reach_upstream() {
     let up = TestUpstream::start().await;
-    let gate = Gate::start(&base_yaml(&up.url(), "passthrough:\n  paths:\n    - prefix: /public/\n"));
+    let gate = Gate::start(&base_yaml(
+        &up.url(),
+        "passthrough:\n  paths:\n    - prefix: /public/\n",
+    ));
     let cookie = gate.session_cookie(&bob());
     for (path, with_session) in [("/public/x", false), ("/private", true)] {
         let mut rb = client()
@@ -174,7 +236,10 @@ async fn spoofed_identity_headers_never_reach_upstream() {
         let v = echo(rb.send().await.unwrap()).await;
         let h = v["headers"].as_object().unwrap();
         for (k, val) in h {
-            assert!(!val.as_str().unwrap().contains("admin"), "{path}: {k}: {val} leaked");
+            assert!(
+                !val.as_str().unwrap().contains("admin"),
+                "{path}: {k}: {val} leaked"
+            );
         }
         assert!(!h.contains_key("x_forwarded_email"));
         if with_session {
@@ -193,14 +258,26 @@ async fn bearer_tokens_pass_with_their_identity_and_stay_secret() {
     let hash = hex::encode(portcullis::policy::tokens::sha256(token));
     let gate = Gate::start(&base_yaml(
         &up.url(),
-        &format!("passthrough:\n  tokens:\n    - name: prometheus\n      sha256: {hash}\n      groups: [monitoring]\n"),
+        &format!(
+            "passthrough:\n  tokens:\n    - name: prometheus\n      sha256: {hash}\n      groups: [monitoring]\n"
+        ),
     ));
     let c = client();
 
-    let v = echo(c.get(gate.url("/metrics")).bearer_auth(token).send().await.unwrap()).await;
+    let v = echo(
+        c.get(gate.url("/metrics"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(v["headers"]["x-forwarded-user"], "prometheus");
     assert_eq!(v["headers"]["x-forwarded-groups"], "monitoring");
-    assert!(v["headers"].get("authorization").is_none(), "our token is not forwarded");
+    assert!(
+        v["headers"].get("authorization").is_none(),
+        "our token is not forwarded"
+    );
 
     // In the product header, the app's own Authorization passes untouched.
     let v = echo(
@@ -216,22 +293,42 @@ async fn bearer_tokens_pass_with_their_identity_and_stay_secret() {
     assert!(v["headers"].get("x-portcullis-authorization").is_none());
 
     for wrong in ["monitoring-token-9f8e7d6c5b4", "nope", ""] {
-        let r = c.get(gate.url("/metrics")).bearer_auth(wrong).send().await.unwrap();
+        let r = c
+            .get(gate.url("/metrics"))
+            .bearer_auth(wrong)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 401, "{wrong:?}");
     }
-    let used: Vec<Value> = gate.audit_events().into_iter().filter(|e| e["event"] == "token_used").collect();
+    let used: Vec<Value> = gate
+        .audit_events()
+        .into_iter()
+        .filter(|e| e["event"] == "token_used")
+        .collect();
     assert_eq!(used.len(), 2);
     assert_eq!(used[0]["token_name"], "prometheus");
-    assert!(!gate.log().contains(token), "the token never appears in the log");
+    assert!(
+        !gate.log().contains(token),
+        "the token never appears in the log"
+    );
     assert!(!gate.log().contains("monitoring-token"), "nor a part of it");
 }
 
 #[tokio::test]
 async fn access_rules_refuse_outsiders() {
     let up = TestUpstream::start().await;
-    let gate = Gate::start(&base_yaml(&up.url(), "access:\n  allowed_groups: [admins]\n  allowed_email_domains: [corp.example]\n"));
+    let gate = Gate::start(&base_yaml(
+        &up.url(),
+        "access:\n  allowed_groups: [admins]\n  allowed_email_domains: [corp.example]\n",
+    ));
     let c = client();
-    let ok = c.get(gate.url("/")).header("cookie", gate.session_cookie(&alice())).send().await.unwrap();
+    let ok = c
+        .get(gate.url("/"))
+        .header("cookie", gate.session_cookie(&alice()))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ok.status(), 200);
     let r = c
         .get(gate.url("/"))
@@ -246,12 +343,26 @@ async fn access_rules_refuse_outsiders() {
     assert!(!body.contains("allowed_groups"), "the page names no rule");
     let mut corp = bob();
     corp.email = Some("bob@corp.example".into());
-    let r = c.get(gate.url("/")).header("cookie", gate.session_cookie(&corp)).send().await.unwrap();
+    let r = c
+        .get(gate.url("/"))
+        .header("cookie", gate.session_cookie(&corp))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200, "a matching email domain is enough");
-    let denied: Vec<Value> = gate.audit_events().into_iter().filter(|e| e["event"] == "access_denied").collect();
+    let denied: Vec<Value> = gate
+        .audit_events()
+        .into_iter()
+        .filter(|e| e["event"] == "access_denied")
+        .collect();
     assert_eq!(denied.len(), 1);
     assert_eq!(denied[0]["user"], "bob");
-    assert!(denied[0]["rule"].as_str().unwrap().contains("allowed_groups"));
+    assert!(
+        denied[0]["rule"]
+            .as_str()
+            .unwrap()
+            .contains("allowed_groups")
+    );
 }
 
 #[tokio::test]
@@ -260,23 +371,51 @@ async fn client_ip_rules_and_untrusted_forwarded_for() {
     let c = client();
 
     // Loopback is not trusted here: its X-Forwarded-For is ignored.
-    let gate = Gate::start(&base_yaml(&up.url(), "access:\n  allowed_ip_ranges: [203.0.113.0/24]\n  trusted_proxies: []\n"));
+    let gate = Gate::start(&base_yaml(
+        &up.url(),
+        "access:\n  allowed_ip_ranges: [203.0.113.0/24]\n  trusted_proxies: []\n",
+    ));
     let cookie = gate.session_cookie(&alice());
-    let r = c.get(gate.url("/")).header("cookie", &cookie).header("x-forwarded-for", "203.0.113.5").send().await.unwrap();
+    let r = c
+        .get(gate.url("/"))
+        .header("cookie", &cookie)
+        .header("x-forwarded-for", "203.0.113.5")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 403, "a spoofed X-Forwarded-For must not get in");
-    let denied = gate.audit_events().into_iter().find(|e| e["event"] == "access_denied").unwrap();
+    let denied = gate
+        .audit_events()
+        .into_iter()
+        .find(|e| e["event"] == "access_denied")
+        .unwrap();
     assert_eq!(denied["rule"], "allowed_ip_ranges");
     assert_eq!(denied["client_ip"], "127.0.0.1");
     drop(gate);
 
     // Loopback trusted (the default): its X-Forwarded-For is believed.
-    let gate = Gate::start(&base_yaml(&up.url(), "access:\n  allowed_ip_ranges: [203.0.113.0/24]\n"));
+    let gate = Gate::start(&base_yaml(
+        &up.url(),
+        "access:\n  allowed_ip_ranges: [203.0.113.0/24]\n",
+    ));
     let cookie = gate.session_cookie(&alice());
-    let r = c.get(gate.url("/")).header("cookie", &cookie).header("x-forwarded-for", "203.0.113.5").send().await.unwrap();
+    let r = c
+        .get(gate.url("/"))
+        .header("cookie", &cookie)
+        .header("x-forwarded-for", "203.0.113.5")
+        .send()
+        .await
+        .unwrap();
     let v = echo(r).await;
     assert_eq!(v["headers"]["x-forwarded-for"], "203.0.113.5, 127.0.0.1");
     assert_eq!(v["headers"]["x-real-ip"], "203.0.113.5");
-    let r = c.get(gate.url("/")).header("cookie", &cookie).header("x-forwarded-for", "198.51.100.7").send().await.unwrap();
+    let r = c
+        .get(gate.url("/"))
+        .header("cookie", &cookie)
+        .header("x-forwarded-for", "198.51.100.7")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 403);
     // Tokens are held to the address rule as well.
 }
@@ -298,34 +437,75 @@ async fn return_urls_stay_on_this_origin() {
         "\\\\evil.example",
         "/%5Cevil.example",
     ] {
-        let r = c.get(gate.url("/.portcullis/logout")).query(&[("rd", evil)]).send().await.unwrap();
+        let r = c
+            .get(gate.url("/.portcullis/logout"))
+            .query(&[("rd", evil)])
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 302, "{evil}");
         assert_eq!(r.headers()["location"], "/", "{evil}");
     }
-    let r = c.get(gate.url("/.portcullis/logout")).query(&[("rd", "/reports?id=4")]).send().await.unwrap();
+    let r = c
+        .get(gate.url("/.portcullis/logout"))
+        .query(&[("rd", "/reports?id=4")])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.headers()["location"], "/reports?id=4");
-    let r = c.get(gate.url("/.portcullis/logout")).query(&[("rd", "http://app.test/a")]).send().await.unwrap();
+    let r = c
+        .get(gate.url("/.portcullis/logout"))
+        .query(&[("rd", "http://app.test/a")])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.headers()["location"], "/a");
 }
 
 #[tokio::test]
 async fn logout_clears_the_session_and_shows_a_page() {
     let up = TestUpstream::start().await;
-    let gate = Gate::start(&base_yaml(&up.url(), "pages:\n  support_url: https://help.example/portcullis\n  footer: ACME IT\n"));
+    let gate = Gate::start(&base_yaml(
+        &up.url(),
+        "pages:\n  support_url: https://help.example/portcullis\n  footer: ACME IT\n",
+    ));
     let cookie = gate.session_cookie(&alice());
-    let r = client().get(gate.url("/.portcullis/logout")).header("cookie", &cookie).send().await.unwrap();
+    let r = client()
+        .get(gate.url("/.portcullis/logout"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
-    let cleared: Vec<String> = r.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_string()).collect();
-    assert!(cleared.iter().any(|c| c.starts_with("portcullis_session=;") && c.contains("Max-Age=0")), "{cleared:?}");
+    let cleared: Vec<String> = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .collect();
+    assert!(
+        cleared
+            .iter()
+            .any(|c| c.starts_with("portcullis_session=;") && c.contains("Max-Age=0")),
+        "{cleared:?}"
+    );
     let rid = r.headers()["x-request-id"].to_str().unwrap().to_string();
     let body = r.text().await.unwrap();
     assert!(body.contains("You are signed out"));
     assert!(body.contains("https://help.example/portcullis"));
     assert!(body.contains("ACME IT"));
     assert!(body.contains(&rid), "the page shows the request id");
-    let ev = gate.audit_events().into_iter().find(|e| e["event"] == "logout").unwrap();
+    let ev = gate
+        .audit_events()
+        .into_iter()
+        .find(|e| e["event"] == "logout")
+        .unwrap();
     assert_eq!(ev["user"], "alice");
-    assert_eq!(ev["request_id"], rid.as_str(), "the log carries the same request id");
+    assert_eq!(
+        ev["request_id"],
+        rid.as_str(),
+        "the log carries the same request id"
+    );
 }
 
 #[tokio::test]
@@ -336,7 +516,12 @@ async fn own_endpoints() {
     let r = c.get(gate.url("/.portcullis/health")).send().await.unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.text().await.unwrap(), r#"{"status":"ok"}"#);
-    let r = c.get(gate.url("/.portcullis/nothing-here")).header("accept", BROWSER_ACCEPT).send().await.unwrap();
+    let r = c
+        .get(gate.url("/.portcullis/nothing-here"))
+        .header("accept", BROWSER_ACCEPT)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 404);
     let r = c
         .get(gate.url("/.portcullis/login?rd=/x"))
@@ -352,12 +537,19 @@ async fn large_sessions_are_split_and_joined() {
     let up = TestUpstream::start().await;
     let yaml = base_yaml(&up.url(), "");
     let gate = Gate::start(&yaml);
-    let config = portcullis::config::from_yaml_str(&yaml.replace("KEYFILE", gate.key_file().to_str().unwrap())).unwrap();
+    let config = portcullis::config::from_yaml_str(
+        &yaml.replace("KEYFILE", gate.key_file().to_str().unwrap()),
+    )
+    .unwrap();
     let ring = portcullis::session::KeyRing::load(&gate.key_file()).unwrap();
     let sessions = portcullis::session::Sessions::new(&config, std::sync::Arc::new(ring));
     let mut id = alice();
-    id.groups = (0..300).map(|i| format!("CN=group-number-{i},OU=Groups,DC=corp,DC=example")).collect();
-    let set = sessions.mint(&id, portcullis::identity::IdpKind::Saml, &[]).unwrap();
+    id.groups = (0..300)
+        .map(|i| format!("CN=group-number-{i},OU=Groups,DC=corp,DC=example"))
+        .collect();
+    let set = sessions
+        .mint(&id, portcullis::identity::IdpKind::Saml, &[])
+        .unwrap();
     assert!(set.len() >= 3, "split over several cookies: {}", set.len());
     let cookie_header = set
         .iter()
@@ -375,14 +567,26 @@ async fn large_sessions_are_split_and_joined() {
     )
     .await;
     let groups = v["headers"]["x-forwarded-groups"].as_str().unwrap();
-    assert_eq!(groups.split(',').filter(|g| g.starts_with("CN=group-number-")).count(), 300);
-    assert_eq!(v["headers"]["cookie"], "app=1", "no chunk reaches the upstream");
+    assert_eq!(
+        groups
+            .split(',')
+            .filter(|g| g.starts_with("CN=group-number-"))
+            .count(),
+        300
+    );
+    assert_eq!(
+        v["headers"]["cookie"], "app=1",
+        "no chunk reaches the upstream"
+    );
 }
 
 #[tokio::test]
 async fn inactivity_timeout_renews_and_expires() {
     let up = TestUpstream::start().await;
-    let yaml = base_yaml(&up.url(), "").replace("session:\n", "session:\n  inactivity_timeout: 10m\n  lifetime: 8h\n");
+    let yaml = base_yaml(&up.url(), "").replace(
+        "session:\n",
+        "session:\n  inactivity_timeout: 10m\n  lifetime: 8h\n",
+    );
     let gate = Gate::start(&yaml);
     let resolved = yaml.replace("KEYFILE", gate.key_file().to_str().unwrap());
     let now = portcullis::session::now();
@@ -390,7 +594,12 @@ async fn inactivity_timeout_renews_and_expires() {
 
     // Fresh: no renewal.
     let fresh = mint_cookie(&resolved, &gate.key_file(), &alice(), |_| {});
-    let r = c.get(gate.url("/")).header("cookie", fresh).send().await.unwrap();
+    let r = c
+        .get(gate.url("/"))
+        .header("cookie", fresh)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     assert!(r.headers().get("set-cookie").is_none());
 
@@ -399,19 +608,41 @@ async fn inactivity_timeout_renews_and_expires() {
         cl.iat = now - 360;
         cl.exp = now + 240;
     });
-    let r = c.get(gate.url("/")).header("cookie", aging).send().await.unwrap();
+    let r = c
+        .get(gate.url("/"))
+        .header("cookie", aging)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let set = r.headers()["set-cookie"].to_str().unwrap().to_string();
     assert!(set.starts_with("portcullis_session="), "{set}");
-    let max_age: u64 = set.split("Max-Age=").nth(1).unwrap().split(';').next().unwrap().parse().unwrap();
-    assert!((590..=600).contains(&max_age), "renewed for the inactivity window: {max_age}");
+    let max_age: u64 = set
+        .split("Max-Age=")
+        .nth(1)
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (590..=600).contains(&max_age),
+        "renewed for the inactivity window: {max_age}"
+    );
 
     // Idle past the window: refused.
     let idle = mint_cookie(&resolved, &gate.key_file(), &alice(), |cl| {
         cl.iat = now - 1200;
         cl.exp = now - 600;
     });
-    let r = c.get(gate.url("/")).header("cookie", idle).header("accept", "application/json").send().await.unwrap();
+    let r = c
+        .get(gate.url("/"))
+        .header("cookie", idle)
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
 
     // Past the absolute lifetime, even if recently used: refused.
@@ -420,7 +651,13 @@ async fn inactivity_timeout_renews_and_expires() {
         cl.iat = now - 10;
         cl.exp = now + 590;
     });
-    let r = c.get(gate.url("/")).header("cookie", old).header("accept", "application/json").send().await.unwrap();
+    let r = c
+        .get(gate.url("/"))
+        .header("cookie", old)
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
 }
 

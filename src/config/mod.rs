@@ -36,7 +36,9 @@ impl std::fmt::Display for FieldError {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read the configuration file {path}: {source}; check the path given to --config")]
+    #[error(
+        "cannot read the configuration file {path}: {source}; check the path given to --config"
+    )]
     Unreadable {
         path: String,
         source: std::io::Error,
@@ -85,9 +87,9 @@ pub fn from_yaml_str(yaml: &str) -> Result<Config, ConfigError> {
 }
 
 fn from_figment(figment: Figment) -> Result<Config, ConfigError> {
-    let raw: RawConfig = figment.extract().map_err(|e| {
-        ConfigError::Invalid(e.into_iter().map(figment_error).collect::<Vec<_>>())
-    })?;
+    let raw: RawConfig = figment
+        .extract()
+        .map_err(|e| ConfigError::Invalid(e.into_iter().map(figment_error).collect::<Vec<_>>()))?;
     validate::validate(raw).map_err(ConfigError::Invalid)
 }
 
@@ -122,7 +124,10 @@ fn figment_error(e: figment::Error) -> FieldError {
             format!("has an invalid value: found {actual}, expected {expected}")
         }
         Kind::UnknownVariant(found, expected) => {
-            format!("`{found}` is not allowed; use one of: {}", expected.join(", "))
+            format!(
+                "`{found}` is not allowed; use one of: {}",
+                expected.join(", ")
+            )
         }
         other => format!("{other}"),
     };
@@ -133,7 +138,11 @@ fn figment_error(e: figment::Error) -> FieldError {
         .map(|s| format!(" (from {s})"))
         .unwrap_or_default();
     FieldError {
-        field: if field.is_empty() { "(top level)".into() } else { field },
+        field: if field.is_empty() {
+            "(top level)".into()
+        } else {
+            field
+        },
         message: format!("{message}{source}"),
     }
 }

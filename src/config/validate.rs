@@ -210,14 +210,15 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, Vec<FieldError>> {
     let headers = validate_headers(&raw, &mut errs);
     let access = validate_access(&raw, &mut errs);
 
-    if let Some(url) = &raw.pages.support_url {
-        if !(url.starts_with("https://") || url.starts_with("http://") || url.starts_with("mailto:"))
-        {
-            errs.add(
-                "pages.support_url",
-                "must start with https://, http:// or mailto:",
-            );
-        }
+    if let Some(url) = &raw.pages.support_url
+        && !(url.starts_with("https://")
+            || url.starts_with("http://")
+            || url.starts_with("mailto:"))
+    {
+        errs.add(
+            "pages.support_url",
+            "must start with https://, http:// or mailto:",
+        );
     }
     if tracing_subscriber::EnvFilter::try_new(&raw.log.level).is_err() {
         errs.add(
@@ -291,28 +292,28 @@ fn validate_upstream(raw: &RawConfig, errs: &mut Errors) -> Option<Upstream> {
         Ok(_) => {
             errs.add(
                 "upstream.url",
-                format!(
-                    "`{}` must be an http:// or https:// URL with a host",
-                    u.url
-                ),
+                format!("`{}` must be an http:// or https:// URL with a host", u.url),
             );
             None
         }
         Err(e) => {
             errs.add(
                 "upstream.url",
-                format!("`{}` is not a URL ({e}); write e.g. `http://127.0.0.1:3000`", u.url),
+                format!(
+                    "`{}` is not a URL ({e}); write e.g. `http://127.0.0.1:3000`",
+                    u.url
+                ),
             );
             None
         }
     };
-    if let Some(ca) = &u.ca_file {
-        if let Err(e) = std::fs::metadata(ca) {
-            errs.add(
-                "upstream.ca_file",
-                format!("cannot read `{}`: {e}", ca.display()),
-            );
-        }
+    if let Some(ca) = &u.ca_file
+        && let Err(e) = std::fs::metadata(ca)
+    {
+        errs.add(
+            "upstream.ca_file",
+            format!("cannot read `{}`: {e}", ca.display()),
+        );
     }
     let basic_auth = match &u.basic_auth {
         None => None,
@@ -368,10 +369,16 @@ fn validate_session(raw: &RawConfig, state_dir: &std::path::Path, errs: &mut Err
             "use letters, digits, `_` and `-` only, without a `__` prefix (Portcullis adds `__Host-` itself)",
         );
     }
-    if s.cookie_name.starts_with(crate::session::INTERNAL_COOKIE_PREFIX) && s.cookie_name != "portcullis_session" {
+    if s.cookie_name
+        .starts_with(crate::session::INTERNAL_COOKIE_PREFIX)
+        && s.cookie_name != "portcullis_session"
+    {
         errs.add(
             "session.cookie_name",
-            format!("must not start with `{}`, which Portcullis uses for its other cookies", crate::session::INTERNAL_COOKIE_PREFIX),
+            format!(
+                "must not start with `{}`, which Portcullis uses for its other cookies",
+                crate::session::INTERNAL_COOKIE_PREFIX
+            ),
         );
     }
     let secure = s.secure_cookie;
@@ -458,7 +465,10 @@ fn validate_passthrough(raw: &RawConfig, errs: &mut Errors) -> Option<Passthroug
     for (i, t) in p.tokens.iter().enumerate() {
         let field = format!("passthrough.tokens[{i}]");
         if t.name.trim().is_empty() || t.name.chars().any(|c| c.is_control()) {
-            errs.add(format!("{field}.name"), "must be a non-empty name without control characters");
+            errs.add(
+                format!("{field}.name"),
+                "must be a non-empty name without control characters",
+            );
         }
         let hex_hash = match (&t.sha256, &t.sha256_file) {
             (Some(h), None) => Some((h.clone(), format!("{field}.sha256"))),
@@ -508,7 +518,9 @@ fn header(name: &str, field: &str, errs: &mut Errors) -> Option<HeaderName> {
         Ok(_) => {
             errs.add(
                 field,
-                format!("`{name}` is a header Portcullis or HTTP itself manages; choose another name"),
+                format!(
+                    "`{name}` is a header Portcullis or HTTP itself manages; choose another name"
+                ),
             );
             None
         }
@@ -551,7 +563,10 @@ fn validate_headers(raw: &RawConfig, errs: &mut Errors) -> Option<Headers> {
         }
     }
     if h.groups_separator.is_empty() || h.groups_separator.chars().any(|c| c.is_control()) {
-        errs.add("headers.groups_separator", "must be a non-empty printable string, e.g. `,`");
+        errs.add(
+            "headers.groups_separator",
+            "must be a non-empty printable string, e.g. `,`",
+        );
     }
     Some(Headers {
         user: user?,
@@ -632,7 +647,12 @@ mod tests {
         assert_eq!(c.session.cookie_name, "__Host-portcullis_session");
         assert_eq!(c.public_origin(), "https://app.example.com");
         assert_eq!(c.access.trusted_proxies.len(), 2);
-        assert!(c.access.trusted_proxies.iter().all(|n| n.addr().is_loopback()));
+        assert!(
+            c.access
+                .trusted_proxies
+                .iter()
+                .all(|n| n.addr().is_loopback())
+        );
     }
 
     #[test]
@@ -650,7 +670,9 @@ mod tests {
 
     #[test]
     fn bad_cidr_names_index() {
-        let f = fields(&format!("{MIN}access:\n  allowed_ip_ranges: ['10.0.0.0/8', '10.0.0.300/8']\n"));
+        let f = fields(&format!(
+            "{MIN}access:\n  allowed_ip_ranges: ['10.0.0.0/8', '10.0.0.300/8']\n"
+        ));
         assert_eq!(f, vec!["access.allowed_ip_ranges[1]"]);
     }
 
@@ -664,7 +686,9 @@ mod tests {
 
     #[test]
     fn prefix_must_end_with_slash() {
-        let f = fields(&format!("{MIN}passthrough:\n  paths:\n    - prefix: /static\n"));
+        let f = fields(&format!(
+            "{MIN}passthrough:\n  paths:\n    - prefix: /static\n"
+        ));
         assert_eq!(f, vec!["passthrough.paths[0].prefix"]);
     }
 
@@ -672,7 +696,10 @@ mod tests {
     fn insecure_cookie_needs_http_scheme() {
         let f = fields(&format!("{MIN}session:\n  secure_cookie: false\n"));
         assert_eq!(f, vec!["session.secure_cookie"]);
-        let ok = from_yaml_str(&format!("{MIN}scheme: http\nsession:\n  secure_cookie: false\n")).unwrap();
+        let ok = from_yaml_str(&format!(
+            "{MIN}scheme: http\nsession:\n  secure_cookie: false\n"
+        ))
+        .unwrap();
         assert_eq!(ok.session.cookie_name, "portcullis_session");
     }
 
@@ -684,7 +711,10 @@ mod tests {
 
     #[test]
     fn durations_are_human() {
-        let c = from_yaml_str(&format!("{MIN}session:\n  lifetime: 8h\n  inactivity_timeout: 0s\n")).unwrap();
+        let c = from_yaml_str(&format!(
+            "{MIN}session:\n  lifetime: 8h\n  inactivity_timeout: 0s\n"
+        ))
+        .unwrap();
         assert_eq!(c.session.lifetime.as_secs(), 8 * 3600);
         assert!(c.session.inactivity_timeout.is_none());
     }

@@ -9,8 +9,9 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 
 use crate::Body;
-use crate::identity::{IdpKind, Identity};
+use crate::identity::{Identity, IdpKind};
 use crate::pages::{Page, PageKind};
+use crate::session::Transactions;
 
 /// What a finished login hands back to the server.
 #[derive(Debug)]
@@ -46,6 +47,8 @@ pub enum Login {
 pub struct LoginCtx<'a> {
     pub request_id: &'a str,
     pub request_cookies: &'a [(&'a str, &'a str)],
+    /// Where a started login keeps what it must remember.
+    pub transactions: &'a Transactions,
 }
 
 impl Login {
@@ -60,7 +63,11 @@ impl Login {
     }
 
     /// Sends the browser to the IdP, remembering `return_to`.
-    pub async fn start(&self, _ctx: LoginCtx<'_>, _return_to: &str) -> Result<Response<Body>, Page> {
+    pub async fn start(
+        &self,
+        _ctx: LoginCtx<'_>,
+        _return_to: &str,
+    ) -> Result<Response<Body>, Page> {
         match self {
             Login::None => Err(Page::new(PageKind::NoIdentityProvider)),
         }

@@ -79,18 +79,38 @@ impl PageKind {
 
     fn explanation(self) -> &'static str {
         match self {
-            PageKind::BadRequest => "The request was malformed or incomplete. Go back and try again.",
+            PageKind::BadRequest => {
+                "The request was malformed or incomplete. Go back and try again."
+            }
             PageKind::LoginRequired => "This application needs you to sign in first.",
-            PageKind::NoIdentityProvider => "No identity provider is configured for this application, so nobody can sign in. Administrators: add an `oidc` or `saml` section to this domain's configuration.",
-            PageKind::Forbidden => "You are signed in, but your account or network is not among those allowed to use this application. If you think you should have access, ask the support contact below and quote the request id.",
+            PageKind::NoIdentityProvider => {
+                "No identity provider is configured for this application, so nobody can sign in. Administrators: add an `oidc` or `saml` section to this domain's configuration."
+            }
+            PageKind::Forbidden => {
+                "You are signed in, but your account or network is not among those allowed to use this application. If you think you should have access, ask the support contact below and quote the request id."
+            }
             PageKind::NotFound => "There is nothing at this address.",
-            PageKind::BadGateway => "The sign-in gate could not reach the application behind it. It may be restarting; try again in a minute.",
-            PageKind::IdpUnavailable => "The identity provider did not answer. People already signed in can keep working; try signing in again in a few minutes.",
-            PageKind::GatewayTimeout => "The application behind the sign-in gate did not answer in time. Try again; if it keeps happening, tell the support contact.",
-            PageKind::LoginLoop => "You were sent to sign in several times in a short while, and each time the browser came back without a session. Try closing other tabs of this application and signing in once. Administrators: check that the browser keeps the session cookie: the configured domain and scheme match the address users type, the server clocks agree (clock skew), nothing between the browser and Portcullis strips Set-Cookie or Cookie headers, and the cookies are not blocked (SameSite, third-party cookie settings, https).",
-            PageKind::LoginFailed => "The identity provider's answer could not be accepted. Start again from the application's address; if it keeps failing, tell the support contact and quote the request id.",
-            PageKind::TooLarge => "Your identity provider sends more groups or attributes than a browser cookie can hold. Administrators: limit the groups the identity provider releases for this application.",
-            PageKind::SignedOut => "Your session for this application has ended. You may still be signed in at your identity provider; close the browser to end that session too.",
+            PageKind::BadGateway => {
+                "The sign-in gate could not reach the application behind it. It may be restarting; try again in a minute."
+            }
+            PageKind::IdpUnavailable => {
+                "The identity provider did not answer. People already signed in can keep working; try signing in again in a few minutes."
+            }
+            PageKind::GatewayTimeout => {
+                "The application behind the sign-in gate did not answer in time. Try again; if it keeps happening, tell the support contact."
+            }
+            PageKind::LoginLoop => {
+                "You were sent to sign in several times in a short while, and each time the browser came back without a session. Try closing other tabs of this application and signing in once. Administrators: check that the browser keeps the session cookie: the configured domain and scheme match the address users type, the server clocks agree (clock skew), nothing between the browser and Portcullis strips Set-Cookie or Cookie headers, and the cookies are not blocked (SameSite, third-party cookie settings, https)."
+            }
+            PageKind::LoginFailed => {
+                "The identity provider's answer could not be accepted. Start again from the application's address; if it keeps failing, tell the support contact and quote the request id."
+            }
+            PageKind::TooLarge => {
+                "Your identity provider sends more groups or attributes than a browser cookie can hold. Administrators: limit the groups the identity provider releases for this application."
+            }
+            PageKind::SignedOut => {
+                "Your session for this application has ended. You may still be signed in at your identity provider; close the browser to end that session too."
+            }
         }
     }
 }
@@ -134,10 +154,15 @@ impl Page {
         let h = resp.headers_mut();
         h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+        h.insert(
+            "x-content-type-options",
+            HeaderValue::from_static("nosniff"),
+        );
         h.insert(
             header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; form-action 'self'"),
+            HeaderValue::from_static(
+                "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
+            ),
         );
         if let Ok(v) = HeaderValue::from_str(request_id) {
             h.insert("x-request-id", v);
@@ -170,12 +195,22 @@ impl Page {
         let action = self
             .login_url
             .as_deref()
-            .map(|u| format!("<p><a class=\"button\" href=\"{}\">Sign in</a></p>", attr(u)))
+            .map(|u| {
+                format!(
+                    "<p><a class=\"button\" href=\"{}\">Sign in</a></p>",
+                    attr(u)
+                )
+            })
             .unwrap_or_default();
         let support = cfg
             .support_url
             .as_deref()
-            .map(|u| format!("<p>Need help? <a href=\"{}\">Contact support</a>.</p>", attr(u)))
+            .map(|u| {
+                format!(
+                    "<p>Need help? <a href=\"{}\">Contact support</a>.</p>",
+                    attr(u)
+                )
+            })
             .unwrap_or_default();
         let footer = cfg
             .footer

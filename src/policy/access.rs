@@ -42,17 +42,18 @@ pub fn check_identity(access: &Access, id: &Identity) -> Result<(), Denied> {
         }
         // Exactly the domain after the last `@`: `a@x.example.com` does not
         // match `example.com`, and `a@example.com@evil` has domain `evil`.
-        if let Some((_, domain)) = email.rsplit_once('@') {
-            if access.allowed_email_domains.iter().any(|d| d == domain) {
-                return Ok(());
-            }
+        if let Some((_, domain)) = email.rsplit_once('@')
+            && access.allowed_email_domains.iter().any(|d| d == domain)
+        {
+            return Ok(());
         }
     }
     Err(Denied::Identity)
 }
 
 pub fn check_ip(access: &Access, ip: IpAddr) -> Result<(), Denied> {
-    if access.allowed_ip_ranges.is_empty() || access.allowed_ip_ranges.iter().any(|n| n.contains(&ip))
+    if access.allowed_ip_ranges.is_empty()
+        || access.allowed_ip_ranges.iter().any(|n| n.contains(&ip))
     {
         Ok(())
     } else {
@@ -89,13 +90,24 @@ mod tests {
 
     #[test]
     fn any_matching_rule_allows() {
-        let a = access("  allowed_groups: [admins]\n  allowed_emails: [Boss@Corp.example]\n  allowed_email_domains: ['@example.com']\n");
+        let a = access(
+            "  allowed_groups: [admins]\n  allowed_emails: [Boss@Corp.example]\n  allowed_email_domains: ['@example.com']\n",
+        );
         assert!(check_identity(&a, &id("x@other.example", &["admins"])).is_ok());
         assert!(check_identity(&a, &id("boss@corp.example", &[])).is_ok());
         assert!(check_identity(&a, &id("Carol@EXAMPLE.com", &[])).is_ok());
-        assert_eq!(check_identity(&a, &id("x@other.example", &["Admins"])), Err(Denied::Identity));
-        assert_eq!(check_identity(&a, &id("x@sub.example.com", &[])), Err(Denied::Identity));
-        assert_eq!(check_identity(&a, &id("x@example.com.evil", &[])), Err(Denied::Identity));
+        assert_eq!(
+            check_identity(&a, &id("x@other.example", &["Admins"])),
+            Err(Denied::Identity)
+        );
+        assert_eq!(
+            check_identity(&a, &id("x@sub.example.com", &[])),
+            Err(Denied::Identity)
+        );
+        assert_eq!(
+            check_identity(&a, &id("x@example.com.evil", &[])),
+            Err(Denied::Identity)
+        );
     }
 
     #[test]
@@ -103,6 +115,9 @@ mod tests {
         let a = access("  allowed_ip_ranges: [10.0.0.0/8, '2001:db8::/32']\n");
         assert!(check_ip(&a, "10.1.2.3".parse().unwrap()).is_ok());
         assert!(check_ip(&a, "2001:db8::1".parse().unwrap()).is_ok());
-        assert_eq!(check_ip(&a, "192.0.2.1".parse().unwrap()), Err(Denied::ClientIp));
+        assert_eq!(
+            check_ip(&a, "192.0.2.1".parse().unwrap()),
+            Err(Denied::ClientIp)
+        );
     }
 }

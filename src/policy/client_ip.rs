@@ -55,7 +55,10 @@ mod tests {
     use super::*;
 
     fn trusted() -> Vec<IpNet> {
-        vec!["127.0.0.0/8".parse().unwrap(), "10.0.0.0/8".parse().unwrap()]
+        vec![
+            "127.0.0.0/8".parse().unwrap(),
+            "10.0.0.0/8".parse().unwrap(),
+        ]
     }
 
     fn h(xff: &str) -> HeaderMap {
@@ -72,7 +75,11 @@ mod tests {
 
     #[test]
     fn trusted_chain_takes_rightmost_untrusted() {
-        let ip = client_ip("127.0.0.1".parse().unwrap(), &h("6.6.6.6, 198.51.100.4, 10.0.0.2"), &trusted());
+        let ip = client_ip(
+            "127.0.0.1".parse().unwrap(),
+            &h("6.6.6.6, 198.51.100.4, 10.0.0.2"),
+            &trusted(),
+        );
         assert_eq!(ip.to_string(), "198.51.100.4");
     }
 
@@ -84,13 +91,21 @@ mod tests {
 
     #[test]
     fn garbage_stops_the_walk() {
-        let ip = client_ip("127.0.0.1".parse().unwrap(), &h("6.6.6.6, nonsense"), &trusted());
+        let ip = client_ip(
+            "127.0.0.1".parse().unwrap(),
+            &h("6.6.6.6, nonsense"),
+            &trusted(),
+        );
         assert_eq!(ip.to_string(), "127.0.0.1");
     }
 
     #[test]
     fn mapped_v6_peer_is_canonical() {
-        let ip = client_ip("::ffff:127.0.0.1".parse().unwrap(), &h("203.0.113.5"), &trusted());
+        let ip = client_ip(
+            "::ffff:127.0.0.1".parse().unwrap(),
+            &h("203.0.113.5"),
+            &trusted(),
+        );
         assert_eq!(ip.to_string(), "203.0.113.5");
     }
 }

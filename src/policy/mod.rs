@@ -30,7 +30,12 @@ pub enum Route<'a> {
     Session,
 }
 
-pub fn route<'a>(config: &'a Config, method: &Method, raw_path: &str, headers: &HeaderMap) -> Route<'a> {
+pub fn route<'a>(
+    config: &'a Config,
+    method: &Method,
+    raw_path: &str,
+    headers: &HeaderMap,
+) -> Route<'a> {
     if let Some(norm) = path::normalise(raw_path) {
         if let Some(rest) = norm.strip_prefix(crate::RESERVED_PREFIX) {
             return Route::Own(rest.to_string());
@@ -44,7 +49,11 @@ pub fn route<'a>(config: &'a Config, method: &Method, raw_path: &str, headers: &
             return Route::Passthrough;
         }
     }
-    match tokens::find(&config.passthrough.tokens, headers, &config.passthrough.token_header) {
+    match tokens::find(
+        &config.passthrough.tokens,
+        headers,
+        &config.passthrough.token_header,
+    ) {
         Some(m) => Route::Token(m),
         None => Route::Session,
     }
@@ -74,7 +83,12 @@ pub fn token_identity(m: &TokenMatch<'_>) -> Identity {
 /// Access rules for an authenticated request: client address first, then
 /// the identity allow list. Tokens were configured explicitly by the
 /// operator, so only the address rule applies to them.
-pub fn authorize(config: &Config, identity: &Identity, client: IpAddr, is_token: bool) -> Result<(), Denied> {
+pub fn authorize(
+    config: &Config,
+    identity: &Identity,
+    client: IpAddr,
+    is_token: bool,
+) -> Result<(), Denied> {
     access::check_ip(&config.access, client)?;
     if is_token {
         return Ok(());

@@ -84,18 +84,30 @@ mod tests {
         let t = tokens();
         let mut h = HeaderMap::new();
         h.insert(AUTHORIZATION, "Bearer s3cret".parse().unwrap());
-        assert_eq!(find(&t, &h, &ph).unwrap().source, TokenSource::Authorization);
+        assert_eq!(
+            find(&t, &h, &ph).unwrap().source,
+            TokenSource::Authorization
+        );
         let mut h = HeaderMap::new();
         h.insert(AUTHORIZATION, "Bearer app-token".parse().unwrap());
         h.insert(&ph, "bearer s3cret".parse().unwrap());
-        assert_eq!(find(&t, &h, &ph).unwrap().source, TokenSource::ProductHeader);
+        assert_eq!(
+            find(&t, &h, &ph).unwrap().source,
+            TokenSource::ProductHeader
+        );
     }
 
     #[test]
     fn wrong_or_non_bearer_is_no_match() {
         let ph = HeaderName::from_static("x-portcullis-authorization");
         let t = tokens();
-        for v in ["Bearer s3cre", "Bearer s3cret2", "Basic s3cret", "s3cret", "Bearer "] {
+        for v in [
+            "Bearer s3cre",
+            "Bearer s3cret2",
+            "Basic s3cret",
+            "s3cret",
+            "Bearer ",
+        ] {
             let mut h = HeaderMap::new();
             h.insert(AUTHORIZATION, v.parse().unwrap());
             assert!(find(&t, &h, &ph).is_none(), "{v}");

@@ -36,9 +36,13 @@ impl OwnHeaders {
             .filter(|k| {
                 let n = k.as_str();
                 // HeaderName is already lower case.
-                self.names
-                    .iter()
-                    .any(|own| own.len() == n.len() && own.bytes().zip(n.bytes()).all(|(a, b)| a == b || (a == b'-' && b == b'_')))
+                self.names.iter().any(|own| {
+                    own.len() == n.len()
+                        && own
+                            .bytes()
+                            .zip(n.bytes())
+                            .all(|(a, b)| a == b || (a == b'-' && b == b'_'))
+                })
             })
             .cloned()
             .collect();
@@ -107,12 +111,15 @@ pub fn set_forwarded(
         headers.insert("x-forwarded-for", v);
     }
     if !headers.contains_key("x-forwarded-proto") {
-        headers.insert("x-forwarded-proto", HeaderValue::from_static(if scheme == "https" { "https" } else { "http" }));
+        headers.insert(
+            "x-forwarded-proto",
+            HeaderValue::from_static(if scheme == "https" { "https" } else { "http" }),
+        );
     }
-    if !headers.contains_key("x-forwarded-host") {
-        if let Some(h) = host {
-            headers.insert("x-forwarded-host", h.clone());
-        }
+    if !headers.contains_key("x-forwarded-host")
+        && let Some(h) = host
+    {
+        headers.insert("x-forwarded-host", h.clone());
     }
     if let Ok(v) = HeaderValue::from_str(&client_ip.to_string()) {
         headers.insert("x-real-ip", v);
@@ -135,7 +142,10 @@ pub fn set_identity(headers: &mut HeaderMap, config: &Config, id: &Identity) {
     if !id.groups.is_empty() {
         put(&h.groups, &id.groups.join(&h.groups_separator));
     }
-    put(&h.preferred_username, id.preferred_username.as_deref().unwrap_or(&id.user));
+    put(
+        &h.preferred_username,
+        id.preferred_username.as_deref().unwrap_or(&id.user),
+    );
     if let Some(n) = &id.name {
         put(&h.name, n);
     }
@@ -158,8 +168,20 @@ mod tests {
     fn strips_identity_headers_in_any_spelling() {
         let own = OwnHeaders::new(&config());
         let mut h = HeaderMap::new();
-        for n in ["x-forwarded-email", "X-Forwarded-User", "x_forwarded_email", "X_FORWARDED_GROUPS", "x-dept", "x_dept", "x-real-ip", "x-other"] {
-            h.append(HeaderName::from_bytes(n.as_bytes()).unwrap(), HeaderValue::from_static("admin@x"));
+        for n in [
+            "x-forwarded-email",
+            "X-Forwarded-User",
+            "x_forwarded_email",
+            "X_FORWARDED_GROUPS",
+            "x-dept",
+            "x_dept",
+            "x-real-ip",
+            "x-other",
+        ] {
+            h.append(
+                HeaderName::from_bytes(n.as_bytes()).unwrap(),
+                HeaderValue::from_static("admin@x"),
+            );
         }
         own.strip_spoofed(&mut h);
         let left: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
@@ -178,7 +200,14 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert("x-forwarded-for", "203.0.113.9".parse().unwrap());
         let peer: IpAddr = "127.0.0.1".parse().unwrap();
-        set_forwarded(&mut h, peer, true, "203.0.113.9".parse().unwrap(), "https", None);
+        set_forwarded(
+            &mut h,
+            peer,
+            true,
+            "203.0.113.9".parse().unwrap(),
+            "https",
+            None,
+        );
         assert_eq!(h["x-forwarded-for"], "203.0.113.9, 127.0.0.1");
         assert_eq!(h["x-real-ip"], "203.0.113.9");
     }

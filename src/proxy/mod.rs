@@ -86,8 +86,9 @@ impl Upstream {
             client,
             origin: format!("{}://{}", u.url.scheme(), authority),
             base_path: u.url.path().trim_end_matches('/').to_string(),
-            authority: HeaderValue::from_str(&authority)
-                .map_err(|_| UpstreamSetupError::Tls("upstream host is not a valid header".into()))?,
+            authority: HeaderValue::from_str(&authority).map_err(|_| {
+                UpstreamSetupError::Tls("upstream host is not a valid header".into())
+            })?,
         })
     }
 
@@ -109,11 +110,11 @@ impl Upstream {
         let uri: Uri = format!("{}{}{}", self.origin, self.base_path, path_and_query)
             .parse()
             .map_err(|_| ProxyError::BadRequest("the request path is not valid"))?;
-        let client_host = req
-            .headers()
-            .get(header::HOST)
-            .cloned()
-            .or_else(|| req.uri().authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()));
+        let client_host = req.headers().get(header::HOST).cloned().or_else(|| {
+            req.uri()
+                .authority()
+                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        });
 
         *req.uri_mut() = uri;
         *req.version_mut() = Version::HTTP_11;
@@ -140,10 +141,10 @@ impl Upstream {
                 h.insert(header::HOST, self.authority.clone());
             }
         }
-        if !h.contains_key("x-request-id") {
-            if let Ok(v) = HeaderValue::from_str(fwd.request_id) {
-                h.insert("x-request-id", v);
-            }
+        if !h.contains_key("x-request-id")
+            && let Ok(v) = HeaderValue::from_str(fwd.request_id)
+        {
+            h.insert("x-request-id", v);
         }
         if let Some(id) = fwd.identity {
             headers::set_identity(h, config, id);
@@ -160,14 +161,15 @@ impl Upstream {
             h.insert(header::UPGRADE, proto.clone());
         }
 
-        let mut resp = match tokio::time::timeout(config.upstream.timeout, self.client.request(req)).await {
-            Err(_) => return Err(ProxyError::Timeout),
-            Ok(Err(e)) => {
-                tracing::debug!(error = %e, "upstream request failed");
-                return Err(ProxyError::Unreachable);
-            }
-            Ok(Ok(r)) => r,
-        };
+        let mut resp =
+            match tokio::time::timeout(config.upstream.timeout, self.client.request(req)).await {
+                Err(_) => return Err(ProxyError::Timeout),
+                Ok(Err(e)) => {
+                    tracing::debug!(error = %e, "upstream request failed");
+                    return Err(ProxyError::Unreachable);
+                }
+                Ok(Ok(r)) => r,
+            };
 
         if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
             if let Some(client_upgrade) = client_upgrade {

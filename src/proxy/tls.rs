@@ -11,7 +11,10 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 
 use super::UpstreamSetupError;
 
-pub fn client_config(verify: bool, ca_file: Option<&Path>) -> Result<ClientConfig, UpstreamSetupError> {
+pub fn client_config(
+    verify: bool,
+    ca_file: Option<&Path>,
+) -> Result<ClientConfig, UpstreamSetupError> {
     // Explicit provider: never depend on which rustls features another crate
     // happened to switch on.
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
@@ -30,10 +33,14 @@ pub fn client_config(verify: bool, ca_file: Option<&Path>) -> Result<ClientConfi
         let _ = roots.add(cert);
     }
     if let Some(path) = ca_file {
-        let pem = std::fs::read(path).map_err(|e| UpstreamSetupError::CaFile(format!("cannot read {}: {e}", path.display())))?;
+        let pem = std::fs::read(path).map_err(|e| {
+            UpstreamSetupError::CaFile(format!("cannot read {}: {e}", path.display()))
+        })?;
         let mut added = 0;
         for cert in CertificateDer::pem_slice_iter(&pem) {
-            let cert = cert.map_err(|e| UpstreamSetupError::CaFile(format!("{} is not PEM: {e}", path.display())))?;
+            let cert = cert.map_err(|e| {
+                UpstreamSetupError::CaFile(format!("{} is not PEM: {e}", path.display()))
+            })?;
             roots
                 .add(cert)
                 .map_err(|e| UpstreamSetupError::CaFile(format!("{}: {e}", path.display())))?;
@@ -72,7 +79,12 @@ impl ServerCertVerifier for NoVerification {
         cert: &CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -81,7 +93,12 @@ impl ServerCertVerifier for NoVerification {
         cert: &CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {

@@ -151,10 +151,10 @@ pub fn strip_own_cookies(headers: &mut HeaderMap, session_base: &str) {
         .map(|(n, v)| format!("{n}={v}"))
         .collect();
     headers.remove(COOKIE);
-    if !kept.is_empty() {
-        if let Ok(v) = HeaderValue::from_str(&kept.join("; ")) {
-            headers.insert(COOKIE, v);
-        }
+    if !kept.is_empty()
+        && let Ok(v) = HeaderValue::from_str(&kept.join("; "))
+    {
+        headers.insert(COOKIE, v);
     }
 }
 
@@ -182,15 +182,26 @@ mod tests {
             .collect();
         assert_eq!(pairs[0].0, "__Host-s_0");
         assert!(set.iter().all(|c| c.len() < 4096));
-        let view: Vec<(&str, &str)> = pairs.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+        let view: Vec<(&str, &str)> = pairs
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
         assert_eq!(read_chunked(&view, "__Host-s").unwrap(), token);
     }
 
     #[test]
     fn stale_chunks_are_cleared() {
-        let old = [("__Host-s_0", "x"), ("__Host-s_1", "y"), ("__Host-s_2", "z"), ("other", "1")];
+        let old = [
+            ("__Host-s_0", "x"),
+            ("__Host-s_1", "y"),
+            ("__Host-s_2", "z"),
+            ("other", "1"),
+        ];
         let set = write_chunked(&old, "__Host-s", "small", 60, ATTRS).unwrap();
-        assert_eq!(set[0], "__Host-s=small; Max-Age=60; Path=/; HttpOnly; Secure; SameSite=Lax");
+        assert_eq!(
+            set[0],
+            "__Host-s=small; Max-Age=60; Path=/; HttpOnly; Secure; SameSite=Lax"
+        );
         let cleared: Vec<&String> = set.iter().filter(|c| c.contains("Max-Age=0")).collect();
         assert_eq!(cleared.len(), 3);
         assert!(!set.iter().any(|c| c.starts_with("other")));
@@ -205,7 +216,12 @@ mod tests {
     #[test]
     fn own_cookies_are_stripped_others_kept() {
         let mut h = HeaderMap::new();
-        h.append(COOKIE, HeaderValue::from_static("a=1; __Host-portcullis_session=tok; portcullis_session=planted"));
+        h.append(
+            COOKIE,
+            HeaderValue::from_static(
+                "a=1; __Host-portcullis_session=tok; portcullis_session=planted",
+            ),
+        );
         h.append(COOKIE, HeaderValue::from_static("__Host-portcullis_session_0=x; __Host-portcullis_txn_ab=t; portcullis_other=x; b=2"));
         strip_own_cookies(&mut h, "portcullis_session");
         let all: Vec<_> = h.get_all(COOKIE).iter().collect();

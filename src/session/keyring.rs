@@ -16,10 +16,20 @@ pub const KEY_BYTES: usize = 32;
 #[derive(Debug, thiserror::Error)]
 pub enum KeyRingError {
     #[error("cannot read the session key file {path}: {source}; check its path and permissions")]
-    Read { path: PathBuf, source: std::io::Error },
-    #[error("cannot write the session key file {path}: {source}; check that the directory exists and is writable")]
-    Write { path: PathBuf, source: std::io::Error },
-    #[error("the session key file {path} is not valid: {reason}; restore it from backup or create a new one with `portcullis keygen` (this logs everyone out)")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "cannot write the session key file {path}: {source}; check that the directory exists and is writable"
+    )]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "the session key file {path} is not valid: {reason}; restore it from backup or create a new one with `portcullis keygen` (this logs everyone out)"
+    )]
     Invalid { path: PathBuf, reason: String },
     #[error("the session key file {0} already exists; use `--rotate` to add a key to it")]
     Exists(PathBuf),
@@ -110,7 +120,8 @@ impl KeyRing {
     pub fn prune(&mut self, cutoff: u64) -> usize {
         let active_kid = self.active().kid.clone();
         let before = self.keys.len();
-        self.keys.retain(|k| k.kid == active_kid || k.created >= cutoff);
+        self.keys
+            .retain(|k| k.kid == active_kid || k.created >= cutoff);
         self.active = self
             .keys
             .iter()
@@ -263,12 +274,22 @@ mod tests {
     fn refuses_files_without_active_key_or_short_secret() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("k.json");
-        std::fs::write(&p, r#"{"keys":[{"kid":"a","secret":"AAAA","created":1,"active":true}]}"#).unwrap();
-        assert!(matches!(KeyRing::load(&p), Err(KeyRingError::Invalid { .. })));
+        std::fs::write(
+            &p,
+            r#"{"keys":[{"kid":"a","secret":"AAAA","created":1,"active":true}]}"#,
+        )
+        .unwrap();
+        assert!(matches!(
+            KeyRing::load(&p),
+            Err(KeyRingError::Invalid { .. })
+        ));
         let ring = KeyRing::generate();
         let mut json: serde_json::Value = serde_json::from_slice(&ring.to_json()).unwrap();
         json["keys"][0]["active"] = false.into();
         std::fs::write(&p, json.to_string()).unwrap();
-        assert!(matches!(KeyRing::load(&p), Err(KeyRingError::Invalid { .. })));
+        assert!(matches!(
+            KeyRing::load(&p),
+            Err(KeyRingError::Invalid { .. })
+        ));
     }
 }

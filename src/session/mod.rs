@@ -4,6 +4,7 @@
 
 pub mod cookies;
 pub mod keyring;
+pub mod transaction;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,9 +14,10 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
-use crate::identity::{IdpKind, Identity};
+use crate::identity::{Identity, IdpKind};
 pub use cookies::CookieAttrs;
 pub use keyring::{KeyRing, KeyRingError};
+pub use transaction::{Transaction, TransactionError, Transactions};
 
 /// Names of Portcullis' internal cookies start with this (after `__Host-`).
 pub const INTERNAL_COOKIE_PREFIX: &str = "portcullis_";
@@ -81,7 +83,9 @@ pub enum SessionError {
     Expired,
     #[error("the session cookie was issued for another domain")]
     WrongDomain,
-    #[error("the session is larger than the browser's cookie limits allow; reduce the groups or attributes the IdP sends")]
+    #[error(
+        "the session is larger than the browser's cookie limits allow; reduce the groups or attributes the IdP sends"
+    )]
     TooLarge,
     #[error("the session could not be signed")]
     Signing,
@@ -230,7 +234,10 @@ impl Sessions {
 
     /// Reads the session from the request's cookies and verifies it; renews
     /// it when at least half of the inactivity window has passed.
-    pub fn verify(&self, request_cookies: &[(&str, &str)]) -> Option<Result<Verified, SessionError>> {
+    pub fn verify(
+        &self,
+        request_cookies: &[(&str, &str)],
+    ) -> Option<Result<Verified, SessionError>> {
         let token = cookies::read_chunked(request_cookies, &self.cookie_name)?;
         Some(self.verify_token(&token, request_cookies, now()))
     }
@@ -300,22 +307,32 @@ mod tests {
         let ring = Arc::new(KeyRing::generate());
         let a = Sessions::new(&config(""), ring.clone());
         let b = Sessions::new(
-            &crate::config::from_yaml_str("domain: b.example.com\nupstream:\n  url: http://127.0.0.1:1\n").unwrap(),
+            &crate::config::from_yaml_str(
+                "domain: b.example.com\nupstream:\n  url: http://127.0.0.1:1\n",
+            )
+            .unwrap(),
             ring,
         );
-        let token = a.encode(&a.claims_for(&alice(), IdpKind::Saml, now())).unwrap();
+        let token = a
+            .encode(&a.claims_for(&alice(), IdpKind::Saml, now()))
+            .unwrap();
         assert_eq!(b.decode(&token), Err(SessionError::WrongDomain));
     }
 
     #[test]
     fn tampered_unknown_kid_and_alg_none_are_refused() {
         let s = Sessions::new(&config(""), Arc::new(KeyRing::generate()));
-        let token = s.encode(&s.claims_for(&alice(), IdpKind::Oidc, now())).unwrap();
+        let token = s
+            .encode(&s.claims_for(&alice(), IdpKind::Oidc, now()))
+            .unwrap();
         let mut parts: Vec<String> = token.split('.').map(String::from).collect();
         // Change the payload: signature no longer matches.
         let mut claims = s.decode(&token).unwrap();
         claims.groups = vec!["root".into()];
-        parts[1] = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, serde_json::to_vec(&claims).unwrap());
+        parts[1] = base64::Engine::encode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            serde_json::to_vec(&claims).unwrap(),
+        );
         assert_eq!(s.decode(&parts.join(".")), Err(SessionError::BadSignature));
         // Signed by a key from another ring.
         let other = Sessions::new(&config(""), Arc::new(KeyRing::generate()));
@@ -323,7 +340,10 @@ mod tests {
         assert_eq!(s.decode(&foreign), Err(SessionError::UnknownKey));
         // alg: none with a known kid.
         let kid = s.ring.active().kid.clone();
-        let hdr = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, format!(r#"{{"alg":"none","kid":"{kid}"}}"#));
+        let hdr = base64::Engine::encode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            format!(r#"{{"alg":"none","kid":"{kid}"}}"#),
+        );
         let none = format!("{hdr}.{}.", parts[1]);
         assert!(s.decode(&none).is_err());
     }
@@ -339,7 +359,12 @@ mod tests {
         assert_eq!(claims.exp, t0 + 600);
         let token = s.encode(&claims).unwrap();
         // Early: no renewal.
-        assert!(s.verify_token(&token, &[], t0 + 60).unwrap().renewal.is_none());
+        assert!(
+            s.verify_token(&token, &[], t0 + 60)
+                .unwrap()
+                .renewal
+                .is_none()
+        );
         // Past half the window: renewed, the new cookie carries a later exp.
         let v = s.verify_token(&token, &[], t0 + 301).unwrap();
         let set = v.renewal.expect("renewed");
@@ -348,12 +373,23 @@ mod tests {
         assert_eq!(renewed.exp, t0 + 301 + 600);
         assert_eq!(renewed.auth_time, t0);
         // The absolute lifetime caps renewals, and ends the session.
-        let late = SessionClaims { iat: t0 + 6500, exp: t0 + 7100, ..claims.clone() };
+        let late = SessionClaims {
+            iat: t0 + 6500,
+            exp: t0 + 7100,
+            ..claims.clone()
+        };
         let late_token = s.encode(&late).unwrap();
-        let set = s.verify_token(&late_token, &[], t0 + 7000).unwrap().renewal.expect("renewed");
+        let set = s
+            .verify_token(&late_token, &[], t0 + 7000)
+            .unwrap()
+            .renewal
+            .expect("renewed");
         let value = set[0].split(';').next().unwrap().split_once('=').unwrap().1;
         assert_eq!(s.decode(value).unwrap().exp, t0 + 7200);
-        assert_eq!(s.verify_token(&late_token, &[], t0 + 7206).unwrap_err(), SessionError::Expired);
+        assert_eq!(
+            s.verify_token(&late_token, &[], t0 + 7206).unwrap_err(),
+            SessionError::Expired
+        );
     }
 
     #[test]

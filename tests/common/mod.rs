@@ -20,7 +20,7 @@ use hyper::body::{Frame, Incoming};
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use portcullis::identity::{IdpKind, Identity};
+use portcullis::identity::{Identity, IdpKind};
 use portcullis::session::{KeyRing, Sessions};
 
 type BoxBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
@@ -43,7 +43,9 @@ impl TestUpstream {
         let addr = listener.local_addr().unwrap();
         let task = tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else { continue };
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
                 tokio::spawn(async move {
                     let svc = service_fn(upstream_handler);
                     let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
@@ -68,17 +70,24 @@ async fn upstream_handler(mut req: Request<Incoming>) -> Result<Response<BoxBody
     let path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or("").to_string();
     let param = |name: &str| -> Option<u64> {
-        query.split('&').find_map(|kv| kv.strip_prefix(&format!("{name}="))?.parse().ok())
+        query
+            .split('&')
+            .find_map(|kv| kv.strip_prefix(&format!("{name}="))?.parse().ok())
     };
     if path == "/ws" {
         let key = req.headers().get("sec-websocket-key").cloned();
         let Some(key) = key else {
-            return Ok(Response::builder().status(400).body(full("no key")).unwrap());
+            return Ok(Response::builder()
+                .status(400)
+                .body(full("no key"))
+                .unwrap());
         };
         let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
         let on_upgrade = hyper::upgrade::on(&mut req);
         tokio::spawn(async move {
-            let Ok(upgraded) = on_upgrade.await else { return };
+            let Ok(upgraded) = on_upgrade.await else {
+                return;
+            };
             let mut ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
                 TokioIo::new(upgraded),
                 tokio_tungstenite::tungstenite::protocol::Role::Server,
@@ -86,10 +95,8 @@ async fn upstream_handler(mut req: Request<Incoming>) -> Result<Response<BoxBody
             )
             .await;
             while let Some(Ok(msg)) = ws.next().await {
-                if msg.is_text() || msg.is_binary() {
-                    if ws.send(msg).await.is_err() {
-                        break;
-                    }
+                if (msg.is_text() || msg.is_binary()) && ws.send(msg).await.is_err() {
+                    break;
                 }
             }
         });
@@ -111,7 +118,10 @@ async fn upstream_handler(mut req: Request<Incoming>) -> Result<Response<BoxBody
                     return None;
                 }
                 let n = (total - sent).min(chunk.len() as u64) as usize;
-                Some((Ok::<_, Infallible>(Frame::data(chunk.slice(..n))), sent + n as u64))
+                Some((
+                    Ok::<_, Infallible>(Frame::data(chunk.slice(..n))),
+                    sent + n as u64,
+                ))
             }
         });
         return Ok(Response::builder()
@@ -304,10 +314,10 @@ fn wait_ready(log_path: &Path) -> SocketAddr {
     while Instant::now() < deadline {
         if let Ok(f) = std::fs::File::open(log_path) {
             for line in BufReader::new(f).lines().map_while(Result::ok) {
-                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
-                    if v["message"] == "portcullis ready" {
-                        return v["listen"].as_str().unwrap().parse().unwrap();
-                    }
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+                    && v["message"] == "portcullis ready"
+                {
+                    return v["listen"].as_str().unwrap().parse().unwrap();
                 }
             }
         }

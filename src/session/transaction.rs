@@ -1,0 +1,269 @@
+//! The login transaction cookie: what a started login must remember until
+//! the IdP answers (return path, OIDC state/nonce/PKCE verifier, SAML
+//! request id). One cookie per login, named by its random id, so logins in
+//! several tabs do not clobber each other. Signed with the session key ring
+//! (the browser can neither forge nor alter it), bound to this domain,
+//! short-lived, and cleared on use.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use super::cookies::{self, CookieAttrs};
+use super::{INTERNAL_COOKIE_PREFIX, KeyRing, now};
+use crate::config::Config;
+use crate::identity::IdpKind;
+
+/// Distinguishes transaction tokens from session tokens: a transaction can
+/// never pass as a session, nor the other way round.
+const AUDIENCE_SUFFIX: &str = "#login-transaction";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Transaction {
+    /// Random, 128 bits, hex; also the OIDC `state` / SAML `RelayState`.
+    pub id: String,
+    pub return_to: String,
+    pub idp: IdpKind,
+    /// Flavour-specific fields (nonce, PKCE verifier, request id…).
+    pub data: serde_json::Value,
+    pub exp: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Claims {
+    iss: String,
+    aud: String,
+    exp: u64,
+    txn: Transaction,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TransactionError {
+    #[error(
+        "the login transaction cookie is missing (it expired, was blocked by the browser, or the login was started elsewhere)"
+    )]
+    Missing,
+    #[error("the login transaction cookie is invalid")]
+    Invalid,
+    #[error("the login took too long and its transaction expired")]
+    Expired,
+    #[error("the login transaction belongs to another domain")]
+    WrongDomain,
+}
+
+pub struct Transactions {
+    ring: Arc<KeyRing>,
+    domain: String,
+    lifetime: Duration,
+    attrs: CookieAttrs,
+    prefix: &'static str,
+    validation: Validation,
+}
+
+impl Transactions {
+    pub fn new(config: &Config, ring: Arc<KeyRing>) -> Transactions {
+        let secure = config.session.secure_cookie;
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_issuer(&[&config.domain]);
+        validation.set_audience(&[format!("{}{AUDIENCE_SUFFIX}", config.domain)]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud"]);
+        validation.leeway = 5;
+        Transactions {
+            ring,
+            domain: config.domain.clone(),
+            lifetime: config.login.transaction_lifetime,
+            // The IdP may answer with a cross-site POST (SAML ACS, OIDC
+            // form_post): a Lax cookie would not come with it.
+            attrs: CookieAttrs {
+                secure,
+                same_site_none: secure,
+            },
+            prefix: if secure { "__Host-" } else { "" },
+            validation,
+        }
+    }
+
+    fn cookie_name(&self, id: &str) -> String {
+        format!("{}{INTERNAL_COOKIE_PREFIX}txn_{id}", self.prefix)
+    }
+
+    /// Starts a transaction; returns it and the `Set-Cookie` value.
+    pub fn begin(
+        &self,
+        idp: IdpKind,
+        return_to: &str,
+        data: serde_json::Value,
+    ) -> Result<(Transaction, String), TransactionError> {
+        let exp = now() + self.lifetime.as_secs();
+        let txn = Transaction {
+            id: crate::random_id(16),
+            return_to: return_to.to_string(),
+            idp,
+            data,
+            exp,
+        };
+        let claims = Claims {
+            iss: self.domain.clone(),
+            aud: format!("{}{AUDIENCE_SUFFIX}", self.domain),
+            exp,
+            txn: txn.clone(),
+        };
+        let key = self.ring.active();
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some(key.kid.clone());
+        let token = jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(&key.secret))
+            .map_err(|_| TransactionError::Invalid)?;
+        let cookie = cookies::set_cookie(
+            &self.cookie_name(&txn.id),
+            &token,
+            self.lifetime.as_secs(),
+            self.attrs,
+        );
+        Ok((txn, cookie))
+    }
+
+    /// The transaction `id` from the request's cookies, verified.
+    pub fn find(&self, jar: &[(&str, &str)], id: &str) -> Result<Transaction, TransactionError> {
+        if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(TransactionError::Missing);
+        }
+        let name = self.cookie_name(id);
+        let token = jar
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| *v)
+            .ok_or(TransactionError::Missing)?;
+        let header = jsonwebtoken::decode_header(token).map_err(|_| TransactionError::Invalid)?;
+        let key = header
+            .kid
+            .as_deref()
+            .and_then(|k| self.ring.get(k))
+            .ok_or(TransactionError::Invalid)?;
+        let claims = jsonwebtoken::decode::<Claims>(
+            token,
+            &DecodingKey::from_secret(&key.secret),
+            &self.validation,
+        )
+        .map_err(|e| {
+            use jsonwebtoken::errors::ErrorKind as K;
+            match e.kind() {
+                K::ExpiredSignature => TransactionError::Expired,
+                K::InvalidIssuer | K::InvalidAudience => TransactionError::WrongDomain,
+                _ => TransactionError::Invalid,
+            }
+        })?
+        .claims;
+        // The name and the signed content must agree: no swapping cookies.
+        if claims.txn.id != id {
+            return Err(TransactionError::Invalid);
+        }
+        Ok(claims.txn)
+    }
+
+    /// `Set-Cookie` value deleting transaction `id` (after use).
+    pub fn clear(&self, id: &str) -> String {
+        cookies::clear_cookie(&self.cookie_name(id), self.attrs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn txns(domain: &str, ring: Arc<KeyRing>) -> Transactions {
+        let c = crate::config::from_yaml_str(&format!(
+            "domain: {domain}\nupstream:\n  url: http://127.0.0.1:1\n"
+        ))
+        .unwrap();
+        Transactions::new(&c, ring)
+    }
+
+    fn cookie_pair(set_cookie: &str) -> (String, String) {
+        let nv = set_cookie.split(';').next().unwrap();
+        let (n, v) = nv.split_once('=').unwrap();
+        (n.to_string(), v.to_string())
+    }
+
+    #[test]
+    fn round_trip_and_cross_site_attributes() {
+        let t = txns("a.example.com", Arc::new(KeyRing::generate()));
+        let (txn, set) = t
+            .begin(IdpKind::Oidc, "/x", serde_json::json!({"nonce": "n"}))
+            .unwrap();
+        assert_eq!(txn.id.len(), 32);
+        assert!(set.starts_with("__Host-portcullis_txn_"));
+        assert!(
+            set.contains("SameSite=None") && set.contains("Secure") && set.contains("HttpOnly")
+        );
+        let (n, v) = cookie_pair(&set);
+        let found = t.find(&[(&n, &v)], &txn.id).unwrap();
+        assert_eq!(found, txn);
+        assert!(t.clear(&txn.id).contains("Max-Age=0"));
+    }
+
+    #[test]
+    fn two_tabs_do_not_clobber() {
+        let t = txns("a.example.com", Arc::new(KeyRing::generate()));
+        let (a, sa) = t
+            .begin(IdpKind::Oidc, "/a", serde_json::Value::Null)
+            .unwrap();
+        let (b, sb) = t
+            .begin(IdpKind::Oidc, "/b", serde_json::Value::Null)
+            .unwrap();
+        let (na, va) = cookie_pair(&sa);
+        let (nb, vb) = cookie_pair(&sb);
+        let jar = [(na.as_str(), va.as_str()), (nb.as_str(), vb.as_str())];
+        assert_eq!(t.find(&jar, &a.id).unwrap().return_to, "/a");
+        assert_eq!(t.find(&jar, &b.id).unwrap().return_to, "/b");
+    }
+
+    #[test]
+    fn refuses_swapped_foreign_and_missing() {
+        let ring = Arc::new(KeyRing::generate());
+        let t = txns("a.example.com", ring.clone());
+        let other = txns("b.example.com", ring);
+        let (a, sa) = t
+            .begin(IdpKind::Saml, "/a", serde_json::Value::Null)
+            .unwrap();
+        let (b, sb) = t
+            .begin(IdpKind::Saml, "/b", serde_json::Value::Null)
+            .unwrap();
+        let (_, va) = cookie_pair(&sa);
+        let (nb, _) = cookie_pair(&sb);
+        // a's value under b's name.
+        assert_eq!(
+            t.find(&[(nb.as_str(), va.as_str())], &b.id),
+            Err(TransactionError::Invalid)
+        );
+        // Minted for another domain with the same keys.
+        let (o, so) = other
+            .begin(IdpKind::Saml, "/", serde_json::Value::Null)
+            .unwrap();
+        let (_, vo) = cookie_pair(&so);
+        let name = format!("__Host-portcullis_txn_{}", o.id);
+        assert_eq!(
+            t.find(&[(name.as_str(), vo.as_str())], &o.id),
+            Err(TransactionError::WrongDomain)
+        );
+        assert_eq!(t.find(&[], &a.id), Err(TransactionError::Missing));
+        assert_eq!(t.find(&[], "../etc"), Err(TransactionError::Missing));
+    }
+
+    #[test]
+    fn a_transaction_is_not_a_session() {
+        let ring = Arc::new(KeyRing::generate());
+        let c = crate::config::from_yaml_str(
+            "domain: a.example.com\nupstream:\n  url: http://127.0.0.1:1\n",
+        )
+        .unwrap();
+        let t = Transactions::new(&c, ring.clone());
+        let s = super::super::Sessions::new(&c, ring);
+        let (_, set) = t
+            .begin(IdpKind::Oidc, "/", serde_json::Value::Null)
+            .unwrap();
+        let (_, v) = cookie_pair(&set);
+        assert!(s.decode(&v).is_err());
+    }
+}

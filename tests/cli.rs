@@ -1,0 +1,175 @@
+//! The command line: `check-config` exit codes and messages, environment
+//! overrides, `keygen`, `hash-token`.
+
+mod common;
+
+use std::process::{Command, Output};
+
+use common::bin;
+
+fn check(yaml: &str, env: &[(&str, &str)]) -> Output {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let mut cmd = Command::new(bin());
+    cmd.arg("check-config").arg("--config").arg(&path);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+const GOOD: &str = "domain: app.example.com\nupstream:\n  url: http://127.0.0.1:3000\n";
+
+#[test]
+fn valid_config_exits_0() {
+    let o = check(GOOD, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("configuration OK: https://app.example.com")
+    );
+}
+
+#[test]
+fn each_error_names_its_field_and_exits_1() {
+    let cases: &[(&str, &str)] = &[
+        (
+            "domain: a.example.com\nupstream:\n  url: http://127.0.0.1:3000\naccess:\n  alowed_groups: [x]\n",
+            "access.alowed_groups",
+        ),
+        (
+            "domain: a.example.com\nupstream:\n  url: 'ftp//nope'\n",
+            "upstream.url",
+        ),
+        ("upstream:\n  url: http://127.0.0.1:3000\n", "domain"),
+        (
+            "domain: a.example.com\nupstream:\n  url: http://127.0.0.1:3000\naccess:\n  allowed_ip_ranges: [10.0.0.0/33]\n",
+            "access.allowed_ip_ranges[0]",
+        ),
+        (
+            "domain: a.example.com\nupstream:\n  url: http://127.0.0.1:3000\npassthrough:\n  tokens:\n    - name: backup\n      sha256_file: /nonexistent/backup.sha256\n",
+            "passthrough.tokens[0].sha256_file",
+        ),
+        (
+            "domain: a.example.com\nupstream:\n  url: http://127.0.0.1:3000\nsession:\n  lifetime: forever\n",
+            "session.lifetime",
+        ),
+        (
+            "domain: a.example.com\nupstream:\n  url: http://127.0.0.1:3000\nlog:\n  format: xml\n",
+            "log.format",
+        ),
+    ];
+    for (yaml, field) in cases {
+        let o = check(yaml, &[]);
+        assert_eq!(o.status.code(), Some(1), "{field}: {}", stderr(&o));
+        let err = stderr(&o);
+        assert!(
+            err.contains(&format!("- {field}:")),
+            "expected `{field}` named in:\n{err}"
+        );
+    }
+}
+
+#[test]
+fn missing_file_is_an_error_not_defaults() {
+    let o = Command::new(bin())
+        .args(["check-config", "--config", "/nonexistent/portcullis.yaml"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("cannot read the configuration file"));
+}
+
+#[test]
+fn environment_overrides_the_file() {
+    let o = check(
+        GOOD,
+        &[("PORTCULLIS_UPSTREAM__URL", "http://10.1.2.3:9000")],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("http://10.1.2.3:9000"));
+    let o = check(
+        GOOD,
+        &[(
+            "PORTCULLIS_ACCESS__ALLOWED_IP_RANGES",
+            "[10.0.0.0/8, nonsense]",
+        )],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("access.allowed_ip_ranges[1]"),
+        "{}",
+        stderr(&o)
+    );
+    // A misspelt variable is an unknown key, not silently ignored.
+    let o = check(GOOD, &[("PORTCULLIS_SESION__LIFETIME", "1h")]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("sesion"), "{}", stderr(&o));
+    // The whole config from the environment, no file.
+    let o = Command::new(bin())
+        .arg("check-config")
+        .env("PORTCULLIS_DOMAIN", "env.example.com")
+        .env("PORTCULLIS_UPSTREAM__URL", "http://127.0.0.1:8080")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}
+
+#[test]
+fn keygen_writes_a_private_key_ring_and_rotates() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keys.json");
+    let o = Command::new(bin())
+        .args(["keygen", "--out"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let first = portcullis::session::KeyRing::load(&path)
+        .unwrap()
+        .active()
+        .kid
+        .clone();
+    // Refuses to overwrite (that would log everyone out).
+    let o = Command::new(bin())
+        .args(["keygen", "--out"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let o = Command::new(bin())
+        .args(["keygen", "--rotate", "--out"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let ring = portcullis::session::KeyRing::load(&path).unwrap();
+    assert_ne!(ring.active().kid, first);
+    assert!(ring.get(&first).is_some(), "old key kept for verification");
+}
+
+#[test]
+fn hash_token_matches_sha256() {
+    use std::io::Write;
+    let mut child = Command::new(bin())
+        .arg("hash-token")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"abc\n").unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    );
+}

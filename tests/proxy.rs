@@ -1,0 +1,171 @@
+//! The proxy's plumbing end to end: WebSocket upgrade, streaming bodies with
+//! bounded memory, upstream failures, graceful shutdown.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::Message;
+
+#[tokio::test]
+async fn websocket_echo_through_the_proxy() {
+    let up = TestUpstream::start().await;
+    let gate = Gate::start(&base_yaml(&up.url(), ""));
+    let cookie = gate.session_cookie(&alice());
+    let mut req = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+        format!("ws://{}/ws", gate.addr),
+    )
+    .unwrap();
+    req.headers_mut().insert("cookie", cookie.parse().unwrap());
+    let (mut ws, resp) = tokio_tungstenite::connect_async(req)
+        .await
+        .expect("upgrade through portcullis");
+    assert_eq!(resp.status(), 101);
+    for msg in ["hello", "through", "the gate"] {
+        ws.send(Message::text(msg)).await.unwrap();
+        let back = tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(back.into_text().unwrap().as_str(), msg);
+    }
+    ws.close(None).await.unwrap();
+
+    // Without a session, no upgrade.
+    let err = tokio_tungstenite::connect_async(format!("ws://{}/ws", gate.addr)).await;
+    match err {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => assert_eq!(resp.status(), 401),
+        other => panic!("expected 401, got {other:?}"),
+    }
+}
+
+const BIG: u64 = 200 * 1024 * 1024;
+/// Generous: a buffering proxy would need at least the 200 MB body.
+const RSS_BOUND_KB: u64 = 64 * 1024;
+
+#[tokio::test]
+async fn large_bodies_stream_with_small_memory() {
+    let up = TestUpstream::start().await;
+    let gate = Gate::start(&base_yaml(&up.url(), ""));
+    let cookie = gate.session_cookie(&alice());
+    let c = client();
+
+    // Download: read it as it arrives.
+    let resp = c
+        .get(gate.url(&format!("/download?bytes={BIG}")))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut stream = resp.bytes_stream();
+    let mut got: u64 = 0;
+    while let Some(chunk) = stream.next().await {
+        got += chunk.unwrap().len() as u64;
+    }
+    assert_eq!(got, BIG);
+
+    // Upload: generated on the fly, never held in memory by the test.
+    let chunk = bytes::Bytes::from(vec![b'u'; 256 * 1024]);
+    let n = BIG / chunk.len() as u64;
+    let body_stream =
+        futures_util::stream::iter((0..n).map(move |_| Ok::<_, std::io::Error>(chunk.clone())));
+    let resp = c
+        .post(gate.url("/upload"))
+        .header("cookie", &cookie)
+        .body(reqwest::Body::wrap_stream(body_stream))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.text().await.unwrap(), BIG.to_string());
+
+    let (rss, peak) = gate.rss_kb();
+    eprintln!("portcullis RSS after 2 x 200 MB: {rss} kB, peak {peak} kB");
+    assert!(
+        peak < RSS_BOUND_KB,
+        "peak RSS {peak} kB (now {rss} kB) suggests buffering"
+    );
+}
+
+#[tokio::test]
+async fn upstream_down_is_502_and_hanging_is_504() {
+    // A port that nothing listens on.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let gate = Gate::start(&base_yaml(&format!("http://{dead}"), ""));
+    let cookie = gate.session_cookie(&alice());
+    let r = client()
+        .get(gate.url("/"))
+        .header("cookie", &cookie)
+        .header("accept", BROWSER_ACCEPT)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 502);
+    let body = r.text().await.unwrap();
+    assert!(body.contains("not responding"), "{body}");
+    drop(gate);
+
+    let up = TestUpstream::start().await;
+    let gate = Gate::start(&base_yaml(&up.url(), "").replace("timeout: 3s", "timeout: 1s"));
+    let cookie = gate.session_cookie(&alice());
+    let r = client()
+        .get(gate.url("/hang"))
+        .header("cookie", &cookie)
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 504);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["error"], "gateway_timeout");
+}
+
+#[tokio::test]
+async fn sigterm_lets_in_flight_requests_finish() {
+    let up = TestUpstream::start().await;
+    let mut gate = Gate::start(&base_yaml(&up.url(), ""));
+    let cookie = gate.session_cookie(&alice());
+    let url = gate.url("/slow?ms=1500");
+    let inflight = tokio::spawn(async move {
+        client()
+            .get(url)
+            .header("cookie", cookie)
+            .send()
+            .await
+            .unwrap()
+    });
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    gate.signal("TERM");
+    let started = Instant::now();
+    let resp = inflight.await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.text().await.unwrap(), "slow done");
+    let status = loop {
+        if let Some(s) = gate.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "did not exit");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "exit 0 after SIGTERM; log:\n{}",
+        gate.log()
+    );
+    // No new connections after the signal.
+    assert!(
+        client()
+            .get(gate.url("/.portcullis/health"))
+            .send()
+            .await
+            .is_err()
+    );
+}
