@@ -43,7 +43,7 @@ pub enum Login {
 }
 
 /// Per-request facts a login flavour may need.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct LoginCtx<'a> {
     pub request_id: &'a str,
     pub request_cookies: &'a [(&'a str, &'a str)],
