@@ -8,18 +8,22 @@ use tokio::net::TcpListener;
 
 use crate::config::Config;
 use crate::idp::Login;
+use crate::idp::oidc::OidcLogin;
 use crate::proxy::Upstream;
 use crate::server::{App, serve};
 use crate::session::{KeyRing, Sessions, Transactions};
 
 /// Everything that can be checked without serving: used by `run` and
 /// `check-config`.
-pub fn build_app(config: Config) -> anyhow::Result<App> {
+pub async fn build_app(config: Config) -> anyhow::Result<App> {
     let ring = Arc::new(KeyRing::load_or_create(&config.session.key_file)?);
     let sessions = Sessions::new(&config, ring.clone());
     let transactions = Transactions::new(&config, ring);
     let upstream = Upstream::new(&config)?;
-    let login = Login::None;
+    let login = match config.oidc.clone() {
+        Some(oidc) => Login::Oidc(Box::new(OidcLogin::new(&config, oidc).await?)),
+        None => Login::None,
+    };
     Ok(App::new(config, sessions, transactions, upstream, login))
 }
 
@@ -31,7 +35,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         );
     }
     let listen = config.listen;
-    let app = Arc::new(build_app(config)?);
+    let app = Arc::new(build_app(config).await?);
     if !app.login.is_configured() {
         tracing::warn!(
             "no identity provider is configured: passthrough paths and tokens work, nobody can log in"

@@ -195,6 +195,8 @@ impl App {
             "logout" if req.method() == Method::GET || req.method() == Method::POST => {
                 self.logout(req, rq)
             }
+            // Where the IdP sends the browser after its own logout.
+            "signed-out" => signed_out_page(&self.config, rq.request_id),
             _ => {
                 let owned = {
                     let jar = cookies::request_cookies(req.headers());
@@ -216,9 +218,17 @@ impl App {
                 match self.login.endpoint(rest, ctx, req).await {
                     Some(EndpointOutcome::Respond(resp)) => resp,
                     Some(EndpointOutcome::LoggedIn(done)) => self.complete_login(done, &view, rq),
-                    Some(EndpointOutcome::Failed { page, reason }) => {
+                    Some(EndpointOutcome::Failed {
+                        page,
+                        reason,
+                        set_cookies,
+                    }) => {
                         audit::login_failed(rq.ctx(), &reason);
-                        self.page(page, rq)
+                        let mut resp = self.page(page, rq);
+                        for c in &set_cookies {
+                            append_set_cookie(&mut resp, c);
+                        }
+                        resp
                     }
                     None => self.page(Page::new(PageKind::NotFound), rq),
                 }

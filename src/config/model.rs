@@ -39,6 +39,8 @@ pub struct RawConfig {
     pub log: LogConfig,
     #[serde(default)]
     pub login: LoginConfig,
+    /// OpenID Connect provider (one IdP per instance).
+    pub oidc: Option<super::oidc::OidcRaw>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]

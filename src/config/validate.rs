@@ -29,6 +29,7 @@ pub struct Config {
     pub pages: PagesConfig,
     pub log: LogConfig,
     pub login: LoginConfig,
+    pub oidc: Option<super::oidc::Oidc>,
 }
 
 impl Config {
@@ -169,15 +170,22 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, Vec<FieldError>> {
         }
         Some(d) => {
             let d = d.to_ascii_lowercase();
-            let valid = !d.contains(['/', ':', '@', ' ', '?', '#'])
+            // A port is allowed for local use without a front proxy.
+            let valid = !d.contains(['/', '@', ' ', '?', '#', '\\'])
                 && Url::parse(&format!("https://{d}/"))
                     .ok()
-                    .and_then(|u| u.host_str().map(|h| h == d))
+                    .map(|u| {
+                        let host = u.host_str().unwrap_or_default();
+                        match u.port() {
+                            Some(p) => d == format!("{host}:{p}"),
+                            None => d == host,
+                        }
+                    })
                     .unwrap_or(false);
             if !valid {
                 errs.add(
                     "domain",
-                    format!("`{d}` is not a host name: give only the host, e.g. `app.example.com` (no scheme, port or path)"),
+                    format!("`{d}` is not a host name: give only the host, e.g. `app.example.com` (no scheme or path)"),
                 );
             }
             d
@@ -229,6 +237,10 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, Vec<FieldError>> {
             ),
         );
     }
+    let oidc = raw
+        .oidc
+        .as_ref()
+        .and_then(|o| super::oidc::validate(o, &mut errs.0));
     if raw.login.loop_max == 0 {
         errs.add("login.loop_max", "must be at least 1");
     }
@@ -255,6 +267,7 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, Vec<FieldError>> {
         pages: raw.pages,
         log: raw.log,
         login: raw.login,
+        oidc,
     })
 }
 

@@ -5,6 +5,8 @@
 //! metadata); a completed login comes back as a [`Completed`], from which
 //! the server mints the session. Nothing here knows about the upstream.
 
+pub mod oidc;
+
 use http::{Request, Response};
 use hyper::body::Incoming;
 
@@ -31,8 +33,13 @@ pub enum EndpointOutcome {
     Respond(Response<Body>),
     /// The login completed: mint a session.
     LoggedIn(Completed),
-    /// The login failed: show this page; `reason` goes to the audit log.
-    Failed { page: Page, reason: String },
+    /// The login failed: show this page; `reason` goes to the audit log;
+    /// `set_cookies` clear what the attempt left behind.
+    Failed {
+        page: Page,
+        reason: String,
+        set_cookies: Vec<String>,
+    },
 }
 
 /// The configured identity provider. The OIDC and SAML flavours are added
@@ -40,6 +47,7 @@ pub enum EndpointOutcome {
 pub enum Login {
     /// No IdP configured: nobody can log in, which the pages say plainly.
     None,
+    Oidc(Box<oidc::OidcLogin>),
 }
 
 /// Per-request facts a login flavour may need.
@@ -55,6 +63,7 @@ impl Login {
     pub fn name(&self) -> &'static str {
         match self {
             Login::None => "none",
+            Login::Oidc(_) => "oidc",
         }
     }
 
@@ -63,25 +72,23 @@ impl Login {
     }
 
     /// Sends the browser to the IdP, remembering `return_to`.
-    pub async fn start(
-        &self,
-        _ctx: LoginCtx<'_>,
-        _return_to: &str,
-    ) -> Result<Response<Body>, Page> {
+    pub async fn start(&self, ctx: LoginCtx<'_>, return_to: &str) -> Result<Response<Body>, Page> {
         match self {
             Login::None => Err(Page::new(PageKind::NoIdentityProvider)),
+            Login::Oidc(o) => o.start(ctx, return_to).await,
         }
     }
 
     /// Handles `/.portcullis/<rest>` when the flavour owns `rest`.
     pub async fn endpoint(
         &self,
-        _rest: &str,
-        _ctx: LoginCtx<'_>,
-        _req: Request<Incoming>,
+        rest: &str,
+        ctx: LoginCtx<'_>,
+        req: Request<Incoming>,
     ) -> Option<EndpointOutcome> {
         match self {
             Login::None => None,
+            Login::Oidc(o) => o.endpoint(rest, ctx, req).await,
         }
     }
 
@@ -90,6 +97,7 @@ impl Login {
     pub fn logout_redirect(&self, _return_to: &str) -> Option<String> {
         match self {
             Login::None => None,
+            Login::Oidc(o) => o.logout_redirect(),
         }
     }
 }

@@ -42,6 +42,8 @@ function startServer() {
     cwd: HERE,
     env: {
       ...process.env,
+      OIDC_EXIT_ON_STDIN_EOF: '', // stdin is ignored here, i.e. at EOF already
+      OIDC_PKCE_REQUIRED: '1',
       OIDC_PORT: '0',
       OIDC_CLIENTS: JSON.stringify([CLIENT]),
       OIDC_TEST_CONTROL: '1',
@@ -241,6 +243,21 @@ async function main() {
   check(noPkce.location && new URL(noPkce.location).searchParams.get('error') === 'invalid_request',
     `authorization request without PKCE should fail with invalid_request (got ${noPkce.status} ${noPkce.location})`);
   ok('authorization request without PKCE is rejected');
+
+  // Cancel on the login page ends with error=access_denied at the client.
+  {
+    const jar = new CookieJar();
+    const start = await request(jar, `${discovery.authorization_endpoint}?${new URLSearchParams({
+      client_id: CLIENT.client_id, response_type: 'code', scope: 'openid', redirect_uri: REDIRECT_URI, state: 's', code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256',
+    })}`);
+    const loginPage = await request(jar, start.location);
+    const abort = parseForm(loginPage.body, 'abort-form');
+    let res = await request(jar, new URL(abort.action, issuer).href, { method: 'POST', form: {} });
+    res = await request(jar, res.location);
+    check(res.location?.startsWith(REDIRECT_URI) && new URL(res.location).searchParams.get('error') === 'access_denied',
+      `cancel should end with error=access_denied at the redirect_uri (got ${res.status} ${res.location})`);
+    ok('cancel on the login page returns error=access_denied');
+  }
 
   // Alice: full login through the HTML form.
   const aliceJar = new CookieJar();

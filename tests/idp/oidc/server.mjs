@@ -388,6 +388,15 @@ async function handleInteraction(req, res, url) {
   return send(res, 404, page('Not found', '<p>Unknown interaction route.</p>'));
 }
 
+function readBody(req) {
+  return new Promise((resolve, reject) => {
+    const chunks = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}
+
 // ---------------------------------------------------------------------------
 // Test-control routes (OIDC_TEST_CONTROL=1 only)
 
@@ -407,6 +416,30 @@ async function handleControl(req, res, url) {
 
   if (url.pathname === '/__test/jwks-private' && req.method === 'GET') {
     return json(200, { keys: signingKeys });
+  }
+
+  // Signs arbitrary claims, so tests can present a relying party with ID
+  // tokens a real provider would never issue (wrong aud/iss, expired, alg
+  // none, HMAC with the client secret). Body: {"claims": {...},
+  // "alg": "RS256" | "none" | "HS256", "secret": "..." (HS256 only),
+  // "kid": "..." (optional; default the current key's)}.
+  if (url.pathname === '/__test/sign' && req.method === 'POST') {
+    const body = JSON.parse(await readBody(req));
+    const alg = body.alg || 'RS256';
+    const header = { alg, typ: 'JWT' };
+    if (alg === 'RS256') header.kid = body.kid || signingKeys[0].kid;
+    const b64 = (v) => Buffer.from(typeof v === 'string' ? v : JSON.stringify(v)).toString('base64url');
+    const input = `${b64(header)}.${b64(body.claims)}`;
+    let sig = '';
+    if (alg === 'RS256') {
+      const key = crypto.createPrivateKey({ key: signingKeys[0], format: 'jwk' });
+      sig = crypto.createSign('RSA-SHA256').update(input).sign(key).toString('base64url');
+    } else if (alg === 'HS256') {
+      sig = crypto.createHmac('sha256', body.secret).update(input).digest('base64url');
+    } else if (alg !== 'none') {
+      return json(400, { error: `unsupported alg ${alg}` });
+    }
+    return json(200, { jwt: `${input}.${sig}` });
   }
 
   return json(404, { error: 'not_found' });
@@ -432,15 +465,28 @@ const server = http.createServer((req, res) => {
 
 server.on('error', (err) => fail(`cannot listen on 127.0.0.1:${PORT}: ${err.message}`));
 
-server.listen(PORT, '127.0.0.1', () => {
+// oidc-provider validates static clients lazily, on first use; do it now so a
+// bad OIDC_CLIENTS fails the start instead of the first login.
+async function validateClients() {
+  for (const client of CLIENTS) {
+    try {
+      await provider.Client.find(client?.client_id);
+    } catch (err) {
+      fail(`invalid client ${JSON.stringify(client?.client_id)} in OIDC_CLIENTS: ${err.error_description ?? err.message}`);
+    }
+  }
+}
+
+server.listen(PORT, '127.0.0.1', async () => {
   const { port } = server.address();
   boundPort = port;
   issuer = `http://127.0.0.1:${port}`;
   try {
     buildProvider(port);
   } catch (err) {
-    fail(`invalid provider configuration: ${err.message}`);
+    fail(`invalid provider configuration: ${err.error_description ?? err.message}`);
   }
+  await validateClients();
   console.error(`oidc-idp: listening, issuer ${issuer}, ${CLIENTS.length} client(s), signing kid ${signingKeys[0].kid}${TEST_CONTROL ? ', test control on' : ''}`);
   process.stdout.write(`${JSON.stringify({ issuer, port })}\n`);
 });

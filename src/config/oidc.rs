@@ -1,0 +1,322 @@
+//! The `oidc:` section: one OpenID provider per instance.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+use url::Url;
+
+use super::FieldError;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcRaw {
+    /// The provider's issuer URL, exactly as in its ID tokens.
+    pub issuer: String,
+    /// Read the endpoints from `/.well-known/openid-configuration`. When
+    /// off, give them below.
+    #[serde(default = "yes")]
+    pub discovery: bool,
+    pub authorization_endpoint: Option<String>,
+    pub token_endpoint: Option<String>,
+    pub userinfo_endpoint: Option<String>,
+    pub jwks_uri: Option<String>,
+    pub end_session_endpoint: Option<String>,
+    pub client_id: String,
+    pub client_secret: Option<String>,
+    pub client_secret_file: Option<PathBuf>,
+    #[serde(default)]
+    pub token_endpoint_auth: TokenEndpointAuth,
+    #[serde(default = "default_scopes")]
+    pub scopes: Vec<String>,
+    #[serde(default)]
+    pub claims: ClaimsRaw,
+    /// Also ask the userinfo endpoint and merge its claims (the ID token's
+    /// win where both have one).
+    #[serde(default)]
+    pub userinfo: bool,
+    /// Extra authorization request parameters: `prompt`, `domain_hint`,
+    /// `acr_values`, …
+    #[serde(default)]
+    pub extra_auth_params: BTreeMap<String, String>,
+    /// ID token signature algorithms accepted. HMAC only when listed; `none`
+    /// never.
+    #[serde(default = "default_algorithms")]
+    pub allowed_algorithms: Vec<String>,
+    #[serde(default = "yes")]
+    pub pkce: bool,
+    #[serde(default = "default_skew", with = "humantime_serde")]
+    pub clock_skew: Duration,
+    /// Refuse logins whose email is outside these domains.
+    #[serde(default)]
+    pub allowed_email_domains: Vec<String>,
+    #[serde(default)]
+    pub response_mode: ResponseMode,
+    /// How often discovery and keys are fetched again.
+    #[serde(default = "default_refresh", with = "humantime_serde")]
+    pub refresh_interval: Duration,
+    /// Timeout for each request to the provider.
+    #[serde(default = "default_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenEndpointAuth {
+    #[default]
+    ClientSecretBasic,
+    ClientSecretPost,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResponseMode {
+    /// The provider redirects back with a GET (a `SameSite=Lax` cookie works).
+    #[default]
+    Query,
+    /// The provider POSTs the answer back (cross-site: the transaction cookie
+    /// must be `SameSite=None; Secure`).
+    FormPost,
+}
+
+/// Which claims become which identity fields. Paths may be dotted for nested
+/// claims, e.g. Keycloak's `realm_access.roles`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimsRaw {
+    /// The first present claim becomes the user name.
+    #[serde(default = "default_user_claims")]
+    pub user: Vec<String>,
+    #[serde(default = "default_email_claim")]
+    pub email: String,
+    #[serde(default = "default_name_claim")]
+    pub name: String,
+    #[serde(default = "default_groups_claim")]
+    pub groups: String,
+    /// Identity attribute name -> claim path, for `headers.extra`.
+    #[serde(default)]
+    pub extra: BTreeMap<String, String>,
+}
+
+impl Default for ClaimsRaw {
+    fn default() -> Self {
+        ClaimsRaw {
+            user: default_user_claims(),
+            email: default_email_claim(),
+            name: default_name_claim(),
+            groups: default_groups_claim(),
+            extra: BTreeMap::new(),
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_scopes() -> Vec<String> {
+    ["openid", "email", "profile"].map(String::from).to_vec()
+}
+fn default_algorithms() -> Vec<String> {
+    ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"]
+        .map(String::from)
+        .to_vec()
+}
+fn default_skew() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_refresh() -> Duration {
+    Duration::from_secs(3600)
+}
+fn default_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_user_claims() -> Vec<String> {
+    ["preferred_username", "email", "sub"].map(String::from).to_vec()
+}
+fn default_email_claim() -> String {
+    "email".into()
+}
+fn default_name_claim() -> String {
+    "name".into()
+}
+fn default_groups_claim() -> String {
+    "groups".into()
+}
+
+/// Checked OIDC settings.
+#[derive(Clone)]
+pub struct Oidc {
+    pub issuer: Url,
+    pub discovery: bool,
+    pub authorization_endpoint: Option<Url>,
+    pub token_endpoint: Option<Url>,
+    pub userinfo_endpoint: Option<Url>,
+    pub jwks_uri: Option<Url>,
+    pub end_session_endpoint: Option<Url>,
+    pub client_id: String,
+    pub client_secret: Option<String>,
+    pub token_endpoint_auth: TokenEndpointAuth,
+    pub scopes: Vec<String>,
+    pub claims: ClaimsRaw,
+    pub userinfo: bool,
+    pub extra_auth_params: Vec<(String, String)>,
+    pub allowed_algorithms: Vec<String>,
+    pub pkce: bool,
+    pub clock_skew: Duration,
+    pub allowed_email_domains: Vec<String>,
+    pub response_mode: ResponseMode,
+    pub refresh_interval: Duration,
+    pub timeout: Duration,
+}
+
+impl std::fmt::Debug for Oidc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Oidc")
+            .field("issuer", &self.issuer.as_str())
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+const KNOWN_ALGORITHMS: &[&str] = &[
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA", "HS256",
+    "HS384", "HS512",
+];
+
+/// http is allowed only for a provider on this machine (tests, demos).
+fn provider_url(raw: &str, field: &str, errs: &mut Vec<FieldError>) -> Option<Url> {
+    let err = |m: String| FieldError {
+        field: field.to_string(),
+        message: m,
+    };
+    match Url::parse(raw) {
+        Ok(u) if u.scheme() == "https" => Some(u),
+        Ok(u) if u.scheme() == "http" && is_loopback(&u) => Some(u),
+        Ok(_) => {
+            errs.push(err(format!("`{raw}` must be an https:// URL (plain http only for a provider on 127.0.0.1 or localhost)")));
+            None
+        }
+        Err(e) => {
+            errs.push(err(format!("`{raw}` is not a URL ({e})")));
+            None
+        }
+    }
+}
+
+fn is_loopback(u: &Url) -> bool {
+    match u.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+pub(super) fn validate(raw: &OidcRaw, errs: &mut Vec<FieldError>) -> Option<Oidc> {
+    let before = errs.len();
+    let mut add = |field: &str, message: String| {
+        errs.push(FieldError {
+            field: format!("oidc.{field}"),
+            message,
+        })
+    };
+    let mut url_errs = Vec::new();
+    let issuer = provider_url(&raw.issuer, "oidc.issuer", &mut url_errs);
+    let mut opt = |v: &Option<String>, f: &str| v.as_deref().and_then(|s| provider_url(s, &format!("oidc.{f}"), &mut url_errs));
+    let authorization_endpoint = opt(&raw.authorization_endpoint, "authorization_endpoint");
+    let token_endpoint = opt(&raw.token_endpoint, "token_endpoint");
+    let userinfo_endpoint = opt(&raw.userinfo_endpoint, "userinfo_endpoint");
+    let jwks_uri = opt(&raw.jwks_uri, "jwks_uri");
+    let end_session_endpoint = opt(&raw.end_session_endpoint, "end_session_endpoint");
+    if !raw.discovery {
+        for (v, f) in [
+            (&raw.authorization_endpoint, "authorization_endpoint"),
+            (&raw.token_endpoint, "token_endpoint"),
+            (&raw.jwks_uri, "jwks_uri"),
+        ] {
+            if v.is_none() {
+                add(f, "is required when `discovery: false`; copy it from the provider's documentation".into());
+            }
+        }
+    }
+    if raw.client_id.trim().is_empty() {
+        add("client_id", "is required: the client id registered at the provider".into());
+    }
+    let client_secret = match (&raw.client_secret, &raw.client_secret_file) {
+        (Some(s), None) => Some(s.clone()),
+        (None, Some(path)) => match std::fs::read_to_string(path) {
+            Ok(s) => Some(s.trim().to_string()),
+            Err(e) => {
+                add(
+                    "client_secret_file",
+                    format!("cannot read `{}`: {e}; check the path and that the portcullis user may read it", path.display()),
+                );
+                None
+            }
+        },
+        (None, None) => {
+            add("client_secret", "is required (or `client_secret_file`): Portcullis is a confidential client".into());
+            None
+        }
+        (Some(_), Some(_)) => {
+            add("client_secret", "set only one of `client_secret` and `client_secret_file`".into());
+            None
+        }
+    };
+    if !raw.scopes.iter().any(|s| s == "openid") {
+        add("scopes", "must include `openid`".into());
+    }
+    for (i, alg) in raw.allowed_algorithms.iter().enumerate() {
+        if alg.eq_ignore_ascii_case("none") {
+            add(&format!("allowed_algorithms[{i}]"), "`none` is never allowed: an unsigned ID token proves nothing".into());
+        } else if !KNOWN_ALGORITHMS.contains(&alg.as_str()) {
+            add(
+                &format!("allowed_algorithms[{i}]"),
+                format!("`{alg}` is not a JWS algorithm; use one of {}", KNOWN_ALGORITHMS.join(", ")),
+            );
+        }
+    }
+    if raw.allowed_algorithms.is_empty() {
+        add("allowed_algorithms", "must list at least one algorithm, e.g. RS256".into());
+    }
+    if raw.clock_skew > Duration::from_secs(600) {
+        add("clock_skew", "must be at most 10m; fix the clocks (NTP) instead".into());
+    }
+    for reserved in ["state", "nonce", "code_challenge", "code_challenge_method", "redirect_uri", "client_id", "response_type", "scope", "response_mode"] {
+        if raw.extra_auth_params.contains_key(reserved) {
+            add(&format!("extra_auth_params.{reserved}"), "is set by Portcullis itself and cannot be overridden".into());
+        }
+    }
+    errs.append(&mut url_errs);
+    if errs.len() != before {
+        return None;
+    }
+    Some(Oidc {
+        issuer: issuer?,
+        discovery: raw.discovery,
+        authorization_endpoint,
+        token_endpoint,
+        userinfo_endpoint,
+        jwks_uri,
+        end_session_endpoint,
+        client_id: raw.client_id.clone(),
+        client_secret,
+        token_endpoint_auth: raw.token_endpoint_auth,
+        scopes: raw.scopes.clone(),
+        claims: raw.claims.clone(),
+        userinfo: raw.userinfo,
+        extra_auth_params: raw.extra_auth_params.clone().into_iter().collect(),
+        allowed_algorithms: raw.allowed_algorithms.clone(),
+        pkce: raw.pkce,
+        clock_skew: raw.clock_skew,
+        allowed_email_domains: raw
+            .allowed_email_domains
+            .iter()
+            .map(|d| d.trim().trim_start_matches('@').to_ascii_lowercase())
+            .collect(),
+        response_mode: raw.response_mode,
+        refresh_interval: raw.refresh_interval.max(Duration::from_secs(60)),
+        timeout: raw.timeout,
+    })
+}

@@ -1,0 +1,118 @@
+//! ID token (and userinfo) claims -> the one [`Identity`] type, through the
+//! operator's claim mapping. Paths may be dotted for nested claims.
+
+use serde_json::Value;
+
+use crate::config::oidc::ClaimsRaw;
+use crate::identity::Identity;
+
+fn lookup<'a>(claims: &'a Value, path: &str) -> Option<&'a Value> {
+    // An exact key wins, so claims whose names contain dots (URIs) work.
+    if let Some(v) = claims.get(path) {
+        return Some(v);
+    }
+    path.split('.').try_fold(claims, |v, key| v.get(key))
+}
+
+fn string(claims: &Value, path: &str) -> Option<String> {
+    match lookup(claims, path)? {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+fn strings(claims: &Value, path: &str) -> Vec<String> {
+    match lookup(claims, path) {
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(|v| match v {
+                Value::String(s) => Some(s.clone()),
+                Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            })
+            .collect(),
+        // Some providers send a single group as a string, or a
+        // comma-separated list.
+        Some(Value::String(s)) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|g| !g.is_empty())
+            .map(String::from)
+            .collect(),
+        _ => vec![],
+    }
+}
+
+/// `None` when no claim yields a user name (the login must fail).
+pub fn identity(claims: &Value, map: &ClaimsRaw) -> Option<Identity> {
+    let subject = string(claims, "sub")?;
+    let user = map.user.iter().find_map(|p| string(claims, p))?;
+    let extra = map
+        .extra
+        .iter()
+        .filter_map(|(attr, path)| Some((attr.clone(), string(claims, path)?)))
+        .collect();
+    Some(Identity {
+        subject,
+        user,
+        email: string(claims, &map.email),
+        name: string(claims, &map.name),
+        preferred_username: string(claims, "preferred_username"),
+        groups: strings(claims, &map.groups),
+        extra,
+    })
+}
+
+/// Adds the userinfo claims the ID token does not have.
+pub fn merge_missing(id_token: &mut Value, userinfo: Value) {
+    if let (Value::Object(base), Value::Object(more)) = (id_token, userinfo) {
+        for (k, v) in more {
+            base.entry(k).or_insert(v);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn default_mapping_and_fallbacks() {
+        let m = ClaimsRaw::default();
+        let id = identity(&json!({"sub": "1", "preferred_username": "al", "email": "a@x", "name": "Al", "groups": ["g1", "g2"]}), &m).unwrap();
+        assert_eq!((id.user.as_str(), id.email.as_deref(), id.groups.len()), ("al", Some("a@x"), 2));
+        let id = identity(&json!({"sub": "1", "email": "a@x"}), &m).unwrap();
+        assert_eq!(id.user, "a@x");
+        let id = identity(&json!({"sub": "1"}), &m).unwrap();
+        assert_eq!(id.user, "1");
+        assert!(identity(&json!({"email": "a@x"}), &m).is_none(), "no sub, no identity");
+    }
+
+    #[test]
+    fn nested_and_uri_claims() {
+        let mut m = ClaimsRaw {
+            groups: "realm_access.roles".into(),
+            ..ClaimsRaw::default()
+        };
+        m.extra.insert("tenant".into(), "https://example.com/claims/tenant".into());
+        let id = identity(
+            &json!({"sub": "1", "realm_access": {"roles": ["admin"]}, "https://example.com/claims/tenant": "t1"}),
+            &m,
+        )
+        .unwrap();
+        assert_eq!(id.groups, vec!["admin"]);
+        assert_eq!(id.extra["tenant"], "t1");
+    }
+
+    #[test]
+    fn userinfo_fills_only_missing_claims() {
+        let mut base = json!({"sub": "1", "email": "token@x"});
+        merge_missing(&mut base, json!({"sub": "evil", "email": "userinfo@x", "groups": ["g"]}));
+        assert_eq!(base["sub"], "1");
+        assert_eq!(base["email"], "token@x");
+        assert_eq!(base["groups"], json!(["g"]));
+    }
+}

@@ -1,0 +1,376 @@
+//! OpenID Connect login: Authorization Code flow with PKCE (S256), state
+//! and nonce bound to the signed transaction cookie, ID token checked
+//! (signature with the allowed algorithms only, iss, aud, azp, exp, iat with
+//! bounded skew, nonce), claims mapped to an [`Identity`].
+
+pub mod claims;
+pub mod provider;
+
+use std::sync::Arc;
+
+use http::{Method, Request};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use openidconnect::core::{CoreJwsSigningAlgorithm, CoreResponseType};
+use openidconnect::{
+    AuthType, AuthenticationFlow, AuthorizationCode, ClaimsVerificationError, ClientId,
+    ClientSecret, CsrfToken, LogoutRequest, Nonce, PkceCodeChallenge, PkceCodeVerifier,
+    PostLogoutRedirectUrl, RedirectUrl, RequestTokenError, Scope, SignatureVerificationError,
+    OAuth2TokenResponse, SubjectIdentifier,
+};
+use serde_json::Value;
+
+use super::{Completed, EndpointOutcome, LoginCtx};
+use crate::Body;
+use crate::config::Config;
+use crate::config::oidc::{Oidc, ResponseMode, TokenEndpointAuth};
+use crate::identity::IdpKind;
+use crate::pages::{Page, PageKind};
+use provider::{ExtraClaims, Metadata, OidcClient, Provider, ProviderError};
+
+type IdToken = openidconnect::IdToken<
+    ExtraClaims,
+    openidconnect::core::CoreGenderClaim,
+    openidconnect::core::CoreJweContentEncryptionAlgorithm,
+    CoreJwsSigningAlgorithm,
+>;
+
+/// The callback path under the reserved prefix.
+pub const CALLBACK: &str = "oidc/callback";
+/// Form posts (`response_mode: form_post`) are small; refuse anything big.
+const MAX_FORM_BYTES: usize = 64 * 1024;
+
+pub struct OidcLogin {
+    cfg: Oidc,
+    provider: Arc<Provider>,
+    redirect_uri: RedirectUrl,
+    post_logout_uri: String,
+    algorithms: Vec<CoreJwsSigningAlgorithm>,
+    /// How old an ID token's `iat` may be: it must come from this login.
+    max_token_age: chrono::Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OidcSetupError {
+    #[error("oidc: {0}")]
+    Provider(#[from] ProviderError),
+    #[error("oidc.allowed_algorithms: `{0}` is not supported")]
+    Algorithm(String),
+    #[error("oidc: the redirect URI {0} is not a valid URL; check `domain` and `scheme`")]
+    RedirectUri(String),
+}
+
+impl OidcLogin {
+    /// Sets up the flow and loads the provider (from the network, else the
+    /// cache). A provider that is down with nothing cached is not fatal:
+    /// existing sessions keep working and logins show the 503 page until
+    /// the background refresh reaches it.
+    pub async fn new(config: &Config, cfg: Oidc) -> Result<OidcLogin, OidcSetupError> {
+        let algorithms = cfg
+            .allowed_algorithms
+            .iter()
+            .map(|a| {
+                serde_json::from_value::<CoreJwsSigningAlgorithm>(Value::String(a.clone()))
+                    .map_err(|_| OidcSetupError::Algorithm(a.clone()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let origin = config.public_origin();
+        let redirect = format!("{origin}{}{CALLBACK}", crate::RESERVED_PREFIX);
+        let redirect_uri = RedirectUrl::new(redirect.clone()).map_err(|_| OidcSetupError::RedirectUri(redirect))?;
+        let provider = Arc::new(Provider::new(cfg.clone(), &config.state_dir)?);
+        if let Err(e) = provider.load().await {
+            tracing::error!(error = %e, "OpenID provider not loaded; logins fail with 503 until it is reachable");
+        }
+        provider.spawn_refresh();
+        let max_token_age = chrono::Duration::from_std(config.login.transaction_lifetime + cfg.clock_skew)
+            .unwrap_or(chrono::Duration::minutes(15));
+        Ok(OidcLogin {
+            post_logout_uri: format!("{origin}{}signed-out", crate::RESERVED_PREFIX),
+            cfg,
+            provider,
+            redirect_uri,
+            algorithms,
+            max_token_age,
+        })
+    }
+
+    pub fn provider(&self) -> &Arc<Provider> {
+        &self.provider
+    }
+
+    fn client(&self, metadata: &Metadata) -> OidcClient {
+        OidcClient::from_provider_metadata(
+            metadata.clone(),
+            ClientId::new(self.cfg.client_id.clone()),
+            self.cfg.client_secret.clone().map(ClientSecret::new),
+        )
+        .set_redirect_uri(self.redirect_uri.clone())
+        .set_auth_type(match self.cfg.token_endpoint_auth {
+            TokenEndpointAuth::ClientSecretBasic => AuthType::BasicAuth,
+            TokenEndpointAuth::ClientSecretPost => AuthType::RequestBody,
+        })
+    }
+
+    pub async fn start(&self, ctx: LoginCtx<'_>, return_to: &str) -> Result<http::Response<Body>, Page> {
+        let loaded = self.provider.ensure_reachable().await.map_err(|e| {
+            tracing::warn!(request_id = ctx.request_id, error = %e, "OpenID provider unreachable at login start");
+            Page::new(PageKind::IdpUnavailable)
+        })?;
+        let client = self.client(&loaded.metadata);
+        let nonce = Nonce::new_random();
+        let pkce = self.cfg.pkce.then(PkceCodeChallenge::new_random_sha256);
+        let data = serde_json::json!({
+            "nonce": nonce.secret(),
+            "pkce": pkce.as_ref().map(|(_, v)| v.secret().clone()),
+        });
+        let (txn, cookie) = ctx
+            .transactions
+            .begin(IdpKind::Oidc, return_to, data)
+            .map_err(|_| Page::new(PageKind::LoginFailed))?;
+        let state = txn.id.clone();
+        let mut request = client.authorize_url(
+            AuthenticationFlow::<CoreResponseType>::AuthorizationCode,
+            move || CsrfToken::new(state),
+            move || nonce,
+        );
+        for scope in self.cfg.scopes.iter().filter(|s| *s != "openid") {
+            request = request.add_scope(Scope::new(scope.clone()));
+        }
+        if let Some((challenge, _)) = pkce {
+            request = request.set_pkce_challenge(challenge);
+        }
+        for (k, v) in &self.cfg.extra_auth_params {
+            request = request.add_extra_param(k.clone(), v.clone());
+        }
+        if self.cfg.response_mode == ResponseMode::FormPost {
+            request = request.add_extra_param("response_mode", "form_post");
+        }
+        let (url, _, _) = request.url();
+        let mut resp = crate::server::redirect(url.as_str());
+        if let Ok(v) = http::HeaderValue::from_str(&cookie) {
+            resp.headers_mut().append(http::header::SET_COOKIE, v);
+        }
+        Ok(resp)
+    }
+
+    pub async fn endpoint(&self, rest: &str, ctx: LoginCtx<'_>, req: Request<Incoming>) -> Option<EndpointOutcome> {
+        (rest == CALLBACK).then_some(())?;
+        Some(self.callback(ctx, req).await)
+    }
+
+    async fn callback(&self, ctx: LoginCtx<'_>, req: Request<Incoming>) -> EndpointOutcome {
+        let params = match read_params(req).await {
+            Ok(p) => p,
+            Err(reason) => return failed(PageKind::BadRequest, None, reason, vec![]),
+        };
+        let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+
+        // The transaction first: an answer that no login of this browser
+        // asked for is refused, whatever it says.
+        let txn = match ctx.transactions.find(ctx.request_cookies, get("state").unwrap_or("")) {
+            Ok(t) if t.idp == IdpKind::Oidc => t,
+            Ok(_) => return failed(PageKind::LoginFailed, None, "transaction belongs to another login kind".into(), vec![]),
+            Err(e) => {
+                return failed(
+                    PageKind::LoginFailed,
+                    Some("This sign-in answer does not belong to a sign-in started in this browser, or it took too long. Open the application's address again to start over.".into()),
+                    format!("state/transaction check failed: {e}"),
+                    vec![],
+                );
+            }
+        };
+        let clear = vec![ctx.transactions.clear(&txn.id)];
+
+        if let Some(error) = get("error") {
+            let description = get("error_description").unwrap_or(error);
+            let kind = if error == "access_denied" { PageKind::Forbidden } else { PageKind::LoginFailed };
+            return failed(
+                kind,
+                Some(format!("The identity provider said: {description}")),
+                format!("provider returned error `{}`", truncate(error)),
+                clear,
+            );
+        }
+        let Some(code) = get("code") else {
+            return failed(PageKind::LoginFailed, None, "callback without code".into(), clear);
+        };
+        let Some(loaded) = self.provider.current() else {
+            return failed(PageKind::IdpUnavailable, None, "provider not loaded".into(), clear);
+        };
+        let mut client = self.client(&loaded.metadata);
+        let exchange = match client.exchange_code(AuthorizationCode::new(code.to_string())) {
+            Ok(e) => e,
+            Err(e) => return failed(PageKind::LoginFailed, None, format!("token endpoint not configured: {e}"), clear),
+        };
+        let exchange = match txn.data.get("pkce").and_then(Value::as_str) {
+            Some(v) => exchange.set_pkce_verifier(PkceCodeVerifier::new(v.to_string())),
+            None => exchange,
+        };
+        let token = match exchange.request_async(&self.provider.http).await {
+            Ok(t) => t,
+            Err(RequestTokenError::ServerResponse(e)) => {
+                return failed(
+                    PageKind::LoginFailed,
+                    None,
+                    format!("token endpoint refused the code: {}", e.error().as_ref()),
+                    clear,
+                );
+            }
+            Err(RequestTokenError::Request(e)) => {
+                return failed(
+                    PageKind::IdpUnavailable,
+                    None,
+                    format!("token endpoint unreachable: {}", provider::error_chain(&e)),
+                    clear,
+                );
+            }
+            Err(e) => {
+                return failed(PageKind::LoginFailed, None, format!("token endpoint answer not understood: {e}"), clear);
+            }
+        };
+        let Some(id_token) = token.extra_fields().id_token() else {
+            return failed(PageKind::LoginFailed, None, "token response without an ID token".into(), clear);
+        };
+        let nonce = Nonce::new(txn.data.get("nonce").and_then(Value::as_str).unwrap_or_default().to_string());
+        let mut verified = self.verify(&client, id_token, &nonce);
+        if matches!(
+            verified,
+            Err(ClaimsVerificationError::SignatureVerification(SignatureVerificationError::NoMatchingKey))
+        ) && self.provider.refetch_keys().await
+        {
+            // Key rollover at the provider: try once more with the new keys.
+            if let Some(loaded) = self.provider.current() {
+                client = self.client(&loaded.metadata);
+                verified = self.verify(&client, id_token, &nonce);
+            }
+        }
+        let mut claims = match verified {
+            Ok(c) => c,
+            Err(e) => return failed(PageKind::LoginFailed, None, format!("ID token refused: {e}"), clear),
+        };
+        if self.cfg.userinfo {
+            let subject = claims.get("sub").and_then(Value::as_str).map(|s| SubjectIdentifier::new(s.to_string()));
+            let request = match client.user_info(token.access_token().clone(), subject) {
+                Ok(r) => r,
+                Err(e) => return failed(PageKind::LoginFailed, None, format!("userinfo not configured: {e}"), clear),
+            };
+            let info: Result<openidconnect::UserInfoClaims<ExtraClaims, openidconnect::core::CoreGenderClaim>, _> =
+                request.request_async(&self.provider.http).await;
+            match info.map(|i| serde_json::to_value(i).unwrap_or(Value::Null)) {
+                Ok(v) => claims::merge_missing(&mut claims, v),
+                Err(e) => return failed(PageKind::LoginFailed, None, format!("userinfo failed: {}", provider::error_chain(&e)), clear),
+            }
+        }
+        let Some(identity) = claims::identity(&claims, &self.cfg.claims) else {
+            return failed(PageKind::LoginFailed, None, "ID token has no claim usable as the user name".into(), clear);
+        };
+        if !self.cfg.allowed_email_domains.is_empty() {
+            let domain = identity
+                .email
+                .as_deref()
+                .and_then(|e| e.rsplit_once('@'))
+                .map(|(_, d)| d.to_ascii_lowercase());
+            if !domain.is_some_and(|d| self.cfg.allowed_email_domains.contains(&d)) {
+                return failed(PageKind::Forbidden, None, "email domain not in oidc.allowed_email_domains".into(), clear);
+            }
+        }
+        EndpointOutcome::LoggedIn(Completed {
+            identity,
+            idp: IdpKind::Oidc,
+            return_to: txn.return_to,
+            set_cookies: clear,
+        })
+    }
+
+    /// Signature (allowed algorithms only), iss, aud, exp and iat with the
+    /// skew, nonce — then azp, which the crate leaves to its users.
+    fn verify(&self, client: &OidcClient, token: &IdToken, nonce: &Nonce) -> Result<Value, ClaimsVerificationError> {
+        let skew = chrono::Duration::from_std(self.cfg.clock_skew).unwrap_or(chrono::Duration::seconds(60));
+        let max_age = self.max_token_age;
+        let verifier = client
+            .id_token_verifier()
+            .set_allowed_algs(self.algorithms.clone())
+            .set_time_fn(move || chrono::Utc::now() - skew)
+            .set_issue_time_verifier_fn(move |iat| {
+                let now = chrono::Utc::now();
+                if iat > now + skew {
+                    Err(format!("issued in the future ({iat})"))
+                } else if iat < now - max_age {
+                    Err(format!("issued too long ago ({iat})"))
+                } else {
+                    Ok(())
+                }
+            });
+        let claims = token.claims(&verifier, nonce)?;
+        let audiences = claims.audiences();
+        match claims.authorized_party() {
+            Some(azp) if azp.as_str() != self.cfg.client_id => {
+                return Err(ClaimsVerificationError::InvalidAudience(format!(
+                    "azp `{}` is not this client",
+                    azp.as_str()
+                )));
+            }
+            None if audiences.len() > 1 => {
+                return Err(ClaimsVerificationError::InvalidAudience(
+                    "several audiences and no azp".into(),
+                ));
+            }
+            _ => {}
+        }
+        serde_json::to_value(claims).map_err(|e| ClaimsVerificationError::Other(e.to_string()))
+    }
+
+    /// RP-initiated logout at the provider, when it offers one.
+    pub fn logout_redirect(&self) -> Option<String> {
+        let loaded = self.provider.current()?;
+        // An explicitly configured endpoint wins over discovery.
+        let end = match &self.cfg.end_session_endpoint {
+            Some(u) => openidconnect::EndSessionUrl::from_url(u.clone()),
+            None => loaded.metadata.additional_metadata().end_session_endpoint.clone()?,
+        };
+        let uri = PostLogoutRedirectUrl::new(self.post_logout_uri.clone()).ok()?;
+        Some(
+            LogoutRequest::from(end)
+                .set_client_id(ClientId::new(self.cfg.client_id.clone()))
+                .set_post_logout_redirect_uri(uri)
+                .http_get_url()
+                .to_string(),
+        )
+    }
+}
+
+fn failed(kind: PageKind, detail: Option<String>, reason: String, set_cookies: Vec<String>) -> EndpointOutcome {
+    let mut page = Page::new(kind);
+    page.detail = detail;
+    EndpointOutcome::Failed {
+        page,
+        reason,
+        set_cookies,
+    }
+}
+
+/// Provider-chosen strings end up in logs: keep them short.
+fn truncate(s: &str) -> String {
+    s.chars().take(64).collect()
+}
+
+/// Callback parameters from the query (GET) or the form body (form_post).
+async fn read_params(req: Request<Incoming>) -> Result<Vec<(String, String)>, String> {
+    let parse = |bytes: &[u8]| {
+        url::form_urlencoded::parse(bytes)
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect::<Vec<_>>()
+    };
+    if req.method() == Method::POST {
+        let body = http_body_util::Limited::new(req.into_body(), MAX_FORM_BYTES)
+            .collect()
+            .await
+            .map_err(|_| "callback form too large or interrupted".to_string())?
+            .to_bytes();
+        Ok(parse(&body))
+    } else if req.method() == Method::GET {
+        Ok(parse(req.uri().query().unwrap_or("").as_bytes()))
+    } else {
+        Err("callback with an unexpected method".into())
+    }
+}
