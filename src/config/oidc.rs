@@ -147,7 +147,9 @@ fn default_groups_claim() -> String {
 /// Checked OIDC settings.
 #[derive(Clone)]
 pub struct Oidc {
-    pub issuer: Url,
+    /// Exactly as configured: ID tokens must carry this very string (a URL
+    /// parser would add a trailing `/`).
+    pub issuer: String,
     pub discovery: bool,
     pub authorization_endpoint: Option<Url>,
     pub token_endpoint: Option<Url>,
@@ -173,7 +175,7 @@ pub struct Oidc {
 impl std::fmt::Debug for Oidc {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Oidc")
-            .field("issuer", &self.issuer.as_str())
+            .field("issuer", &self.issuer)
             .field("client_id", &self.client_id)
             .finish_non_exhaustive()
     }
@@ -292,8 +294,9 @@ pub(super) fn validate(raw: &OidcRaw, errs: &mut Vec<FieldError>) -> Option<Oidc
     if errs.len() != before {
         return None;
     }
+    issuer?;
     Some(Oidc {
-        issuer: issuer?,
+        issuer: raw.issuer.trim().to_string(),
         discovery: raw.discovery,
         authorization_endpoint,
         token_endpoint,

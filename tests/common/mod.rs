@@ -216,18 +216,7 @@ impl Gate {
         let config = dir.path().join("gate.yaml");
         std::fs::write(&config, &yaml).unwrap();
         let log_path = dir.path().join("gate.log");
-        let log = std::fs::File::create(&log_path).unwrap();
-        let mut cmd = Command::new(bin());
-        cmd.arg("--config")
-            .arg(&config)
-            .env("STATE_DIRECTORY", dir.path())
-            .stdout(Stdio::null())
-            .stderr(log);
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let child = cmd.spawn().unwrap();
-        let addr = wait_ready(&log_path);
+        let (child, addr) = spawn(dir.path(), &log_path, env);
         Gate {
             child,
             addr,
@@ -235,6 +224,16 @@ impl Gate {
             config_yaml: yaml,
             log_path,
         }
+    }
+
+    /// Stops the process and starts it again with the same configuration
+    /// and state directory.
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let (child, addr) = spawn(self.dir.path(), &self.log_path, &[]);
+        self.child = child;
+        self.addr = addr;
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -291,6 +290,22 @@ impl Gate {
         };
         (field("VmRSS:"), field("VmHWM:"))
     }
+}
+
+fn spawn(dir: &Path, log_path: &Path, env: &[(&str, &str)]) -> (Child, SocketAddr) {
+    let log = std::fs::File::create(log_path).unwrap();
+    let mut cmd = Command::new(bin());
+    cmd.arg("--config")
+        .arg(dir.join("gate.yaml"))
+        .env("STATE_DIRECTORY", dir)
+        .stdout(Stdio::null())
+        .stderr(log);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let child = cmd.spawn().unwrap();
+    let addr = wait_ready(log_path);
+    (child, addr)
 }
 
 /// Mints a session cookie; `tweak` may change the claims before signing.
@@ -361,3 +376,10 @@ pub fn client() -> reqwest::Client {
 }
 
 pub const BROWSER_ACCEPT: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+
+pub mod oidc;
+
+/// A free loopback port (bound and released; the gate binds it next).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}

@@ -78,8 +78,10 @@ pub struct Loaded {
 /// Don't refetch keys for unknown `kid`s more often than this: a flood of
 /// forged tokens must not turn into a flood of requests to the provider.
 const JWKS_REFETCH_MIN_INTERVAL: Duration = Duration::from_secs(10);
-/// A login start probes the provider unless it answered this recently.
-const REACHABLE_FRESH: Duration = Duration::from_secs(15);
+/// A login start probes the provider unless it answered this recently: a
+/// short window, so an outage shows as a clear 503 page quickly, yet a burst
+/// of unauthenticated hits costs the provider at most one request per window.
+pub const REACHABLE_FRESH: Duration = Duration::from_secs(5);
 
 pub struct Provider {
     cfg: Oidc,
@@ -159,7 +161,8 @@ impl Provider {
     }
 
     async fn fetch(&self) -> Result<Metadata, ProviderError> {
-        let issuer = IssuerUrl::from_url(self.cfg.issuer.clone());
+        let issuer = IssuerUrl::new(self.cfg.issuer.clone())
+            .map_err(|e| ProviderError::Invalid(format!("issuer: {e}")))?;
         let unreachable = |e: String| ProviderError::Unreachable(e);
         let mut metadata = if self.cfg.discovery {
             Metadata::discover_async(issuer, &self.http).await.map_err(|e| match e {
@@ -280,7 +283,7 @@ impl Provider {
         let bytes = std::fs::read(&self.cache_file).ok()?;
         let cache: CacheFile = serde_json::from_slice(&bytes).ok()?;
         // A cache written for another issuer (config changed) is useless.
-        if cache.issuer != self.cfg.issuer.as_str() {
+        if cache.issuer != self.cfg.issuer {
             return None;
         }
         Some((
@@ -291,7 +294,7 @@ impl Provider {
 
     fn write_cache(&self, metadata: &Metadata, at: SystemTime) {
         let cache = CacheFile {
-            issuer: self.cfg.issuer.to_string(),
+            issuer: self.cfg.issuer.clone(),
             metadata: metadata.clone(),
             fetched_at: at
                 .duration_since(SystemTime::UNIX_EPOCH)

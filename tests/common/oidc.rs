@@ -1,0 +1,219 @@
+//! The real OpenID provider (`oidc-provider` from npm, in tests/idp/oidc)
+//! started on a loopback port, and a browser-like HTTP client that follows
+//! redirects with a cookie jar and submits the provider's login form.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+
+use reqwest::cookie::{CookieStore, Jar};
+use serde_json::{Value, json};
+
+pub struct OidcIdp {
+    pub child: Child,
+    pub issuer: String,
+    pub port: u16,
+}
+
+impl Drop for OidcIdp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub const CLIENT_ID: &str = "portcullis-test";
+pub const CLIENT_SECRET: &str = "test-client-secret-0123456789";
+
+impl OidcIdp {
+    /// Starts the provider with one confidential client for a gate at
+    /// `gate_origin`; `port` 0 picks a free port.
+    pub fn start(gate_origin: &str, port: u16, extra_env: &[(&str, &str)]) -> OidcIdp {
+        let clients = json!([{
+            "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET,
+            "redirect_uris": [format!("{gate_origin}/.portcullis/oidc/callback")],
+            "post_logout_redirect_uris": [format!("{gate_origin}/.portcullis/signed-out")],
+            "token_endpoint_auth_method": "client_secret_basic",
+        }]);
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/idp/oidc");
+        let mut cmd = Command::new("node");
+        cmd.arg(format!("{dir}/server.mjs"))
+            .env("OIDC_PORT", port.to_string())
+            .env("OIDC_CLIENTS", clients.to_string())
+            .env("OIDC_TEST_CONTROL", "1")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        for (k, v) in extra_env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
+            .spawn()
+            .expect("node runs the test provider (the test command installs Node.js and runs npm ci)");
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        let ready: Value = serde_json::from_str(&line)
+            .unwrap_or_else(|_| panic!("test provider did not start: {line:?} (run `npm ci --prefix tests/idp/oidc`)"));
+        OidcIdp {
+            child,
+            issuer: ready["issuer"].as_str().unwrap().to_string(),
+            port: ready["port"].as_u64().unwrap() as u16,
+        }
+    }
+
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// A JWT signed as the test says (see tests/idp/oidc/server.mjs).
+    pub async fn sign(&self, body: Value) -> String {
+        let v: Value = reqwest::Client::new()
+            .post(format!("{}/__test/sign", self.issuer))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["jwt"].as_str().unwrap().to_string()
+    }
+
+    pub async fn rotate_keys(&self) -> String {
+        let v: Value = reqwest::Client::new()
+            .post(format!("{}/__test/rotate-keys", self.issuer))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["kid"].as_str().unwrap().to_string()
+    }
+}
+
+/// The `oidc:` section for a gate using `idp`.
+pub fn oidc_yaml(issuer: &str, extra: &str) -> String {
+    format!(
+        "oidc:\n  issuer: {issuer}\n  client_id: {CLIENT_ID}\n  client_secret: {CLIENT_SECRET}\n  scopes: [openid, email, profile]\n{extra}"
+    )
+}
+
+/// A cookie-keeping, non-redirecting client: one browser.
+pub struct Browser {
+    pub http: reqwest::Client,
+    pub jar: Arc<Jar>,
+}
+
+pub struct Page {
+    pub status: u16,
+    pub url: String,
+    pub body: String,
+    pub headers: reqwest::header::HeaderMap,
+}
+
+impl Browser {
+    pub fn new() -> Browser {
+        Self::with_jar(Arc::new(Jar::default()))
+    }
+
+    fn with_jar(jar: Arc<Jar>) -> Browser {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .cookie_provider(jar.clone())
+            .build()
+            .unwrap();
+        Browser { http, jar }
+    }
+
+    /// The same cookies over new connections (after a server restart).
+    pub fn reconnect(&self) -> Browser {
+        Self::with_jar(self.jar.clone())
+    }
+
+    pub fn cookies_for(&self, url: &str) -> String {
+        self.jar
+            .cookies(&url.parse().unwrap())
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default()
+    }
+
+    /// One request as a top-level navigation.
+    pub async fn get(&self, url: &str) -> reqwest::Response {
+        self.http
+            .get(url)
+            .header("accept", super::BROWSER_ACCEPT)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Follows redirects (and records each URL) until a non-redirect.
+    pub async fn follow(&self, start: &str) -> (Page, Vec<String>) {
+        self.follow_response(self.get(start).await, start).await
+    }
+
+    pub async fn follow_response(&self, mut resp: reqwest::Response, start: &str) -> (Page, Vec<String>) {
+        let mut url = reqwest::Url::parse(start).unwrap();
+        let mut trail = vec![url.to_string()];
+        for _ in 0..20 {
+            if !resp.status().is_redirection() {
+                let status = resp.status().as_u16();
+                let headers = resp.headers().clone();
+                let body = resp.text().await.unwrap();
+                return (Page { status, url: url.to_string(), body, headers }, trail);
+            }
+            let loc = resp.headers()["location"].to_str().unwrap().to_string();
+            url = url.join(&loc).unwrap();
+            trail.push(url.to_string());
+            resp = self.get(url.as_str()).await;
+        }
+        panic!("too many redirects: {trail:?}");
+    }
+
+    /// Fills and submits the provider's login form on `page`, then follows
+    /// redirects up to (not including) `stop_prefix` if given.
+    pub async fn submit_login(&self, page: &Page, user: &str, password: &str) -> reqwest::Response {
+        let action = attr_after(&page.body, "id=\"login-form\"", "action=\"").expect("login form on the page");
+        let url = reqwest::Url::parse(&page.url).unwrap().join(&action).unwrap();
+        self.http
+            .post(url)
+            .header("accept", super::BROWSER_ACCEPT)
+            .form(&[("login", user), ("password", password)])
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Follows redirects until the next hop would go to `prefix`; returns
+    /// that URL without requesting it (to capture a callback).
+    pub async fn follow_until(&self, mut resp: reqwest::Response, base: &str, prefix: &str) -> String {
+        let mut url = reqwest::Url::parse(base).unwrap();
+        for _ in 0..20 {
+            assert!(resp.status().is_redirection(), "expected a redirect at {url}, got {}", resp.status());
+            let loc = resp.headers()["location"].to_str().unwrap().to_string();
+            url = url.join(&loc).unwrap();
+            if url.as_str().starts_with(prefix) {
+                return url.to_string();
+            }
+            resp = self.get(url.as_str()).await;
+        }
+        panic!("never reached {prefix}");
+    }
+}
+
+fn attr_after(html: &str, anchor: &str, attr: &str) -> Option<String> {
+    let start = html.find(anchor)?;
+    let tag_start = html[..start].rfind('<')?;
+    let tag_end = start + html[start..].find('>')?;
+    let tag = &html[tag_start..tag_end];
+    let v = tag.find(attr)? + attr.len();
+    let end = tag[v..].find('"')?;
+    Some(html_unescape(&tag[v..v + end]))
+}
+
+fn html_unescape(s: &str) -> String {
+    s.replace("&amp;", "&").replace("&#x2F;", "/").replace("&#47;", "/")
+}

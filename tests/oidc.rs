@@ -1,0 +1,277 @@
+//! OpenID Connect login end to end: the real binary, a real upstream and a
+//! real OpenID provider (`oidc-provider`), with a browser-like HTTP client.
+
+mod common;
+
+use common::oidc::*;
+use common::*;
+use serde_json::{Value, json};
+
+struct Setup {
+    up: TestUpstream,
+    idp: OidcIdp,
+    gate: Gate,
+    origin: String,
+}
+
+/// A gate on a fixed loopback port (its redirect URI is registered at the
+/// provider before it starts).
+async fn setup(gate_extra: &str, oidc_extra: &str, idp_env: &[(&str, &str)]) -> Setup {
+    let up = TestUpstream::start().await;
+    let port = free_port();
+    let origin = format!("http://127.0.0.1:{port}");
+    let idp = OidcIdp::start(&origin, 0, idp_env);
+    let gate = Gate::start(&gate_yaml(&up, port, &idp.issuer, gate_extra, oidc_extra));
+    Setup { up, idp, gate, origin }
+}
+
+fn gate_yaml(up: &TestUpstream, port: u16, issuer: &str, gate_extra: &str, oidc_extra: &str) -> String {
+    base_yaml(&up.url(), &format!("{gate_extra}{}", oidc_yaml(issuer, oidc_extra)))
+        .replace("domain: app.test", &format!("domain: 127.0.0.1:{port}"))
+        .replace("listen: 127.0.0.1:0", &format!("listen: 127.0.0.1:{port}"))
+}
+
+/// Logs `user` in through the provider's form; returns the final page
+/// (after the redirect back to the app).
+async fn login(b: &Browser, s: &Setup, path: &str, user: &str, password: &str) -> common::oidc::Page {
+    let (form, trail) = b.follow(&format!("{}{path}", s.origin)).await;
+    assert!(trail[1].starts_with(&s.idp.issuer), "sent to the provider: {trail:?}");
+    assert!(form.body.contains("login-form"), "login form expected at {}:\n{}", form.url, form.body);
+    let resp = b.submit_login(&form, user, password).await;
+    b.follow_response(resp, &form.url).await.0
+}
+
+fn failed_reasons(gate: &Gate) -> Vec<String> {
+    gate.audit_events()
+        .into_iter()
+        .filter(|e| e["event"] == "login_failed")
+        .map(|e| e["reason"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn login_reaches_upstream_and_survives_provider_outage() {
+    let mut s = setup("", "", &[]).await;
+    let b = Browser::new();
+    let page = login(&b, &s, "/dash?tab=1", "alice", "alice-pw").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_eq!(page.url, format!("{}/dash?tab=1", s.origin), "back where the user started");
+    let v: Value = serde_json::from_str(&page.body).unwrap();
+    let h = &v["headers"];
+    assert_eq!(h["x-forwarded-user"], "alice");
+    assert_eq!(h["x-forwarded-email"], "alice@example.com");
+    assert_eq!(h["x-forwarded-name"], "Alice Example");
+    assert_eq!(h["x-forwarded-groups"], "admins,staff");
+    // The provider's cookies share the host 127.0.0.1 and pass; ours never.
+    let cookies = h["cookie"].as_str().unwrap_or_default();
+    assert!(!cookies.contains("portcullis"), "no Portcullis cookie reaches the upstream: {cookies}");
+    let ok = s.gate.audit_events().into_iter().find(|e| e["event"] == "login_succeeded").unwrap();
+    assert_eq!(ok["user"], "alice");
+    assert_eq!(ok["idp"], "oidc");
+
+    // The provider goes away: the session keeps working (stateless)...
+    s.idp.stop();
+    let (page, _) = b.follow(&format!("{}/again", s.origin)).await;
+    assert_eq!(page.status, 200);
+    // ...and a new login gets the friendly 503 page (once the last contact
+    // is older than the reachability window).
+    tokio::time::sleep(portcullis::idp::oidc::provider::REACHABLE_FRESH + std::time::Duration::from_millis(500)).await;
+    let fresh = Browser::new();
+    let (page, _) = fresh.follow(&format!("{}/x", s.origin)).await;
+    assert_eq!(page.status, 503);
+    assert!(page.body.contains("sign-in service cannot be reached"), "{}", page.body);
+
+    // Restart with the provider still down: discovery comes from the cache.
+    s.gate.restart();
+    assert!(s.gate.log().contains("using the cached discovery document"), "{}", s.gate.log());
+    let (page, _) = b.reconnect().follow(&format!("{}/after-restart", s.origin)).await;
+    assert_eq!(page.status, 200, "sessions survive a restart");
+    let _ = &s.up;
+}
+
+#[tokio::test]
+async fn user_outside_allowed_groups_gets_403_after_login() {
+    let s = setup("access:\n  allowed_groups: [admins]\n", "", &[]).await;
+    let b = Browser::new();
+    let page = login(&b, &s, "/", "bob", "bob-pw").await;
+    assert_eq!(page.status, 403);
+    assert!(page.body.contains("do not have access"));
+    let denied = s.gate.audit_events().into_iter().find(|e| e["event"] == "access_denied").unwrap();
+    assert_eq!(denied["user"], "bob");
+    assert!(b.cookies_for(&s.origin).find("portcullis_session=").is_none(), "no session minted");
+}
+
+#[tokio::test]
+async fn key_rollover_at_the_provider_needs_no_restart() {
+    let s = setup("", "", &[]).await;
+    let page = login(&Browser::new(), &s, "/", "alice", "alice-pw").await;
+    assert_eq!(page.status, 200);
+    let new_kid = s.idp.rotate_keys().await;
+    let page = login(&Browser::new(), &s, "/", "bob", "bob-pw").await;
+    assert_eq!(page.status, 200, "login after rotation to {new_kid}: {}", page.body);
+    assert!(s.gate.log().contains("keys refetched"), "{}", s.gate.log());
+}
+
+#[tokio::test]
+async fn two_logins_in_two_tabs_both_complete() {
+    let s = setup("", "", &[]).await;
+    let b = Browser::new();
+    // Both tabs are sent to the provider before either finishes.
+    let tab_a = b.get(&format!("{}/a", s.origin)).await;
+    let auth_a = tab_a.headers()["location"].to_str().unwrap().to_string();
+    let (form_b, _) = b.follow(&format!("{}/b", s.origin)).await;
+    // Tab B logs in first.
+    let resp = b.submit_login(&form_b, "alice", "alice-pw").await;
+    let (page_b, _) = b.follow_response(resp, &form_b.url).await;
+    assert_eq!(page_b.url, format!("{}/b", s.origin));
+    assert_eq!(page_b.status, 200);
+    // Tab A then completes through the provider's SSO session.
+    let (page_a, _) = b.follow(&auth_a).await;
+    assert_eq!(page_a.status, 200, "{}", page_a.body);
+    assert_eq!(page_a.url, format!("{}/a", s.origin));
+}
+
+#[tokio::test]
+async fn provider_error_is_shown_and_audited() {
+    let s = setup("", "", &[]).await;
+    let b = Browser::new();
+    let (form, _) = b.follow(&format!("{}/", s.origin)).await;
+    let uid_url = form.url.clone();
+    let resp = b
+        .http
+        .post(format!("{uid_url}/abort"))
+        .header("accept", BROWSER_ACCEPT)
+        .send()
+        .await
+        .unwrap();
+    let (page, _) = b.follow_response(resp, &format!("{uid_url}/abort")).await;
+    assert_eq!(page.status, 403, "{}", page.body);
+    assert!(page.body.contains("The identity provider said"), "{}", page.body);
+    assert!(failed_reasons(&s.gate).iter().any(|r| r.contains("access_denied")));
+}
+
+#[tokio::test]
+async fn logout_ends_the_session_and_goes_to_the_provider() {
+    let s = setup("", "", &[]).await;
+    let b = Browser::new();
+    assert_eq!(login(&b, &s, "/", "alice", "alice-pw").await.status, 200);
+    let r = b.get(&format!("{}/.portcullis/logout", s.origin)).await;
+    assert_eq!(r.status(), 302);
+    let loc = r.headers()["location"].to_str().unwrap().to_string();
+    assert!(loc.starts_with(&format!("{}/session/end", s.idp.issuer)), "{loc}");
+    assert!(loc.contains("client_id=portcullis-test"));
+    assert!(loc.contains("post_logout_redirect_uri="));
+    // The session cookie is gone: the app asks for a login again.
+    let r = b.get(&format!("{}/", s.origin)).await;
+    assert_eq!(r.status(), 302);
+    assert!(r.headers()["location"].to_str().unwrap().starts_with(&s.idp.issuer));
+}
+
+#[tokio::test]
+async fn login_loop_ends_on_an_explaining_page() {
+    let s = setup("login:\n  loop_max: 3\n", "", &[]).await;
+    let b = Browser::new();
+    // A browser that keeps coming back without a session.
+    for _ in 0..3 {
+        let r = b.get(&format!("{}/", s.origin)).await;
+        assert_eq!(r.status(), 302);
+    }
+    let r = b.get(&format!("{}/", s.origin)).await;
+    assert_eq!(r.status(), 508);
+    let body = r.text().await.unwrap();
+    assert!(body.contains("Sign-in keeps starting over"));
+    assert!(body.contains("clock"), "tells the admin what to check");
+    assert!(s.gate.audit_events().iter().any(|e| e["event"] == "login_loop"));
+}
+
+/// Starts a login and returns (callback URL from the provider, Browser).
+async fn callback_for(s: &Setup, user: &str) -> (String, Browser) {
+    let b = Browser::new();
+    let (form, _) = b.follow(&format!("{}/", s.origin)).await;
+    let resp = b.submit_login(&form, user, &format!("{user}-pw")).await;
+    let cb = b
+        .follow_until(resp, &form.url, &format!("{}/.portcullis/oidc/callback", s.origin))
+        .await;
+    (cb, b)
+}
+
+fn param(url: &str, name: &str) -> String {
+    reqwest::Url::parse(url)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn callback_attacks_are_refused_and_audited() {
+    let s = setup("", "", &[]).await;
+
+    // State that matches no transaction of this browser.
+    let (cb, b) = callback_for(&s, "alice").await;
+    let forged = cb.replace(&param(&cb, "state"), &"0".repeat(32));
+    let r = b.get(&forged).await;
+    assert_eq!(r.status(), 400);
+
+    // Missing transaction cookie: the callback URL replayed in another browser.
+    let (cb, _) = callback_for(&s, "alice").await;
+    let r = Browser::new().get(&cb).await;
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("does not belong to a sign-in started in this browser"));
+
+    // The authorization code replayed, with the transaction cookie restored.
+    let (cb, b) = callback_for(&s, "alice").await;
+    let txn_cookie = b.cookies_for(&s.origin);
+    let r = b.get(&cb).await;
+    assert_eq!(r.status(), 302, "first use logs in");
+    let r = Browser::new().http.get(&cb).header("cookie", txn_cookie).send().await.unwrap();
+    assert_eq!(r.status(), 400, "second use of the code is refused");
+
+    // A transaction cookie minted for another domain with the same keys.
+    let other = s.gate.config_yaml.replace("domain: 127.0.0.1", "domain: other.example");
+    let other_cfg = portcullis::config::from_yaml_str(&other).unwrap();
+    let ring = std::sync::Arc::new(portcullis::session::KeyRing::load(&s.gate.key_file()).unwrap());
+    let txns = portcullis::session::Transactions::new(&other_cfg, ring);
+    let (txn, set_cookie) = txns
+        .begin(portcullis::identity::IdpKind::Oidc, "/", json!({"nonce": "n", "pkce": "p"}))
+        .unwrap();
+    let cookie = set_cookie.split(';').next().unwrap().to_string();
+    let r = Browser::new()
+        .http
+        .get(format!("{}/.portcullis/oidc/callback?code=x&state={}", s.origin, txn.id))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+
+    let reasons = failed_reasons(&s.gate);
+    assert!(reasons.iter().filter(|r| r.contains("transaction")).count() >= 3, "{reasons:?}");
+    assert!(reasons.iter().any(|r| r.contains("another domain")), "{reasons:?}");
+    assert!(reasons.iter().any(|r| r.contains("refused the code")), "{reasons:?}");
+}
+
+#[tokio::test]
+async fn id_token_from_another_login_fails_the_nonce_check() {
+    // PKCE off on both sides, so the swapped code is accepted by the
+    // provider and only the nonce can catch it.
+    let s = setup("", "  pkce: false\n", &[("OIDC_PKCE_REQUIRED", "0")]).await;
+    let b = Browser::new();
+    let (form_a, _) = b.follow(&format!("{}/a", s.origin)).await;
+    let resp = b.submit_login(&form_a, "alice", "alice-pw").await;
+    let cb_a = b.follow_until(resp, &form_a.url, &format!("{}/.portcullis/oidc/callback", s.origin)).await;
+    let auth_b = b.get(&format!("{}/b", s.origin)).await.headers()["location"].to_str().unwrap().to_string();
+    let resp = b.get(&auth_b).await;
+    let cb_b = b.follow_until(resp, &auth_b, &format!("{}/.portcullis/oidc/callback", s.origin)).await;
+    // B's code delivered with A's state.
+    let swapped = format!(
+        "{}/.portcullis/oidc/callback?code={}&state={}",
+        s.origin,
+        param(&cb_b, "code"),
+        param(&cb_a, "state")
+    );
+    let r = b.get(&swapped).await;
+    assert_eq!(r.status(), 400);
+    assert!(failed_reasons(&s.gate).iter().any(|r| r.contains("ID token refused") && r.to_lowercase().contains("nonce")), "{:?}", failed_reasons(&s.gate));
+}
