@@ -22,21 +22,49 @@ async fn setup(gate_extra: &str, oidc_extra: &str, idp_env: &[(&str, &str)]) -> 
     let origin = format!("http://127.0.0.1:{port}");
     let idp = OidcIdp::start(&origin, 0, idp_env);
     let gate = Gate::start(&gate_yaml(&up, port, &idp.issuer, gate_extra, oidc_extra));
-    Setup { up, idp, gate, origin }
+    Setup {
+        up,
+        idp,
+        gate,
+        origin,
+    }
 }
 
-fn gate_yaml(up: &TestUpstream, port: u16, issuer: &str, gate_extra: &str, oidc_extra: &str) -> String {
-    base_yaml(&up.url(), &format!("{gate_extra}{}", oidc_yaml(issuer, oidc_extra)))
-        .replace("domain: app.test", &format!("domain: 127.0.0.1:{port}"))
-        .replace("listen: 127.0.0.1:0", &format!("listen: 127.0.0.1:{port}"))
+fn gate_yaml(
+    up: &TestUpstream,
+    port: u16,
+    issuer: &str,
+    gate_extra: &str,
+    oidc_extra: &str,
+) -> String {
+    base_yaml(
+        &up.url(),
+        &format!("{gate_extra}{}", oidc_yaml(issuer, oidc_extra)),
+    )
+    .replace("domain: app.test", &format!("domain: 127.0.0.1:{port}"))
+    .replace("listen: 127.0.0.1:0", &format!("listen: 127.0.0.1:{port}"))
 }
 
 /// Logs `user` in through the provider's form; returns the final page
 /// (after the redirect back to the app).
-async fn login(b: &Browser, s: &Setup, path: &str, user: &str, password: &str) -> common::oidc::Page {
+async fn login(
+    b: &Browser,
+    s: &Setup,
+    path: &str,
+    user: &str,
+    password: &str,
+) -> common::oidc::Page {
     let (form, trail) = b.follow(&format!("{}{path}", s.origin)).await;
-    assert!(trail[1].starts_with(&s.idp.issuer), "sent to the provider: {trail:?}");
-    assert!(form.body.contains("login-form"), "login form expected at {}:\n{}", form.url, form.body);
+    assert!(
+        trail[1].starts_with(&s.idp.issuer),
+        "sent to the provider: {trail:?}"
+    );
+    assert!(
+        form.body.contains("login-form"),
+        "login form expected at {}:\n{}",
+        form.url,
+        form.body
+    );
     let resp = b.submit_login(&form, user, password).await;
     b.follow_response(resp, &form.url).await.0
 }
@@ -55,7 +83,11 @@ async fn login_reaches_upstream_and_survives_provider_outage() {
     let b = Browser::new();
     let page = login(&b, &s, "/dash?tab=1", "alice", "alice-pw").await;
     assert_eq!(page.status, 200, "{}", page.body);
-    assert_eq!(page.url, format!("{}/dash?tab=1", s.origin), "back where the user started");
+    assert_eq!(
+        page.url,
+        format!("{}/dash?tab=1", s.origin),
+        "back where the user started"
+    );
     let v: Value = serde_json::from_str(&page.body).unwrap();
     let h = &v["headers"];
     assert_eq!(h["x-forwarded-user"], "alice");
@@ -64,8 +96,16 @@ async fn login_reaches_upstream_and_survives_provider_outage() {
     assert_eq!(h["x-forwarded-groups"], "admins,staff");
     // The provider's cookies share the host 127.0.0.1 and pass; ours never.
     let cookies = h["cookie"].as_str().unwrap_or_default();
-    assert!(!cookies.contains("portcullis"), "no Portcullis cookie reaches the upstream: {cookies}");
-    let ok = s.gate.audit_events().into_iter().find(|e| e["event"] == "login_succeeded").unwrap();
+    assert!(
+        !cookies.contains("portcullis"),
+        "no Portcullis cookie reaches the upstream: {cookies}"
+    );
+    let ok = s
+        .gate
+        .audit_events()
+        .into_iter()
+        .find(|e| e["event"] == "login_succeeded")
+        .unwrap();
     assert_eq!(ok["user"], "alice");
     assert_eq!(ok["idp"], "oidc");
 
@@ -75,16 +115,30 @@ async fn login_reaches_upstream_and_survives_provider_outage() {
     assert_eq!(page.status, 200);
     // ...and a new login gets the friendly 503 page (once the last contact
     // is older than the reachability window).
-    tokio::time::sleep(portcullis::idp::oidc::provider::REACHABLE_FRESH + std::time::Duration::from_millis(500)).await;
+    tokio::time::sleep(
+        portcullis::idp::oidc::provider::REACHABLE_FRESH + std::time::Duration::from_millis(500),
+    )
+    .await;
     let fresh = Browser::new();
     let (page, _) = fresh.follow(&format!("{}/x", s.origin)).await;
     assert_eq!(page.status, 503);
-    assert!(page.body.contains("sign-in service cannot be reached"), "{}", page.body);
+    assert!(
+        page.body.contains("sign-in service cannot be reached"),
+        "{}",
+        page.body
+    );
 
     // Restart with the provider still down: discovery comes from the cache.
     s.gate.restart();
-    assert!(s.gate.log().contains("using the cached discovery document"), "{}", s.gate.log());
-    let (page, _) = b.reconnect().follow(&format!("{}/after-restart", s.origin)).await;
+    assert!(
+        s.gate.log().contains("using the cached discovery document"),
+        "{}",
+        s.gate.log()
+    );
+    let (page, _) = b
+        .reconnect()
+        .follow(&format!("{}/after-restart", s.origin))
+        .await;
     assert_eq!(page.status, 200, "sessions survive a restart");
     let _ = &s.up;
 }
@@ -96,9 +150,19 @@ async fn user_outside_allowed_groups_gets_403_after_login() {
     let page = login(&b, &s, "/", "bob", "bob-pw").await;
     assert_eq!(page.status, 403);
     assert!(page.body.contains("do not have access"));
-    let denied = s.gate.audit_events().into_iter().find(|e| e["event"] == "access_denied").unwrap();
+    let denied = s
+        .gate
+        .audit_events()
+        .into_iter()
+        .find(|e| e["event"] == "access_denied")
+        .unwrap();
     assert_eq!(denied["user"], "bob");
-    assert!(b.cookies_for(&s.origin).find("portcullis_session=").is_none(), "no session minted");
+    assert!(
+        b.cookies_for(&s.origin)
+            .find("portcullis_session=")
+            .is_none(),
+        "no session minted"
+    );
 }
 
 #[tokio::test]
@@ -108,7 +172,11 @@ async fn key_rollover_at_the_provider_needs_no_restart() {
     assert_eq!(page.status, 200);
     let new_kid = s.idp.rotate_keys().await;
     let page = login(&Browser::new(), &s, "/", "bob", "bob-pw").await;
-    assert_eq!(page.status, 200, "login after rotation to {new_kid}: {}", page.body);
+    assert_eq!(
+        page.status, 200,
+        "login after rotation to {new_kid}: {}",
+        page.body
+    );
     assert!(s.gate.log().contains("keys refetched"), "{}", s.gate.log());
 }
 
@@ -146,8 +214,16 @@ async fn provider_error_is_shown_and_audited() {
         .unwrap();
     let (page, _) = b.follow_response(resp, &format!("{uid_url}/abort")).await;
     assert_eq!(page.status, 403, "{}", page.body);
-    assert!(page.body.contains("The identity provider said"), "{}", page.body);
-    assert!(failed_reasons(&s.gate).iter().any(|r| r.contains("access_denied")));
+    assert!(
+        page.body.contains("The identity provider said"),
+        "{}",
+        page.body
+    );
+    assert!(
+        failed_reasons(&s.gate)
+            .iter()
+            .any(|r| r.contains("access_denied"))
+    );
 }
 
 #[tokio::test]
@@ -158,13 +234,21 @@ async fn logout_ends_the_session_and_goes_to_the_provider() {
     let r = b.get(&format!("{}/.portcullis/logout", s.origin)).await;
     assert_eq!(r.status(), 302);
     let loc = r.headers()["location"].to_str().unwrap().to_string();
-    assert!(loc.starts_with(&format!("{}/session/end", s.idp.issuer)), "{loc}");
+    assert!(
+        loc.starts_with(&format!("{}/session/end", s.idp.issuer)),
+        "{loc}"
+    );
     assert!(loc.contains("client_id=portcullis-test"));
     assert!(loc.contains("post_logout_redirect_uri="));
     // The session cookie is gone: the app asks for a login again.
     let r = b.get(&format!("{}/", s.origin)).await;
     assert_eq!(r.status(), 302);
-    assert!(r.headers()["location"].to_str().unwrap().starts_with(&s.idp.issuer));
+    assert!(
+        r.headers()["location"]
+            .to_str()
+            .unwrap()
+            .starts_with(&s.idp.issuer)
+    );
 }
 
 #[tokio::test]
@@ -181,7 +265,12 @@ async fn login_loop_ends_on_an_explaining_page() {
     let body = r.text().await.unwrap();
     assert!(body.contains("Sign-in keeps starting over"));
     assert!(body.contains("clock"), "tells the admin what to check");
-    assert!(s.gate.audit_events().iter().any(|e| e["event"] == "login_loop"));
+    assert!(
+        s.gate
+            .audit_events()
+            .iter()
+            .any(|e| e["event"] == "login_loop")
+    );
 }
 
 /// Starts a login and returns (callback URL from the provider, Browser).
@@ -190,7 +279,11 @@ async fn callback_for(s: &Setup, user: &str) -> (String, Browser) {
     let (form, _) = b.follow(&format!("{}/", s.origin)).await;
     let resp = b.submit_login(&form, user, &format!("{user}-pw")).await;
     let cb = b
-        .follow_until(resp, &form.url, &format!("{}/.portcullis/oidc/callback", s.origin))
+        .follow_until(
+            resp,
+            &form.url,
+            &format!("{}/.portcullis/oidc/callback", s.origin),
+        )
         .await;
     (cb, b)
 }
@@ -218,28 +311,49 @@ async fn callback_attacks_are_refused_and_audited() {
     let (cb, _) = callback_for(&s, "alice").await;
     let r = Browser::new().get(&cb).await;
     assert_eq!(r.status(), 400);
-    assert!(r.text().await.unwrap().contains("does not belong to a sign-in started in this browser"));
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("does not belong to a sign-in started in this browser")
+    );
 
     // The authorization code replayed, with the transaction cookie restored.
     let (cb, b) = callback_for(&s, "alice").await;
     let txn_cookie = b.cookies_for(&s.origin);
     let r = b.get(&cb).await;
     assert_eq!(r.status(), 302, "first use logs in");
-    let r = Browser::new().http.get(&cb).header("cookie", txn_cookie).send().await.unwrap();
+    let r = Browser::new()
+        .http
+        .get(&cb)
+        .header("cookie", txn_cookie)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400, "second use of the code is refused");
 
     // A transaction cookie minted for another domain with the same keys.
-    let other = s.gate.config_yaml.replace("domain: 127.0.0.1", "domain: other.example");
+    let other = s
+        .gate
+        .config_yaml
+        .replace("domain: 127.0.0.1", "domain: other.example");
     let other_cfg = portcullis::config::from_yaml_str(&other).unwrap();
     let ring = std::sync::Arc::new(portcullis::session::KeyRing::load(&s.gate.key_file()).unwrap());
     let txns = portcullis::session::Transactions::new(&other_cfg, ring);
     let (txn, set_cookie) = txns
-        .begin(portcullis::identity::IdpKind::Oidc, "/", json!({"nonce": "n", "pkce": "p"}))
+        .begin(
+            portcullis::identity::IdpKind::Oidc,
+            "/",
+            json!({"nonce": "n", "pkce": "p"}),
+        )
         .unwrap();
     let cookie = set_cookie.split(';').next().unwrap().to_string();
     let r = Browser::new()
         .http
-        .get(format!("{}/.portcullis/oidc/callback?code=x&state={}", s.origin, txn.id))
+        .get(format!(
+            "{}/.portcullis/oidc/callback?code=x&state={}",
+            s.origin, txn.id
+        ))
         .header("cookie", cookie)
         .send()
         .await
@@ -247,9 +361,18 @@ async fn callback_attacks_are_refused_and_audited() {
     assert_eq!(r.status(), 400);
 
     let reasons = failed_reasons(&s.gate);
-    assert!(reasons.iter().filter(|r| r.contains("transaction")).count() >= 3, "{reasons:?}");
-    assert!(reasons.iter().any(|r| r.contains("another domain")), "{reasons:?}");
-    assert!(reasons.iter().any(|r| r.contains("refused the code")), "{reasons:?}");
+    assert!(
+        reasons.iter().filter(|r| r.contains("transaction")).count() >= 3,
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.iter().any(|r| r.contains("another domain")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.iter().any(|r| r.contains("refused the code")),
+        "{reasons:?}"
+    );
 }
 
 #[tokio::test]
@@ -260,10 +383,25 @@ async fn id_token_from_another_login_fails_the_nonce_check() {
     let b = Browser::new();
     let (form_a, _) = b.follow(&format!("{}/a", s.origin)).await;
     let resp = b.submit_login(&form_a, "alice", "alice-pw").await;
-    let cb_a = b.follow_until(resp, &form_a.url, &format!("{}/.portcullis/oidc/callback", s.origin)).await;
-    let auth_b = b.get(&format!("{}/b", s.origin)).await.headers()["location"].to_str().unwrap().to_string();
+    let cb_a = b
+        .follow_until(
+            resp,
+            &form_a.url,
+            &format!("{}/.portcullis/oidc/callback", s.origin),
+        )
+        .await;
+    let auth_b = b.get(&format!("{}/b", s.origin)).await.headers()["location"]
+        .to_str()
+        .unwrap()
+        .to_string();
     let resp = b.get(&auth_b).await;
-    let cb_b = b.follow_until(resp, &auth_b, &format!("{}/.portcullis/oidc/callback", s.origin)).await;
+    let cb_b = b
+        .follow_until(
+            resp,
+            &auth_b,
+            &format!("{}/.portcullis/oidc/callback", s.origin),
+        )
+        .await;
     // B's code delivered with A's state.
     let swapped = format!(
         "{}/.portcullis/oidc/callback?code={}&state={}",
@@ -273,5 +411,168 @@ async fn id_token_from_another_login_fails_the_nonce_check() {
     );
     let r = b.get(&swapped).await;
     assert_eq!(r.status(), 400);
-    assert!(failed_reasons(&s.gate).iter().any(|r| r.contains("ID token refused") && r.to_lowercase().contains("nonce")), "{:?}", failed_reasons(&s.gate));
+    assert!(
+        failed_reasons(&s.gate)
+            .iter()
+            .any(|r| r.contains("ID token refused") && r.to_lowercase().contains("nonce")),
+        "{:?}",
+        failed_reasons(&s.gate)
+    );
+}
+
+/// A token endpoint that answers every code with the ID token the test
+/// chose: it stands in for an attacker who controls the token response, to
+/// present Portcullis with tokens the real provider would never issue. The
+/// tokens are signed by the real provider's key (or not at all).
+struct ForgedTokenEndpoint {
+    url: String,
+    next: std::sync::Arc<std::sync::Mutex<String>>,
+    _task: tokio::task::JoinHandle<()>,
+}
+
+impl ForgedTokenEndpoint {
+    async fn start() -> ForgedTokenEndpoint {
+        use http_body_util::Full;
+        use hyper::service::service_fn;
+        let next = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/token", listener.local_addr().unwrap());
+        let n = next.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let n = n.clone();
+                tokio::spawn(async move {
+                    let svc = service_fn(move |_req| {
+                        let id_token = n.lock().unwrap().clone();
+                        async move {
+                            let body = json!({"access_token": "at", "token_type": "Bearer", "expires_in": 60, "id_token": id_token});
+                            Ok::<_, std::convert::Infallible>(
+                                hyper::Response::builder()
+                                    .header("content-type", "application/json")
+                                    .body(Full::new(bytes::Bytes::from(body.to_string())))
+                                    .unwrap(),
+                            )
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        ForgedTokenEndpoint {
+            url,
+            next,
+            _task: task,
+        }
+    }
+}
+
+#[tokio::test]
+async fn forged_id_tokens_are_refused() {
+    let forge = ForgedTokenEndpoint::start().await;
+    let up = TestUpstream::start().await;
+    let port = free_port();
+    let origin = format!("http://127.0.0.1:{port}");
+    let idp = OidcIdp::start(&origin, 0, &[]);
+    let explicit = format!(
+        "  discovery: false\n  authorization_endpoint: {iss}/auth\n  jwks_uri: {iss}/jwks\n  token_endpoint: {}\n",
+        forge.url,
+        iss = idp.issuer
+    );
+    let gate = Gate::start(&gate_yaml(&up, port, &idp.issuer, "", &explicit));
+    let now = portcullis::session::now();
+
+    // Each case: (name, alg, claims changes); all else correct.
+    let cases: Vec<(&str, &str, Value)> = vec![
+        ("valid", "RS256", json!({})),
+        ("alg none", "none", json!({})),
+        ("HMAC with the client secret", "HS256", json!({})),
+        ("wrong aud", "RS256", json!({"aud": "someone-else"})),
+        (
+            "extra untrusted aud",
+            "RS256",
+            json!({"aud": [CLIENT_ID, "someone-else"], "azp": CLIENT_ID}),
+        ),
+        (
+            "azp of another client",
+            "RS256",
+            json!({"azp": "someone-else"}),
+        ),
+        ("wrong iss", "RS256", json!({"iss": "http://127.0.0.1:1"})),
+        (
+            "expired",
+            "RS256",
+            json!({"exp": now - 3600, "iat": now - 7200}),
+        ),
+        (
+            "issued in the future",
+            "RS256",
+            json!({"iat": now + 3600, "exp": now + 7200}),
+        ),
+        (
+            "nonce of another login",
+            "RS256",
+            json!({"nonce": "not-this-login"}),
+        ),
+    ];
+    for (name, alg, changes) in cases {
+        let b = Browser::new();
+        let r = b.get(&format!("{origin}/{}", name.replace(' ', "-"))).await;
+        let auth = r.headers()["location"].to_str().unwrap().to_string();
+        let (state, nonce) = (param(&auth, "state"), param(&auth, "nonce"));
+        let mut claims = json!({
+            "iss": idp.issuer, "aud": CLIENT_ID, "sub": "mallory", "preferred_username": "mallory",
+            "email": "mallory@example.com", "groups": ["admins"], "nonce": nonce,
+            "iat": now, "exp": now + 300,
+        });
+        for (k, v) in changes.as_object().unwrap() {
+            claims[k] = v.clone();
+        }
+        let jwt = idp
+            .sign(json!({"alg": alg, "claims": claims, "secret": CLIENT_SECRET}))
+            .await;
+        *forge.next.lock().unwrap() = jwt;
+        let r = b
+            .get(&format!(
+                "{origin}/.portcullis/oidc/callback?code=x&state={state}"
+            ))
+            .await;
+        if name == "valid" {
+            assert_eq!(
+                r.status(),
+                302,
+                "the harness itself works: a well-formed token logs in"
+            );
+            continue;
+        }
+        assert_eq!(r.status(), 400, "{name} must be refused");
+        assert!(
+            !b.cookies_for(&origin).contains("portcullis_session"),
+            "{name}: no session cookie"
+        );
+    }
+    // Each refused for its own reason, in order.
+    let reasons = failed_reasons(&gate);
+    let expected = [
+        "No signature found",
+        "Disallowed signature algorithm: algorithm `HS256`",
+        "must contain",
+        "not a trusted audience",
+        "azp",
+        "Invalid issuer",
+        "ID token expired",
+        "issued in the future",
+        "nonce",
+    ];
+    assert_eq!(reasons.len(), expected.len(), "{reasons:?}");
+    for (reason, want) in reasons.iter().zip(expected) {
+        assert!(
+            reason.starts_with("ID token refused") && reason.contains(want),
+            "{reason:?} should mention {want:?}"
+        );
+    }
 }

@@ -118,9 +118,11 @@ fn default_scopes() -> Vec<String> {
     ["openid", "email", "profile"].map(String::from).to_vec()
 }
 fn default_algorithms() -> Vec<String> {
-    ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"]
-        .map(String::from)
-        .to_vec()
+    [
+        "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA",
+    ]
+    .map(String::from)
+    .to_vec()
 }
 fn default_skew() -> Duration {
     Duration::from_secs(60)
@@ -132,7 +134,9 @@ fn default_timeout() -> Duration {
     Duration::from_secs(10)
 }
 fn default_user_claims() -> Vec<String> {
-    ["preferred_username", "email", "sub"].map(String::from).to_vec()
+    ["preferred_username", "email", "sub"]
+        .map(String::from)
+        .to_vec()
 }
 fn default_email_claim() -> String {
     "email".into()
@@ -182,8 +186,8 @@ impl std::fmt::Debug for Oidc {
 }
 
 const KNOWN_ALGORITHMS: &[&str] = &[
-    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA", "HS256",
-    "HS384", "HS512",
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA",
+    "HS256", "HS384", "HS512",
 ];
 
 /// http is allowed only for a provider on this machine (tests, demos).
@@ -225,7 +229,10 @@ pub(super) fn validate(raw: &OidcRaw, errs: &mut Vec<FieldError>) -> Option<Oidc
     };
     let mut url_errs = Vec::new();
     let issuer = provider_url(&raw.issuer, "oidc.issuer", &mut url_errs);
-    let mut opt = |v: &Option<String>, f: &str| v.as_deref().and_then(|s| provider_url(s, &format!("oidc.{f}"), &mut url_errs));
+    let mut opt = |v: &Option<String>, f: &str| {
+        v.as_deref()
+            .and_then(|s| provider_url(s, &format!("oidc.{f}"), &mut url_errs))
+    };
     let authorization_endpoint = opt(&raw.authorization_endpoint, "authorization_endpoint");
     let token_endpoint = opt(&raw.token_endpoint, "token_endpoint");
     let userinfo_endpoint = opt(&raw.userinfo_endpoint, "userinfo_endpoint");
@@ -243,7 +250,10 @@ pub(super) fn validate(raw: &OidcRaw, errs: &mut Vec<FieldError>) -> Option<Oidc
         }
     }
     if raw.client_id.trim().is_empty() {
-        add("client_id", "is required: the client id registered at the provider".into());
+        add(
+            "client_id",
+            "is required: the client id registered at the provider".into(),
+        );
     }
     let client_secret = match (&raw.client_secret, &raw.client_secret_file) {
         (Some(s), None) => Some(s.clone()),
@@ -252,17 +262,26 @@ pub(super) fn validate(raw: &OidcRaw, errs: &mut Vec<FieldError>) -> Option<Oidc
             Err(e) => {
                 add(
                     "client_secret_file",
-                    format!("cannot read `{}`: {e}; check the path and that the portcullis user may read it", path.display()),
+                    format!(
+                        "cannot read `{}`: {e}; check the path and that the portcullis user may read it",
+                        path.display()
+                    ),
                 );
                 None
             }
         },
         (None, None) => {
-            add("client_secret", "is required (or `client_secret_file`): Portcullis is a confidential client".into());
+            add(
+                "client_secret",
+                "is required (or `client_secret_file`): Portcullis is a confidential client".into(),
+            );
             None
         }
         (Some(_), Some(_)) => {
-            add("client_secret", "set only one of `client_secret` and `client_secret_file`".into());
+            add(
+                "client_secret",
+                "set only one of `client_secret` and `client_secret_file`".into(),
+            );
             None
         }
     };
@@ -271,23 +290,48 @@ pub(super) fn validate(raw: &OidcRaw, errs: &mut Vec<FieldError>) -> Option<Oidc
     }
     for (i, alg) in raw.allowed_algorithms.iter().enumerate() {
         if alg.eq_ignore_ascii_case("none") {
-            add(&format!("allowed_algorithms[{i}]"), "`none` is never allowed: an unsigned ID token proves nothing".into());
+            add(
+                &format!("allowed_algorithms[{i}]"),
+                "`none` is never allowed: an unsigned ID token proves nothing".into(),
+            );
         } else if !KNOWN_ALGORITHMS.contains(&alg.as_str()) {
             add(
                 &format!("allowed_algorithms[{i}]"),
-                format!("`{alg}` is not a JWS algorithm; use one of {}", KNOWN_ALGORITHMS.join(", ")),
+                format!(
+                    "`{alg}` is not a JWS algorithm; use one of {}",
+                    KNOWN_ALGORITHMS.join(", ")
+                ),
             );
         }
     }
     if raw.allowed_algorithms.is_empty() {
-        add("allowed_algorithms", "must list at least one algorithm, e.g. RS256".into());
+        add(
+            "allowed_algorithms",
+            "must list at least one algorithm, e.g. RS256".into(),
+        );
     }
     if raw.clock_skew > Duration::from_secs(600) {
-        add("clock_skew", "must be at most 10m; fix the clocks (NTP) instead".into());
+        add(
+            "clock_skew",
+            "must be at most 10m; fix the clocks (NTP) instead".into(),
+        );
     }
-    for reserved in ["state", "nonce", "code_challenge", "code_challenge_method", "redirect_uri", "client_id", "response_type", "scope", "response_mode"] {
+    for reserved in [
+        "state",
+        "nonce",
+        "code_challenge",
+        "code_challenge_method",
+        "redirect_uri",
+        "client_id",
+        "response_type",
+        "scope",
+        "response_mode",
+    ] {
         if raw.extra_auth_params.contains_key(reserved) {
-            add(&format!("extra_auth_params.{reserved}"), "is set by Portcullis itself and cannot be overridden".into());
+            add(
+                &format!("extra_auth_params.{reserved}"),
+                "is set by Portcullis itself and cannot be overridden".into(),
+            );
         }
     }
     errs.append(&mut url_errs);

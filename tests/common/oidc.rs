@@ -47,14 +47,15 @@ impl OidcIdp {
         for (k, v) in extra_env {
             cmd.env(k, v);
         }
-        let mut child = cmd
-            .spawn()
-            .expect("node runs the test provider (the test command installs Node.js and runs npm ci)");
+        let mut child = cmd.spawn().expect(
+            "node runs the test provider (the test command installs Node.js and runs npm ci)",
+        );
         let stdout = child.stdout.take().unwrap();
         let mut line = String::new();
         BufReader::new(stdout).read_line(&mut line).unwrap();
-        let ready: Value = serde_json::from_str(&line)
-            .unwrap_or_else(|_| panic!("test provider did not start: {line:?} (run `npm ci --prefix tests/idp/oidc`)"));
+        let ready: Value = serde_json::from_str(&line).unwrap_or_else(|_| {
+            panic!("test provider did not start: {line:?} (run `npm ci --prefix tests/idp/oidc`)")
+        });
         OidcIdp {
             child,
             issuer: ready["issuer"].as_str().unwrap().to_string(),
@@ -155,7 +156,11 @@ impl Browser {
         self.follow_response(self.get(start).await, start).await
     }
 
-    pub async fn follow_response(&self, mut resp: reqwest::Response, start: &str) -> (Page, Vec<String>) {
+    pub async fn follow_response(
+        &self,
+        mut resp: reqwest::Response,
+        start: &str,
+    ) -> (Page, Vec<String>) {
         let mut url = reqwest::Url::parse(start).unwrap();
         let mut trail = vec![url.to_string()];
         for _ in 0..20 {
@@ -163,7 +168,15 @@ impl Browser {
                 let status = resp.status().as_u16();
                 let headers = resp.headers().clone();
                 let body = resp.text().await.unwrap();
-                return (Page { status, url: url.to_string(), body, headers }, trail);
+                return (
+                    Page {
+                        status,
+                        url: url.to_string(),
+                        body,
+                        headers,
+                    },
+                    trail,
+                );
             }
             let loc = resp.headers()["location"].to_str().unwrap().to_string();
             url = url.join(&loc).unwrap();
@@ -176,8 +189,12 @@ impl Browser {
     /// Fills and submits the provider's login form on `page`, then follows
     /// redirects up to (not including) `stop_prefix` if given.
     pub async fn submit_login(&self, page: &Page, user: &str, password: &str) -> reqwest::Response {
-        let action = attr_after(&page.body, "id=\"login-form\"", "action=\"").expect("login form on the page");
-        let url = reqwest::Url::parse(&page.url).unwrap().join(&action).unwrap();
+        let action = attr_after(&page.body, "id=\"login-form\"", "action=\"")
+            .expect("login form on the page");
+        let url = reqwest::Url::parse(&page.url)
+            .unwrap()
+            .join(&action)
+            .unwrap();
         self.http
             .post(url)
             .header("accept", super::BROWSER_ACCEPT)
@@ -189,10 +206,19 @@ impl Browser {
 
     /// Follows redirects until the next hop would go to `prefix`; returns
     /// that URL without requesting it (to capture a callback).
-    pub async fn follow_until(&self, mut resp: reqwest::Response, base: &str, prefix: &str) -> String {
+    pub async fn follow_until(
+        &self,
+        mut resp: reqwest::Response,
+        base: &str,
+        prefix: &str,
+    ) -> String {
         let mut url = reqwest::Url::parse(base).unwrap();
         for _ in 0..20 {
-            assert!(resp.status().is_redirection(), "expected a redirect at {url}, got {}", resp.status());
+            assert!(
+                resp.status().is_redirection(),
+                "expected a redirect at {url}, got {}",
+                resp.status()
+            );
             let loc = resp.headers()["location"].to_str().unwrap().to_string();
             url = url.join(&loc).unwrap();
             if url.as_str().starts_with(prefix) {
@@ -215,5 +241,7 @@ fn attr_after(html: &str, anchor: &str, attr: &str) -> Option<String> {
 }
 
 fn html_unescape(s: &str) -> String {
-    s.replace("&amp;", "&").replace("&#x2F;", "/").replace("&#47;", "/")
+    s.replace("&amp;", "&")
+        .replace("&#x2F;", "/")
+        .replace("&#47;", "/")
 }

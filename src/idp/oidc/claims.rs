@@ -83,12 +83,18 @@ mod tests {
     fn default_mapping_and_fallbacks() {
         let m = ClaimsRaw::default();
         let id = identity(&json!({"sub": "1", "preferred_username": "al", "email": "a@x", "name": "Al", "groups": ["g1", "g2"]}), &m).unwrap();
-        assert_eq!((id.user.as_str(), id.email.as_deref(), id.groups.len()), ("al", Some("a@x"), 2));
+        assert_eq!(
+            (id.user.as_str(), id.email.as_deref(), id.groups.len()),
+            ("al", Some("a@x"), 2)
+        );
         let id = identity(&json!({"sub": "1", "email": "a@x"}), &m).unwrap();
         assert_eq!(id.user, "a@x");
         let id = identity(&json!({"sub": "1"}), &m).unwrap();
         assert_eq!(id.user, "1");
-        assert!(identity(&json!({"email": "a@x"}), &m).is_none(), "no sub, no identity");
+        assert!(
+            identity(&json!({"email": "a@x"}), &m).is_none(),
+            "no sub, no identity"
+        );
     }
 
     #[test]
@@ -97,7 +103,8 @@ mod tests {
             groups: "realm_access.roles".into(),
             ..ClaimsRaw::default()
         };
-        m.extra.insert("tenant".into(), "https://example.com/claims/tenant".into());
+        m.extra
+            .insert("tenant".into(), "https://example.com/claims/tenant".into());
         let id = identity(
             &json!({"sub": "1", "realm_access": {"roles": ["admin"]}, "https://example.com/claims/tenant": "t1"}),
             &m,
@@ -110,7 +117,10 @@ mod tests {
     #[test]
     fn userinfo_fills_only_missing_claims() {
         let mut base = json!({"sub": "1", "email": "token@x"});
-        merge_missing(&mut base, json!({"sub": "evil", "email": "userinfo@x", "groups": ["g"]}));
+        merge_missing(
+            &mut base,
+            json!({"sub": "evil", "email": "userinfo@x", "groups": ["g"]}),
+        );
         assert_eq!(base["sub"], "1");
         assert_eq!(base["email"], "token@x");
         assert_eq!(base["groups"], json!(["g"]));

@@ -14,9 +14,9 @@ use hyper::body::Incoming;
 use openidconnect::core::{CoreJwsSigningAlgorithm, CoreResponseType};
 use openidconnect::{
     AuthType, AuthenticationFlow, AuthorizationCode, ClaimsVerificationError, ClientId,
-    ClientSecret, CsrfToken, LogoutRequest, Nonce, PkceCodeChallenge, PkceCodeVerifier,
-    PostLogoutRedirectUrl, RedirectUrl, RequestTokenError, Scope, SignatureVerificationError,
-    OAuth2TokenResponse, SubjectIdentifier,
+    ClientSecret, CsrfToken, LogoutRequest, Nonce, OAuth2TokenResponse, PkceCodeChallenge,
+    PkceCodeVerifier, PostLogoutRedirectUrl, RedirectUrl, RequestTokenError, Scope,
+    SignatureVerificationError, SubjectIdentifier,
 };
 use serde_json::Value;
 
@@ -76,14 +76,16 @@ impl OidcLogin {
             .collect::<Result<Vec<_>, _>>()?;
         let origin = config.public_origin();
         let redirect = format!("{origin}{}{CALLBACK}", crate::RESERVED_PREFIX);
-        let redirect_uri = RedirectUrl::new(redirect.clone()).map_err(|_| OidcSetupError::RedirectUri(redirect))?;
+        let redirect_uri = RedirectUrl::new(redirect.clone())
+            .map_err(|_| OidcSetupError::RedirectUri(redirect))?;
         let provider = Arc::new(Provider::new(cfg.clone(), &config.state_dir)?);
         if let Err(e) = provider.load().await {
             tracing::error!(error = %e, "OpenID provider not loaded; logins fail with 503 until it is reachable");
         }
         provider.spawn_refresh();
-        let max_token_age = chrono::Duration::from_std(config.login.transaction_lifetime + cfg.clock_skew)
-            .unwrap_or(chrono::Duration::minutes(15));
+        let max_token_age =
+            chrono::Duration::from_std(config.login.transaction_lifetime + cfg.clock_skew)
+                .unwrap_or(chrono::Duration::minutes(15));
         Ok(OidcLogin {
             post_logout_uri: format!("{origin}{}signed-out", crate::RESERVED_PREFIX),
             cfg,
@@ -111,7 +113,11 @@ impl OidcLogin {
         })
     }
 
-    pub async fn start(&self, ctx: LoginCtx<'_>, return_to: &str) -> Result<http::Response<Body>, Page> {
+    pub async fn start(
+        &self,
+        ctx: LoginCtx<'_>,
+        return_to: &str,
+    ) -> Result<http::Response<Body>, Page> {
         let loaded = self.provider.ensure_reachable().await.map_err(|e| {
             tracing::warn!(request_id = ctx.request_id, error = %e, "OpenID provider unreachable at login start");
             Page::new(PageKind::IdpUnavailable)
@@ -153,7 +159,12 @@ impl OidcLogin {
         Ok(resp)
     }
 
-    pub async fn endpoint(&self, rest: &str, ctx: LoginCtx<'_>, req: Request<Incoming>) -> Option<EndpointOutcome> {
+    pub async fn endpoint(
+        &self,
+        rest: &str,
+        ctx: LoginCtx<'_>,
+        req: Request<Incoming>,
+    ) -> Option<EndpointOutcome> {
         (rest == CALLBACK).then_some(())?;
         Some(self.callback(ctx, req).await)
     }
@@ -167,9 +178,19 @@ impl OidcLogin {
 
         // The transaction first: an answer that no login of this browser
         // asked for is refused, whatever it says.
-        let txn = match ctx.transactions.find(ctx.request_cookies, get("state").unwrap_or("")) {
+        let txn = match ctx
+            .transactions
+            .find(ctx.request_cookies, get("state").unwrap_or(""))
+        {
             Ok(t) if t.idp == IdpKind::Oidc => t,
-            Ok(_) => return failed(PageKind::LoginFailed, None, "transaction belongs to another login kind".into(), vec![]),
+            Ok(_) => {
+                return failed(
+                    PageKind::LoginFailed,
+                    None,
+                    "transaction belongs to another login kind".into(),
+                    vec![],
+                );
+            }
             Err(e) => {
                 return failed(
                     PageKind::LoginFailed,
@@ -183,7 +204,11 @@ impl OidcLogin {
 
         if let Some(error) = get("error") {
             let description = get("error_description").unwrap_or(error);
-            let kind = if error == "access_denied" { PageKind::Forbidden } else { PageKind::LoginFailed };
+            let kind = if error == "access_denied" {
+                PageKind::Forbidden
+            } else {
+                PageKind::LoginFailed
+            };
             return failed(
                 kind,
                 Some(format!("The identity provider said: {description}")),
@@ -192,15 +217,32 @@ impl OidcLogin {
             );
         }
         let Some(code) = get("code") else {
-            return failed(PageKind::LoginFailed, None, "callback without code".into(), clear);
+            return failed(
+                PageKind::LoginFailed,
+                None,
+                "callback without code".into(),
+                clear,
+            );
         };
         let Some(loaded) = self.provider.current() else {
-            return failed(PageKind::IdpUnavailable, None, "provider not loaded".into(), clear);
+            return failed(
+                PageKind::IdpUnavailable,
+                None,
+                "provider not loaded".into(),
+                clear,
+            );
         };
         let mut client = self.client(&loaded.metadata);
         let exchange = match client.exchange_code(AuthorizationCode::new(code.to_string())) {
             Ok(e) => e,
-            Err(e) => return failed(PageKind::LoginFailed, None, format!("token endpoint not configured: {e}"), clear),
+            Err(e) => {
+                return failed(
+                    PageKind::LoginFailed,
+                    None,
+                    format!("token endpoint not configured: {e}"),
+                    clear,
+                );
+            }
         };
         let exchange = match txn.data.get("pkce").and_then(Value::as_str) {
             Some(v) => exchange.set_pkce_verifier(PkceCodeVerifier::new(v.to_string())),
@@ -225,17 +267,35 @@ impl OidcLogin {
                 );
             }
             Err(e) => {
-                return failed(PageKind::LoginFailed, None, format!("token endpoint answer not understood: {e}"), clear);
+                return failed(
+                    PageKind::LoginFailed,
+                    None,
+                    format!("token endpoint answer not understood: {e}"),
+                    clear,
+                );
             }
         };
         let Some(id_token) = token.extra_fields().id_token() else {
-            return failed(PageKind::LoginFailed, None, "token response without an ID token".into(), clear);
+            return failed(
+                PageKind::LoginFailed,
+                None,
+                "token response without an ID token".into(),
+                clear,
+            );
         };
-        let nonce = Nonce::new(txn.data.get("nonce").and_then(Value::as_str).unwrap_or_default().to_string());
+        let nonce = Nonce::new(
+            txn.data
+                .get("nonce")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string(),
+        );
         let mut verified = self.verify(&client, id_token, &nonce);
         if matches!(
             verified,
-            Err(ClaimsVerificationError::SignatureVerification(SignatureVerificationError::NoMatchingKey))
+            Err(ClaimsVerificationError::SignatureVerification(
+                SignatureVerificationError::NoMatchingKey
+            ))
         ) && self.provider.refetch_keys().await
         {
             // Key rollover at the provider: try once more with the new keys.
@@ -246,23 +306,54 @@ impl OidcLogin {
         }
         let mut claims = match verified {
             Ok(c) => c,
-            Err(e) => return failed(PageKind::LoginFailed, None, format!("ID token refused: {e}"), clear),
+            Err(e) => {
+                return failed(
+                    PageKind::LoginFailed,
+                    None,
+                    format!("ID token refused: {}", provider::error_chain(&e)),
+                    clear,
+                );
+            }
         };
         if self.cfg.userinfo {
-            let subject = claims.get("sub").and_then(Value::as_str).map(|s| SubjectIdentifier::new(s.to_string()));
+            let subject = claims
+                .get("sub")
+                .and_then(Value::as_str)
+                .map(|s| SubjectIdentifier::new(s.to_string()));
             let request = match client.user_info(token.access_token().clone(), subject) {
                 Ok(r) => r,
-                Err(e) => return failed(PageKind::LoginFailed, None, format!("userinfo not configured: {e}"), clear),
+                Err(e) => {
+                    return failed(
+                        PageKind::LoginFailed,
+                        None,
+                        format!("userinfo not configured: {e}"),
+                        clear,
+                    );
+                }
             };
-            let info: Result<openidconnect::UserInfoClaims<ExtraClaims, openidconnect::core::CoreGenderClaim>, _> =
-                request.request_async(&self.provider.http).await;
+            let info: Result<
+                openidconnect::UserInfoClaims<ExtraClaims, openidconnect::core::CoreGenderClaim>,
+                _,
+            > = request.request_async(&self.provider.http).await;
             match info.map(|i| serde_json::to_value(i).unwrap_or(Value::Null)) {
                 Ok(v) => claims::merge_missing(&mut claims, v),
-                Err(e) => return failed(PageKind::LoginFailed, None, format!("userinfo failed: {}", provider::error_chain(&e)), clear),
+                Err(e) => {
+                    return failed(
+                        PageKind::LoginFailed,
+                        None,
+                        format!("userinfo failed: {}", provider::error_chain(&e)),
+                        clear,
+                    );
+                }
             }
         }
         let Some(identity) = claims::identity(&claims, &self.cfg.claims) else {
-            return failed(PageKind::LoginFailed, None, "ID token has no claim usable as the user name".into(), clear);
+            return failed(
+                PageKind::LoginFailed,
+                None,
+                "ID token has no claim usable as the user name".into(),
+                clear,
+            );
         };
         if !self.cfg.allowed_email_domains.is_empty() {
             let domain = identity
@@ -271,7 +362,12 @@ impl OidcLogin {
                 .and_then(|e| e.rsplit_once('@'))
                 .map(|(_, d)| d.to_ascii_lowercase());
             if !domain.is_some_and(|d| self.cfg.allowed_email_domains.contains(&d)) {
-                return failed(PageKind::Forbidden, None, "email domain not in oidc.allowed_email_domains".into(), clear);
+                return failed(
+                    PageKind::Forbidden,
+                    None,
+                    "email domain not in oidc.allowed_email_domains".into(),
+                    clear,
+                );
             }
         }
         EndpointOutcome::LoggedIn(Completed {
@@ -284,8 +380,14 @@ impl OidcLogin {
 
     /// Signature (allowed algorithms only), iss, aud, exp and iat with the
     /// skew, nonce — then azp, which the crate leaves to its users.
-    fn verify(&self, client: &OidcClient, token: &IdToken, nonce: &Nonce) -> Result<Value, ClaimsVerificationError> {
-        let skew = chrono::Duration::from_std(self.cfg.clock_skew).unwrap_or(chrono::Duration::seconds(60));
+    fn verify(
+        &self,
+        client: &OidcClient,
+        token: &IdToken,
+        nonce: &Nonce,
+    ) -> Result<Value, ClaimsVerificationError> {
+        let skew = chrono::Duration::from_std(self.cfg.clock_skew)
+            .unwrap_or(chrono::Duration::seconds(60));
         let max_age = self.max_token_age;
         let verifier = client
             .id_token_verifier()
@@ -326,7 +428,11 @@ impl OidcLogin {
         // An explicitly configured endpoint wins over discovery.
         let end = match &self.cfg.end_session_endpoint {
             Some(u) => openidconnect::EndSessionUrl::from_url(u.clone()),
-            None => loaded.metadata.additional_metadata().end_session_endpoint.clone()?,
+            None => loaded
+                .metadata
+                .additional_metadata()
+                .end_session_endpoint
+                .clone()?,
         };
         let uri = PostLogoutRedirectUrl::new(self.post_logout_uri.clone()).ok()?;
         Some(
@@ -339,7 +445,12 @@ impl OidcLogin {
     }
 }
 
-fn failed(kind: PageKind, detail: Option<String>, reason: String, set_cookies: Vec<String>) -> EndpointOutcome {
+fn failed(
+    kind: PageKind,
+    detail: Option<String>,
+    reason: String,
+    set_cookies: Vec<String>,
+) -> EndpointOutcome {
     let mut page = Page::new(kind);
     page.detail = detail;
     EndpointOutcome::Failed {

@@ -124,7 +124,10 @@ impl Provider {
 
     fn set(&self, metadata: Metadata, fetched_at: SystemTime) {
         if let Ok(mut s) = self.state.write() {
-            *s = Some(Arc::new(Loaded { metadata, fetched_at }));
+            *s = Some(Arc::new(Loaded {
+                metadata,
+                fetched_at,
+            }));
         }
     }
 
@@ -165,10 +168,12 @@ impl Provider {
             .map_err(|e| ProviderError::Invalid(format!("issuer: {e}")))?;
         let unreachable = |e: String| ProviderError::Unreachable(e);
         let mut metadata = if self.cfg.discovery {
-            Metadata::discover_async(issuer, &self.http).await.map_err(|e| match e {
-                openidconnect::DiscoveryError::Request(e) => unreachable(e.to_string()),
-                other => ProviderError::Invalid(error_chain(&other)),
-            })?
+            Metadata::discover_async(issuer, &self.http)
+                .await
+                .map_err(|e| match e {
+                    openidconnect::DiscoveryError::Request(e) => unreachable(e.to_string()),
+                    other => ProviderError::Invalid(error_chain(&other)),
+                })?
         } else {
             self.explicit_metadata(issuer)?
         };
@@ -194,9 +199,18 @@ impl Provider {
     }
 
     fn explicit_metadata(&self, issuer: IssuerUrl) -> Result<Metadata, ProviderError> {
-        let missing = |f: &str| ProviderError::Invalid(format!("`oidc.{f}` is required without discovery"));
-        let auth = self.cfg.authorization_endpoint.clone().ok_or_else(|| missing("authorization_endpoint"))?;
-        let jwks = self.cfg.jwks_uri.clone().ok_or_else(|| missing("jwks_uri"))?;
+        let missing =
+            |f: &str| ProviderError::Invalid(format!("`oidc.{f}` is required without discovery"));
+        let auth = self
+            .cfg
+            .authorization_endpoint
+            .clone()
+            .ok_or_else(|| missing("authorization_endpoint"))?;
+        let jwks = self
+            .cfg
+            .jwks_uri
+            .clone()
+            .ok_or_else(|| missing("jwks_uri"))?;
         Ok(Metadata::new(
             issuer,
             AuthUrl::from_url(auth),
@@ -205,7 +219,11 @@ impl Provider {
             vec![CoreSubjectIdentifierType::Public],
             vec![CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256],
             LogoutProviderMetadata {
-                end_session_endpoint: self.cfg.end_session_endpoint.clone().map(EndSessionUrl::from_url),
+                end_session_endpoint: self
+                    .cfg
+                    .end_session_endpoint
+                    .clone()
+                    .map(EndSessionUrl::from_url),
                 additional_metadata: EmptyAdditionalProviderMetadata {},
             },
         ))
@@ -301,11 +319,17 @@ impl Provider {
                 .map(|d| d.as_secs())
                 .unwrap_or(0),
         };
-        let Ok(json) = serde_json::to_vec_pretty(&cache) else { return };
+        let Ok(json) = serde_json::to_vec_pretty(&cache) else {
+            return;
+        };
         let tmp = self.cache_file.with_extension("tmp");
-        let result = std::fs::create_dir_all(self.cache_file.parent().unwrap_or(std::path::Path::new(".")))
-            .and_then(|()| std::fs::write(&tmp, json))
-            .and_then(|()| std::fs::rename(&tmp, &self.cache_file));
+        let result = std::fs::create_dir_all(
+            self.cache_file
+                .parent()
+                .unwrap_or(std::path::Path::new(".")),
+        )
+        .and_then(|()| std::fs::write(&tmp, json))
+        .and_then(|()| std::fs::rename(&tmp, &self.cache_file));
         if let Err(e) = result {
             tracing::warn!(error = %e, path = %self.cache_file.display(), "cannot write the OpenID provider cache");
         }
