@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
-ensure_apt ca-certificates build-essential pkg-config
+ensure_apt ca-certificates build-essential pkg-config chromium chromium-driver
 ensure_rust
 ensure_node
 echo "==> npm ci (local OpenID provider for the tests)"
