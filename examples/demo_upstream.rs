@@ -23,18 +23,27 @@ async fn handle(req: Request<hyper::body::Incoming>) -> Result<Response<Full<Byt
     };
     let path = req.uri().path().to_string();
     let body = if path.starts_with("/public/") {
-        "<h1>A public page</h1><p>Passthrough path: no sign-in needed, no identity headers.</p>".to_string()
+        "<h1>A public page</h1><p>Passthrough path: no sign-in needed, no identity headers.</p>"
+            .to_string()
     } else {
         let rows: String = req
             .headers()
             .iter()
             .filter(|(k, _)| k.as_str().starts_with("x-forwarded-") || k.as_str() == "x-real-ip")
-            .map(|(k, v)| format!("<tr><th>{}</th><td>{}</td></tr>", esc(k.as_str()), esc(&String::from_utf8_lossy(v.as_bytes()))))
+            .map(|(k, v)| {
+                format!(
+                    "<tr><th>{}</th><td>{}</td></tr>",
+                    esc(k.as_str()),
+                    esc(&String::from_utf8_lossy(v.as_bytes()))
+                )
+            })
             .collect();
         format!(
             "<h1>Hello, {}</h1><p>This app has no sign-in code. Portcullis logged you in and sent these headers:</p>\
              <table>{rows}</table><p><a href=\"/public/info\">a public page</a> · <a href=\"/.portcullis/logout\">sign out</a></p>",
-            esc(&header("x-forwarded-name").or_else(|| header("x-forwarded-user")).unwrap_or_else(|| "stranger".into()))
+            esc(&header("x-forwarded-name")
+                .or_else(|| header("x-forwarded-user"))
+                .unwrap_or_else(|| "stranger".into()))
         )
     };
     let html = format!(
@@ -49,7 +58,9 @@ async fn handle(req: Request<hyper::body::Incoming>) -> Result<Response<Full<Byt
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
-    let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:4182".into());
+    let addr = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:4182".into());
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     eprintln!("demo app listening on http://{addr}");
     loop {

@@ -687,3 +687,39 @@ async fn identity_is_fail_closed_when_identity_lacks_fields() {
     assert!(v["headers"].get("x-forwarded-email").is_none());
     assert!(v["headers"].get("x-forwarded-groups").is_none());
 }
+
+#[tokio::test]
+async fn basic_auth_and_host_rules_for_the_upstream() {
+    let up = TestUpstream::start().await;
+    let yaml = base_yaml(&up.url(), "").replace(
+        "  timeout: 3s\n",
+        "  timeout: 3s\n  preserve_host: false\n  basic_auth:\n    password: app-shared-secret\n",
+    );
+    let gate = Gate::start(&yaml);
+    let v = echo(
+        client()
+            .get(gate.url("/"))
+            .header("cookie", gate.session_cookie(&alice()))
+            .header("authorization", "Basic Zm9yZ2VkOnVzZXI=")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    // alice:app-shared-secret, not what the client sent.
+    assert_eq!(
+        v["headers"]["authorization"],
+        "Basic YWxpY2U6YXBwLXNoYXJlZC1zZWNyZXQ="
+    );
+    assert_eq!(
+        v["headers"]["host"],
+        up.addr.to_string(),
+        "Host is the upstream's"
+    );
+    assert_eq!(
+        v["headers"]["x-forwarded-host"],
+        gate.addr.to_string(),
+        "the public host travels in X-Forwarded-Host"
+    );
+    assert!(!gate.log().contains("app-shared-secret"));
+}

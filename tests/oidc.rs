@@ -144,6 +144,25 @@ async fn login_reaches_upstream_and_survives_provider_outage() {
 }
 
 #[tokio::test]
+async fn return_url_after_login_stays_on_this_origin() {
+    let s = setup("", "", &[]).await;
+    for (rd, lands) in [
+        ("//evil.example/x", "/"),
+        ("https://evil.example/", "/"),
+        ("/%2F%2Fevil.example", "/"),
+        ("/reports?id=7", "/reports?id=7"),
+    ] {
+        let b = Browser::new();
+        let start = format!(
+            "/.portcullis/login?rd={}",
+            percent_encoding::utf8_percent_encode(rd, percent_encoding::NON_ALPHANUMERIC)
+        );
+        let page = login(&b, &s, &start, "alice", "alice-pw").await;
+        assert_eq!(page.url, format!("{}{lands}", s.origin), "rd={rd}");
+    }
+}
+
+#[tokio::test]
 async fn user_outside_allowed_groups_gets_403_after_login() {
     let s = setup("access:\n  allowed_groups: [admins]\n", "", &[]).await;
     let b = Browser::new();

@@ -169,3 +169,56 @@ async fn sigterm_lets_in_flight_requests_finish() {
             .is_err()
     );
 }
+
+#[tokio::test]
+async fn https_upstream_is_verified_unless_told_otherwise() {
+    let (up, ca_pem) = TestUpstream::start_tls().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, ca_pem).unwrap();
+    let c = client();
+
+    // Unknown CA: refused, 502.
+    let gate = Gate::start(&base_yaml(&up.https_url(), ""));
+    let r = c
+        .get(gate.url("/"))
+        .header("cookie", gate.session_cookie(&alice()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        502,
+        "an untrusted certificate must not be accepted"
+    );
+    drop(gate);
+
+    // The CA file makes it trusted.
+    let gate = Gate::start(&base_yaml(&up.https_url(), "").replace(
+        "  timeout: 3s\n",
+        &format!("  timeout: 3s\n  ca_file: {}\n", ca.display()),
+    ));
+    let r = c
+        .get(gate.url("/x"))
+        .header("cookie", gate.session_cookie(&alice()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["headers"]["x-forwarded-user"], "alice");
+    drop(gate);
+
+    // Verification explicitly off.
+    let gate = Gate::start(
+        &base_yaml(&up.https_url(), "")
+            .replace("  timeout: 3s\n", "  timeout: 3s\n  tls_verify: false\n"),
+    );
+    let r = c
+        .get(gate.url("/x"))
+        .header("cookie", gate.session_cookie(&alice()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}

@@ -213,6 +213,26 @@ mod tests {
     }
 
     #[test]
+    fn hop_by_hop_headers_go() {
+        let mut h = HeaderMap::new();
+        for (k, v) in [
+            ("connection", "keep-alive, x-secret-hop"),
+            ("keep-alive", "timeout=5"),
+            ("x-secret-hop", "1"),
+            ("te", "trailers"),
+            ("transfer-encoding", "chunked"),
+            ("proxy-authorization", "Basic eA=="),
+            ("upgrade", "h2c"),
+            ("x-app", "kept"),
+        ] {
+            h.insert(HeaderName::from_static(k), HeaderValue::from_static(v));
+        }
+        remove_hop_by_hop(&mut h);
+        let left: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+        assert_eq!(left, vec!["x-app"]);
+    }
+
+    #[test]
     fn identity_values_cannot_inject_headers() {
         let mut h = HeaderMap::new();
         let id = Identity {

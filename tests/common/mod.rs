@@ -60,6 +60,47 @@ impl TestUpstream {
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
+
+    /// The same app over TLS, with a fresh self-signed certificate for
+    /// 127.0.0.1; returns the server and the certificate's PEM.
+    pub async fn start_tls() -> (TestUpstream, String) {
+        let rcgen::CertifiedKey { cert, signing_key } =
+            rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()])
+                .unwrap();
+        let pem = cert.pem();
+        let key = rustls::pki_types::PrivateKeyDer::try_from(signing_key.serialize_der()).unwrap();
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let tls = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.der().clone()], key)
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(stream).await else {
+                        return;
+                    };
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(tls), service_fn(upstream_handler))
+                        .await;
+                });
+            }
+        });
+        (TestUpstream { addr, task }, pem)
+    }
+
+    pub fn https_url(&self) -> String {
+        format!("https://{}", self.addr)
+    }
 }
 
 fn full(s: impl Into<Bytes>) -> BoxBody {
