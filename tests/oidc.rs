@@ -185,6 +185,22 @@ async fn user_outside_allowed_groups_gets_403_after_login() {
 }
 
 #[tokio::test]
+async fn unverified_email_does_not_satisfy_email_rules() {
+    // bob@example.org is not verified at the provider.
+    let s = setup("access:\n  allowed_email_domains: [example.org]\n", "", &[]).await;
+    let page = login(&Browser::new(), &s, "/", "bob", "bob-pw").await;
+    assert_eq!(
+        page.status, 403,
+        "an unverified address must not open the door"
+    );
+    let s = setup("access:\n  allowed_email_domains: [example.com]\n", "", &[]).await;
+    let page = login(&Browser::new(), &s, "/", "alice", "alice-pw").await;
+    assert_eq!(page.status, 200, "alice's address is verified");
+    let v: Value = serde_json::from_str(&page.body).unwrap();
+    assert_eq!(v["headers"]["x-forwarded-email"], "alice@example.com");
+}
+
+#[tokio::test]
 async fn key_rollover_at_the_provider_needs_no_restart() {
     let s = setup("", "", &[]).await;
     let page = login(&Browser::new(), &s, "/", "alice", "alice-pw").await;

@@ -51,6 +51,14 @@ pub struct OidcRaw {
     /// Refuse logins whose email is outside these domains.
     #[serde(default)]
     pub allowed_email_domains: Vec<String>,
+    /// Use an email the provider marks `email_verified: false` (as the
+    /// email, the user name and for email rules). Off, as in oauth2-proxy:
+    /// where users edit their own address, it proves nothing.
+    #[serde(default)]
+    pub allow_unverified_email: bool,
+    /// Continue to the provider's end_session_endpoint on logout.
+    #[serde(default = "yes")]
+    pub logout_at_provider: bool,
     #[serde(default)]
     pub response_mode: ResponseMode,
     /// How often discovery and keys are fetched again.
@@ -171,6 +179,8 @@ pub struct Oidc {
     pub pkce: bool,
     pub clock_skew: Duration,
     pub allowed_email_domains: Vec<String>,
+    pub allow_unverified_email: bool,
+    pub logout_at_provider: bool,
     pub response_mode: ResponseMode,
     pub refresh_interval: Duration,
     pub timeout: Duration,
@@ -362,6 +372,8 @@ pub(super) fn validate(raw: &OidcRaw, errs: &mut Vec<FieldError>) -> Option<Oidc
             .iter()
             .map(|d| d.trim().trim_start_matches('@').to_ascii_lowercase())
             .collect(),
+        allow_unverified_email: raw.allow_unverified_email,
+        logout_at_provider: raw.logout_at_provider,
         response_mode: raw.response_mode,
         refresh_interval: raw.refresh_interval.max(Duration::from_secs(60)),
         timeout: raw.timeout,

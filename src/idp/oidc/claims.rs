@@ -45,6 +45,16 @@ fn strings(claims: &Value, path: &str) -> Vec<String> {
     }
 }
 
+/// Drops `email` when the provider says it is not verified: an address the
+/// user typed in must not become their identity or satisfy email rules.
+pub fn distrust_unverified_email(claims: &mut Value) {
+    let unverified = matches!(claims.get("email_verified"), Some(Value::Bool(false)))
+        || matches!(claims.get("email_verified"), Some(Value::String(s)) if s == "false");
+    if unverified && let Value::Object(map) = claims {
+        map.remove("email");
+    }
+}
+
 /// `None` when no claim yields a user name (the login must fail).
 pub fn identity(claims: &Value, map: &ClaimsRaw) -> Option<Identity> {
     let subject = string(claims, "sub")?;
@@ -112,6 +122,19 @@ mod tests {
         .unwrap();
         assert_eq!(id.groups, vec!["admin"]);
         assert_eq!(id.extra["tenant"], "t1");
+    }
+
+    #[test]
+    fn unverified_email_is_not_trusted() {
+        let m = ClaimsRaw::default();
+        let mut c = json!({"sub": "s1", "email": "ceo@corp.example", "email_verified": false});
+        distrust_unverified_email(&mut c);
+        let id = identity(&c, &m).unwrap();
+        assert_eq!(id.email, None);
+        assert_eq!(id.user, "s1", "not the unverified address either");
+        let mut c = json!({"sub": "s1", "email": "a@x", "email_verified": true});
+        distrust_unverified_email(&mut c);
+        assert_eq!(identity(&c, &m).unwrap().email.as_deref(), Some("a@x"));
     }
 
     #[test]

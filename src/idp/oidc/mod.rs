@@ -347,6 +347,9 @@ impl OidcLogin {
                 }
             }
         }
+        if !self.cfg.allow_unverified_email {
+            claims::distrust_unverified_email(&mut claims);
+        }
         let Some(identity) = claims::identity(&claims, &self.cfg.claims) else {
             return failed(
                 PageKind::LoginFailed,
@@ -424,6 +427,9 @@ impl OidcLogin {
 
     /// RP-initiated logout at the provider, when it offers one.
     pub fn logout_redirect(&self) -> Option<String> {
+        if !self.cfg.logout_at_provider {
+            return None;
+        }
         let loaded = self.provider.current()?;
         // An explicitly configured endpoint wins over discovery.
         let end = match &self.cfg.end_session_endpoint {
