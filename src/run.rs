@@ -14,12 +14,12 @@ use crate::session::{KeyRing, Sessions, Transactions};
 
 /// Everything that can be checked without serving: used by `run` and
 /// `check-config`.
-pub fn build_app(config: Config) -> anyhow::Result<App> {
+pub async fn build_app(config: Config) -> anyhow::Result<App> {
     let ring = Arc::new(KeyRing::load_or_create(&config.session.key_file)?);
     let sessions = Sessions::new(&config, ring.clone());
     let transactions = Transactions::new(&config, ring);
     let upstream = Upstream::new(&config)?;
-    let login = Login::None;
+    let login = Login::from_config(&config).await?;
     Ok(App::new(config, sessions, transactions, upstream, login))
 }
 
@@ -31,7 +31,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         );
     }
     let listen = config.listen;
-    let app = Arc::new(build_app(config)?);
+    let app = Arc::new(build_app(config).await?);
     if !app.login.is_configured() {
         tracing::warn!(
             "no identity provider is configured: passthrough paths and tokens work, nobody can log in"

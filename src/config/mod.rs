@@ -4,6 +4,7 @@
 //! [`Config`] the rest of Portcullis uses; every error names its field.
 
 mod model;
+pub mod saml;
 mod validate;
 
 use std::path::Path;

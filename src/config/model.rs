@@ -39,6 +39,7 @@ pub struct RawConfig {
     pub log: LogConfig,
     #[serde(default)]
     pub login: LoginConfig,
+    pub saml: Option<super::saml::RawSaml>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]

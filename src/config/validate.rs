@@ -29,6 +29,7 @@ pub struct Config {
     pub pages: PagesConfig,
     pub log: LogConfig,
     pub login: LoginConfig,
+    pub saml: Option<super::saml::Saml>,
 }
 
 impl Config {
@@ -229,6 +230,10 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, Vec<FieldError>> {
             ),
         );
     }
+    let saml = raw
+        .saml
+        .as_ref()
+        .and_then(|s| super::saml::validate(s, &domain, raw.scheme, &state_dir, &mut errs.0));
     if raw.login.loop_max == 0 {
         errs.add("login.loop_max", "must be at least 1");
     }
@@ -255,6 +260,7 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, Vec<FieldError>> {
         pages: raw.pages,
         log: raw.log,
         login: raw.login,
+        saml,
     })
 }
 

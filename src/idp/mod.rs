@@ -5,10 +5,15 @@
 //! metadata); a completed login comes back as a [`Completed`], from which
 //! the server mints the session. Nothing here knows about the upstream.
 
+pub mod saml;
+
+use std::sync::Arc;
+
 use http::{Request, Response};
 use hyper::body::Incoming;
 
 use crate::Body;
+use crate::config::Config;
 use crate::identity::{Identity, IdpKind};
 use crate::pages::{Page, PageKind};
 use crate::session::Transactions;
@@ -40,6 +45,14 @@ pub enum EndpointOutcome {
 pub enum Login {
     /// No IdP configured: nobody can log in, which the pages say plainly.
     None,
+    /// SAML 2.0 ([`saml::Saml`]).
+    Saml(Arc<saml::Saml>),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoginSetupError {
+    #[error(transparent)]
+    Saml(#[from] saml::SamlSetupError),
 }
 
 /// Per-request facts a login flavour may need.
@@ -52,9 +65,18 @@ pub struct LoginCtx<'a> {
 }
 
 impl Login {
+    /// The flavour the configuration names (IdP metadata is loaded here).
+    pub async fn from_config(config: &Config) -> Result<Login, LoginSetupError> {
+        if let Some(s) = &config.saml {
+            return Ok(Login::Saml(saml::Saml::new(config, s).await?));
+        }
+        Ok(Login::None)
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             Login::None => "none",
+            Login::Saml(_) => "saml",
         }
     }
 
@@ -63,33 +85,33 @@ impl Login {
     }
 
     /// Sends the browser to the IdP, remembering `return_to`.
-    pub async fn start(
-        &self,
-        _ctx: LoginCtx<'_>,
-        _return_to: &str,
-    ) -> Result<Response<Body>, Page> {
+    pub async fn start(&self, ctx: LoginCtx<'_>, return_to: &str) -> Result<Response<Body>, Page> {
         match self {
             Login::None => Err(Page::new(PageKind::NoIdentityProvider)),
+            Login::Saml(s) => s.start(ctx, return_to),
         }
     }
 
     /// Handles `/.portcullis/<rest>` when the flavour owns `rest`.
     pub async fn endpoint(
         &self,
-        _rest: &str,
-        _ctx: LoginCtx<'_>,
-        _req: Request<Incoming>,
+        rest: &str,
+        ctx: LoginCtx<'_>,
+        req: Request<Incoming>,
     ) -> Option<EndpointOutcome> {
         match self {
             Login::None => None,
+            Login::Saml(s) => s.endpoint(rest, ctx, req).await,
         }
     }
 
     /// Where logout sends the browser after clearing the session, when the
     /// IdP should end its own session too (RP-initiated logout, SLO).
-    pub fn logout_redirect(&self, _return_to: &str) -> Option<String> {
+    /// `identity` is the session being ended, when there was one.
+    pub fn logout_redirect(&self, return_to: &str, identity: Option<&Identity>) -> Option<String> {
         match self {
             Login::None => None,
+            Login::Saml(s) => s.logout_redirect(return_to, identity),
         }
     }
 }
