@@ -1,0 +1,475 @@
+//! SAML 2.0 login end to end: the real binary, a real upstream and the real
+//! SimpleSAMLphp IdP (tests/idp/saml, started here on a free loopback
+//! port). A small browser (cookie jar, redirects, forms) logs in; captured
+//! responses are altered, re-signed with the IdP's key (the tests make that
+//! key, so a forged-but-validly-signed answer can test each check behind
+//! the signature) or signed with a stranger's key, and posted back.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use common::*;
+use portcullis::idp::saml::keys::SpKeys;
+use serde_json::{Value, json};
+
+const ACS: &str = "http://app.test/.portcullis/saml/acs";
+const SLO: &str = "http://app.test/.portcullis/saml/slo";
+
+fn script(name: &str) -> String {
+    format!("{}/tests/idp/saml/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn new_pair(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    let (k, c) = (dir.join(format!("{name}.key")), dir.join(format!("{name}.crt")));
+    SpKeys::load_or_create(&k, &c, name).unwrap();
+    (k, c)
+}
+
+/// A running SimpleSAMLphp IdP whose signing key the test owns.
+struct Idp {
+    dir: tempfile::TempDir,
+    port: u16,
+    sps: Value,
+    key: PathBuf,
+    cert: PathBuf,
+}
+
+impl Idp {
+    fn start(sps: Value) -> Idp {
+        let dir = tempfile::tempdir().unwrap();
+        let (key, cert) = new_pair(dir.path(), "idp-1");
+        let mut idp = Idp {
+            port: free_port(),
+            dir,
+            sps,
+            key,
+            cert,
+        };
+        idp.run_start();
+        idp
+    }
+
+    fn run_start(&mut self) {
+        let sps_file = self.dir.path().join("sps.json");
+        std::fs::write(&sps_file, self.sps.to_string()).unwrap();
+        let out = Command::new(script("start.sh"))
+            .arg(self.dir.path().join("work"))
+            .env("SAML_PORT", self.port.to_string())
+            .env("SAML_SPS_FILE", &sps_file)
+            .env("SAML_IDP_KEY", &self.key)
+            .env("SAML_IDP_CERT", &self.cert)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "start.sh failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn stop(&self) {
+        let _ = Command::new(script("stop.sh"))
+            .arg(self.dir.path().join("work"))
+            .output();
+    }
+
+    /// Key rollover: the IdP comes back signing with a new key.
+    fn restart_with_new_key(&mut self, n: u32) {
+        self.stop();
+        let (k, c) = new_pair(self.dir.path(), &format!("idp-{n}"));
+        self.key = k;
+        self.cert = c;
+        self.run_start();
+    }
+
+    fn metadata_url(&self) -> String {
+        format!("http://127.0.0.1:{}/saml2/idp/metadata.php", self.port)
+    }
+
+    fn sso_url(&self) -> String {
+        format!("http://127.0.0.1:{}/saml2/idp/SSOService.php", self.port)
+    }
+
+    fn key_pem(&self) -> Vec<u8> {
+        std::fs::read(&self.key).unwrap()
+    }
+}
+
+impl Drop for Idp {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// An SP entry for the IdP, pointing at the gate's ACS.
+fn sp(entity: &str, cert: &Path, opts: Value) -> Value {
+    let mut v = json!({
+        "entity_id": entity,
+        "acs_url": ACS,
+        "slo_url": SLO,
+        "sp_cert_pem": std::fs::read_to_string(cert).unwrap(),
+    });
+    for (k, val) in opts.as_object().unwrap() {
+        v[k] = val.clone();
+    }
+    v
+}
+
+/// The SP key pair the gate uses (made before the IdP, which needs the
+/// certificate for encryption).
+struct SpPair {
+    _dir: tempfile::TempDir,
+    key: PathBuf,
+    cert: PathBuf,
+}
+
+fn sp_pair() -> SpPair {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, cert) = new_pair(dir.path(), "sp");
+    SpPair {
+        _dir: dir,
+        key,
+        cert,
+    }
+}
+
+fn saml_yaml(up: &str, metadata_url: &str, entity: &str, pair: &SpPair, saml_extra: &str, top_extra: &str) -> String {
+    base_yaml(
+        up,
+        &format!(
+            "saml:\n  idp_metadata_url: {metadata_url}\n  sp_entity_id: {entity}\n  sp_key_file: {}\n  sp_cert_file: {}\n{saml_extra}{top_extra}",
+            pair.key.display(),
+            pair.cert.display()
+        ),
+    )
+}
+
+// --- a small browser ------------------------------------------------------
+
+#[derive(Default)]
+struct Browser {
+    /// port -> cookie name -> value (all hosts are 127.0.0.1).
+    jar: BTreeMap<u16, BTreeMap<String, String>>,
+}
+
+#[derive(Debug, Clone)]
+struct Form {
+    action: String,
+    inputs: Vec<(String, String)>,
+}
+
+impl Form {
+    fn get(&self, name: &str) -> Option<&str> {
+        self.inputs
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+fn port_of(url: &str) -> u16 {
+    url::Url::parse(url).unwrap().port_or_known_default().unwrap()
+}
+
+impl Browser {
+    fn cookie_header(&self, url: &str) -> String {
+        self.jar
+            .get(&port_of(url))
+            .map(|c| {
+                c.iter()
+                    .map(|(n, v)| format!("{n}={v}"))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            })
+            .unwrap_or_default()
+    }
+
+    fn store(&mut self, url: &str, resp: &reqwest::Response) {
+        let jar = self.jar.entry(port_of(url)).or_default();
+        for sc in resp.headers().get_all("set-cookie") {
+            let sc = sc.to_str().unwrap();
+            let nv = sc.split(';').next().unwrap();
+            let (n, v) = nv.split_once('=').unwrap();
+            if sc.contains("Max-Age=0") || sc.to_ascii_lowercase().contains("expires=thu, 01 jan 1970") {
+                jar.remove(n.trim());
+            } else {
+                jar.insert(n.trim().to_string(), v.trim().to_string());
+            }
+        }
+    }
+
+    async fn get(&mut self, url: &str) -> reqwest::Response {
+        assert_eq!(url::Url::parse(url).unwrap().host_str(), Some("127.0.0.1"), "{url}");
+        let resp = client()
+            .get(url)
+            .header("accept", BROWSER_ACCEPT)
+            .header("cookie", self.cookie_header(url))
+            .send()
+            .await
+            .unwrap();
+        self.store(url, &resp);
+        resp
+    }
+
+    async fn post(&mut self, url: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(fields)
+            .finish();
+        let resp = client()
+            .post(url)
+            .header("accept", BROWSER_ACCEPT)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("cookie", self.cookie_header(url))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        self.store(url, &resp);
+        resp
+    }
+
+    /// GETs `url`, following redirects on loopback; returns final URL and body.
+    async fn follow(&mut self, mut url: String) -> (String, String) {
+        for _ in 0..10 {
+            let resp = self.get(&url).await;
+            if resp.status().is_redirection() {
+                let loc = resp.headers()["location"].to_str().unwrap();
+                url = url::Url::parse(&url).unwrap().join(loc).unwrap().to_string();
+                continue;
+            }
+            return (url, resp.text().await.unwrap());
+        }
+        panic!("too many redirects");
+    }
+}
+
+/// The `<form>`s of a page with their inputs (enough for SimpleSAMLphp).
+fn forms(html: &str) -> Vec<Form> {
+    let mut out: Vec<Form> = Vec::new();
+    let mut rest = html;
+    while let Some(i) = rest.find('<') {
+        rest = &rest[i + 1..];
+        let end = rest.find('>').unwrap_or(rest.len());
+        let tag = &rest[..end];
+        let name: String = tag.chars().take_while(|c| c.is_ascii_alphanumeric()).collect();
+        let attrs = parse_attrs(&tag[name.len()..]);
+        let attr = |k: &str| attrs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        match name.to_ascii_lowercase().as_str() {
+            "form" => out.push(Form {
+                action: attr("action").unwrap_or_default(),
+                inputs: vec![],
+            }),
+            "input" | "button" => {
+                if let (Some(f), Some(n)) = (out.last_mut(), attr("name")) {
+                    f.inputs.push((n, attr("value").unwrap_or_default()));
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+fn parse_attrs(s: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        while i < b.len() && (b[i].is_ascii_whitespace() || b[i] == b'/') {
+            i += 1;
+        }
+        let start = i;
+        while i < b.len() && !b[i].is_ascii_whitespace() && b[i] != b'=' && b[i] != b'/' {
+            i += 1;
+        }
+        let name = s[start..i].to_ascii_lowercase();
+        if i < b.len() && b[i] == b'=' {
+            i += 1;
+            let (q, vs) = match b.get(i) {
+                Some(b'"') => (Some(b'"'), i + 1),
+                Some(b'\'') => (Some(b'\''), i + 1),
+                _ => (None, i),
+            };
+            let mut j = vs;
+            while j < b.len() && (if let Some(q) = q { b[j] != q } else { !b[j].is_ascii_whitespace() }) {
+                j += 1;
+            }
+            out.push((name, html_escape::decode_html_entities(&s[vs..j]).into_owned()));
+            i = j + 1;
+        } else if !name.is_empty() {
+            out.push((name, String::new()));
+        } else {
+            i += 1;
+        }
+    }
+    out
+}
+
+/// A SAMLResponse form as SimpleSAMLphp's post.php shows it.
+struct Captured {
+    xml: String,
+    relay: String,
+}
+
+/// IdP pages from `idp_url` until the auto-POST form; logs in as `user`
+/// when the login form shows.
+async fn at_idp(b: &mut Browser, idp_url: String, user: &str) -> Form {
+    let (mut url, mut page) = b.follow(idp_url).await;
+    if let Some(login) = forms(&page).into_iter().find(|f| f.get("password").is_some()) {
+        let mut fields: Vec<(String, String)> = login.inputs.clone();
+        for (n, v) in fields.iter_mut() {
+            if n == "username" {
+                *v = user.to_string();
+            } else if n == "password" {
+                *v = format!("{user}-pw");
+            }
+        }
+        let action = url::Url::parse(&url)
+            .unwrap()
+            .join(if login.action.is_empty() { &url } else { &login.action })
+            .unwrap()
+            .to_string();
+        let refs: Vec<(&str, &str)> = fields.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+        let resp = b.post(&action, &refs).await;
+        if resp.status().is_redirection() {
+            let loc = resp.headers()["location"].to_str().unwrap().to_string();
+            let next = url::Url::parse(&action).unwrap().join(&loc).unwrap().to_string();
+            (url, page) = b.follow(next).await;
+        } else {
+            url = action;
+            page = resp.text().await.unwrap();
+        }
+    }
+    let _ = url;
+    forms(&page)
+        .into_iter()
+        .find(|f| f.get("SAMLResponse").is_some())
+        .unwrap_or_else(|| panic!("no SAMLResponse form in:\n{page}"))
+}
+
+/// Starts a login at the gate and returns the IdP URL it redirects to.
+async fn start_login(b: &mut Browser, gate: &Gate, path: &str) -> String {
+    let resp = b.get(&gate.url(path)).await;
+    assert_eq!(resp.status(), 302, "{}", resp.text().await.unwrap());
+    resp.headers()["location"].to_str().unwrap().to_string()
+}
+
+/// Runs a login up to the IdP's answer, without posting it.
+async fn capture(b: &mut Browser, gate: &Gate, user: &str, path: &str) -> Captured {
+    let idp_url = start_login(b, gate, path).await;
+    let form = at_idp(b, idp_url, user).await;
+    assert_eq!(form.action, ACS);
+    let xml = base64::engine::general_purpose::STANDARD
+        .decode(form.get("SAMLResponse").unwrap())
+        .unwrap();
+    Captured {
+        xml: String::from_utf8(xml).unwrap(),
+        relay: form.get("RelayState").unwrap_or_default().to_string(),
+    }
+}
+
+async fn post_acs(b: &mut Browser, gate: &Gate, xml: &str, relay: &str) -> reqwest::Response {
+    let encoded = base64::engine::general_purpose::STANDARD.encode(xml);
+    b.post(
+        &gate.url("/.portcullis/saml/acs"),
+        &[("SAMLResponse", &encoded), ("RelayState", relay)],
+    )
+    .await
+}
+
+/// Posts the answer and follows the gate's redirect to the upstream echo.
+async fn finish(b: &mut Browser, gate: &Gate, c: &Captured) -> Value {
+    let resp = post_acs(b, gate, &c.xml, &c.relay).await;
+    assert_eq!(resp.status(), 302, "{}", resp.text().await.unwrap());
+    let loc = resp.headers()["location"].to_str().unwrap().to_string();
+    assert!(loc.starts_with('/'), "{loc}");
+    let resp = b.get(&gate.url(&loc)).await;
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    resp.json().await.unwrap()
+}
+
+async fn login(b: &mut Browser, gate: &Gate, user: &str, path: &str) -> Value {
+    let c = capture(b, gate, user, path).await;
+    finish(b, gate, &c).await
+}
+
+fn header<'a>(echo: &'a Value, name: &str) -> &'a str {
+    echo["headers"][name].as_str().unwrap_or("")
+}
+
+fn failures(gate: &Gate) -> Vec<String> {
+    gate.audit_events()
+        .into_iter()
+        .filter(|e| e["event"] == "login_failed")
+        .map(|e| e["reason"].as_str().unwrap_or("").to_string())
+        .collect()
+}
+
+/// Waits until the gate's audit log has `n` login failures.
+fn wait_failures(gate: &Gate, n: usize) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let f = failures(gate);
+        if f.len() >= n || Instant::now() > deadline {
+            return f;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+// --- tests ----------------------------------------------------------------
+
+#[tokio::test]
+async fn login_with_response_or_assertion_signed_or_encrypted() {
+    let pair = sp_pair();
+    let variants = [
+        ("http://app.test/sp-both", json!({})),
+        ("http://app.test/sp-response", json!({"sign_assertion": false})),
+        ("http://app.test/sp-assertion", json!({"sign_response": false})),
+        ("http://app.test/sp-encrypted", json!({"encrypt_assertion": true})),
+    ];
+    let idp = Idp::start(Value::Array(
+        variants.iter().map(|(e, o)| sp(e, &pair.cert, o.clone())).collect(),
+    ));
+    let up = TestUpstream::start().await;
+    for (entity, _) in variants {
+        let gate = Gate::start(&saml_yaml(&up.url(), &idp.metadata_url(), entity, &pair, "", ""));
+        let mut b = Browser::default();
+        let c = capture(&mut b, &gate, "alice", "/dashboard?tab=2").await;
+        if entity.ends_with("encrypted") {
+            assert!(c.xml.contains("EncryptedAssertion"), "{entity}");
+        }
+        let echo = finish(&mut b, &gate, &c).await;
+        assert_eq!(echo["uri"], "/dashboard?tab=2", "{entity}");
+        assert_eq!(header(&echo, "x-forwarded-user"), "alice", "{entity}");
+        assert_eq!(header(&echo, "x-forwarded-email"), "alice@example.com");
+        assert_eq!(header(&echo, "x-forwarded-name"), "Alice Example");
+        assert_eq!(header(&echo, "x-forwarded-groups"), "admins,staff");
+        // The transaction cookie is gone, the session works on its own.
+        assert!(
+            b.jar[&gate.addr.port()].keys().all(|k| !k.contains("txn")),
+            "{:?}",
+            b.jar
+        );
+        let echo = b.get(&gate.url("/again")).await.json::<Value>().await.unwrap();
+        assert_eq!(header(&echo, "x-forwarded-user"), "alice");
+        assert!(
+            gate.audit_events()
+                .iter()
+                .any(|e| e["event"] == "login_succeeded" && e["idp"] == "saml")
+        );
+    }
+}
