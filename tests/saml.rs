@@ -33,7 +33,10 @@ fn free_port() -> u16 {
 }
 
 fn new_pair(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
-    let (k, c) = (dir.join(format!("{name}.key")), dir.join(format!("{name}.crt")));
+    let (k, c) = (
+        dir.join(format!("{name}.key")),
+        dir.join(format!("{name}.crt")),
+    );
     SpKeys::load_or_create(&k, &c, name).unwrap();
     (k, c)
 }
@@ -146,7 +149,14 @@ fn sp_pair() -> SpPair {
     }
 }
 
-fn saml_yaml(up: &str, metadata_url: &str, entity: &str, pair: &SpPair, saml_extra: &str, top_extra: &str) -> String {
+fn saml_yaml(
+    up: &str,
+    metadata_url: &str,
+    entity: &str,
+    pair: &SpPair,
+    saml_extra: &str,
+    top_extra: &str,
+) -> String {
     base_yaml(
         up,
         &format!(
@@ -181,7 +191,10 @@ impl Form {
 }
 
 fn port_of(url: &str) -> u16 {
-    url::Url::parse(url).unwrap().port_or_known_default().unwrap()
+    url::Url::parse(url)
+        .unwrap()
+        .port_or_known_default()
+        .unwrap()
 }
 
 impl Browser {
@@ -203,7 +216,9 @@ impl Browser {
             let sc = sc.to_str().unwrap();
             let nv = sc.split(';').next().unwrap();
             let (n, v) = nv.split_once('=').unwrap();
-            if sc.contains("Max-Age=0") || sc.to_ascii_lowercase().contains("expires=thu, 01 jan 1970") {
+            if sc.contains("Max-Age=0")
+                || sc.to_ascii_lowercase().contains("expires=thu, 01 jan 1970")
+            {
                 jar.remove(n.trim());
             } else {
                 jar.insert(n.trim().to_string(), v.trim().to_string());
@@ -212,7 +227,11 @@ impl Browser {
     }
 
     async fn get(&mut self, url: &str) -> reqwest::Response {
-        assert_eq!(url::Url::parse(url).unwrap().host_str(), Some("127.0.0.1"), "{url}");
+        assert_eq!(
+            url::Url::parse(url).unwrap().host_str(),
+            Some("127.0.0.1"),
+            "{url}"
+        );
         let resp = client()
             .get(url)
             .header("accept", BROWSER_ACCEPT)
@@ -247,7 +266,11 @@ impl Browser {
             let resp = self.get(&url).await;
             if resp.status().is_redirection() {
                 let loc = resp.headers()["location"].to_str().unwrap();
-                url = url::Url::parse(&url).unwrap().join(loc).unwrap().to_string();
+                url = url::Url::parse(&url)
+                    .unwrap()
+                    .join(loc)
+                    .unwrap()
+                    .to_string();
                 continue;
             }
             return (url, resp.text().await.unwrap());
@@ -264,7 +287,10 @@ fn forms(html: &str) -> Vec<Form> {
         rest = &rest[i + 1..];
         let end = rest.find('>').unwrap_or(rest.len());
         let tag = &rest[..end];
-        let name: String = tag.chars().take_while(|c| c.is_ascii_alphanumeric()).collect();
+        let name: String = tag
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric())
+            .collect();
         let attrs = parse_attrs(&tag[name.len()..]);
         let attr = |k: &str| attrs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
         match name.to_ascii_lowercase().as_str() {
@@ -304,10 +330,19 @@ fn parse_attrs(s: &str) -> Vec<(String, String)> {
                 _ => (None, i),
             };
             let mut j = vs;
-            while j < b.len() && (if let Some(q) = q { b[j] != q } else { !b[j].is_ascii_whitespace() }) {
+            while j < b.len()
+                && (if let Some(q) = q {
+                    b[j] != q
+                } else {
+                    !b[j].is_ascii_whitespace()
+                })
+            {
                 j += 1;
             }
-            out.push((name, html_escape::decode_html_entities(&s[vs..j]).into_owned()));
+            out.push((
+                name,
+                html_escape::decode_html_entities(&s[vs..j]).into_owned(),
+            ));
             i = j + 1;
         } else if !name.is_empty() {
             out.push((name, String::new()));
@@ -328,7 +363,10 @@ struct Captured {
 /// when the login form shows.
 async fn at_idp(b: &mut Browser, idp_url: String, user: &str) -> Form {
     let (mut url, mut page) = b.follow(idp_url).await;
-    if let Some(login) = forms(&page).into_iter().find(|f| f.get("password").is_some()) {
+    if let Some(login) = forms(&page)
+        .into_iter()
+        .find(|f| f.get("password").is_some())
+    {
         let mut fields: Vec<(String, String)> = login.inputs.clone();
         for (n, v) in fields.iter_mut() {
             if n == "username" {
@@ -339,14 +377,25 @@ async fn at_idp(b: &mut Browser, idp_url: String, user: &str) -> Form {
         }
         let action = url::Url::parse(&url)
             .unwrap()
-            .join(if login.action.is_empty() { &url } else { &login.action })
+            .join(if login.action.is_empty() {
+                &url
+            } else {
+                &login.action
+            })
             .unwrap()
             .to_string();
-        let refs: Vec<(&str, &str)> = fields.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+        let refs: Vec<(&str, &str)> = fields
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
         let resp = b.post(&action, &refs).await;
         if resp.status().is_redirection() {
             let loc = resp.headers()["location"].to_str().unwrap().to_string();
-            let next = url::Url::parse(&action).unwrap().join(&loc).unwrap().to_string();
+            let next = url::Url::parse(&action)
+                .unwrap()
+                .join(&loc)
+                .unwrap()
+                .to_string();
             (url, page) = b.follow(next).await;
         } else {
             url = action;
@@ -437,16 +486,35 @@ async fn login_with_response_or_assertion_signed_or_encrypted() {
     let pair = sp_pair();
     let variants = [
         ("http://app.test/sp-both", json!({})),
-        ("http://app.test/sp-response", json!({"sign_assertion": false})),
-        ("http://app.test/sp-assertion", json!({"sign_response": false})),
-        ("http://app.test/sp-encrypted", json!({"encrypt_assertion": true})),
+        (
+            "http://app.test/sp-response",
+            json!({"sign_assertion": false}),
+        ),
+        (
+            "http://app.test/sp-assertion",
+            json!({"sign_response": false}),
+        ),
+        (
+            "http://app.test/sp-encrypted",
+            json!({"encrypt_assertion": true}),
+        ),
     ];
     let idp = Idp::start(Value::Array(
-        variants.iter().map(|(e, o)| sp(e, &pair.cert, o.clone())).collect(),
+        variants
+            .iter()
+            .map(|(e, o)| sp(e, &pair.cert, o.clone()))
+            .collect(),
     ));
     let up = TestUpstream::start().await;
     for (entity, _) in variants {
-        let gate = Gate::start(&saml_yaml(&up.url(), &idp.metadata_url(), entity, &pair, "", ""));
+        let gate = Gate::start(&saml_yaml(
+            &up.url(),
+            &idp.metadata_url(),
+            entity,
+            &pair,
+            "",
+            "",
+        ));
         let mut b = Browser::default();
         let c = capture(&mut b, &gate, "alice", "/dashboard?tab=2").await;
         if entity.ends_with("encrypted") {
@@ -464,7 +532,12 @@ async fn login_with_response_or_assertion_signed_or_encrypted() {
             "{:?}",
             b.jar
         );
-        let echo = b.get(&gate.url("/again")).await.json::<Value>().await.unwrap();
+        let echo = b
+            .get(&gate.url("/again"))
+            .await
+            .json::<Value>()
+            .await
+            .unwrap();
         assert_eq!(header(&echo, "x-forwarded-user"), "alice");
         assert!(
             gate.audit_events()
@@ -472,4 +545,292 @@ async fn login_with_response_or_assertion_signed_or_encrypted() {
                 .any(|e| e["event"] == "login_succeeded" && e["idp"] == "saml")
         );
     }
+}
+
+// --- forging ---------------------------------------------------------------
+
+fn span(xml: &str, open: &str, close: &str) -> (usize, usize) {
+    let a = xml
+        .find(open)
+        .unwrap_or_else(|| panic!("{open} not in {xml}"));
+    let b = a + xml[a..].find(close).unwrap() + close.len();
+    (a, b)
+}
+
+fn assertion_of(xml: &str) -> String {
+    let (a, b) = span(xml, "<saml:Assertion ", "</saml:Assertion>");
+    xml[a..b].to_string()
+}
+
+fn strip_signature(xml: &str) -> String {
+    let (a, b) = span(xml, "<ds:Signature", "</ds:Signature>");
+    format!("{}{}", &xml[..a], &xml[b..])
+}
+
+/// Signs the (single) signature template in `xml` again with `key_pem`:
+/// the digest and signature value are emptied and recomputed by xmlsec.
+fn resign(xml: &str, key_pem: &[u8]) -> String {
+    let mut out = xml.to_string();
+    for tag in ["ds:DigestValue", "ds:SignatureValue"] {
+        let (a, b) = span(&out, &format!("<{tag}>"), &format!("</{tag}>"));
+        out = format!("{}<{tag}></{tag}>{}", &out[..a], &out[b..]);
+    }
+    let der = openssl::pkey::PKey::private_key_from_pem(key_pem)
+        .unwrap()
+        .private_key_to_der()
+        .unwrap();
+    use samael::crypto::CryptoProvider;
+    samael::crypto::Crypto::sign_xml(out, &der).unwrap()
+}
+
+/// An unsigned assertion for bob with its own ID, made from `signed`.
+fn evil_assertion(signed: &str) -> String {
+    strip_signature(signed)
+        .replacen(" ID=\"_", " ID=\"_evil", 1)
+        .replace(">alice<", ">bob<")
+        .replace("alice@example.com", "bob@example.org")
+}
+
+#[tokio::test]
+async fn attacks_are_refused_with_an_audit_event() {
+    let pair = sp_pair();
+    let entity = "http://app.test/sp-a";
+    let idp = Idp::start(json!([sp(
+        entity,
+        &pair.cert,
+        json!({"sign_response": false})
+    )]));
+    let up = TestUpstream::start().await;
+    let gate = Gate::start(&saml_yaml(
+        &up.url(),
+        &idp.metadata_url(),
+        entity,
+        &pair,
+        "",
+        "",
+    ));
+    let mut b = Browser::default();
+    let c = capture(&mut b, &gate, "alice", "/app").await;
+    let key = idp.key_pem();
+    let stranger = {
+        let dir = tempfile::tempdir().unwrap();
+        let (k, _) = new_pair(dir.path(), "stranger");
+        std::fs::read(k).unwrap()
+    };
+    let orig = assertion_of(&c.xml);
+    let with_assertion = |a: &str| c.xml.replace(&orig, a);
+    let evil = evil_assertion(&orig);
+    let (sig_a, sig_b) = span(&orig, "<ds:Signature", "</ds:Signature>");
+    let orig_sig = &orig[sig_a..sig_b];
+
+    let mut cases: Vec<(&str, String, &str)> = vec![
+        (
+            "unsigned response",
+            with_assertion(&evil),
+            "signature missing",
+        ),
+        ("signature removed", strip_signature(&c.xml), "signature missing"),
+        (
+            "assertion changed after signing",
+            c.xml.replace(">alice@example.com</saml:AttributeValue>", ">bob@example.org</saml:AttributeValue>"),
+            "signature missing",
+        ),
+        (
+            "signed by a key not in the metadata",
+            resign(&c.xml.replace(">alice<", ">bob<"), &stranger),
+            "signature missing",
+        ),
+        (
+            "expired assertion",
+            resign(
+                &c.xml
+                    .replace("NotOnOrAfter=\"", "NotOnOrAfter=\"2020-01-01T00:00:00Z\" x=\"")
+                    .replace("NotBefore=\"", "NotBefore=\"2019-01-01T00:00:00Z\" y=\""),
+                &key,
+            ),
+            "expired",
+        ),
+        (
+            "wrong Audience",
+            resign(
+                &c.xml.replace(&format!("<saml:Audience>{entity}</saml:Audience>"), "<saml:Audience>http://other.test/sp</saml:Audience>"),
+                &key,
+            ),
+            "Audience",
+        ),
+        (
+            "no AudienceRestriction",
+            resign(
+                &c.xml.replace(&format!("<saml:AudienceRestriction><saml:Audience>{entity}</saml:Audience></saml:AudienceRestriction>"), ""),
+                &key,
+            ),
+            "Audience",
+        ),
+        (
+            "wrong Recipient",
+            resign(&c.xml.replace(&format!("Recipient=\"{ACS}\""), "Recipient=\"http://evil.test/acs\""), &key),
+            "Recipient",
+        ),
+        (
+            "wrong Destination",
+            c.xml.replacen(&format!("Destination=\"{ACS}\""), "Destination=\"http://evil.test/acs\"", 1),
+            "Destination",
+        ),
+        (
+            "signed InResponseTo of another request",
+            {
+                let irt = c.xml.split("InResponseTo=\"").nth(2).unwrap().split('"').next().unwrap().to_string();
+                resign(&with_assertion(&orig.replace(&irt, "_someoneelse")), &key)
+            },
+            "InResponseTo",
+        ),
+        (
+            "comment inside the NameID",
+            resign(&c.xml.replace(">alice@example.com</saml:NameID>", ">alice@example.com.evil.example</saml:NameID>"), &key)
+                .replace(">alice@example.com.evil.example<", ">alice@example.com<!---->.evil.example<"),
+            "comment",
+        ),
+        (
+            "IdP status not Success",
+            c.xml.replace(
+                "<samlp:StatusCode Value=\"urn:oasis:names:tc:SAML:2.0:status:Success\"/>",
+                "<samlp:StatusCode Value=\"urn:oasis:names:tc:SAML:2.0:status:Responder\"/><samlp:StatusMessage>account locked</samlp:StatusMessage>",
+            ),
+            "status",
+        ),
+    ];
+    // XML Signature Wrapping: a second, unsigned assertion for bob in the
+    // positions of the "On Breaking SAML" catalogue.
+    let xsw = [
+        (
+            "XSW evil before signed",
+            with_assertion(&format!("{evil}{orig}")),
+        ),
+        (
+            "XSW evil after signed",
+            with_assertion(&format!("{orig}{evil}")),
+        ),
+        (
+            "XSW evil wraps signed",
+            with_assertion(&evil.replacen(
+                "</saml:Assertion>",
+                &format!("{orig}</saml:Assertion>"),
+                1,
+            )),
+        ),
+        (
+            "XSW signed inside the evil one's Signature Object",
+            with_assertion(&evil.replacen(
+                "<saml:Subject>",
+                &format!(
+                    "{}<ds:Object>{orig}</ds:Object></ds:Signature><saml:Subject>",
+                    &orig_sig[..orig_sig.len() - "</ds:Signature>".len()]
+                ),
+                1,
+            )),
+        ),
+        (
+            "XSW signed in Extensions, evil in its place",
+            with_assertion(&evil).replacen(
+                "<samlp:Status>",
+                &format!("<samlp:Extensions>{orig}</samlp:Extensions><samlp:Status>"),
+                1,
+            ),
+        ),
+        ("XSW evil response wraps the signed response", {
+            let (ra, _) = span(&c.xml, "<samlp:Response", ">");
+            let root_end = ra + c.xml[ra..].find('>').unwrap() + 1;
+            let root = &c.xml[..root_end];
+            format!(
+                "{}<samlp:Extensions>{}</samlp:Extensions><samlp:Status><samlp:StatusCode Value=\"urn:oasis:names:tc:SAML:2.0:status:Success\"/></samlp:Status>{evil}</samlp:Response>",
+                root.replacen(" ID=\"_", " ID=\"_wrapper", 1),
+                c.xml
+            )
+        }),
+    ];
+    for (name, xml) in xsw {
+        cases.push((name, xml, "more than one assertion"));
+    }
+
+    for (i, (name, xml, why)) in cases.iter().enumerate() {
+        let resp = post_acs(&mut b, &gate, xml, &c.relay).await;
+        assert_eq!(resp.status(), 400, "{name}");
+        let session_set = resp
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .any(|v| v.to_str().unwrap().contains("portcullis_session="));
+        assert!(!session_set, "{name}: a session was minted");
+        let body = resp.text().await.unwrap();
+        if *name == "IdP status not Success" {
+            assert!(
+                body.contains("Responder") && body.contains("account locked"),
+                "{body}"
+            );
+        }
+        let f = wait_failures(&gate, i + 1);
+        assert!(
+            f.get(i).is_some_and(|r| r.contains(why)),
+            "{name}: expected an audit reason with `{why}`, got {f:?}"
+        );
+    }
+
+    // Another login in the same browser: the first answer does not fit it.
+    let other = start_login(&mut b, &gate, "/other").await;
+    let other_relay = url::Url::parse(&other)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "RelayState")
+        .unwrap()
+        .1
+        .to_string();
+    let resp = post_acs(&mut b, &gate, &c.xml, &other_relay).await;
+    assert_eq!(resp.status(), 400);
+    let n = cases.len() + 1;
+    assert!(wait_failures(&gate, n)[n - 1].contains("InResponseTo"));
+
+    // Without its transaction cookie the answer is refused before any
+    // signature work.
+    let mut stranger_browser = Browser::default();
+    let resp = post_acs(&mut stranger_browser, &gate, &c.xml, &c.relay).await;
+    assert_eq!(resp.status(), 400);
+    assert!(wait_failures(&gate, n + 1)[n].contains("transaction cookie is missing"));
+
+    // The untouched answer works (so the refusals above were the checks),
+    // and the same answer posted again, even with its transaction cookie
+    // kept by an attacker, is a replay.
+    let saved = b.jar.clone();
+    let echo = finish(&mut b, &gate, &c).await;
+    assert_eq!(header(&echo, "x-forwarded-user"), "alice");
+    assert_eq!(echo["uri"], "/app");
+    let mut replayer = Browser { jar: saved };
+    let resp = post_acs(&mut replayer, &gate, &c.xml, &c.relay).await;
+    assert_eq!(resp.status(), 400);
+    assert!(wait_failures(&gate, n + 2)[n + 1].contains("replay"));
+
+    // An unsolicited (IdP-initiated) answer while that is off.
+    let form = at_idp(
+        &mut b,
+        format!(
+            "{}?spentityid={}",
+            idp.sso_url(),
+            url::form_urlencoded::byte_serialize(entity.as_bytes()).collect::<String>()
+        ),
+        "alice",
+    )
+    .await;
+    let xml = base64::engine::general_purpose::STANDARD
+        .decode(form.get("SAMLResponse").unwrap())
+        .unwrap();
+    let resp = post_acs(
+        &mut b,
+        &gate,
+        std::str::from_utf8(&xml).unwrap(),
+        form.get("RelayState").unwrap_or(""),
+    )
+    .await;
+    assert_eq!(resp.status(), 400);
+    assert!(wait_failures(&gate, n + 3)[n + 2].contains("unsolicited"));
+    // Never a payload in the log.
+    assert!(!gate.log().contains("SAMLResponse") && !gate.log().contains("PHNhbWxw"));
 }

@@ -149,6 +149,7 @@ pub fn prescan(xml: &str) -> Result<Envelope, AcsError> {
     let mut in_status = 0usize;
     let mut status_code_depth = 0usize;
     let mut in_message = false;
+    let mut assertions = 0usize;
     loop {
         let (ns, ev) = reader
             .read_resolved_event()
@@ -179,9 +180,12 @@ pub fn prescan(xml: &str) -> Result<Envelope, AcsError> {
                 } else if in_status > 0 && is(&ns, PROTOCOL_NS) && local == b"StatusMessage" {
                     in_message = !empty;
                 } else if is(&ns, ASSERTION_NS) && local == b"Assertion" {
+                    assertions += 1;
                     if let Some(id) = attr(e, b"ID") {
                         env.assertion_ids.push(id);
                     }
+                } else if is(&ns, ASSERTION_NS) && local == b"EncryptedAssertion" {
+                    assertions += 1;
                 }
                 if !empty {
                     depth += 1;
@@ -234,6 +238,12 @@ pub fn prescan(xml: &str) -> Result<Envelope, AcsError> {
     }
     if !root_seen {
         return Err(AcsError::NotSaml("it is empty"));
+    }
+    // Web SSO answers carry one assertion. A second one, wherever it sits
+    // (beside, around or inside the signed one, in Extensions or a
+    // signature's Object), is the shape of XML Signature Wrapping.
+    if assertions > 1 {
+        return Err(AcsError::NotSaml("it has more than one assertion"));
     }
     Ok(env)
 }
@@ -431,6 +441,8 @@ mod tests {
             ),
             ("<a><b></a>".to_string(), "well-formed"),
             ("".to_string(), "empty"),
+            (OK.replace("</samlp:Response>", "<saml:Assertion ID=\"_b\"/></samlp:Response>"), "more than one assertion"),
+            (OK.replace("<saml:Issuer>https://idp</saml:Issuer></saml:Assertion>", "<saml:Issuer>https://idp</saml:Issuer><saml:EncryptedAssertion/></saml:Assertion>"), "more than one assertion"),
             (
                 OK.replace("<saml:Issuer>https://idp</saml:Issuer>\n", "<?evil x?>"),
                 "processing",
