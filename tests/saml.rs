@@ -834,3 +834,433 @@ async fn attacks_are_refused_with_an_audit_event() {
     // Never a payload in the log.
     assert!(!gate.log().contains("SAMLResponse") && !gate.log().contains("PHNhbWxw"));
 }
+
+#[tokio::test]
+async fn attributes_under_oids_and_adfs_claim_uris_and_outsiders_get_403() {
+    let pair = sp_pair();
+    let idp = Idp::start(json!([
+        sp(
+            "http://app.test/sp-uri",
+            &pair.cert,
+            json!({"attribute_name_format": "uri", "nameid_format": "transient"})
+        ),
+        sp(
+            "http://app.test/sp-adfs",
+            &pair.cert,
+            json!({"attribute_name_format": "adfs"})
+        ),
+    ]));
+    let up = TestUpstream::start().await;
+
+    let gate = Gate::start(&saml_yaml(
+        &up.url(),
+        &idp.metadata_url(),
+        "http://app.test/sp-uri",
+        &pair,
+        "",
+        "",
+    ));
+    let echo = login(&mut Browser::default(), &gate, "bob", "/").await;
+    assert_eq!(header(&echo, "x-forwarded-user"), "bob");
+    assert_eq!(header(&echo, "x-forwarded-email"), "bob@example.org");
+    assert_eq!(header(&echo, "x-forwarded-name"), "Bob Builder");
+    assert_eq!(header(&echo, "x-forwarded-groups"), "staff");
+
+    let gate = Gate::start(&saml_yaml(
+        &up.url(),
+        &idp.metadata_url(),
+        "http://app.test/sp-adfs",
+        &pair,
+        "",
+        "access:\n  allowed_groups: [staff]\n",
+    ));
+    let echo = login(&mut Browser::default(), &gate, "alice", "/").await;
+    assert_eq!(header(&echo, "x-forwarded-user"), "alice@example.com");
+    assert_eq!(header(&echo, "x-forwarded-email"), "alice@example.com");
+    assert_eq!(header(&echo, "x-forwarded-name"), "Alice Example");
+    assert_eq!(header(&echo, "x-forwarded-groups"), "admins,staff");
+
+    // carol is only in `contractors`.
+    let mut b = Browser::default();
+    let c = capture(&mut b, &gate, "carol", "/").await;
+    let resp = post_acs(&mut b, &gate, &c.xml, &c.relay).await;
+    assert_eq!(resp.status(), 403);
+    assert!(
+        resp.text()
+            .await
+            .unwrap()
+            .contains("You do not have access")
+    );
+    assert!(
+        gate.audit_events()
+            .iter()
+            .any(|e| e["event"] == "access_denied" && e["user"] == "carol@example.com")
+    );
+    let resp = b.get(&gate.url("/")).await;
+    assert_eq!(resp.status(), 302, "no session for carol");
+}
+
+#[tokio::test]
+async fn sp_metadata_is_served_and_printed() {
+    let pair = sp_pair();
+    let entity = "http://app.test/sp-md";
+    let idp = Idp::start(json!([sp(entity, &pair.cert, json!({}))]));
+    let up = TestUpstream::start().await;
+    let gate = Gate::start(&saml_yaml(
+        &up.url(),
+        &idp.metadata_url(),
+        entity,
+        &pair,
+        "  sign_requests: true\n",
+        "",
+    ));
+    let resp = client()
+        .get(gate.url("/.portcullis/saml/metadata"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.headers()["content-type"],
+        "application/samlmetadata+xml"
+    );
+    let served = resp.text().await.unwrap();
+    assert!(
+        served.contains(&format!("entityID=\"{entity}\"")),
+        "{served}"
+    );
+    assert!(served.contains("AuthnRequestsSigned=\"true\""));
+    let cert_pem = std::fs::read_to_string(&pair.cert).unwrap();
+    let cert_b64: String = cert_pem
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
+    assert!(served.contains(&cert_b64));
+
+    let out = Command::new(bin())
+        .arg("sp-metadata")
+        .arg("--config")
+        .arg(gate.dir.path().join("gate.yaml"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8(out.stdout).unwrap().trim(), served.trim());
+
+    // Signed AuthnRequests (sign_requests: true) are what the IdP gets.
+    let mut b = Browser::default();
+    let loc = start_login(&mut b, &gate, "/").await;
+    assert!(
+        loc.contains("SigAlg=") && loc.contains("Signature="),
+        "{loc}"
+    );
+    let form = at_idp(&mut b, loc, "alice").await;
+    let c = Captured {
+        xml: String::from_utf8(
+            base64::engine::general_purpose::STANDARD
+                .decode(form.get("SAMLResponse").unwrap())
+                .unwrap(),
+        )
+        .unwrap(),
+        relay: form.get("RelayState").unwrap().to_string(),
+    };
+    let echo = finish(&mut b, &gate, &c).await;
+    assert_eq!(header(&echo, "x-forwarded-user"), "alice");
+}
+
+/// Serves a metadata document the test controls; dropping it closes the port.
+struct MdServer {
+    addr: std::net::SocketAddr,
+    body: std::sync::Arc<std::sync::Mutex<String>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for MdServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl MdServer {
+    async fn start(body: String) -> MdServer {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let body = std::sync::Arc::new(std::sync::Mutex::new(body));
+        let b2 = body.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let b = b2.clone();
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(move |_req| {
+                        let text = b.lock().unwrap().clone();
+                        async move {
+                            Ok::<_, std::convert::Infallible>(hyper::Response::new(
+                                http_body_util::Full::new(bytes::Bytes::from(text)),
+                            ))
+                        }
+                    });
+                    let _ = hyper_util::server::conn::auto::Builder::new(
+                        hyper_util::rt::TokioExecutor::new(),
+                    )
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                    .await;
+                });
+            }
+        });
+        MdServer { addr, body, task }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}/idp-metadata.xml", self.addr)
+    }
+
+    fn set(&self, body: String) {
+        *self.body.lock().unwrap() = body;
+    }
+}
+
+async fn fetch_text(url: &str) -> String {
+    client()
+        .get(url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+// The metadata server must answer while `Gate::start` blocks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_url_down_at_start_uses_the_cache_or_fails_clearly() {
+    let pair = sp_pair();
+    let entity = "http://app.test/sp-cache";
+    let idp = Idp::start(json!([sp(entity, &pair.cert, json!({}))]));
+    let up = TestUpstream::start().await;
+    let md = MdServer::start(fetch_text(&idp.metadata_url()).await).await;
+    let state = tempfile::tempdir().unwrap();
+    let yaml = saml_yaml(
+        &up.url(),
+        &md.url(),
+        entity,
+        &pair,
+        "",
+        &format!("state_dir: {}\n", state.path().display()),
+    );
+
+    let gate = Gate::start(&yaml);
+    drop(gate);
+    assert!(state.path().join("saml-idp-metadata.xml").exists());
+
+    let md_url = md.url();
+    drop(md);
+    let gate = Gate::start(&yaml);
+    assert!(
+        gate.log().contains("using the cached copy"),
+        "{}",
+        gate.log()
+    );
+    let echo = login(&mut Browser::default(), &gate, "alice", "/cached").await;
+    assert_eq!(header(&echo, "x-forwarded-user"), "alice");
+
+    // Same, with an empty state directory: a clear error, no start.
+    let fresh = tempfile::tempdir().unwrap();
+    let yaml = saml_yaml(
+        &up.url(),
+        &md_url,
+        entity,
+        &pair,
+        "",
+        &format!("state_dir: {}\n", fresh.path().display()),
+    )
+    .replace("KEYFILE", fresh.path().join("keys.json").to_str().unwrap());
+    let cfg = fresh.path().join("gate.yaml");
+    std::fs::write(&cfg, yaml).unwrap();
+    let out = Command::new(bin())
+        .arg("--config")
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot load the IdP metadata"), "{err}");
+    assert!(
+        err.contains(&md_url) && err.contains("no usable cached copy"),
+        "{err}"
+    );
+}
+
+// The metadata server must answer while `Gate::start` blocks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idp_key_rollover_is_picked_up_by_the_metadata_refresh() {
+    let pair = sp_pair();
+    let entity = "http://app.test/sp-roll";
+    let mut idp = Idp::start(json!([sp(
+        entity,
+        &pair.cert,
+        json!({"sign_response": false})
+    )]));
+    let up = TestUpstream::start().await;
+    let md = MdServer::start(fetch_text(&idp.metadata_url()).await).await;
+    let gate = Gate::start(&saml_yaml(
+        &up.url(),
+        &md.url(),
+        entity,
+        &pair,
+        "  idp_metadata_refresh: 1s\n",
+        "",
+    ));
+    let echo = login(&mut Browser::default(), &gate, "alice", "/").await;
+    assert_eq!(header(&echo, "x-forwarded-user"), "alice");
+
+    idp.restart_with_new_key(2);
+    // The gate still knows only the old key: the new signature is refused.
+    let mut b = Browser::default();
+    let c = capture(&mut b, &gate, "alice", "/").await;
+    let resp = post_acs(&mut b, &gate, &c.xml, &c.relay).await;
+    assert_eq!(resp.status(), 400);
+    assert!(wait_failures(&gate, 1)[0].contains("signature"));
+
+    // The IdP publishes the new key; the refresh picks it up.
+    md.set(fetch_text(&idp.metadata_url()).await);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !gate.log().contains("IdP metadata updated") {
+        assert!(Instant::now() < deadline, "no refresh: {}", gate.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let echo = login(&mut Browser::default(), &gate, "alice", "/").await;
+    assert_eq!(header(&echo, "x-forwarded-user"), "alice");
+}
+
+/// Guard rail 2: replayed or unsolicited posts never reach the (leaky)
+/// signature verification, so memory stays flat across many of them.
+#[tokio::test]
+async fn many_acs_posts_do_not_grow_memory() {
+    let pair = sp_pair();
+    let entity = "http://app.test/sp-rss";
+    let idp = Idp::start(json!([sp(
+        entity,
+        &pair.cert,
+        json!({"sign_response": false})
+    )]));
+    let up = TestUpstream::start().await;
+    let gate = Gate::start(&saml_yaml(
+        &up.url(),
+        &idp.metadata_url(),
+        entity,
+        &pair,
+        "",
+        "",
+    ));
+    let mut b = Browser::default();
+    let c = capture(&mut b, &gate, "alice", "/").await;
+    let cookie = b.cookie_header(&gate.url("/"));
+    finish(&mut b, &gate, &c).await;
+
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair(
+            "SAMLResponse",
+            &base64::engine::general_purpose::STANDARD.encode(&c.xml),
+        )
+        .append_pair("RelayState", &c.relay)
+        .finish();
+    let http = client();
+    let post = |with_cookie: bool| {
+        let mut r = http
+            .post(gate.url("/.portcullis/saml/acs"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body.clone());
+        if with_cookie {
+            r = r.header("cookie", cookie.clone());
+        }
+        r.send()
+    };
+    for i in 0..300 {
+        assert_eq!(post(i % 2 == 0).await.unwrap().status(), 400);
+    }
+    let (before, _) = gate.rss_kb();
+    for i in 0..3000 {
+        assert_eq!(post(i % 2 == 0).await.unwrap().status(), 400);
+    }
+    let (after, _) = gate.rss_kb();
+    // Through verification each post would leak about 4.6 kB (14 MB here).
+    assert!(
+        after < before + 8 * 1024,
+        "RSS grew from {before} kB to {after} kB"
+    );
+}
+
+#[tokio::test]
+async fn logout_is_local_and_single_logout_goes_through_the_idp() {
+    let pair = sp_pair();
+    let entity = "http://app.test/sp-slo";
+    let idp = Idp::start(json!([sp(entity, &pair.cert, json!({}))]));
+    let up = TestUpstream::start().await;
+    let gate = Gate::start(&saml_yaml(
+        &up.url(),
+        &idp.metadata_url(),
+        entity,
+        &pair,
+        "",
+        "",
+    ));
+    let mut b = Browser::default();
+    login(&mut b, &gate, "alice", "/").await;
+
+    let resp = b.get(&gate.url("/.portcullis/logout?rd=/bye")).await;
+    assert_eq!(resp.status(), 302);
+    let loc = resp.headers()["location"].to_str().unwrap().to_string();
+    assert!(
+        loc.starts_with(&format!(
+            "http://127.0.0.1:{}/saml2/idp/SingleLogoutService.php?SAMLRequest=",
+            idp.port
+        )),
+        "{loc}"
+    );
+    assert!(loc.contains("RelayState=%2Fbye"), "{loc}");
+    // The local session is gone at once.
+    assert!(
+        b.jar[&gate.addr.port()]
+            .keys()
+            .all(|k| !k.contains("portcullis_session"))
+    );
+    assert_eq!(b.get(&gate.url("/")).await.status(), 302);
+
+    // The IdP ends its session and answers at the SP's SLO endpoint.
+    let mut url = loc;
+    for _ in 0..10 {
+        let resp = b.get(&url).await;
+        assert!(
+            resp.status().is_redirection(),
+            "{}",
+            resp.text().await.unwrap()
+        );
+        let next = resp.headers()["location"].to_str().unwrap().to_string();
+        if let Some(rest) = next.strip_prefix("http://app.test") {
+            assert!(
+                rest.starts_with("/.portcullis/saml/slo?SAMLResponse="),
+                "{rest}"
+            );
+            let resp = b.get(&gate.url(rest)).await;
+            assert_eq!(resp.status(), 302);
+            assert_eq!(resp.headers()["location"], "/bye");
+            // And the IdP session is over: the next login asks again.
+            let idp_url = start_login(&mut b, &gate, "/").await;
+            let (_, page) = b.follow(idp_url).await;
+            assert!(page.contains("password"), "IdP session survived the logout");
+            return;
+        }
+        url = url::Url::parse(&url)
+            .unwrap()
+            .join(&next)
+            .unwrap()
+            .to_string();
+    }
+    panic!("the IdP never answered the logout");
+}
