@@ -516,6 +516,19 @@ async fn login_with_response_or_assertion_signed_or_encrypted() {
             "",
         ));
         let mut b = Browser::default();
+        // RelayState is the opaque transaction id only, never the path.
+        let loc = start_login(&mut b, &gate, "/dashboard?tab=2").await;
+        let relay = url::Url::parse(&loc)
+            .unwrap()
+            .query_pairs()
+            .find(|(k, _)| k == "RelayState")
+            .unwrap()
+            .1
+            .to_string();
+        assert!(
+            relay.len() == 32 && relay.bytes().all(|b| b.is_ascii_hexdigit()),
+            "{relay}"
+        );
         let c = capture(&mut b, &gate, "alice", "/dashboard?tab=2").await;
         if entity.ends_with("encrypted") {
             assert!(c.xml.contains("EncryptedAssertion"), "{entity}");
@@ -528,7 +541,7 @@ async fn login_with_response_or_assertion_signed_or_encrypted() {
         assert_eq!(header(&echo, "x-forwarded-groups"), "admins,staff");
         // The transaction cookie is gone, the session works on its own.
         assert!(
-            b.jar[&gate.addr.port()].keys().all(|k| !k.contains("txn")),
+            !b.jar[&gate.addr.port()].contains_key(&format!("portcullis_txn_{}", c.relay)),
             "{:?}",
             b.jar
         );
@@ -689,6 +702,18 @@ async fn attacks_are_refused_with_an_audit_event() {
             resign(&c.xml.replace(">alice@example.com</saml:NameID>", ">alice@example.com.evil.example</saml:NameID>"), &key)
                 .replace(">alice@example.com.evil.example<", ">alice@example.com<!---->.evil.example<"),
             "comment",
+        ),
+        (
+            // Outside the allowed list (SHA-1 would be too, but this
+            // machine's xmlsec will not even sign with it).
+            "signed with RSA-SHA224 by the IdP's own key",
+            resign(
+                &c.xml
+                    .replace("xmldsig-more#rsa-sha256", "xmldsig-more#rsa-sha224")
+                    .replace("xmlenc#sha256", "xmldsig-more#sha224"),
+                &key,
+            ),
+            "signature missing",
         ),
         (
             "IdP status not Success",
@@ -1263,4 +1288,157 @@ async fn logout_is_local_and_single_logout_goes_through_the_idp() {
             .to_string();
     }
     panic!("the IdP never answered the logout");
+}
+
+/// Guard rails 7 and 9: an encrypted assertion needs a signed Response, and
+/// a validly signed Response whose encrypted data is malformed (samael's
+/// decrypt panics on it) is refused without taking the gate down.
+#[tokio::test]
+async fn encrypted_assertions_need_a_signed_response_and_bad_ciphertext_is_contained() {
+    let pair = sp_pair();
+    let idp = Idp::start(json!([
+        sp(
+            "http://app.test/sp-enc-unsigned",
+            &pair.cert,
+            json!({"encrypt_assertion": true, "sign_response": false})
+        ),
+        sp(
+            "http://app.test/sp-enc",
+            &pair.cert,
+            json!({"encrypt_assertion": true, "sign_assertion": false})
+        ),
+    ]));
+    let up = TestUpstream::start().await;
+
+    let gate = Gate::start(&saml_yaml(
+        &up.url(),
+        &idp.metadata_url(),
+        "http://app.test/sp-enc-unsigned",
+        &pair,
+        "",
+        "",
+    ));
+    let mut b = Browser::default();
+    let c = capture(&mut b, &gate, "alice", "/").await;
+    assert!(c.xml.contains("EncryptedAssertion") && !c.xml.contains("<ds:Signature"));
+    let resp = post_acs(&mut b, &gate, &c.xml, &c.relay).await;
+    assert_eq!(resp.status(), 400);
+    assert!(wait_failures(&gate, 1)[0].contains("signature missing"));
+
+    let gate = Gate::start(&saml_yaml(
+        &up.url(),
+        &idp.metadata_url(),
+        "http://app.test/sp-enc",
+        &pair,
+        "",
+        "",
+    ));
+    let mut b = Browser::default();
+    let c = capture(&mut b, &gate, "alice", "/").await;
+    // The last CipherValue is the assertion's data: cut it below one AES
+    // block, keep the key, sign the Response again with the IdP's key.
+    let end = c.xml.rfind("</xenc:CipherValue>").expect("xenc prefix");
+    let start = c.xml[..end].rfind('>').unwrap() + 1;
+    let broken = format!("{}AAAA{}", &c.xml[..start], &c.xml[end..]);
+    let resp = post_acs(&mut b, &gate, &resign(&broken, &idp.key_pem()), &c.relay).await;
+    assert_eq!(resp.status(), 400);
+    assert!(
+        wait_failures(&gate, 1)[0].contains("cannot be decrypted"),
+        "{:?}",
+        failures(&gate)
+    );
+    // Still serving, and the real answer still logs in.
+    let echo = finish(&mut b, &gate, &c).await;
+    assert_eq!(header(&echo, "x-forwarded-user"), "alice");
+}
+
+#[tokio::test]
+async fn idp_initiated_login_when_allowed() {
+    let pair = sp_pair();
+    let entity = "http://app.test/sp-idpinit";
+    let idp = Idp::start(json!([sp(
+        entity,
+        &pair.cert,
+        json!({"sign_response": false})
+    )]));
+    let up = TestUpstream::start().await;
+    let gate = Gate::start(&saml_yaml(
+        &up.url(),
+        &idp.metadata_url(),
+        entity,
+        &pair,
+        "  allow_idp_initiated: true\n",
+        "",
+    ));
+    let mut b = Browser::default();
+    let start = format!(
+        "{}?spentityid={}&RelayState=%2Freports%3Fy%3D1",
+        idp.sso_url(),
+        url::form_urlencoded::byte_serialize(entity.as_bytes()).collect::<String>()
+    );
+    let form = at_idp(&mut b, start.clone(), "bob").await;
+    let c = Captured {
+        xml: String::from_utf8(
+            base64::engine::general_purpose::STANDARD
+                .decode(form.get("SAMLResponse").unwrap())
+                .unwrap(),
+        )
+        .unwrap(),
+        relay: form.get("RelayState").unwrap_or("").to_string(),
+    };
+    assert!(!c.xml.contains("InResponseTo"));
+    let echo = finish(&mut b, &gate, &c).await;
+    assert_eq!(header(&echo, "x-forwarded-user"), "bob");
+    assert_eq!(echo["uri"], "/reports?y=1");
+
+    // A RelayState pointing elsewhere lands on the app's root instead.
+    let form = at_idp(
+        &mut b,
+        start.replace("%2Freports%3Fy%3D1", "https%3A%2F%2Fevil.test%2F"),
+        "bob",
+    )
+    .await;
+    let c = Captured {
+        xml: String::from_utf8(
+            base64::engine::general_purpose::STANDARD
+                .decode(form.get("SAMLResponse").unwrap())
+                .unwrap(),
+        )
+        .unwrap(),
+        relay: form.get("RelayState").unwrap_or("").to_string(),
+    };
+    let resp = post_acs(&mut b, &gate, &c.xml, &c.relay).await;
+    assert_eq!(resp.status(), 302);
+    assert_eq!(resp.headers()["location"], "/");
+
+    // Even so, an answer to an SP-initiated login is bound to its browser.
+    let mut alice = Browser::default();
+    let solicited = capture(&mut alice, &gate, "alice", "/").await;
+    let resp = post_acs(
+        &mut Browser::default(),
+        &gate,
+        &solicited.xml,
+        &solicited.relay,
+    )
+    .await;
+    assert_eq!(resp.status(), 400);
+    // And with its InResponseTo stripped from the envelope only, the signed
+    // SubjectConfirmationData still names the request: refused.
+    let irt = solicited
+        .xml
+        .split("InResponseTo=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    let stripped = solicited
+        .xml
+        .replacen(&format!(" InResponseTo=\"{irt}\""), "", 1);
+    let resp = post_acs(&mut Browser::default(), &gate, &stripped, "").await;
+    assert_eq!(resp.status(), 400);
+    let f = wait_failures(&gate, 2);
+    assert!(f[0].contains("transaction cookie is missing"), "{f:?}");
+    assert!(f[1].contains("InResponseTo"), "{f:?}");
 }
