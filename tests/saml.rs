@@ -1442,3 +1442,29 @@ async fn idp_initiated_login_when_allowed() {
     assert!(f[0].contains("transaction cookie is missing"), "{f:?}");
     assert!(f[1].contains("InResponseTo"), "{f:?}");
 }
+
+#[test]
+fn config_examples_are_valid() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config-examples");
+    let mut n = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        if !name.starts_with("saml-") {
+            continue;
+        }
+        let yaml = std::fs::read_to_string(&path).unwrap();
+        let c = portcullis::config::from_yaml_str(&yaml).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let s = c.saml.unwrap_or_else(|| panic!("{name}: no saml section"));
+        assert_eq!(
+            s.sp_entity_id, "https://app.example.com/.portcullis/saml/metadata",
+            "{name}"
+        );
+        assert!(
+            yaml.contains("https://app.example.com/.portcullis/saml/acs"),
+            "{name} must say the ACS URL"
+        );
+        n += 1;
+    }
+    assert_eq!(n, 8);
+}

@@ -83,9 +83,32 @@ struct Active {
     sp: ServiceProvider,
 }
 
+/// A token bucket in front of signature verification: whoever holds a
+/// live transaction cookie still cannot make the gate verify without end.
 struct Bucket {
     tokens: f64,
     last: Instant,
+}
+
+impl Bucket {
+    fn new(now: Instant) -> Bucket {
+        Bucket {
+            tokens: VERIFY_BURST,
+            last: now,
+        }
+    }
+
+    fn take(&mut self, now: Instant) -> bool {
+        let refill = now.saturating_duration_since(self.last).as_secs_f64() * VERIFY_RATE;
+        self.tokens = (self.tokens + refill).min(VERIFY_BURST);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 pub struct Saml {
@@ -128,10 +151,7 @@ impl Saml {
             metadata_signer,
             active: RwLock::new(Arc::new(Active { md, sp })),
             replay: replay::ReplayCache::default(),
-            bucket: Mutex::new(Bucket {
-                tokens: VERIFY_BURST,
-                last: Instant::now(),
-            }),
+            bucket: Mutex::new(Bucket::new(Instant::now())),
             session_cookie: config.session.cookie_name.clone(),
             session_attrs: CookieAttrs {
                 secure: config.session.secure_cookie,
@@ -365,19 +385,10 @@ impl Saml {
     }
 
     fn take_token(&self) -> bool {
-        let Ok(mut b) = self.bucket.lock() else {
-            return false;
-        };
-        let now = Instant::now();
-        let refill = now.duration_since(b.last).as_secs_f64() * VERIFY_RATE;
-        b.tokens = (b.tokens + refill).min(VERIFY_BURST);
-        b.last = now;
-        if b.tokens >= 1.0 {
-            b.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
+        self.bucket
+            .lock()
+            .map(|mut b| b.take(Instant::now()))
+            .unwrap_or(false)
     }
 
     /// `GET /.portcullis/saml/slo`: the IdP's LogoutResponse after an
@@ -603,5 +614,57 @@ async fn refresh_loop(saml: Weak<Saml>, configured: Duration) {
         if let Err(e) = s.refresh().await {
             tracing::warn!(error = %e, "IdP metadata refresh failed; keeping the last good copy");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verification_is_rate_limited_with_a_burst() {
+        let t0 = Instant::now();
+        let mut b = Bucket::new(t0);
+        let granted = (0..100).filter(|_| b.take(t0)).count();
+        assert_eq!(granted, VERIFY_BURST as usize);
+        assert!(!b.take(t0));
+        // One second later, VERIFY_RATE more.
+        let t1 = t0 + Duration::from_secs(1);
+        let granted = (0..100).filter(|_| b.take(t1)).count();
+        assert_eq!(granted, VERIFY_RATE as usize);
+    }
+
+    #[test]
+    fn logout_request_id_is_read_from_the_root_only() {
+        assert_eq!(
+            logout_request_id(r#"<samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" ID="_x1"/>"#)
+                .as_deref(),
+            Some("_x1")
+        );
+        assert_eq!(logout_request_id(r#"<samlp:Response ID="_x1"/>"#), None);
+    }
+
+    #[test]
+    fn the_acs_form_is_base64_xml() {
+        let xml = "<samlp:Response/>";
+        let b64 = base64::engine::general_purpose::STANDARD.encode(xml);
+        let body = format!(
+            "SAMLResponse={}&RelayState=abc",
+            url::form_urlencoded::byte_serialize(
+                format!("{}\r\n{}", &b64[..4], &b64[4..]).as_bytes()
+            )
+            .collect::<String>()
+        );
+        let (got, relay) = read_form(&Bytes::from(body)).unwrap();
+        assert_eq!(got, xml);
+        assert_eq!(relay.as_deref(), Some("abc"));
+        assert_eq!(
+            read_form(&Bytes::from("RelayState=x")),
+            Err(AcsError::Malformed)
+        );
+        assert_eq!(
+            read_form(&Bytes::from("SAMLResponse=%%%")),
+            Err(AcsError::Malformed)
+        );
     }
 }
