@@ -1468,3 +1468,84 @@ fn config_examples_are_valid() {
     }
     assert_eq!(n, 8);
 }
+
+#[tokio::test]
+async fn idp_initiated_logout_clears_the_session() {
+    let pair = sp_pair();
+    let entity = "http://app.test/sp-idpslo";
+    let idp = Idp::start(json!([sp(entity, &pair.cert, json!({}))]));
+    let up = TestUpstream::start().await;
+    let gate = Gate::start(&saml_yaml(
+        &up.url(),
+        &idp.metadata_url(),
+        entity,
+        &pair,
+        "",
+        "",
+    ));
+    let mut b = Browser::default();
+    login(&mut b, &gate, "alice", "/").await;
+    assert_eq!(b.get(&gate.url("/")).await.status(), 200);
+
+    // A forged, unsigned LogoutRequest is refused and ends nothing.
+    let forged = "<samlp:LogoutRequest xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\" ID=\"_f\" Version=\"2.0\"/>";
+    let mut deflated = Vec::new();
+    {
+        use std::io::Write;
+        let mut e =
+            flate2::write::DeflateEncoder::new(&mut deflated, flate2::Compression::default());
+        e.write_all(forged.as_bytes()).unwrap();
+        e.finish().unwrap();
+    }
+    let q: String = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair(
+            "SAMLRequest",
+            &base64::engine::general_purpose::STANDARD.encode(&deflated),
+        )
+        .finish();
+    let resp = b
+        .get(&gate.url(&format!("/.portcullis/saml/slo?{q}")))
+        .await;
+    assert_eq!(resp.status(), 400);
+    assert_eq!(b.get(&gate.url("/")).await.status(), 200);
+
+    let done = format!("http://127.0.0.1:{}/saml2/idp/metadata.php", idp.port);
+    let mut url = format!(
+        "http://127.0.0.1:{}/saml2/idp/initSLO.php?RelayState={}",
+        idp.port,
+        url::form_urlencoded::byte_serialize(done.as_bytes()).collect::<String>()
+    );
+    let mut saw_gate = false;
+    for _ in 0..10 {
+        let resp = b.get(&url).await;
+        if !resp.status().is_redirection() {
+            break;
+        }
+        let next = resp.headers()["location"].to_str().unwrap().to_string();
+        url = match next.strip_prefix("http://app.test") {
+            Some(rest) => {
+                assert!(
+                    rest.starts_with("/.portcullis/saml/slo?SAMLRequest="),
+                    "{rest}"
+                );
+                saw_gate = true;
+                gate.url(rest)
+            }
+            None => url::Url::parse(&url)
+                .unwrap()
+                .join(&next)
+                .unwrap()
+                .to_string(),
+        };
+        if url == done {
+            break;
+        }
+    }
+    assert!(saw_gate, "the IdP never sent the LogoutRequest");
+    assert_eq!(url, done, "the IdP did not finish the logout");
+    assert_eq!(
+        b.get(&gate.url("/")).await.status(),
+        302,
+        "the session survived"
+    );
+}
