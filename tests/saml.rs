@@ -1549,3 +1549,72 @@ async fn idp_initiated_logout_clears_the_session() {
         "the session survived"
     );
 }
+
+/// With https and secure cookies (the default), the transaction cookie is
+/// `SameSite=None; Secure` so the IdP's cross-site POST carries it, while
+/// the session cookie stays `Lax`.
+#[tokio::test]
+async fn secure_deployment_uses_a_cross_site_transaction_cookie() {
+    let pair = sp_pair();
+    let entity = "https://app.test/.portcullis/saml/metadata";
+    let acs = "https://app.test/.portcullis/saml/acs";
+    let idp = Idp::start(json!([sp(
+        entity,
+        &pair.cert,
+        json!({"acs_url": acs, "slo_url": "https://app.test/.portcullis/saml/slo"})
+    )]));
+    let up = TestUpstream::start().await;
+    let yaml = format!(
+        "domain: app.test\nlisten: 127.0.0.1:0\nupstream:\n  url: {}\nsession:\n  key_file: KEYFILE\nlog:\n  format: json\n  level: info\nsaml:\n  idp_metadata_url: {}\n  sp_key_file: {}\n  sp_cert_file: {}\n",
+        up.url(),
+        idp.metadata_url(),
+        pair.key.display(),
+        pair.cert.display()
+    );
+    let gate = Gate::start(&yaml);
+    let mut b = Browser::default();
+    let resp = b.get(&gate.url("/secure")).await;
+    assert_eq!(resp.status(), 302);
+    let txn = resp
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .find(|c| c.contains("_txn_"))
+        .unwrap();
+    assert!(txn.starts_with("__Host-portcullis_txn_"), "{txn}");
+    assert!(
+        txn.contains("Secure") && txn.contains("SameSite=None") && txn.contains("HttpOnly"),
+        "{txn}"
+    );
+    let form = at_idp(
+        &mut b,
+        resp.headers()["location"].to_str().unwrap().to_string(),
+        "alice",
+    )
+    .await;
+    assert_eq!(form.action, acs);
+    let resp = b
+        .post(
+            &gate.url("/.portcullis/saml/acs"),
+            &[
+                ("SAMLResponse", form.get("SAMLResponse").unwrap()),
+                ("RelayState", form.get("RelayState").unwrap()),
+            ],
+        )
+        .await;
+    assert_eq!(resp.status(), 302, "{}", resp.text().await.unwrap());
+    let session = resp
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .find(|c| c.starts_with("__Host-portcullis_session="))
+        .unwrap();
+    assert!(
+        session.contains("SameSite=Lax") && session.contains("Secure"),
+        "{session}"
+    );
+    let echo: Value = b.get(&gate.url("/secure")).await.json().await.unwrap();
+    assert_eq!(header(&echo, "x-forwarded-user"), "alice");
+}

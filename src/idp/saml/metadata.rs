@@ -451,6 +451,62 @@ pub(crate) mod tests {
         ));
     }
 
+    /// Signs `xml` (an EntityDescriptor with `ID="_md"`) the way an IdP
+    /// signs its metadata: enveloped, exclusive c14n, RSA-SHA256.
+    fn sign_metadata(xml: &str, key: &openssl::pkey::PKey<openssl::pkey::Private>) -> String {
+        let template = r##"<ds:Signature><ds:SignedInfo><ds:CanonicalizationMethod Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/><ds:SignatureMethod Algorithm="http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"/><ds:Reference URI="#_md"><ds:Transforms><ds:Transform Algorithm="http://www.w3.org/2000/09/xmldsig#enveloped-signature"/><ds:Transform Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/></ds:Transforms><ds:DigestMethod Algorithm="http://www.w3.org/2001/04/xmlenc#sha256"/><ds:DigestValue></ds:DigestValue></ds:Reference></ds:SignedInfo><ds:SignatureValue></ds:SignatureValue></ds:Signature>"##;
+        let xml = xml.replacen(
+            "<md:IDPSSODescriptor",
+            &format!("{template}<md:IDPSSODescriptor"),
+            1,
+        );
+        Crypto::sign_xml(xml, &key.private_key_to_der().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn metadata_signed_by_the_pinned_certificate_is_read_and_tampering_is_caught() {
+        let dir = tempfile::tempdir().unwrap();
+        let signer = super::super::keys::SpKeys::load_or_create(
+            &dir.path().join("s.key"),
+            &dir.path().join("s.crt"),
+            "md-signer",
+        )
+        .unwrap();
+        let pinned = CertificateDer::from(signer.cert_der());
+        let cert = test_cert_b64();
+        let xml = metadata_xml(&key_descriptor(Some("signing"), &cert), r#"ID="_md""#)
+            .replace("<?xml version=\"1.0\"?>\n", "");
+        let signed = sign_metadata(&xml, &signer.key);
+        let md = parse(&signed, "t", Some(&pinned), Utc::now()).unwrap();
+        assert_eq!(md.sso_redirect, "https://idp.example.com/sso");
+        assert_eq!(md.signing_certs.len(), 1);
+        // An attacker who swaps the SSO location (or the keys) breaks it.
+        let tampered = signed.replace(
+            "https://idp.example.com/sso\"",
+            "https://evil.example.com/sso\"",
+        );
+        assert!(matches!(
+            parse(&tampered, "t", Some(&pinned), Utc::now()),
+            Err(MetadataError::BadMetadataSignature(_))
+        ));
+        // Signed by someone else.
+        let other = super::super::keys::SpKeys::load_or_create(
+            &dir.path().join("o.key"),
+            &dir.path().join("o.crt"),
+            "other",
+        )
+        .unwrap();
+        assert!(matches!(
+            parse(
+                &sign_metadata(&xml, &other.key),
+                "t",
+                Some(&pinned),
+                Utc::now()
+            ),
+            Err(MetadataError::BadMetadataSignature(_))
+        ));
+    }
+
     #[test]
     fn iso_durations() {
         assert_eq!(
