@@ -1214,6 +1214,7 @@ async fn many_acs_posts_do_not_grow_memory() {
         assert_eq!(post(i % 2 == 0).await.unwrap().status(), 400);
     }
     let (after, _) = gate.rss_kb();
+    eprintln!("gate RSS across 3000 refused ACS posts: {before} kB -> {after} kB");
     // Through verification each post would leak about 4.6 kB (14 MB here).
     assert!(
         after < before + 8 * 1024,
