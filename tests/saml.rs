@@ -929,7 +929,12 @@ async fn attributes_under_oids_and_adfs_claim_uris_and_outsiders_get_403() {
 async fn sp_metadata_is_served_and_printed() {
     let pair = sp_pair();
     let entity = "http://app.test/sp-md";
-    let idp = Idp::start(json!([sp(entity, &pair.cert, json!({}))]));
+    // The IdP checks the AuthnRequest signature with the SP certificate.
+    let idp = Idp::start(json!([sp(
+        entity,
+        &pair.cert,
+        json!({"validate_signatures": true})
+    )]));
     let up = TestUpstream::start().await;
     let gate = Gate::start(&saml_yaml(
         &up.url(),

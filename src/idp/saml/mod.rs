@@ -75,6 +75,10 @@ pub enum SamlSetupError {
     MetadataSigner(String),
     #[error(transparent)]
     SpMetadata(#[from] sp_metadata::SpMetadataError),
+    #[error(
+        "saml.sign_requests needs an RSA key, and `{0}` is not one; give an RSA key pair or remove both files to have one generated"
+    )]
+    SigningKeyNotRsa(String),
 }
 
 /// The IdP as currently known, and samael's SP built for it.
@@ -129,6 +133,11 @@ impl Saml {
     /// down), and a refresh task when the metadata comes from a URL.
     pub async fn new(config: &Config, cfg: &SamlConfig) -> Result<Arc<Saml>, SamlSetupError> {
         let keys = SpKeys::load_or_create(&cfg.sp_key_file, &cfg.sp_cert_file, &cfg.sp_entity_id)?;
+        if cfg.sign_requests && keys.key.rsa().is_err() {
+            return Err(SamlSetupError::SigningKeyNotRsa(
+                cfg.sp_key_file.display().to_string(),
+            ));
+        }
         let metadata_signer = match &cfg.metadata_signing_cert_file {
             None => None,
             Some(p) => {

@@ -36,13 +36,9 @@ pub fn authn_request_url(
     req.id = id.to_string();
     // `false` is the default; leaving it out keeps the request minimal.
     req.force_authn = None;
-    let url = match sign_with {
-        Some(key) => req.signed_redirect(relay_state, key),
-        None => req.redirect(relay_state),
-    }
-    .map_err(|e| RequestError(e.to_string()))?
-    .ok_or_else(|| RequestError("the IdP has no SSO location".into()))?;
-    Ok(url)
+    use samael::traits::ToXml;
+    let xml = req.to_string().map_err(|e| RequestError(e.to_string()))?;
+    redirect_url(sso_url, "SAMLRequest", &xml, relay_state, sign_with)
 }
 
 fn xml_text(s: &str) -> String {
@@ -103,16 +99,45 @@ fn redirect_url(
         enc.finish().map_err(|e| RequestError(e.to_string()))?;
     }
     let encoded = base64::engine::general_purpose::STANDARD.encode(&deflated);
-    let mut url = Url::parse(location).map_err(|e| RequestError(e.to_string()))?;
-    url.query_pairs_mut().append_pair(param, &encoded);
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
+    query.append_pair(param, &encoded);
     if !relay_state.is_empty() {
-        url.query_pairs_mut().append_pair("RelayState", relay_state);
+        query.append_pair("RelayState", relay_state);
     }
-    match sign_with {
-        Some(key) => samael::crypto::sign_url(url, key).map_err(|e| RequestError(e.to_string())),
-        None => Ok(url),
+    let mut query = match sign_with {
+        None => query.finish(),
+        Some(key) => {
+            // The signature covers exactly these bytes; the IdP rebuilds
+            // them from the parameters as sent, never from the whole URL
+            // (samael's signer would include the SSO URL's own query).
+            query.append_pair("SigAlg", RSA_SHA256);
+            let signed = query.finish();
+            let mut signer =
+                openssl::sign::Signer::new(openssl::hash::MessageDigest::sha256(), key)
+                    .map_err(|e| RequestError(e.to_string()))?;
+            signer
+                .update(signed.as_bytes())
+                .map_err(|e| RequestError(e.to_string()))?;
+            let sig = signer
+                .sign_to_vec()
+                .map_err(|e| RequestError(e.to_string()))?;
+            let sig = base64::engine::general_purpose::STANDARD.encode(sig);
+            let tail: String = url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("Signature", &sig)
+                .finish();
+            format!("{signed}&{tail}")
+        }
+    };
+    let mut url = Url::parse(location).map_err(|e| RequestError(e.to_string()))?;
+    if let Some(existing) = url.query().filter(|q| !q.is_empty()) {
+        query = format!("{existing}&{query}");
     }
+    url.set_query(Some(&query));
+    Ok(url)
 }
+
+/// The only algorithm Portcullis signs redirect messages with (RSA keys).
+pub const RSA_SHA256: &str = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256";
 
 /// Checks the signature of an HTTP-Redirect binding message (`param` is
 /// `SAMLRequest` or `SAMLResponse`) against the IdP's certificates. The
@@ -250,11 +275,42 @@ mod tests {
             query(&url, "SigAlg").as_deref(),
             Some("http://www.w3.org/2001/04/xmldsig-more#rsa-sha256")
         );
-        let v = samael::crypto::UrlVerifier::from_x509(&samael::crypto::CertificateDer::from(
-            keys.cert_der(),
-        ))
+        let cert = [CertificateDer::from(keys.cert_der())];
+        assert!(redirect_signature_ok(
+            url.query().unwrap(),
+            "SAMLRequest",
+            &cert
+        ));
+        // The SSO URL's own query is not part of what is signed.
+        let url = authn_request_url(
+            &sp(),
+            "https://idp.example.com/sso?tenant=a%20b",
+            &new_request_id(),
+            "r",
+            Some(&keys.key),
+        )
         .unwrap();
-        assert!(v.verify_signed_request_url(&url).unwrap());
+        assert!(
+            url.query()
+                .unwrap()
+                .starts_with("tenant=a%20b&SAMLRequest=")
+        );
+        assert!(redirect_signature_ok(
+            url.query().unwrap(),
+            "SAMLRequest",
+            &cert
+        ));
+        // And samael's own verifier agrees (an independent check).
+        let v = samael::crypto::UrlVerifier::from_x509(&cert[0]).unwrap();
+        let plain = authn_request_url(
+            &sp(),
+            "https://idp.example.com/sso",
+            &new_request_id(),
+            "r",
+            Some(&keys.key),
+        )
+        .unwrap();
+        assert!(v.verify_signed_request_url(&plain).unwrap());
     }
 
     #[test]
