@@ -306,6 +306,17 @@ pub async fn fetch(url: &url::Url) -> Result<String, MetadataError> {
         .await
         .map_err(|_| err(format!("no answer within {}s", FETCH_TIMEOUT.as_secs())))?
         .map_err(|e| err(format!("{e}")))?;
+    if resp.status().is_redirection() {
+        let to = resp
+            .headers()
+            .get(http::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("?");
+        return Err(err(format!(
+            "the server redirects ({}) to {to}; redirects are not followed, so put the final URL in saml.idp_metadata_url",
+            resp.status()
+        )));
+    }
     if resp.status() != http::StatusCode::OK {
         return Err(err(format!(
             "the server answered {} instead of 200",
@@ -505,6 +516,38 @@ pub(crate) mod tests {
             ),
             Err(MetadataError::BadMetadataSignature(_))
         ));
+    }
+
+    async fn one_shot_server(answer: &'static str) -> url::Url {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf).await;
+            let _ = s.write_all(answer.as_bytes()).await;
+        });
+        url::Url::parse(&format!("http://{addr}/md")).unwrap()
+    }
+
+    #[tokio::test]
+    async fn fetch_does_not_follow_redirects_and_says_where_they_go() {
+        let url = one_shot_server(
+            "HTTP/1.1 302 Found\r\nLocation: https://elsewhere.example/md\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        )
+        .await;
+        let e = fetch(&url).await.unwrap_err().to_string();
+        assert!(
+            e.contains("redirects") && e.contains("https://elsewhere.example/md"),
+            "{e}"
+        );
+        let url = one_shot_server(
+            "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        )
+        .await;
+        let e = fetch(&url).await.unwrap_err().to_string();
+        assert!(e.contains("404"), "{e}");
     }
 
     #[test]
