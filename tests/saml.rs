@@ -512,8 +512,8 @@ async fn login_with_response_or_assertion_signed_or_encrypted() {
             &idp.metadata_url(),
             entity,
             &pair,
-            "",
-            "",
+            "  attributes:\n    extra:\n      affiliation: eduPersonAffiliation\n",
+            "headers:\n  extra:\n    affiliation: X-Affiliation\n",
         ));
         let mut b = Browser::default();
         // RelayState is the opaque transaction id only, never the path.
@@ -539,6 +539,7 @@ async fn login_with_response_or_assertion_signed_or_encrypted() {
         assert_eq!(header(&echo, "x-forwarded-email"), "alice@example.com");
         assert_eq!(header(&echo, "x-forwarded-name"), "Alice Example");
         assert_eq!(header(&echo, "x-forwarded-groups"), "admins,staff");
+        assert_eq!(header(&echo, "x-affiliation"), "member,staff");
         // The transaction cookie is gone, the session works on its own.
         assert!(
             !b.jar[&gate.addr.port()].contains_key(&format!("portcullis_txn_{}", c.relay)),

@@ -126,6 +126,9 @@ pub struct Saml {
     bucket: Mutex<Bucket>,
     session_cookie: String,
     session_attrs: CookieAttrs,
+    /// Extra attributes some header wants; the others would only make
+    /// the session cookie bigger.
+    wanted_extra: Vec<String>,
 }
 
 impl Saml {
@@ -166,6 +169,12 @@ impl Saml {
                 secure: config.session.secure_cookie,
                 same_site_none: false,
             },
+            wanted_extra: config
+                .headers
+                .extra
+                .iter()
+                .map(|(k, _)| k.clone())
+                .collect(),
         });
         if let MetadataSource::Url { refresh, .. } = &cfg.metadata {
             tokio::spawn(refresh_loop(Arc::downgrade(&saml), *refresh));
@@ -376,8 +385,9 @@ impl Saml {
         ) {
             return Err(AcsError::Replay);
         }
-        let identity: Identity = attributes::identity(&assertion, &self.cfg.attributes)
+        let mut identity: Identity = attributes::identity(&assertion, &self.cfg.attributes)
             .map_err(|e| AcsError::Mapping(e.to_string()))?;
+        identity.extra.retain(|k, _| self.wanted_extra.contains(k));
         let (return_to, set_cookies) = match txn {
             Some(t) => (t.return_to.clone(), vec![ctx.transactions.clear(&t.id)]),
             None => (
