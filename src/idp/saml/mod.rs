@@ -152,7 +152,7 @@ impl Saml {
                 Some(CertificateDer::from(der))
             }
         };
-        let md = initial_metadata(cfg, metadata_signer.as_ref()).await?;
+        let (md, from_cache) = initial_metadata(cfg, metadata_signer.as_ref()).await?;
         let sp_metadata_xml = sp_metadata::render(cfg, &keys)?;
         let sp = service_provider(cfg, &keys, &md);
         let saml = Arc::new(Saml {
@@ -177,7 +177,7 @@ impl Saml {
                 .collect(),
         });
         if let MetadataSource::Url { refresh, .. } = &cfg.metadata {
-            tokio::spawn(refresh_loop(Arc::downgrade(&saml), *refresh));
+            tokio::spawn(refresh_loop(Arc::downgrade(&saml), *refresh, from_cache));
         }
         Ok(saml)
     }
@@ -571,12 +571,12 @@ fn service_provider(cfg: &SamlConfig, keys: &SpKeys, md: &IdpMetadata) -> Servic
 async fn initial_metadata(
     cfg: &SamlConfig,
     signer: Option<&CertificateDer>,
-) -> Result<IdpMetadata, MetadataError> {
+) -> Result<(IdpMetadata, bool), MetadataError> {
     let now = chrono::Utc::now();
     match &cfg.metadata {
         MetadataSource::File(path) => {
             let xml = metadata::read_file(path)?;
-            metadata::parse(&xml, &path.display().to_string(), signer, now)
+            metadata::parse(&xml, &path.display().to_string(), signer, now).map(|md| (md, false))
         }
         MetadataSource::Url { url, .. } => {
             let fetched = match metadata::fetch(url).await {
@@ -588,7 +588,7 @@ async fn initial_metadata(
                     if let Err(e) = metadata::write_cache(&cfg.metadata_cache_file, &md.xml) {
                         tracing::warn!(error = %e, path = %cfg.metadata_cache_file.display(), "cannot write the IdP metadata cache");
                     }
-                    Ok(md)
+                    Ok((md, false))
                 }
                 Err(fetch_err) => {
                     let cache = &cfg.metadata_cache_file;
@@ -598,7 +598,7 @@ async fn initial_metadata(
                     match cached {
                         Ok(md) => {
                             tracing::warn!(error = %fetch_err, cache = %cache.display(), "IdP metadata URL unreachable at start; using the cached copy");
-                            Ok(md)
+                            Ok((md, true))
                         }
                         Err(cache_err) => Err(MetadataError::NoCache {
                             fetch: fetch_err.to_string(),
@@ -612,20 +612,31 @@ async fn initial_metadata(
     }
 }
 
-async fn refresh_loop(saml: Weak<Saml>, configured: Duration) {
+/// After a failure (or a start from the cache) the next try comes sooner.
+const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(60);
+
+async fn refresh_loop(saml: Weak<Saml>, configured: Duration, mut failing: bool) {
     loop {
         let wait = {
             let Some(s) = saml.upgrade() else { return };
             let cache = s.active().md.cache_duration;
-            cache
-                .map_or(configured, |c| c.min(configured))
-                .max(Duration::from_secs(1))
+            let normal = cache.map_or(configured, |c| c.min(configured));
+            if failing {
+                normal.min(RETRY_AFTER_FAILURE)
+            } else {
+                normal
+            }
+            .max(Duration::from_secs(1))
         };
         tokio::time::sleep(wait).await;
         let Some(s) = saml.upgrade() else { return };
-        if let Err(e) = s.refresh().await {
-            tracing::warn!(error = %e, "IdP metadata refresh failed; keeping the last good copy");
-        }
+        failing = match s.refresh().await {
+            Ok(_) => false,
+            Err(e) => {
+                tracing::warn!(error = %e, "IdP metadata refresh failed; keeping the last good copy");
+                true
+            }
+        };
     }
 }
 
