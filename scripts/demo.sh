@@ -10,7 +10,7 @@ GATE_PORT=${GATE_PORT:-4180}
 IDP_PORT=${IDP_PORT:-4181}
 APP_PORT=${APP_PORT:-4182}
 
-ensure_apt ca-certificates build-essential pkg-config curl
+ensure_apt ca-certificates build-essential pkg-config libxmlsec1-dev libclang-dev curl
 ensure_rust
 ensure_node
 echo "==> npm ci (local OpenID provider)"

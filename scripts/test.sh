@@ -7,9 +7,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
-ensure_apt ca-certificates build-essential pkg-config chromium chromium-driver
+# Build: a C toolchain; libxmlsec1/libxml2 and clang for the SAML code.
+# Tests: Chromium for the browser logins, SimpleSAMLphp as the SAML IdP.
+ensure_apt ca-certificates build-essential pkg-config libxmlsec1-dev libclang-dev \
+    chromium chromium-driver
 ensure_rust
 ensure_node
+tests/idp/saml/install.sh
 echo "==> npm ci (local OpenID provider for the tests)"
 npm ci --silent --no-audit --no-fund --prefix tests/idp/oidc
 

@@ -1,5 +1,5 @@
 //! The command line: `run` (default), `check-config`, `keygen`,
-//! `hash-token`, `version`.
+//! `sp-metadata`, `hash-token`, `version`.
 
 use std::io::BufRead;
 use std::path::PathBuf;
@@ -39,6 +39,9 @@ pub enum Command {
         #[arg(long)]
         rotate: bool,
     },
+    /// Print the SAML SP metadata to register at the IdP (creates the SP
+    /// key pair in the state directory if it does not exist yet).
+    SpMetadata,
     /// Print the SHA-256 of a passthrough token read from standard input,
     /// for `passthrough.tokens[].sha256`.
     HashToken {
@@ -112,6 +115,19 @@ fn dispatch(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 ring.write_new(&path)?;
                 println!("wrote {} with key {}", path.display(), ring.active().kid);
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::SpMetadata => {
+            let config = crate::config::load(cli.config.as_deref())?;
+            let saml = config.saml.as_ref().context(
+                "the configuration has no `saml:` section; add one (see config-examples/) to print SAML SP metadata",
+            )?;
+            let keys = crate::idp::saml::keys::SpKeys::load_or_create(
+                &saml.sp_key_file,
+                &saml.sp_cert_file,
+                &saml.sp_entity_id,
+            )?;
+            println!("{}", crate::idp::saml::sp_metadata::render(saml, &keys)?);
             Ok(ExitCode::SUCCESS)
         }
         Command::HashToken { generate } => {

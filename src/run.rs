@@ -8,7 +8,6 @@ use tokio::net::TcpListener;
 
 use crate::config::Config;
 use crate::idp::Login;
-use crate::idp::oidc::OidcLogin;
 use crate::proxy::Upstream;
 use crate::server::{App, serve};
 use crate::session::{KeyRing, Sessions, Transactions};
@@ -20,10 +19,7 @@ pub async fn build_app(config: Config) -> anyhow::Result<App> {
     let sessions = Sessions::new(&config, ring.clone());
     let transactions = Transactions::new(&config, ring);
     let upstream = Upstream::new(&config)?;
-    let login = match config.oidc.clone() {
-        Some(oidc) => Login::Oidc(Box::new(OidcLogin::new(&config, oidc).await?)),
-        None => Login::None,
-    };
+    let login = Login::from_config(&config).await?;
     Ok(App::new(config, sessions, transactions, upstream, login))
 }
 

@@ -267,18 +267,18 @@ impl App {
 
     fn logout(&self, req: Request<Incoming>, rq: &Rq<'_>) -> Response<Body> {
         let jar = cookies::request_cookies(req.headers());
-        let user = match self.sessions.verify(&jar) {
-            Some(Ok(v)) => Some(v.claims.user),
+        let identity = match self.sessions.verify(&jar) {
+            Some(Ok(v)) => Some(v.claims.identity()),
             _ => None,
         };
-        audit::logout(rq.ctx(), user.as_deref());
+        audit::logout(rq.ctx(), identity.as_ref().map(|i| i.user.as_str()));
         let rd = query_param(req.uri().query(), "rd");
         let mut resp = match (
             &rd,
-            self.login.logout_redirect(&safe_return_path(
-                rd.as_deref(),
-                &self.config.public_origin(),
-            )),
+            self.login.logout_redirect(
+                &safe_return_path(rd.as_deref(), &self.config.public_origin()),
+                identity.as_ref(),
+            ),
         ) {
             (_, Some(idp_url)) => redirect(&idp_url),
             (Some(_), None) => redirect(&safe_return_path(

@@ -5,6 +5,7 @@
 
 mod model;
 pub mod oidc;
+pub mod saml;
 mod validate;
 
 use std::path::Path;

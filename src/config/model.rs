@@ -41,6 +41,7 @@ pub struct RawConfig {
     pub login: LoginConfig,
     /// OpenID Connect provider (one IdP per instance).
     pub oidc: Option<super::oidc::OidcRaw>,
+    pub saml: Option<super::saml::RawSaml>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]

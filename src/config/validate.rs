@@ -30,6 +30,7 @@ pub struct Config {
     pub log: LogConfig,
     pub login: LoginConfig,
     pub oidc: Option<super::oidc::Oidc>,
+    pub saml: Option<super::saml::Saml>,
 }
 
 impl Config {
@@ -241,6 +242,16 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, Vec<FieldError>> {
         .oidc
         .as_ref()
         .and_then(|o| super::oidc::validate(o, &mut errs.0));
+    let saml = raw
+        .saml
+        .as_ref()
+        .and_then(|s| super::saml::validate(s, &domain, raw.scheme, &state_dir, &mut errs.0));
+    if raw.oidc.is_some() && raw.saml.is_some() {
+        errs.add(
+            "oidc",
+            "and `saml` are both set: one instance logs in through one identity provider; remove one of them",
+        );
+    }
     if raw.login.loop_max == 0 {
         errs.add("login.loop_max", "must be at least 1");
     }
@@ -268,6 +279,7 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, Vec<FieldError>> {
         log: raw.log,
         login: raw.login,
         oidc,
+        saml,
     })
 }
 

@@ -6,11 +6,15 @@
 //! the server mints the session. Nothing here knows about the upstream.
 
 pub mod oidc;
+pub mod saml;
+
+use std::sync::Arc;
 
 use http::{Request, Response};
 use hyper::body::Incoming;
 
 use crate::Body;
+use crate::config::Config;
 use crate::identity::{Identity, IdpKind};
 use crate::pages::{Page, PageKind};
 use crate::session::Transactions;
@@ -47,7 +51,18 @@ pub enum EndpointOutcome {
 pub enum Login {
     /// No IdP configured: nobody can log in, which the pages say plainly.
     None,
+    /// OpenID Connect ([`oidc::OidcLogin`]).
     Oidc(Box<oidc::OidcLogin>),
+    /// SAML 2.0 ([`saml::Saml`]).
+    Saml(Arc<saml::Saml>),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoginSetupError {
+    #[error(transparent)]
+    Oidc(#[from] oidc::OidcSetupError),
+    #[error(transparent)]
+    Saml(#[from] saml::SamlSetupError),
 }
 
 /// Per-request facts a login flavour may need.
@@ -60,10 +75,24 @@ pub struct LoginCtx<'a> {
 }
 
 impl Login {
+    /// The flavour the configuration names (IdP metadata is loaded here).
+    pub async fn from_config(config: &Config) -> Result<Login, LoginSetupError> {
+        if let Some(o) = &config.oidc {
+            return Ok(Login::Oidc(Box::new(
+                oidc::OidcLogin::new(config, o.clone()).await?,
+            )));
+        }
+        if let Some(s) = &config.saml {
+            return Ok(Login::Saml(saml::Saml::new(config, s).await?));
+        }
+        Ok(Login::None)
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             Login::None => "none",
             Login::Oidc(_) => "oidc",
+            Login::Saml(_) => "saml",
         }
     }
 
@@ -76,6 +105,7 @@ impl Login {
         match self {
             Login::None => Err(Page::new(PageKind::NoIdentityProvider)),
             Login::Oidc(o) => o.start(ctx, return_to).await,
+            Login::Saml(s) => s.start(ctx, return_to),
         }
     }
 
@@ -89,15 +119,18 @@ impl Login {
         match self {
             Login::None => None,
             Login::Oidc(o) => o.endpoint(rest, ctx, req).await,
+            Login::Saml(s) => s.endpoint(rest, ctx, req).await,
         }
     }
 
     /// Where logout sends the browser after clearing the session, when the
     /// IdP should end its own session too (RP-initiated logout, SLO).
-    pub fn logout_redirect(&self, _return_to: &str) -> Option<String> {
+    /// `identity` is the session being ended, when there was one.
+    pub fn logout_redirect(&self, return_to: &str, identity: Option<&Identity>) -> Option<String> {
         match self {
             Login::None => None,
             Login::Oidc(o) => o.logout_redirect(),
+            Login::Saml(s) => s.logout_redirect(return_to, identity),
         }
     }
 }

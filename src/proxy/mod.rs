@@ -3,7 +3,7 @@
 //! through, and the header rules of [`headers`].
 
 pub mod headers;
-mod tls;
+pub(crate) mod tls;
 
 use std::net::IpAddr;
 

@@ -1,0 +1,1627 @@
+//! SAML 2.0 login end to end: the real binary, a real upstream and the real
+//! SimpleSAMLphp IdP (tests/idp/saml, started here on a free loopback
+//! port). A small browser (cookie jar, redirects, forms) logs in; captured
+//! responses are altered, re-signed with the IdP's key (the tests make that
+//! key, so a forged-but-validly-signed answer can test each check behind
+//! the signature) or signed with a stranger's key, and posted back.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use common::*;
+use portcullis::idp::saml::keys::SpKeys;
+use serde_json::{Value, json};
+
+const ACS: &str = "http://app.test/.portcullis/saml/acs";
+const SLO: &str = "http://app.test/.portcullis/saml/slo";
+
+fn script(name: &str) -> String {
+    format!("{}/tests/idp/saml/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn new_pair(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    let (k, c) = (
+        dir.join(format!("{name}.key")),
+        dir.join(format!("{name}.crt")),
+    );
+    SpKeys::load_or_create(&k, &c, name).unwrap();
+    (k, c)
+}
+
+/// A running SimpleSAMLphp IdP whose signing key the test owns.
+struct Idp {
+    dir: tempfile::TempDir,
+    port: u16,
+    sps: Value,
+    key: PathBuf,
+    cert: PathBuf,
+}
+
+impl Idp {
+    fn start(sps: Value) -> Idp {
+        let dir = tempfile::tempdir().unwrap();
+        let (key, cert) = new_pair(dir.path(), "idp-1");
+        let mut idp = Idp {
+            port: free_port(),
+            dir,
+            sps,
+            key,
+            cert,
+        };
+        idp.run_start();
+        idp
+    }
+
+    fn run_start(&mut self) {
+        let sps_file = self.dir.path().join("sps.json");
+        std::fs::write(&sps_file, self.sps.to_string()).unwrap();
+        let out = Command::new(script("start.sh"))
+            .arg(self.dir.path().join("work"))
+            .env("SAML_PORT", self.port.to_string())
+            .env("SAML_SPS_FILE", &sps_file)
+            .env("SAML_IDP_KEY", &self.key)
+            .env("SAML_IDP_CERT", &self.cert)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "start.sh failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn stop(&self) {
+        let _ = Command::new(script("stop.sh"))
+            .arg(self.dir.path().join("work"))
+            .output();
+    }
+
+    /// Key rollover: the IdP comes back signing with a new key.
+    fn restart_with_new_key(&mut self, n: u32) {
+        self.stop();
+        let (k, c) = new_pair(self.dir.path(), &format!("idp-{n}"));
+        self.key = k;
+        self.cert = c;
+        self.run_start();
+    }
+
+    fn metadata_url(&self) -> String {
+        format!("http://127.0.0.1:{}/saml2/idp/metadata.php", self.port)
+    }
+
+    fn sso_url(&self) -> String {
+        format!("http://127.0.0.1:{}/saml2/idp/SSOService.php", self.port)
+    }
+
+    fn key_pem(&self) -> Vec<u8> {
+        std::fs::read(&self.key).unwrap()
+    }
+}
+
+impl Drop for Idp {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// An SP entry for the IdP, pointing at the gate's ACS.
+fn sp(entity: &str, cert: &Path, opts: Value) -> Value {
+    let mut v = json!({
+        "entity_id": entity,
+        "acs_url": ACS,
+        "slo_url": SLO,
+        "sp_cert_pem": std::fs::read_to_string(cert).unwrap(),
+    });
+    for (k, val) in opts.as_object().unwrap() {
+        v[k] = val.clone();
+    }
+    v
+}
+
+/// The SP key pair the gate uses (made before the IdP, which needs the
+/// certificate for encryption).
+struct SpPair {
+    _dir: tempfile::TempDir,
+    key: PathBuf,
+    cert: PathBuf,
+}
+
+fn sp_pair() -> SpPair {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, cert) = new_pair(dir.path(), "sp");
+    SpPair {
+        _dir: dir,
+        key,
+        cert,
+    }
+}
+
+fn saml_yaml(
+    up: &str,
+    metadata_url: &str,
+    entity: &str,
+    pair: &SpPair,
+    saml_extra: &str,
+    top_extra: &str,
+) -> String {
+    base_yaml(
+        up,
+        &format!(
+            "saml:\n  idp_metadata_url: {metadata_url}\n  sp_entity_id: {entity}\n  sp_key_file: {}\n  sp_cert_file: {}\n{saml_extra}{top_extra}",
+            pair.key.display(),
+            pair.cert.display()
+        ),
+    )
+}
+
+// --- a small browser ------------------------------------------------------
+
+#[derive(Default)]
+struct Browser {
+    /// port -> cookie name -> value (all hosts are 127.0.0.1).
+    jar: BTreeMap<u16, BTreeMap<String, String>>,
+}
+
+#[derive(Debug, Clone)]
+struct Form {
+    action: String,
+    inputs: Vec<(String, String)>,
+}
+
+impl Form {
+    fn get(&self, name: &str) -> Option<&str> {
+        self.inputs
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+fn port_of(url: &str) -> u16 {
+    url::Url::parse(url)
+        .unwrap()
+        .port_or_known_default()
+        .unwrap()
+}
+
+impl Browser {
+    fn cookie_header(&self, url: &str) -> String {
+        self.jar
+            .get(&port_of(url))
+            .map(|c| {
+                c.iter()
+                    .map(|(n, v)| format!("{n}={v}"))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            })
+            .unwrap_or_default()
+    }
+
+    fn store(&mut self, url: &str, resp: &reqwest::Response) {
+        let jar = self.jar.entry(port_of(url)).or_default();
+        for sc in resp.headers().get_all("set-cookie") {
+            let sc = sc.to_str().unwrap();
+            let nv = sc.split(';').next().unwrap();
+            let (n, v) = nv.split_once('=').unwrap();
+            if sc.contains("Max-Age=0")
+                || sc.to_ascii_lowercase().contains("expires=thu, 01 jan 1970")
+            {
+                jar.remove(n.trim());
+            } else {
+                jar.insert(n.trim().to_string(), v.trim().to_string());
+            }
+        }
+    }
+
+    async fn get(&mut self, url: &str) -> reqwest::Response {
+        assert_eq!(
+            url::Url::parse(url).unwrap().host_str(),
+            Some("127.0.0.1"),
+            "{url}"
+        );
+        let resp = client()
+            .get(url)
+            .header("accept", BROWSER_ACCEPT)
+            .header("cookie", self.cookie_header(url))
+            .send()
+            .await
+            .unwrap();
+        self.store(url, &resp);
+        resp
+    }
+
+    async fn post(&mut self, url: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(fields)
+            .finish();
+        let resp = client()
+            .post(url)
+            .header("accept", BROWSER_ACCEPT)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("cookie", self.cookie_header(url))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        self.store(url, &resp);
+        resp
+    }
+
+    /// GETs `url`, following redirects on loopback; returns final URL and body.
+    async fn follow(&mut self, mut url: String) -> (String, String) {
+        for _ in 0..10 {
+            let resp = self.get(&url).await;
+            if resp.status().is_redirection() {
+                let loc = resp.headers()["location"].to_str().unwrap();
+                url = url::Url::parse(&url)
+                    .unwrap()
+                    .join(loc)
+                    .unwrap()
+                    .to_string();
+                continue;
+            }
+            return (url, resp.text().await.unwrap());
+        }
+        panic!("too many redirects");
+    }
+}
+
+/// The `<form>`s of a page with their inputs (enough for SimpleSAMLphp).
+fn forms(html: &str) -> Vec<Form> {
+    let mut out: Vec<Form> = Vec::new();
+    let mut rest = html;
+    while let Some(i) = rest.find('<') {
+        rest = &rest[i + 1..];
+        let end = rest.find('>').unwrap_or(rest.len());
+        let tag = &rest[..end];
+        let name: String = tag
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric())
+            .collect();
+        let attrs = parse_attrs(&tag[name.len()..]);
+        let attr = |k: &str| attrs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        match name.to_ascii_lowercase().as_str() {
+            "form" => out.push(Form {
+                action: attr("action").unwrap_or_default(),
+                inputs: vec![],
+            }),
+            "input" | "button" => {
+                if let (Some(f), Some(n)) = (out.last_mut(), attr("name")) {
+                    f.inputs.push((n, attr("value").unwrap_or_default()));
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+fn parse_attrs(s: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        while i < b.len() && (b[i].is_ascii_whitespace() || b[i] == b'/') {
+            i += 1;
+        }
+        let start = i;
+        while i < b.len() && !b[i].is_ascii_whitespace() && b[i] != b'=' && b[i] != b'/' {
+            i += 1;
+        }
+        let name = s[start..i].to_ascii_lowercase();
+        if i < b.len() && b[i] == b'=' {
+            i += 1;
+            let (q, vs) = match b.get(i) {
+                Some(b'"') => (Some(b'"'), i + 1),
+                Some(b'\'') => (Some(b'\''), i + 1),
+                _ => (None, i),
+            };
+            let mut j = vs;
+            while j < b.len()
+                && (if let Some(q) = q {
+                    b[j] != q
+                } else {
+                    !b[j].is_ascii_whitespace()
+                })
+            {
+                j += 1;
+            }
+            out.push((
+                name,
+                html_escape::decode_html_entities(&s[vs..j]).into_owned(),
+            ));
+            i = j + 1;
+        } else if !name.is_empty() {
+            out.push((name, String::new()));
+        } else {
+            i += 1;
+        }
+    }
+    out
+}
+
+/// A SAMLResponse form as SimpleSAMLphp's post.php shows it.
+struct Captured {
+    xml: String,
+    relay: String,
+}
+
+/// IdP pages from `idp_url` until the auto-POST form; logs in as `user`
+/// when the login form shows.
+async fn at_idp(b: &mut Browser, idp_url: String, user: &str) -> Form {
+    let (mut url, mut page) = b.follow(idp_url).await;
+    if let Some(login) = forms(&page)
+        .into_iter()
+        .find(|f| f.get("password").is_some())
+    {
+        let mut fields: Vec<(String, String)> = login.inputs.clone();
+        for (n, v) in fields.iter_mut() {
+            if n == "username" {
+                *v = user.to_string();
+            } else if n == "password" {
+                *v = format!("{user}-pw");
+            }
+        }
+        let action = url::Url::parse(&url)
+            .unwrap()
+            .join(if login.action.is_empty() {
+                &url
+            } else {
+                &login.action
+            })
+            .unwrap()
+            .to_string();
+        let refs: Vec<(&str, &str)> = fields
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        let resp = b.post(&action, &refs).await;
+        if resp.status().is_redirection() {
+            let loc = resp.headers()["location"].to_str().unwrap().to_string();
+            let next = url::Url::parse(&action)
+                .unwrap()
+                .join(&loc)
+                .unwrap()
+                .to_string();
+            (url, page) = b.follow(next).await;
+        } else {
+            url = action;
+            page = resp.text().await.unwrap();
+        }
+    }
+    let _ = url;
+    forms(&page)
+        .into_iter()
+        .find(|f| f.get("SAMLResponse").is_some())
+        .unwrap_or_else(|| panic!("no SAMLResponse form in:\n{page}"))
+}
+
+/// Starts a login at the gate and returns the IdP URL it redirects to.
+async fn start_login(b: &mut Browser, gate: &Gate, path: &str) -> String {
+    let resp = b.get(&gate.url(path)).await;
+    assert_eq!(resp.status(), 302, "{}", resp.text().await.unwrap());
+    resp.headers()["location"].to_str().unwrap().to_string()
+}
+
+/// Runs a login up to the IdP's answer, without posting it.
+async fn capture(b: &mut Browser, gate: &Gate, user: &str, path: &str) -> Captured {
+    let idp_url = start_login(b, gate, path).await;
+    let form = at_idp(b, idp_url, user).await;
+    assert_eq!(form.action, ACS);
+    let xml = base64::engine::general_purpose::STANDARD
+        .decode(form.get("SAMLResponse").unwrap())
+        .unwrap();
+    Captured {
+        xml: String::from_utf8(xml).unwrap(),
+        relay: form.get("RelayState").unwrap_or_default().to_string(),
+    }
+}
+
+async fn post_acs(b: &mut Browser, gate: &Gate, xml: &str, relay: &str) -> reqwest::Response {
+    let encoded = base64::engine::general_purpose::STANDARD.encode(xml);
+    b.post(
+        &gate.url("/.portcullis/saml/acs"),
+        &[("SAMLResponse", &encoded), ("RelayState", relay)],
+    )
+    .await
+}
+
+/// Posts the answer and follows the gate's redirect to the upstream echo.
+async fn finish(b: &mut Browser, gate: &Gate, c: &Captured) -> Value {
+    let resp = post_acs(b, gate, &c.xml, &c.relay).await;
+    assert_eq!(resp.status(), 302, "{}", resp.text().await.unwrap());
+    let loc = resp.headers()["location"].to_str().unwrap().to_string();
+    assert!(loc.starts_with('/'), "{loc}");
+    let resp = b.get(&gate.url(&loc)).await;
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    resp.json().await.unwrap()
+}
+
+async fn login(b: &mut Browser, gate: &Gate, user: &str, path: &str) -> Value {
+    let c = capture(b, gate, user, path).await;
+    finish(b, gate, &c).await
+}
+
+fn header<'a>(echo: &'a Value, name: &str) -> &'a str {
+    echo["headers"][name].as_str().unwrap_or("")
+}
+
+fn failures(gate: &Gate) -> Vec<String> {
+    gate.audit_events()
+        .into_iter()
+        .filter(|e| e["event"] == "login_failed")
+        .map(|e| e["reason"].as_str().unwrap_or("").to_string())
+        .collect()
+}
+
+/// Waits until the gate's audit log has `n` login failures.
+fn wait_failures(gate: &Gate, n: usize) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let f = failures(gate);
+        if f.len() >= n || Instant::now() > deadline {
+            return f;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+// --- tests ----------------------------------------------------------------
+
+#[tokio::test]
+async fn login_with_response_or_assertion_signed_or_encrypted() {
+    let pair = sp_pair();
+    let variants = [
+        ("http://app.test/sp-both", json!({})),
+        (
+            "http://app.test/sp-response",
+            json!({"sign_assertion": false}),
+        ),
+        (
+            "http://app.test/sp-assertion",
+            json!({"sign_response": false}),
+        ),
+        (
+            "http://app.test/sp-encrypted",
+            json!({"encrypt_assertion": true}),
+        ),
+    ];
+    let idp = Idp::start(Value::Array(
+        variants
+            .iter()
+            .map(|(e, o)| sp(e, &pair.cert, o.clone()))
+            .collect(),
+    ));
+    let up = TestUpstream::start().await;
+    for (entity, _) in variants {
+        let gate = Gate::start(&saml_yaml(
+            &up.url(),
+            &idp.metadata_url(),
+            entity,
+            &pair,
+            "  attributes:\n    extra:\n      affiliation: eduPersonAffiliation\n",
+            "headers:\n  extra:\n    affiliation: X-Affiliation\n",
+        ));
+        let mut b = Browser::default();
+        // RelayState is the opaque transaction id only, never the path.
+        let loc = start_login(&mut b, &gate, "/dashboard?tab=2").await;
+        let relay = url::Url::parse(&loc)
+            .unwrap()
+            .query_pairs()
+            .find(|(k, _)| k == "RelayState")
+            .unwrap()
+            .1
+            .to_string();
+        assert!(
+            relay.len() == 32 && relay.bytes().all(|b| b.is_ascii_hexdigit()),
+            "{relay}"
+        );
+        let c = capture(&mut b, &gate, "alice", "/dashboard?tab=2").await;
+        if entity.ends_with("encrypted") {
+            assert!(c.xml.contains("EncryptedAssertion"), "{entity}");
+        }
+        let echo = finish(&mut b, &gate, &c).await;
+        assert_eq!(echo["uri"], "/dashboard?tab=2", "{entity}");
+        assert_eq!(header(&echo, "x-forwarded-user"), "alice", "{entity}");
+        assert_eq!(header(&echo, "x-forwarded-email"), "alice@example.com");
+        assert_eq!(header(&echo, "x-forwarded-name"), "Alice Example");
+        assert_eq!(header(&echo, "x-forwarded-groups"), "admins,staff");
+        assert_eq!(header(&echo, "x-affiliation"), "member,staff");
+        // The transaction cookie is gone, the session works on its own.
+        assert!(
+            !b.jar[&gate.addr.port()].contains_key(&format!("portcullis_txn_{}", c.relay)),
+            "{:?}",
+            b.jar
+        );
+        let echo = b
+            .get(&gate.url("/again"))
+            .await
+            .json::<Value>()
+            .await
+            .unwrap();
+        assert_eq!(header(&echo, "x-forwarded-user"), "alice");
+        assert!(
+            gate.audit_events()
+                .iter()
+                .any(|e| e["event"] == "login_succeeded" && e["idp"] == "saml")
+        );
+    }
+}
+
+// --- forging ---------------------------------------------------------------
+
+fn span(xml: &str, open: &str, close: &str) -> (usize, usize) {
+    let a = xml
+        .find(open)
+        .unwrap_or_else(|| panic!("{open} not in {xml}"));
+    let b = a + xml[a..].find(close).unwrap() + close.len();
+    (a, b)
+}
+
+fn assertion_of(xml: &str) -> String {
+    let (a, b) = span(xml, "<saml:Assertion ", "</saml:Assertion>");
+    xml[a..b].to_string()
+}
+
+fn strip_signature(xml: &str) -> String {
+    let (a, b) = span(xml, "<ds:Signature", "</ds:Signature>");
+    format!("{}{}", &xml[..a], &xml[b..])
+}
+
+/// Signs the (single) signature template in `xml` again with `key_pem`:
+/// the digest and signature value are emptied and recomputed by xmlsec.
+fn resign(xml: &str, key_pem: &[u8]) -> String {
+    let mut out = xml.to_string();
+    for tag in ["ds:DigestValue", "ds:SignatureValue"] {
+        let (a, b) = span(&out, &format!("<{tag}>"), &format!("</{tag}>"));
+        out = format!("{}<{tag}></{tag}>{}", &out[..a], &out[b..]);
+    }
+    let der = openssl::pkey::PKey::private_key_from_pem(key_pem)
+        .unwrap()
+        .private_key_to_der()
+        .unwrap();
+    use samael::crypto::CryptoProvider;
+    samael::crypto::Crypto::sign_xml(out, &der).unwrap()
+}
+
+/// An unsigned assertion for bob with its own ID, made from `signed`.
+fn evil_assertion(signed: &str) -> String {
+    strip_signature(signed)
+        .replacen(" ID=\"_", " ID=\"_evil", 1)
+        .replace(">alice<", ">bob<")
+        .replace("alice@example.com", "bob@example.org")
+}
+
+#[tokio::test]
+async fn attacks_are_refused_with_an_audit_event() {
+    let pair = sp_pair();
+    let entity = "http://app.test/sp-a";
+    let idp = Idp::start(json!([sp(
+        entity,
+        &pair.cert,
+        json!({"sign_response": false})
+    )]));
+    let up = TestUpstream::start().await;
+    let gate = Gate::start(&saml_yaml(
+        &up.url(),
+        &idp.metadata_url(),
+        entity,
+        &pair,
+        "",
+        "",
+    ));
+    let mut b = Browser::default();
+    let c = capture(&mut b, &gate, "alice", "/app").await;
+    let key = idp.key_pem();
+    let stranger = {
+        let dir = tempfile::tempdir().unwrap();
+        let (k, _) = new_pair(dir.path(), "stranger");
+        std::fs::read(k).unwrap()
+    };
+    let orig = assertion_of(&c.xml);
+    let with_assertion = |a: &str| c.xml.replace(&orig, a);
+    let evil = evil_assertion(&orig);
+    let (sig_a, sig_b) = span(&orig, "<ds:Signature", "</ds:Signature>");
+    let orig_sig = &orig[sig_a..sig_b];
+
+    let mut cases: Vec<(&str, String, &str)> = vec![
+        (
+            "unsigned response",
+            with_assertion(&evil),
+            "signature missing",
+        ),
+        ("signature removed", strip_signature(&c.xml), "signature missing"),
+        (
+            "assertion changed after signing",
+            c.xml.replace(">alice@example.com</saml:AttributeValue>", ">bob@example.org</saml:AttributeValue>"),
+            "signature missing",
+        ),
+        (
+            "signed by a key not in the metadata",
+            resign(&c.xml.replace(">alice<", ">bob<"), &stranger),
+            "signature missing",
+        ),
+        (
+            "expired assertion",
+            resign(
+                &c.xml
+                    .replace("NotOnOrAfter=\"", "NotOnOrAfter=\"2020-01-01T00:00:00Z\" x=\"")
+                    .replace("NotBefore=\"", "NotBefore=\"2019-01-01T00:00:00Z\" y=\""),
+                &key,
+            ),
+            "expired",
+        ),
+        (
+            "wrong Audience",
+            resign(
+                &c.xml.replace(&format!("<saml:Audience>{entity}</saml:Audience>"), "<saml:Audience>http://other.test/sp</saml:Audience>"),
+                &key,
+            ),
+            "Audience",
+        ),
+        (
+            "no AudienceRestriction",
+            resign(
+                &c.xml.replace(&format!("<saml:AudienceRestriction><saml:Audience>{entity}</saml:Audience></saml:AudienceRestriction>"), ""),
+                &key,
+            ),
+            "Audience",
+        ),
+        (
+            "wrong Recipient",
+            resign(&c.xml.replace(&format!("Recipient=\"{ACS}\""), "Recipient=\"http://evil.test/acs\""), &key),
+            "Recipient",
+        ),
+        (
+            "wrong Destination",
+            c.xml.replacen(&format!("Destination=\"{ACS}\""), "Destination=\"http://evil.test/acs\"", 1),
+            "Destination",
+        ),
+        (
+            "signed InResponseTo of another request",
+            {
+                let irt = c.xml.split("InResponseTo=\"").nth(2).unwrap().split('"').next().unwrap().to_string();
+                resign(&with_assertion(&orig.replace(&irt, "_someoneelse")), &key)
+            },
+            "InResponseTo",
+        ),
+        (
+            "comment inside the NameID",
+            resign(&c.xml.replace(">alice@example.com</saml:NameID>", ">alice@example.com.evil.example</saml:NameID>"), &key)
+                .replace(">alice@example.com.evil.example<", ">alice@example.com<!---->.evil.example<"),
+            "comment",
+        ),
+        (
+            // Outside the allowed list (SHA-1 would be too, but this
+            // machine's xmlsec will not even sign with it).
+            "signed with RSA-SHA224 by the IdP's own key",
+            resign(
+                &c.xml
+                    .replace("xmldsig-more#rsa-sha256", "xmldsig-more#rsa-sha224")
+                    .replace("xmlenc#sha256", "xmldsig-more#sha224"),
+                &key,
+            ),
+            "signature missing",
+        ),
+        (
+            "IdP status not Success",
+            c.xml.replace(
+                "<samlp:StatusCode Value=\"urn:oasis:names:tc:SAML:2.0:status:Success\"/>",
+                "<samlp:StatusCode Value=\"urn:oasis:names:tc:SAML:2.0:status:Responder\"/><samlp:StatusMessage>account locked</samlp:StatusMessage>",
+            ),
+            "status",
+        ),
+    ];
+    // XML Signature Wrapping: a second, unsigned assertion for bob in the
+    // positions of the "On Breaking SAML" catalogue.
+    let xsw = [
+        (
+            "XSW evil before signed",
+            with_assertion(&format!("{evil}{orig}")),
+        ),
+        (
+            "XSW evil after signed",
+            with_assertion(&format!("{orig}{evil}")),
+        ),
+        (
+            "XSW evil wraps signed",
+            with_assertion(&evil.replacen(
+                "</saml:Assertion>",
+                &format!("{orig}</saml:Assertion>"),
+                1,
+            )),
+        ),
+        (
+            "XSW signed inside the evil one's Signature Object",
+            with_assertion(&evil.replacen(
+                "<saml:Subject>",
+                &format!(
+                    "{}<ds:Object>{orig}</ds:Object></ds:Signature><saml:Subject>",
+                    &orig_sig[..orig_sig.len() - "</ds:Signature>".len()]
+                ),
+                1,
+            )),
+        ),
+        (
+            "XSW signed in Extensions, evil in its place",
+            with_assertion(&evil).replacen(
+                "<samlp:Status>",
+                &format!("<samlp:Extensions>{orig}</samlp:Extensions><samlp:Status>"),
+                1,
+            ),
+        ),
+        ("XSW evil response wraps the signed response", {
+            let (ra, _) = span(&c.xml, "<samlp:Response", ">");
+            let root_end = ra + c.xml[ra..].find('>').unwrap() + 1;
+            let root = &c.xml[..root_end];
+            format!(
+                "{}<samlp:Extensions>{}</samlp:Extensions><samlp:Status><samlp:StatusCode Value=\"urn:oasis:names:tc:SAML:2.0:status:Success\"/></samlp:Status>{evil}</samlp:Response>",
+                root.replacen(" ID=\"_", " ID=\"_wrapper", 1),
+                c.xml
+            )
+        }),
+    ];
+    for (name, xml) in xsw {
+        cases.push((name, xml, "more than one assertion"));
+    }
+
+    for (i, (name, xml, why)) in cases.iter().enumerate() {
+        let resp = post_acs(&mut b, &gate, xml, &c.relay).await;
+        assert_eq!(resp.status(), 400, "{name}");
+        let session_set = resp
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .any(|v| v.to_str().unwrap().contains("portcullis_session="));
+        assert!(!session_set, "{name}: a session was minted");
+        let body = resp.text().await.unwrap();
+        if *name == "IdP status not Success" {
+            assert!(
+                body.contains("Responder") && body.contains("account locked"),
+                "{body}"
+            );
+        }
+        let f = wait_failures(&gate, i + 1);
+        assert!(
+            f.get(i).is_some_and(|r| r.contains(why)),
+            "{name}: expected an audit reason with `{why}`, got {f:?}"
+        );
+    }
+
+    // Another login in the same browser: the first answer does not fit it.
+    let other = start_login(&mut b, &gate, "/other").await;
+    let other_relay = url::Url::parse(&other)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "RelayState")
+        .unwrap()
+        .1
+        .to_string();
+    let resp = post_acs(&mut b, &gate, &c.xml, &other_relay).await;
+    assert_eq!(resp.status(), 400);
+    let n = cases.len() + 1;
+    assert!(wait_failures(&gate, n)[n - 1].contains("InResponseTo"));
+
+    // Without its transaction cookie the answer is refused before any
+    // signature work.
+    let mut stranger_browser = Browser::default();
+    let resp = post_acs(&mut stranger_browser, &gate, &c.xml, &c.relay).await;
+    assert_eq!(resp.status(), 400);
+    assert!(wait_failures(&gate, n + 1)[n].contains("transaction cookie is missing"));
+
+    // The untouched answer works (so the refusals above were the checks),
+    // and the same answer posted again, even with its transaction cookie
+    // kept by an attacker, is a replay.
+    let saved = b.jar.clone();
+    let echo = finish(&mut b, &gate, &c).await;
+    assert_eq!(header(&echo, "x-forwarded-user"), "alice");
+    assert_eq!(echo["uri"], "/app");
+    let mut replayer = Browser { jar: saved };
+    let resp = post_acs(&mut replayer, &gate, &c.xml, &c.relay).await;
+    assert_eq!(resp.status(), 400);
+    assert!(wait_failures(&gate, n + 2)[n + 1].contains("replay"));
+
+    // An unsolicited (IdP-initiated) answer while that is off.
+    let form = at_idp(
+        &mut b,
+        format!(
+            "{}?spentityid={}",
+            idp.sso_url(),
+            url::form_urlencoded::byte_serialize(entity.as_bytes()).collect::<String>()
+        ),
+        "alice",
+    )
+    .await;
+    let xml = base64::engine::general_purpose::STANDARD
+        .decode(form.get("SAMLResponse").unwrap())
+        .unwrap();
+    let resp = post_acs(
+        &mut b,
+        &gate,
+        std::str::from_utf8(&xml).unwrap(),
+        form.get("RelayState").unwrap_or(""),
+    )
+    .await;
+    assert_eq!(resp.status(), 400);
+    assert!(wait_failures(&gate, n + 3)[n + 2].contains("unsolicited"));
+    // Never a payload in the log.
+    assert!(!gate.log().contains("SAMLResponse") && !gate.log().contains("PHNhbWxw"));
+}
+
+#[tokio::test]
+async fn attributes_under_oids_and_adfs_claim_uris_and_outsiders_get_403() {
+    let pair = sp_pair();
+    let idp = Idp::start(json!([
+        sp(
+            "http://app.test/sp-uri",
+            &pair.cert,
+            json!({"attribute_name_format": "uri", "nameid_format": "transient"})
+        ),
+        sp(
+            "http://app.test/sp-adfs",
+            &pair.cert,
+            json!({"attribute_name_format": "adfs"})
+        ),
+    ]));
+    let up = TestUpstream::start().await;
+
+    let gate = Gate::start(&saml_yaml(
+        &up.url(),
+        &idp.metadata_url(),
+        "http://app.test/sp-uri",
+        &pair,
+        "",
+        "",
+    ));
+    let echo = login(&mut Browser::default(), &gate, "bob", "/").await;
+    assert_eq!(header(&echo, "x-forwarded-user"), "bob");
+    assert_eq!(header(&echo, "x-forwarded-email"), "bob@example.org");
+    assert_eq!(header(&echo, "x-forwarded-name"), "Bob Builder");
+    assert_eq!(header(&echo, "x-forwarded-groups"), "staff");
+
+    let gate = Gate::start(&saml_yaml(
+        &up.url(),
+        &idp.metadata_url(),
+        "http://app.test/sp-adfs",
+        &pair,
+        "",
+        "access:\n  allowed_groups: [staff]\n",
+    ));
+    let echo = login(&mut Browser::default(), &gate, "alice", "/").await;
+    assert_eq!(header(&echo, "x-forwarded-user"), "alice@example.com");
+    assert_eq!(header(&echo, "x-forwarded-email"), "alice@example.com");
+    assert_eq!(header(&echo, "x-forwarded-name"), "Alice Example");
+    assert_eq!(header(&echo, "x-forwarded-groups"), "admins,staff");
+
+    // carol is only in `contractors`.
+    let mut b = Browser::default();
+    let c = capture(&mut b, &gate, "carol", "/").await;
+    let resp = post_acs(&mut b, &gate, &c.xml, &c.relay).await;
+    assert_eq!(resp.status(), 403);
+    assert!(
+        resp.text()
+            .await
+            .unwrap()
+            .contains("You do not have access")
+    );
+    assert!(
+        gate.audit_events()
+            .iter()
+            .any(|e| e["event"] == "access_denied" && e["user"] == "carol@example.com")
+    );
+    let resp = b.get(&gate.url("/")).await;
+    assert_eq!(resp.status(), 302, "no session for carol");
+}
+
+#[tokio::test]
+async fn sp_metadata_is_served_and_printed() {
+    let pair = sp_pair();
+    let entity = "http://app.test/sp-md";
+    // The IdP checks the AuthnRequest signature with the SP certificate.
+    let idp = Idp::start(json!([sp(
+        entity,
+        &pair.cert,
+        json!({"validate_signatures": true})
+    )]));
+    let up = TestUpstream::start().await;
+    let gate = Gate::start(&saml_yaml(
+        &up.url(),
+        &idp.metadata_url(),
+        entity,
+        &pair,
+        "  sign_requests: true\n",
+        "",
+    ));
+    let resp = client()
+        .get(gate.url("/.portcullis/saml/metadata"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.headers()["content-type"],
+        "application/samlmetadata+xml"
+    );
+    let served = resp.text().await.unwrap();
+    assert!(
+        served.contains(&format!("entityID=\"{entity}\"")),
+        "{served}"
+    );
+    assert!(served.contains("AuthnRequestsSigned=\"true\""));
+    let cert_pem = std::fs::read_to_string(&pair.cert).unwrap();
+    let cert_b64: String = cert_pem
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
+    assert!(served.contains(&cert_b64));
+
+    let out = Command::new(bin())
+        .arg("sp-metadata")
+        .arg("--config")
+        .arg(gate.dir.path().join("gate.yaml"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8(out.stdout).unwrap().trim(), served.trim());
+
+    // Signed AuthnRequests (sign_requests: true) are what the IdP gets.
+    let mut b = Browser::default();
+    let loc = start_login(&mut b, &gate, "/").await;
+    assert!(
+        loc.contains("SigAlg=") && loc.contains("Signature="),
+        "{loc}"
+    );
+    let form = at_idp(&mut b, loc, "alice").await;
+    let c = Captured {
+        xml: String::from_utf8(
+            base64::engine::general_purpose::STANDARD
+                .decode(form.get("SAMLResponse").unwrap())
+                .unwrap(),
+        )
+        .unwrap(),
+        relay: form.get("RelayState").unwrap().to_string(),
+    };
+    let echo = finish(&mut b, &gate, &c).await;
+    assert_eq!(header(&echo, "x-forwarded-user"), "alice");
+}
+
+/// Serves a metadata document the test controls; dropping it closes the port.
+struct MdServer {
+    addr: std::net::SocketAddr,
+    body: std::sync::Arc<std::sync::Mutex<String>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for MdServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl MdServer {
+    async fn start(body: String) -> MdServer {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let body = std::sync::Arc::new(std::sync::Mutex::new(body));
+        let b2 = body.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let b = b2.clone();
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(move |_req| {
+                        let text = b.lock().unwrap().clone();
+                        async move {
+                            Ok::<_, std::convert::Infallible>(hyper::Response::new(
+                                http_body_util::Full::new(bytes::Bytes::from(text)),
+                            ))
+                        }
+                    });
+                    let _ = hyper_util::server::conn::auto::Builder::new(
+                        hyper_util::rt::TokioExecutor::new(),
+                    )
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                    .await;
+                });
+            }
+        });
+        MdServer { addr, body, task }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}/idp-metadata.xml", self.addr)
+    }
+
+    fn set(&self, body: String) {
+        *self.body.lock().unwrap() = body;
+    }
+}
+
+async fn fetch_text(url: &str) -> String {
+    client()
+        .get(url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+// The metadata server must answer while `Gate::start` blocks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_url_down_at_start_uses_the_cache_or_fails_clearly() {
+    let pair = sp_pair();
+    let entity = "http://app.test/sp-cache";
+    let idp = Idp::start(json!([sp(entity, &pair.cert, json!({}))]));
+    let up = TestUpstream::start().await;
+    let md = MdServer::start(fetch_text(&idp.metadata_url()).await).await;
+    let state = tempfile::tempdir().unwrap();
+    let yaml = saml_yaml(
+        &up.url(),
+        &md.url(),
+        entity,
+        &pair,
+        "",
+        &format!("state_dir: {}\n", state.path().display()),
+    );
+
+    let gate = Gate::start(&yaml);
+    drop(gate);
+    assert!(state.path().join("saml-idp-metadata.xml").exists());
+
+    let md_url = md.url();
+    drop(md);
+    let gate = Gate::start(&yaml);
+    assert!(
+        gate.log().contains("using the cached copy"),
+        "{}",
+        gate.log()
+    );
+    let echo = login(&mut Browser::default(), &gate, "alice", "/cached").await;
+    assert_eq!(header(&echo, "x-forwarded-user"), "alice");
+
+    // Same, with an empty state directory: a clear error, no start.
+    let fresh = tempfile::tempdir().unwrap();
+    let yaml = saml_yaml(
+        &up.url(),
+        &md_url,
+        entity,
+        &pair,
+        "",
+        &format!("state_dir: {}\n", fresh.path().display()),
+    )
+    .replace("KEYFILE", fresh.path().join("keys.json").to_str().unwrap());
+    let cfg = fresh.path().join("gate.yaml");
+    std::fs::write(&cfg, yaml).unwrap();
+    let out = Command::new(bin())
+        .arg("--config")
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot load the IdP metadata"), "{err}");
+    assert!(
+        err.contains(&md_url) && err.contains("no usable cached copy"),
+        "{err}"
+    );
+}
+
+// The metadata server must answer while `Gate::start` blocks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idp_key_rollover_is_picked_up_by_the_metadata_refresh() {
+    let pair = sp_pair();
+    let entity = "http://app.test/sp-roll";
+    let mut idp = Idp::start(json!([sp(
+        entity,
+        &pair.cert,
+        json!({"sign_response": false})
+    )]));
+    let up = TestUpstream::start().await;
+    let md = MdServer::start(fetch_text(&idp.metadata_url()).await).await;
+    let gate = Gate::start(&saml_yaml(
+        &up.url(),
+        &md.url(),
+        entity,
+        &pair,
+        "  idp_metadata_refresh: 1s\n",
+        "",
+    ));
+    let echo = login(&mut Browser::default(), &gate, "alice", "/").await;
+    assert_eq!(header(&echo, "x-forwarded-user"), "alice");
+
+    idp.restart_with_new_key(2);
+    // The gate still knows only the old key: the new signature is refused.
+    let mut b = Browser::default();
+    let c = capture(&mut b, &gate, "alice", "/").await;
+    let resp = post_acs(&mut b, &gate, &c.xml, &c.relay).await;
+    assert_eq!(resp.status(), 400);
+    assert!(wait_failures(&gate, 1)[0].contains("signature"));
+
+    // The IdP publishes the new key; the refresh picks it up.
+    md.set(fetch_text(&idp.metadata_url()).await);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !gate.log().contains("IdP metadata updated") {
+        assert!(Instant::now() < deadline, "no refresh: {}", gate.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let echo = login(&mut Browser::default(), &gate, "alice", "/").await;
+    assert_eq!(header(&echo, "x-forwarded-user"), "alice");
+}
+
+/// Guard rail 2: replayed or unsolicited posts never reach the (leaky)
+/// signature verification, so memory stays flat across many of them.
+#[tokio::test]
+async fn many_acs_posts_do_not_grow_memory() {
+    let pair = sp_pair();
+    let entity = "http://app.test/sp-rss";
+    let idp = Idp::start(json!([sp(
+        entity,
+        &pair.cert,
+        json!({"sign_response": false})
+    )]));
+    let up = TestUpstream::start().await;
+    let gate = Gate::start(&saml_yaml(
+        &up.url(),
+        &idp.metadata_url(),
+        entity,
+        &pair,
+        "",
+        "",
+    ));
+    let mut b = Browser::default();
+    let c = capture(&mut b, &gate, "alice", "/").await;
+    let cookie = b.cookie_header(&gate.url("/"));
+    finish(&mut b, &gate, &c).await;
+
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair(
+            "SAMLResponse",
+            &base64::engine::general_purpose::STANDARD.encode(&c.xml),
+        )
+        .append_pair("RelayState", &c.relay)
+        .finish();
+    let http = client();
+    let post = |with_cookie: bool| {
+        let mut r = http
+            .post(gate.url("/.portcullis/saml/acs"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body.clone());
+        if with_cookie {
+            r = r.header("cookie", cookie.clone());
+        }
+        r.send()
+    };
+    for i in 0..300 {
+        assert_eq!(post(i % 2 == 0).await.unwrap().status(), 400);
+    }
+    let (before, _) = gate.rss_kb();
+    for i in 0..3000 {
+        assert_eq!(post(i % 2 == 0).await.unwrap().status(), 400);
+    }
+    let (after, _) = gate.rss_kb();
+    eprintln!("gate RSS across 3000 refused ACS posts: {before} kB -> {after} kB");
+    // Through verification each post would leak about 4.6 kB (14 MB here).
+    assert!(
+        after < before + 8 * 1024,
+        "RSS grew from {before} kB to {after} kB"
+    );
+}
+
+#[tokio::test]
+async fn logout_is_local_and_single_logout_goes_through_the_idp() {
+    let pair = sp_pair();
+    let entity = "http://app.test/sp-slo";
+    let idp = Idp::start(json!([sp(entity, &pair.cert, json!({}))]));
+    let up = TestUpstream::start().await;
+    let gate = Gate::start(&saml_yaml(
+        &up.url(),
+        &idp.metadata_url(),
+        entity,
+        &pair,
+        "",
+        "",
+    ));
+    let mut b = Browser::default();
+    login(&mut b, &gate, "alice", "/").await;
+
+    let resp = b.get(&gate.url("/.portcullis/logout?rd=/bye")).await;
+    assert_eq!(resp.status(), 302);
+    let loc = resp.headers()["location"].to_str().unwrap().to_string();
+    assert!(
+        loc.starts_with(&format!(
+            "http://127.0.0.1:{}/saml2/idp/SingleLogoutService.php?SAMLRequest=",
+            idp.port
+        )),
+        "{loc}"
+    );
+    assert!(loc.contains("RelayState=%2Fbye"), "{loc}");
+    // The local session is gone at once.
+    assert!(
+        b.jar[&gate.addr.port()]
+            .keys()
+            .all(|k| !k.contains("portcullis_session"))
+    );
+    assert_eq!(b.get(&gate.url("/")).await.status(), 302);
+
+    // The IdP ends its session and answers at the SP's SLO endpoint.
+    let mut url = loc;
+    for _ in 0..10 {
+        let resp = b.get(&url).await;
+        assert!(
+            resp.status().is_redirection(),
+            "{}",
+            resp.text().await.unwrap()
+        );
+        let next = resp.headers()["location"].to_str().unwrap().to_string();
+        if let Some(rest) = next.strip_prefix("http://app.test") {
+            assert!(
+                rest.starts_with("/.portcullis/saml/slo?SAMLResponse="),
+                "{rest}"
+            );
+            let resp = b.get(&gate.url(rest)).await;
+            assert_eq!(resp.status(), 302);
+            assert_eq!(resp.headers()["location"], "/bye");
+            // And the IdP session is over: the next login asks again.
+            let idp_url = start_login(&mut b, &gate, "/").await;
+            let (_, page) = b.follow(idp_url).await;
+            assert!(page.contains("password"), "IdP session survived the logout");
+            return;
+        }
+        url = url::Url::parse(&url)
+            .unwrap()
+            .join(&next)
+            .unwrap()
+            .to_string();
+    }
+    panic!("the IdP never answered the logout");
+}
+
+/// Guard rails 7 and 9: an encrypted assertion needs a signed Response, and
+/// a validly signed Response whose encrypted data is malformed (samael's
+/// decrypt panics on it) is refused without taking the gate down.
+#[tokio::test]
+async fn encrypted_assertions_need_a_signed_response_and_bad_ciphertext_is_contained() {
+    let pair = sp_pair();
+    let idp = Idp::start(json!([
+        sp(
+            "http://app.test/sp-enc-unsigned",
+            &pair.cert,
+            json!({"encrypt_assertion": true, "sign_response": false})
+        ),
+        sp(
+            "http://app.test/sp-enc",
+            &pair.cert,
+            json!({"encrypt_assertion": true, "sign_assertion": false})
+        ),
+    ]));
+    let up = TestUpstream::start().await;
+
+    let gate = Gate::start(&saml_yaml(
+        &up.url(),
+        &idp.metadata_url(),
+        "http://app.test/sp-enc-unsigned",
+        &pair,
+        "",
+        "",
+    ));
+    let mut b = Browser::default();
+    let c = capture(&mut b, &gate, "alice", "/").await;
+    assert!(c.xml.contains("EncryptedAssertion") && !c.xml.contains("<ds:Signature"));
+    let resp = post_acs(&mut b, &gate, &c.xml, &c.relay).await;
+    assert_eq!(resp.status(), 400);
+    assert!(wait_failures(&gate, 1)[0].contains("signature missing"));
+
+    let gate = Gate::start(&saml_yaml(
+        &up.url(),
+        &idp.metadata_url(),
+        "http://app.test/sp-enc",
+        &pair,
+        "",
+        "",
+    ));
+    let mut b = Browser::default();
+    let c = capture(&mut b, &gate, "alice", "/").await;
+    // The last CipherValue is the assertion's data: cut it below one AES
+    // block, keep the key, sign the Response again with the IdP's key.
+    let end = c.xml.rfind("</xenc:CipherValue>").expect("xenc prefix");
+    let start = c.xml[..end].rfind('>').unwrap() + 1;
+    let broken = format!("{}AAAA{}", &c.xml[..start], &c.xml[end..]);
+    let resp = post_acs(&mut b, &gate, &resign(&broken, &idp.key_pem()), &c.relay).await;
+    assert_eq!(resp.status(), 400);
+    assert!(
+        wait_failures(&gate, 1)[0].contains("cannot be decrypted"),
+        "{:?}",
+        failures(&gate)
+    );
+    // Still serving, and the real answer still logs in.
+    let echo = finish(&mut b, &gate, &c).await;
+    assert_eq!(header(&echo, "x-forwarded-user"), "alice");
+}
+
+#[tokio::test]
+async fn idp_initiated_login_when_allowed() {
+    let pair = sp_pair();
+    let entity = "http://app.test/sp-idpinit";
+    let idp = Idp::start(json!([sp(
+        entity,
+        &pair.cert,
+        json!({"sign_response": false})
+    )]));
+    let up = TestUpstream::start().await;
+    let gate = Gate::start(&saml_yaml(
+        &up.url(),
+        &idp.metadata_url(),
+        entity,
+        &pair,
+        "  allow_idp_initiated: true\n",
+        "",
+    ));
+    let mut b = Browser::default();
+    let start = format!(
+        "{}?spentityid={}&RelayState=%2Freports%3Fy%3D1",
+        idp.sso_url(),
+        url::form_urlencoded::byte_serialize(entity.as_bytes()).collect::<String>()
+    );
+    let form = at_idp(&mut b, start.clone(), "bob").await;
+    let c = Captured {
+        xml: String::from_utf8(
+            base64::engine::general_purpose::STANDARD
+                .decode(form.get("SAMLResponse").unwrap())
+                .unwrap(),
+        )
+        .unwrap(),
+        relay: form.get("RelayState").unwrap_or("").to_string(),
+    };
+    assert!(!c.xml.contains("InResponseTo"));
+    let echo = finish(&mut b, &gate, &c).await;
+    assert_eq!(header(&echo, "x-forwarded-user"), "bob");
+    assert_eq!(echo["uri"], "/reports?y=1");
+
+    // A RelayState pointing elsewhere lands on the app's root instead.
+    let form = at_idp(
+        &mut b,
+        start.replace("%2Freports%3Fy%3D1", "https%3A%2F%2Fevil.test%2F"),
+        "bob",
+    )
+    .await;
+    let c = Captured {
+        xml: String::from_utf8(
+            base64::engine::general_purpose::STANDARD
+                .decode(form.get("SAMLResponse").unwrap())
+                .unwrap(),
+        )
+        .unwrap(),
+        relay: form.get("RelayState").unwrap_or("").to_string(),
+    };
+    let resp = post_acs(&mut b, &gate, &c.xml, &c.relay).await;
+    assert_eq!(resp.status(), 302);
+    assert_eq!(resp.headers()["location"], "/");
+
+    // Even so, an answer to an SP-initiated login is bound to its browser.
+    let mut alice = Browser::default();
+    let solicited = capture(&mut alice, &gate, "alice", "/").await;
+    let resp = post_acs(
+        &mut Browser::default(),
+        &gate,
+        &solicited.xml,
+        &solicited.relay,
+    )
+    .await;
+    assert_eq!(resp.status(), 400);
+    // And with its InResponseTo stripped from the envelope only, the signed
+    // SubjectConfirmationData still names the request: refused.
+    let irt = solicited
+        .xml
+        .split("InResponseTo=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    let stripped = solicited
+        .xml
+        .replacen(&format!(" InResponseTo=\"{irt}\""), "", 1);
+    let resp = post_acs(&mut Browser::default(), &gate, &stripped, "").await;
+    assert_eq!(resp.status(), 400);
+    let f = wait_failures(&gate, 2);
+    assert!(f[0].contains("transaction cookie is missing"), "{f:?}");
+    assert!(f[1].contains("InResponseTo"), "{f:?}");
+}
+
+#[test]
+fn saml_config_examples_name_the_sp_urls() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config-examples");
+    let mut n = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        if !name.starts_with("saml-") {
+            continue;
+        }
+        let yaml = std::fs::read_to_string(&path).unwrap();
+        let c = portcullis::config::from_yaml_str(&yaml).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let s = c.saml.unwrap_or_else(|| panic!("{name}: no saml section"));
+        assert_eq!(
+            s.sp_entity_id, "https://app.example.com/.portcullis/saml/metadata",
+            "{name}"
+        );
+        assert!(
+            yaml.contains("https://app.example.com/.portcullis/saml/acs"),
+            "{name} must say the ACS URL"
+        );
+        n += 1;
+    }
+    assert_eq!(n, 8);
+}
+
+#[tokio::test]
+async fn idp_initiated_logout_clears_the_session() {
+    let pair = sp_pair();
+    let entity = "http://app.test/sp-idpslo";
+    let idp = Idp::start(json!([sp(entity, &pair.cert, json!({}))]));
+    let up = TestUpstream::start().await;
+    let gate = Gate::start(&saml_yaml(
+        &up.url(),
+        &idp.metadata_url(),
+        entity,
+        &pair,
+        "",
+        "",
+    ));
+    let mut b = Browser::default();
+    login(&mut b, &gate, "alice", "/").await;
+    assert_eq!(b.get(&gate.url("/")).await.status(), 200);
+
+    // A forged, unsigned LogoutRequest is refused and ends nothing.
+    let forged = "<samlp:LogoutRequest xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\" ID=\"_f\" Version=\"2.0\"/>";
+    let mut deflated = Vec::new();
+    {
+        use std::io::Write;
+        let mut e =
+            flate2::write::DeflateEncoder::new(&mut deflated, flate2::Compression::default());
+        e.write_all(forged.as_bytes()).unwrap();
+        e.finish().unwrap();
+    }
+    let q: String = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair(
+            "SAMLRequest",
+            &base64::engine::general_purpose::STANDARD.encode(&deflated),
+        )
+        .finish();
+    let resp = b
+        .get(&gate.url(&format!("/.portcullis/saml/slo?{q}")))
+        .await;
+    assert_eq!(resp.status(), 400);
+    assert_eq!(b.get(&gate.url("/")).await.status(), 200);
+
+    let done = format!("http://127.0.0.1:{}/saml2/idp/metadata.php", idp.port);
+    let mut url = format!(
+        "http://127.0.0.1:{}/saml2/idp/initSLO.php?RelayState={}",
+        idp.port,
+        url::form_urlencoded::byte_serialize(done.as_bytes()).collect::<String>()
+    );
+    let mut saw_gate = false;
+    for _ in 0..10 {
+        let resp = b.get(&url).await;
+        if !resp.status().is_redirection() {
+            break;
+        }
+        let next = resp.headers()["location"].to_str().unwrap().to_string();
+        url = match next.strip_prefix("http://app.test") {
+            Some(rest) => {
+                assert!(
+                    rest.starts_with("/.portcullis/saml/slo?SAMLRequest="),
+                    "{rest}"
+                );
+                saw_gate = true;
+                gate.url(rest)
+            }
+            None => url::Url::parse(&url)
+                .unwrap()
+                .join(&next)
+                .unwrap()
+                .to_string(),
+        };
+        if url == done {
+            break;
+        }
+    }
+    assert!(saw_gate, "the IdP never sent the LogoutRequest");
+    assert_eq!(url, done, "the IdP did not finish the logout");
+    assert_eq!(
+        b.get(&gate.url("/")).await.status(),
+        302,
+        "the session survived"
+    );
+}
+
+/// With https and secure cookies (the default), the transaction cookie is
+/// `SameSite=None; Secure` so the IdP's cross-site POST carries it, while
+/// the session cookie stays `Lax`.
+#[tokio::test]
+async fn secure_deployment_uses_a_cross_site_transaction_cookie() {
+    let pair = sp_pair();
+    let entity = "https://app.test/.portcullis/saml/metadata";
+    let acs = "https://app.test/.portcullis/saml/acs";
+    let idp = Idp::start(json!([sp(
+        entity,
+        &pair.cert,
+        json!({"acs_url": acs, "slo_url": "https://app.test/.portcullis/saml/slo"})
+    )]));
+    let up = TestUpstream::start().await;
+    let yaml = format!(
+        "domain: app.test\nlisten: 127.0.0.1:0\nupstream:\n  url: {}\nsession:\n  key_file: KEYFILE\nlog:\n  format: json\n  level: info\nsaml:\n  idp_metadata_url: {}\n  sp_key_file: {}\n  sp_cert_file: {}\n",
+        up.url(),
+        idp.metadata_url(),
+        pair.key.display(),
+        pair.cert.display()
+    );
+    let gate = Gate::start(&yaml);
+    let mut b = Browser::default();
+    let resp = b.get(&gate.url("/secure")).await;
+    assert_eq!(resp.status(), 302);
+    let txn = resp
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .find(|c| c.contains("_txn_"))
+        .unwrap();
+    assert!(txn.starts_with("__Host-portcullis_txn_"), "{txn}");
+    assert!(
+        txn.contains("Secure") && txn.contains("SameSite=None") && txn.contains("HttpOnly"),
+        "{txn}"
+    );
+    let form = at_idp(
+        &mut b,
+        resp.headers()["location"].to_str().unwrap().to_string(),
+        "alice",
+    )
+    .await;
+    assert_eq!(form.action, acs);
+    let resp = b
+        .post(
+            &gate.url("/.portcullis/saml/acs"),
+            &[
+                ("SAMLResponse", form.get("SAMLResponse").unwrap()),
+                ("RelayState", form.get("RelayState").unwrap()),
+            ],
+        )
+        .await;
+    assert_eq!(resp.status(), 302, "{}", resp.text().await.unwrap());
+    let session = resp
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .find(|c| c.starts_with("__Host-portcullis_session="))
+        .unwrap();
+    assert!(
+        session.contains("SameSite=Lax") && session.contains("Secure"),
+        "{session}"
+    );
+    let echo: Value = b.get(&gate.url("/secure")).await.json().await.unwrap();
+    assert_eq!(header(&echo, "x-forwarded-user"), "alice");
+}
