@@ -184,6 +184,103 @@ async fn browser_login(response_mode: &str) {
     chrome.stop().await;
 }
 
+/// Waits until the browser is back at `prefix` showing the upstream's echo.
+async fn wait_for_app(c: &Client, prefix: &str, gate: &Gate) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let url = c.current_url().await.unwrap();
+        let text = c.source().await.unwrap_or_default();
+        if url.as_str().starts_with(prefix) && text.contains("x-forwarded-user") {
+            return text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "did not get back to the app; at {url}:\n{text}\n\ngate log:\n{}",
+            gate.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn saml_login_in_a_real_browser() {
+    // SimpleSAMLphp answers with an auto-submitting cross-site POST to the
+    // ACS: the transaction cookie must be SameSite=None; Secure to come along.
+    let up = TestUpstream::start().await;
+    let port = free_port();
+    let origin = format!("http://localhost:{port}");
+    let entity = format!("{origin}/.portcullis/saml/metadata");
+    let pair = common::saml::sp_pair();
+    let idp = common::saml::Idp::start(serde_json::json!([common::saml::sp_at(
+        &origin,
+        &entity,
+        &pair.cert,
+        serde_json::json!({})
+    )]));
+    let yaml = base_yaml(
+        &up.url(),
+        &format!(
+            "saml:\n  idp_metadata_url: {}\n  sp_entity_id: {entity}\n  sp_key_file: {}\n  sp_cert_file: {}\n",
+            idp.metadata_url(),
+            pair.key.display(),
+            pair.cert.display()
+        ),
+    )
+    .replace("domain: app.test", &format!("domain: localhost:{port}"))
+    .replace("listen: 127.0.0.1:0", &format!("listen: 127.0.0.1:{port}"))
+    .replace("  secure_cookie: false\n", "  secure_cookie: true\n");
+    let gate = Gate::start(&yaml);
+    let chrome = Chrome::start().await;
+    let c = &chrome.client;
+
+    c.goto(&format!("{origin}/wiki?page=Home")).await.unwrap();
+    let user = c
+        .wait()
+        .for_element(Locator::Css("input[name=username]"))
+        .await
+        .expect("SimpleSAMLphp's login form");
+    user.send_keys("alice").await.unwrap();
+    c.find(Locator::Css("input[name=password]"))
+        .await
+        .unwrap()
+        .send_keys("alice-pw")
+        .await
+        .unwrap();
+    c.find(Locator::Css("button[type=submit], input[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+
+    let body = wait_for_app(c, &format!("{origin}/wiki"), &gate).await;
+    assert!(body.contains(r#""x-forwarded-user":"alice""#), "{body}");
+    assert!(
+        body.contains(r#""x-forwarded-email":"alice@example.com""#),
+        "{body}"
+    );
+    assert_eq!(
+        c.current_url().await.unwrap().as_str(),
+        format!("{origin}/wiki?page=Home")
+    );
+    let names: Vec<String> = c
+        .get_all_cookies()
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.name().to_string())
+        .collect();
+    assert!(
+        names.iter().any(|n| n == "__Host-portcullis_session"),
+        "{names:?}"
+    );
+    assert!(
+        !names.iter().any(|n| n.contains("portcullis_txn")),
+        "transaction cookie cleared: {names:?}"
+    );
+    chrome.stop().await;
+}
+
 #[tokio::test]
 async fn oidc_login_in_a_real_browser() {
     browser_login("query").await;

@@ -8,145 +8,20 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
+use common::saml::*;
 use common::*;
-use portcullis::idp::saml::keys::SpKeys;
 use serde_json::{Value, json};
 
 const ACS: &str = "http://app.test/.portcullis/saml/acs";
-const SLO: &str = "http://app.test/.portcullis/saml/slo";
-
-fn script(name: &str) -> String {
-    format!("{}/tests/idp/saml/{name}", env!("CARGO_MANIFEST_DIR"))
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn new_pair(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
-    let (k, c) = (
-        dir.join(format!("{name}.key")),
-        dir.join(format!("{name}.crt")),
-    );
-    SpKeys::load_or_create(&k, &c, name).unwrap();
-    (k, c)
-}
-
-/// A running SimpleSAMLphp IdP whose signing key the test owns.
-struct Idp {
-    dir: tempfile::TempDir,
-    port: u16,
-    sps: Value,
-    key: PathBuf,
-    cert: PathBuf,
-}
-
-impl Idp {
-    fn start(sps: Value) -> Idp {
-        let dir = tempfile::tempdir().unwrap();
-        let (key, cert) = new_pair(dir.path(), "idp-1");
-        let mut idp = Idp {
-            port: free_port(),
-            dir,
-            sps,
-            key,
-            cert,
-        };
-        idp.run_start();
-        idp
-    }
-
-    fn run_start(&mut self) {
-        let sps_file = self.dir.path().join("sps.json");
-        std::fs::write(&sps_file, self.sps.to_string()).unwrap();
-        let out = Command::new(script("start.sh"))
-            .arg(self.dir.path().join("work"))
-            .env("SAML_PORT", self.port.to_string())
-            .env("SAML_SPS_FILE", &sps_file)
-            .env("SAML_IDP_KEY", &self.key)
-            .env("SAML_IDP_CERT", &self.cert)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "start.sh failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    fn stop(&self) {
-        let _ = Command::new(script("stop.sh"))
-            .arg(self.dir.path().join("work"))
-            .output();
-    }
-
-    /// Key rollover: the IdP comes back signing with a new key.
-    fn restart_with_new_key(&mut self, n: u32) {
-        self.stop();
-        let (k, c) = new_pair(self.dir.path(), &format!("idp-{n}"));
-        self.key = k;
-        self.cert = c;
-        self.run_start();
-    }
-
-    fn metadata_url(&self) -> String {
-        format!("http://127.0.0.1:{}/saml2/idp/metadata.php", self.port)
-    }
-
-    fn sso_url(&self) -> String {
-        format!("http://127.0.0.1:{}/saml2/idp/SSOService.php", self.port)
-    }
-
-    fn key_pem(&self) -> Vec<u8> {
-        std::fs::read(&self.key).unwrap()
-    }
-}
-
-impl Drop for Idp {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
 
 /// An SP entry for the IdP, pointing at the gate's ACS.
 fn sp(entity: &str, cert: &Path, opts: Value) -> Value {
-    let mut v = json!({
-        "entity_id": entity,
-        "acs_url": ACS,
-        "slo_url": SLO,
-        "sp_cert_pem": std::fs::read_to_string(cert).unwrap(),
-    });
-    for (k, val) in opts.as_object().unwrap() {
-        v[k] = val.clone();
-    }
-    v
-}
-
-/// The SP key pair the gate uses (made before the IdP, which needs the
-/// certificate for encryption).
-struct SpPair {
-    _dir: tempfile::TempDir,
-    key: PathBuf,
-    cert: PathBuf,
-}
-
-fn sp_pair() -> SpPair {
-    let dir = tempfile::tempdir().unwrap();
-    let (key, cert) = new_pair(dir.path(), "sp");
-    SpPair {
-        _dir: dir,
-        key,
-        cert,
-    }
+    sp_at("http://app.test", entity, cert, opts)
 }
 
 fn saml_yaml(
