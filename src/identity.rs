@@ -24,6 +24,21 @@ pub struct Identity {
     pub extra: BTreeMap<String, String>,
 }
 
+impl Identity {
+    /// Whether every value can travel in an HTTP header (no control
+    /// characters: no header injection, nothing silently left out).
+    pub fn is_header_safe(&self) -> bool {
+        let ok = |s: &str| !s.chars().any(char::is_control);
+        ok(&self.subject)
+            && ok(&self.user)
+            && self.email.as_deref().is_none_or(ok)
+            && self.name.as_deref().is_none_or(ok)
+            && self.preferred_username.as_deref().is_none_or(ok)
+            && self.groups.iter().all(|g| ok(g))
+            && self.extra.values().all(|v| ok(v))
+    }
+}
+
 /// Which kind of login produced a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -1,7 +1,9 @@
-//! Login loop detection, stateless: a small cookie counts the login round
-//! trips of one browser within a window. When a browser keeps coming back
-//! without a session (cookie blocked, clock skew, a proxy eating headers),
-//! it ends on a page that says what to check instead of bouncing forever.
+//! Login loop detection, stateless: a small cookie counts the logins one
+//! browser completed within a window. A browser that completes a login and
+//! comes back without a session (cookie blocked, clock skew, a proxy eating
+//! headers) would bounce forever; after a few rounds it ends on a page that
+//! says what to check. Counting completed logins, not started ones, keeps
+//! restored tabs (many starts at once) from looking like a loop.
 
 use crate::config::LoginConfig;
 use crate::session::cookies::{self, CookieAttrs};
@@ -16,12 +18,11 @@ fn name(attrs: CookieAttrs) -> String {
     }
 }
 
-/// Login round trips counted so far in the current window, this one included.
+/// Logins completed in the current window, this one included.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Attempts {
     pub count: u32,
     pub window_start: u64,
-    pub looping: bool,
     window_secs: u64,
 }
 
@@ -40,6 +41,13 @@ impl Attempts {
     }
 }
 
+/// Whether a new login start would continue a loop.
+pub fn is_looping(jar: &[(&str, &str)], cfg: &LoginConfig, now: u64) -> Option<u32> {
+    let seen = count(jar, cfg, now).count - 1;
+    (seen >= cfg.loop_max).then_some(seen)
+}
+
+/// This completed login, counted with the earlier ones in the window.
 pub fn count(jar: &[(&str, &str)], cfg: &LoginConfig, now: u64) -> Attempts {
     let window_secs = cfg.loop_window.as_secs();
     let previous = jar
@@ -57,7 +65,6 @@ pub fn count(jar: &[(&str, &str)], cfg: &LoginConfig, now: u64) -> Attempts {
     Attempts {
         count,
         window_start,
-        looping: count > cfg.loop_max,
         window_secs,
     }
 }
@@ -110,16 +117,31 @@ mod tests {
             };
             let a = count(&jar_owned, &cfg(), 1000 + u64::from(i));
             assert_eq!(a.count, i);
-            assert_eq!(a.looping, i > 3);
+            assert_eq!(
+                is_looping(&jar_owned, &cfg(), 1000 + u64::from(i)).is_some(),
+                i > 3
+            );
             v = value(&a.set_cookie(ATTRS));
         }
+    }
+
+    #[test]
+    fn a_start_after_loop_max_completions_is_a_loop() {
+        assert_eq!(is_looping(&[], &cfg(), 1000), None);
+        assert_eq!(
+            is_looping(&[("__Host-portcullis_loop", "2.990")], &cfg(), 1000),
+            None
+        );
+        assert_eq!(
+            is_looping(&[("__Host-portcullis_loop", "3.990")], &cfg(), 1000),
+            Some(3)
+        );
     }
 
     #[test]
     fn window_expiry_resets() {
         let a = count(&[("__Host-portcullis_loop", "9.1000")], &cfg(), 1061);
         assert_eq!(a.count, 1);
-        assert!(!a.looping);
         let garbage = count(&[("__Host-portcullis_loop", "x.y")], &cfg(), 1061);
         assert_eq!(garbage.count, 1);
     }

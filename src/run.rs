@@ -30,6 +30,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             "session.secure_cookie is false: session cookies travel over plain http and can be stolen on the network. Use this only for local testing."
         );
     }
+    if !config.upstream.tls_verify && config.upstream.url.scheme() == "https" {
+        tracing::warn!(
+            "upstream.tls_verify is false: the upstream's certificate is not checked, so anyone on the path to it can read and change the traffic. Prefer upstream.ca_file."
+        );
+    }
     let listen = config.listen;
     let app = Arc::new(build_app(config).await?);
     if !app.login.is_configured() {

@@ -156,9 +156,10 @@ impl App {
             return self.page(Page::new(PageKind::NoIdentityProvider), rq);
         }
         let jar = cookies::request_cookies(req.headers());
-        let attempts = login_loop::count(&jar, &self.config.login, crate::session::now());
-        if attempts.looping {
-            audit::login_loop(rq.ctx(), attempts.count);
+        if let Some(rounds) =
+            login_loop::is_looping(&jar, &self.config.login, crate::session::now())
+        {
+            audit::login_loop(rq.ctx(), rounds);
             return self.page(Page::new(PageKind::LoginLoop), rq);
         }
         let ctx = LoginCtx {
@@ -169,7 +170,9 @@ impl App {
         match self.login.start(ctx, return_to).await {
             Ok(mut resp) => {
                 audit::login_started(rq.ctx(), self.login.name());
-                append_set_cookie(&mut resp, &attempts.set_cookie(self.sessions.attrs()));
+                for c in self.transactions.evict_if_crowded(&jar) {
+                    append_set_cookie(&mut resp, &c);
+                }
                 resp
             }
             Err(page) => {
@@ -242,6 +245,19 @@ impl App {
             crate::identity::IdpKind::Oidc => "oidc",
             crate::identity::IdpKind::Saml => "saml",
         };
+        if !done.identity.is_header_safe() {
+            // Fail closed: a value that cannot be a header would otherwise be
+            // left out silently, and the upstream would see less than we know.
+            audit::login_failed(
+                rq.ctx(),
+                "identity from the IdP contains control characters",
+            );
+            let mut resp = self.page(Page::new(PageKind::LoginFailed), rq);
+            for c in &done.set_cookies {
+                append_set_cookie(&mut resp, c);
+            }
+            return resp;
+        }
         if let Err(denied) = policy::authorize(&self.config, &done.identity, rq.client_ip, false) {
             audit::access_denied(rq.ctx(), Some(&done.identity.user), denied.rule());
             let mut resp = self.page(Page::new(PageKind::Forbidden), rq);
@@ -254,14 +270,20 @@ impl App {
             Ok(set) => set,
             Err(e) => {
                 audit::login_failed(rq.ctx(), &e.to_string());
-                return self.page(Page::new(PageKind::TooLarge), rq);
+                let mut resp = self.page(Page::new(PageKind::TooLarge), rq);
+                for c in &done.set_cookies {
+                    append_set_cookie(&mut resp, c);
+                }
+                return resp;
             }
         };
         audit::login_succeeded(rq.ctx(), &done.identity.user, idp_name);
+        let rounds = login_loop::count(jar, &self.config.login, crate::session::now());
         let mut resp = redirect(&done.return_to);
         for c in done.set_cookies.iter().chain(set.iter()) {
             append_set_cookie(&mut resp, c);
         }
+        append_set_cookie(&mut resp, &rounds.set_cookie(self.sessions.attrs()));
         resp
     }
 

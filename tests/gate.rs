@@ -82,6 +82,10 @@ async fn passthrough_is_public_and_protected_paths_need_login() {
         "/public%2F..%2Fadmin",
         "/public/%2e%2e/admin",
         "/public/..;/admin",
+        "/public/%252e%252e/admin",
+        "/public/..%3B/admin",
+        "/public/%c0%ae%c0%ae/admin",
+        "/public/..%20/admin",
         "/healthz/../admin",
     ] {
         let r = c
@@ -229,7 +233,10 @@ async fn spoofed_identity_headers_never_reach_upstream() {
             .header("X_Forwarded_Email", "admin@x")
             .header("x-forwarded-user", "admin")
             .header("X_FORWARDED_GROUPS", "admins")
-            .header("X-Real-IP", "10.9.9.9");
+            .header("X-Real-IP", "10.9.9.9")
+            .header("X-Original-URL", "/admin")
+            .header("X-HTTP-Method-Override", "DELETE")
+            .header("X_Forwarded_For", "10.0.0.1");
         if with_session {
             rb = rb.header("cookie", cookie.clone());
         }
@@ -242,6 +249,12 @@ async fn spoofed_identity_headers_never_reach_upstream() {
             );
         }
         assert!(!h.contains_key("x_forwarded_email"));
+        assert!(
+            !h.contains_key("x-original-url"),
+            "routing overrides never pass"
+        );
+        assert!(!h.contains_key("x-http-method-override"));
+        assert!(!h.contains_key("x_forwarded_for"));
         if with_session {
             assert_eq!(h["x-forwarded-email"], "bob@example.org");
         } else {
@@ -417,7 +430,80 @@ async fn client_ip_rules_and_untrusted_forwarded_for() {
         .await
         .unwrap();
     assert_eq!(r.status(), 403);
+    drop(gate);
+
     // Tokens are held to the address rule as well.
+    let hash = hex::encode(portcullis::policy::tokens::sha256("backup-token"));
+    let gate = Gate::start(&base_yaml(
+        &up.url(),
+        &format!(
+            "access:\n  allowed_ip_ranges: [203.0.113.0/24]\npassthrough:\n  tokens:\n    - name: backup\n      sha256: {hash}\n"
+        ),
+    ));
+    let r = c
+        .get(gate.url("/"))
+        .bearer_auth("backup-token")
+        .header("x-forwarded-for", "198.51.100.7")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        403,
+        "a token from outside the ranges is refused"
+    );
+    let r = c
+        .get(gate.url("/"))
+        .bearer_auth("backup-token")
+        .header("x-forwarded-for", "203.0.113.9")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
+async fn session_cookie_attributes_in_production_settings() {
+    let up = TestUpstream::start().await;
+    let yaml = base_yaml(&up.url(), "")
+        .replace("scheme: http\n", "scheme: https\n")
+        .replace(
+            "  secure_cookie: false\n",
+            "  secure_cookie: true\n  inactivity_timeout: 10m\n",
+        );
+    let gate = Gate::start(&yaml);
+    let now = portcullis::session::now();
+    let cookie = mint_cookie(&gate.config_yaml, &gate.key_file(), &alice(), |c| {
+        c.iat = now - 400;
+        c.exp = now + 200;
+    });
+    assert!(cookie.starts_with("__Host-portcullis_session="));
+    let r = client()
+        .get(gate.url("/"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let set = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(set.starts_with("__Host-portcullis_session="), "{set}");
+    for attr in ["; Path=/", "; HttpOnly", "; Secure", "; SameSite=Lax"] {
+        assert!(set.contains(attr), "{set} lacks {attr}");
+    }
+    assert!(
+        !set.to_ascii_lowercase().contains("domain="),
+        "__Host- cookies carry no Domain: {set}"
+    );
+    // An unprefixed twin (planted from a sibling subdomain) is not read.
+    let planted = cookie.replacen("__Host-", "", 1);
+    let r = client()
+        .get(gate.url("/"))
+        .header("cookie", planted)
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
 }
 
 #[tokio::test]
@@ -535,7 +621,8 @@ async fn own_endpoints() {
 #[tokio::test]
 async fn large_sessions_are_split_and_joined() {
     let up = TestUpstream::start().await;
-    let yaml = base_yaml(&up.url(), "");
+    // Directory DNs contain commas: such deployments pick another separator.
+    let yaml = base_yaml(&up.url(), "headers:\n  groups_separator: \"|\"\n");
     let gate = Gate::start(&yaml);
     let config = portcullis::config::from_yaml_str(
         &yaml.replace("KEYFILE", gate.key_file().to_str().unwrap()),
@@ -569,7 +656,7 @@ async fn large_sessions_are_split_and_joined() {
     let groups = v["headers"]["x-forwarded-groups"].as_str().unwrap();
     assert_eq!(
         groups
-            .split(',')
+            .split('|')
             .filter(|g| g.starts_with("CN=group-number-"))
             .count(),
         300

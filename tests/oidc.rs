@@ -289,12 +289,43 @@ async fn logout_ends_the_session_and_goes_to_the_provider() {
 #[tokio::test]
 async fn login_loop_ends_on_an_explaining_page() {
     let s = setup("login:\n  loop_max: 3\n", "", &[]).await;
-    let b = Browser::new();
-    // A browser that keeps coming back without a session.
-    for _ in 0..3 {
-        let r = b.get(&format!("{}/", s.origin)).await;
-        assert_eq!(r.status(), 302);
+    // A browser that completes every login but never keeps the session
+    // cookie (blocked, eaten by a proxy): only the loop counter survives.
+    let mut carried = String::new();
+    for round in 1..=3 {
+        let b = Browser::new();
+        if !carried.is_empty() {
+            b.jar
+                .add_cookie_str(&format!("{carried}; Path=/"), &s.origin.parse().unwrap());
+        }
+        let (form, _) = b.follow(&format!("{}/", s.origin)).await;
+        let resp = b.submit_login(&form, "alice", "alice-pw").await;
+        let cb = b
+            .follow_until(
+                resp,
+                &form.url,
+                &format!("{}/.portcullis/oidc/callback", s.origin),
+            )
+            .await;
+        let done = b
+            .http
+            .get(&cb)
+            .header("cookie", b.cookies_for(&s.origin))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(done.status(), 302, "round {round} logs in");
+        carried = done
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
+            .find(|c| c.starts_with("portcullis_loop="))
+            .expect("the gate counts completed logins");
     }
+    let b = Browser::new();
+    b.jar
+        .add_cookie_str(&format!("{carried}; Path=/"), &s.origin.parse().unwrap());
     let r = b.get(&format!("{}/", s.origin)).await;
     assert_eq!(r.status(), 508);
     let body = r.text().await.unwrap();
@@ -305,6 +336,18 @@ async fn login_loop_ends_on_an_explaining_page() {
             .audit_events()
             .iter()
             .any(|e| e["event"] == "login_loop")
+    );
+
+    // Restored tabs (many starts, nothing completed) are not a loop.
+    let b = Browser::new();
+    for _ in 0..6 {
+        assert_eq!(b.get(&format!("{}/", s.origin)).await.status(), 302);
+    }
+    // ...and their transaction cookies do not pile up.
+    let pending = b.cookies_for(&s.origin).matches("portcullis_txn_").count();
+    assert!(
+        pending <= portcullis::session::transaction::MAX_PENDING,
+        "{pending} transaction cookies"
     );
 }
 
@@ -549,6 +592,11 @@ async fn forged_id_tokens_are_refused() {
             json!({"iat": now + 3600, "exp": now + 7200}),
         ),
         (
+            "issued long before this login",
+            "RS256",
+            json!({"iat": now - 3600, "exp": now + 300}),
+        ),
+        (
             "nonce of another login",
             "RS256",
             json!({"nonce": "not-this-login"}),
@@ -601,6 +649,7 @@ async fn forged_id_tokens_are_refused() {
         "Invalid issuer",
         "ID token expired",
         "issued in the future",
+        "issued too long ago",
         "nonce",
     ];
     assert_eq!(reasons.len(), expected.len(), "{reasons:?}");

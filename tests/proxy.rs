@@ -222,3 +222,30 @@ async fn https_upstream_is_verified_unless_told_otherwise() {
         .unwrap();
     assert_eq!(r.status(), 200);
 }
+
+#[tokio::test]
+async fn only_websocket_upgrades_pass() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let up = TestUpstream::start().await;
+    let gate = Gate::start(&base_yaml(
+        &up.url(),
+        "passthrough:\n  paths:\n    - prefix: /public/\n",
+    ));
+    // An h2c (or any other) upgrade would open a raw tunnel past the gate:
+    // it goes upstream as a plain request, and the client gets no 101.
+    let mut s = tokio::net::TcpStream::connect(gate.addr).await.unwrap();
+    s.write_all(b"GET /public/x HTTP/1.1\r\nHost: app.test\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    let answer = String::from_utf8_lossy(&buf[..n]).to_string();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        !answer.to_ascii_lowercase().contains("\"upgrade\""),
+        "the upstream saw no Upgrade: {answer}"
+    );
+}

@@ -312,6 +312,15 @@ fn validate_upstream(raw: &RawConfig, errs: &mut Errors) -> Option<Upstream> {
             if url.query().is_some() || url.fragment().is_some() {
                 errs.add("upstream.url", "must not have a query or fragment");
             }
+            if !url.username().is_empty() || url.password().is_some() {
+                // It would end up in logs, and it is not how Portcullis
+                // authenticates to the upstream.
+                errs.add(
+                    "upstream.url",
+                    "must not contain a user or password; use `upstream.basic_auth` to send credentials",
+                );
+                return None;
+            }
             Some(url)
         }
         Ok(_) => {
@@ -407,6 +416,26 @@ fn validate_session(raw: &RawConfig, state_dir: &std::path::Path, errs: &mut Err
         );
     }
     let secure = s.secure_cookie;
+    // Browsers keep Secure cookies over plain http only for localhost.
+    let local_host = raw
+        .domain
+        .as_deref()
+        .map(|d| {
+            d.rsplit_once(':').map_or(d, |(h, p)| {
+                if p.bytes().all(|b| b.is_ascii_digit()) {
+                    h
+                } else {
+                    d
+                }
+            })
+        })
+        .is_some_and(|h| h == "localhost" || h == "127.0.0.1" || h == "[::1]");
+    if secure && raw.scheme == Scheme::Http && !local_host {
+        errs.add(
+            "session.secure_cookie",
+            "is true (the default) but `scheme` is http: browsers drop Secure cookies on plain http and every login would loop. Serve https (`scheme: https` behind TLS), or for local testing set `secure_cookie: false`",
+        );
+    }
     if !secure && raw.scheme == Scheme::Https {
         errs.add(
             "session.secure_cookie",
@@ -726,6 +755,22 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(ok.session.cookie_name, "portcullis_session");
+    }
+
+    #[test]
+    fn plain_http_needs_insecure_cookies_except_on_localhost() {
+        let f = fields(&format!("{MIN}scheme: http\n"));
+        assert_eq!(f, vec!["session.secure_cookie"]);
+        let local =
+            "domain: localhost:8080\nscheme: http\nupstream:\n  url: http://127.0.0.1:3000\n";
+        assert!(from_yaml_str(local).is_ok());
+    }
+
+    #[test]
+    fn upstream_credentials_in_the_url_are_refused() {
+        let f =
+            fields("domain: a.example.com\nupstream:\n  url: http://admin:s3cret@127.0.0.1:3000\n");
+        assert_eq!(f, vec!["upstream.url"]);
     }
 
     #[test]

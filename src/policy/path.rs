@@ -3,8 +3,12 @@
 //! read two ways by the upstream is never treated as matching a rule.
 
 /// The normalised form of a request path, or `None` when it carries an
-/// encoding that upstreams disagree on (`%2F`, `%5C`, `%00`, bad escapes):
-/// such a path never matches a passthrough rule and must be authenticated.
+/// encoding that upstreams disagree on: an encoded separator, NUL, `%` or
+/// `;` (`%2F`, `%5C`, `%00`, `%25` for double decoding, `%3B` for stacks
+/// that decode before stripping `;params`), a non-ASCII byte or escape
+/// (overlong UTF-8), a bad escape, or a segment with trailing dots or spaces
+/// that Windows would trim (`..%20`, `admin.`). Such a path never matches a
+/// passthrough rule and must be authenticated.
 ///
 /// Steps: `\` read as `/`; percent-escapes of unreserved characters decoded;
 /// `;params` dropped from each segment (as Tomcat and Jetty do); empty, `.`
@@ -16,6 +20,9 @@ pub fn normalise(raw_path: &str) -> Option<String> {
     let mut trailing_slash = false;
     for seg in unified.split('/') {
         let seg = seg.split(';').next().unwrap_or("");
+        if seg != "." && seg != ".." && (seg.ends_with('.') || seg.ends_with("%20")) {
+            return None;
+        }
         trailing_slash = false;
         match seg {
             "" => trailing_slash = true,
@@ -52,9 +59,9 @@ fn decode_unreserved(raw: &str) -> Option<String> {
                 b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
                     out.push(v as char)
                 }
-                // Separators and NUL in disguise: upstreams split on them
-                // differently, so refuse to guess.
-                b'/' | b'\\' | 0 => return None,
+                // Separators, NUL, `%`, `;` and non-ASCII in disguise:
+                // upstreams decode them differently, so refuse to guess.
+                b'/' | b'\\' | 0 | b'%' | b';' | 0x80..=0xff => return None,
                 _ => {
                     out.push('%');
                     out.push_str(&s.to_ascii_uppercase());
@@ -62,26 +69,14 @@ fn decode_unreserved(raw: &str) -> Option<String> {
             }
             i += 3;
         } else {
-            if b < 0x20 || b == 0x7f {
+            if b < 0x20 || b >= 0x7f {
                 return None;
             }
-            // Non-ASCII is passed through as-is (hyper only gives us valid
-            // request-target bytes).
-            let ch_len = utf8_len(b);
-            out.push_str(std::str::from_utf8(bytes.get(i..i + ch_len)?).ok()?);
-            i += ch_len;
+            out.push(b as char);
+            i += 1;
         }
     }
     Some(out)
-}
-
-fn utf8_len(first: u8) -> usize {
-    match first {
-        0x00..=0x7f => 1,
-        0xc0..=0xdf => 2,
-        0xe0..=0xef => 3,
-        _ => 4,
-    }
 }
 
 #[cfg(test)]
@@ -116,6 +111,22 @@ mod tests {
         assert_eq!(normalise("/public/%00"), None);
         assert_eq!(normalise("/public/%zz"), None);
         assert_eq!(normalise("/public/%2"), None);
+    }
+
+    #[test]
+    fn refuses_what_other_parsers_decode_differently() {
+        for p in [
+            "/public/%252e%252e/admin",
+            "/public/..%3B/admin",
+            "/public/..%3b/admin",
+            "/public/%c0%ae%c0%ae/admin",
+            "/public/..%20/admin",
+            "/public/admin.",
+            "/public/.../admin",
+            "/public/caf\u{e9}",
+        ] {
+            assert_eq!(normalise(p), None, "{p}");
+        }
     }
 
     #[test]

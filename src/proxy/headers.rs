@@ -9,6 +9,33 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use crate::config::Config;
 use crate::identity::Identity;
 
+/// Stripped whatever the configuration says: the default identity names
+/// (an app may still read them after the operator renamed ours), the names
+/// other gates use for the same purpose, and headers that make common
+/// frameworks route or dispatch differently from the path and method
+/// Portcullis judged (`X-Original-URL` in Symfony/IIS, method overrides).
+const ALWAYS_STRIPPED: &[&str] = &[
+    "x-real-ip",
+    "x-forwarded-user",
+    "x-forwarded-email",
+    "x-forwarded-groups",
+    "x-forwarded-preferred-username",
+    "x-forwarded-name",
+    "x-forwarded-access-token",
+    "remote-user",
+    "x-remote-user",
+    "x-auth-request-user",
+    "x-auth-request-email",
+    "x-auth-request-groups",
+    "x-auth-request-preferred-username",
+    "x-auth-request-access-token",
+    "x-original-url",
+    "x-rewrite-url",
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+];
+
 /// Lower-cased names, with `_` read as `-`, of every header Portcullis sets
 /// itself. A client copy of any of them, in any case or spelling, is dropped.
 #[derive(Debug, Clone)]
@@ -22,7 +49,7 @@ impl OwnHeaders {
             .headers
             .all()
             .map(|h| h.as_str().replace('_', "-"))
-            .chain(["x-real-ip".to_string()])
+            .chain(ALWAYS_STRIPPED.iter().map(|s| s.to_string()))
             .collect();
         names.sort();
         names.dedup();
@@ -101,12 +128,16 @@ pub fn set_forwarded(
             format!("{}, {}", prior.join(", "), peer)
         }
     } else {
-        headers.remove("forwarded");
-        headers.remove("x-forwarded-proto");
-        headers.remove("x-forwarded-host");
-        headers.remove("x-forwarded-port");
+        // Nothing this peer says about the original request is believed:
+        // every `X-Forwarded-*` (Prefix, Port, Ssl, Uri, …) and `Forwarded`.
+        remove_matching(headers, |n| {
+            n.starts_with("x-forwarded-") || n.starts_with("x_forwarded_") || n == "forwarded"
+        });
         peer.to_string()
     };
+    // `_` spellings are read as the real thing by CGI-style apps and are
+    // never what a proxy sends.
+    remove_matching(headers, |n| n.starts_with("x_forwarded_"));
     if let Ok(v) = HeaderValue::from_str(&xff) {
         headers.insert("x-forwarded-for", v);
     }
@@ -126,6 +157,17 @@ pub fn set_forwarded(
     }
 }
 
+fn remove_matching(headers: &mut HeaderMap, doomed: impl Fn(&str) -> bool) {
+    let names: Vec<HeaderName> = headers
+        .keys()
+        .filter(|k| doomed(k.as_str()))
+        .cloned()
+        .collect();
+    for n in names {
+        headers.remove(n);
+    }
+}
+
 /// Adds the identity headers. Values that cannot be a header (control
 /// characters) are left out rather than risking header injection.
 pub fn set_identity(headers: &mut HeaderMap, config: &Config, id: &Identity) {
@@ -139,8 +181,26 @@ pub fn set_identity(headers: &mut HeaderMap, config: &Config, id: &Identity) {
     if let Some(e) = &id.email {
         put(&h.email, e);
     }
-    if !id.groups.is_empty() {
-        put(&h.groups, &id.groups.join(&h.groups_separator));
+    // A group containing the separator would read as several groups
+    // upstream (`x,admins`); it is left out of the header, with a warning.
+    let (clean, ambiguous): (Vec<&String>, Vec<&String>) = id
+        .groups
+        .iter()
+        .partition(|g| !g.contains(h.groups_separator.as_str()));
+    if !ambiguous.is_empty() {
+        tracing::warn!(
+            user = %id.user,
+            left_out = ambiguous.len(),
+            "groups containing the groups separator were left out of the groups header; set headers.groups_separator to a character group names do not contain"
+        );
+    }
+    if !clean.is_empty() {
+        let joined = clean
+            .iter()
+            .map(|g| g.as_str())
+            .collect::<Vec<_>>()
+            .join(&h.groups_separator);
+        put(&h.groups, &joined);
     }
     put(
         &h.preferred_username,
@@ -189,14 +249,59 @@ mod tests {
     }
 
     #[test]
+    fn routing_overrides_and_foreign_identity_names_are_stripped() {
+        let renamed = crate::config::from_yaml_str(
+            "domain: a.example.com\nupstream:\n  url: http://127.0.0.1:1\nheaders:\n  user: Remote-User-Name\n",
+        )
+        .unwrap();
+        let own = OwnHeaders::new(&renamed);
+        let mut h = HeaderMap::new();
+        for n in [
+            "remote-user-name",
+            "x-forwarded-user",
+            "remote-user",
+            "x-original-url",
+            "x_rewrite_url",
+            "x-http-method-override",
+            "x-auth-request-email",
+        ] {
+            h.append(
+                HeaderName::from_bytes(n.as_bytes()).unwrap(),
+                HeaderValue::from_static("admin"),
+            );
+        }
+        own.strip_spoofed(&mut h);
+        assert!(h.is_empty(), "{h:?}");
+    }
+
+    #[test]
+    fn ambiguous_groups_are_left_out_of_the_header() {
+        let mut h = HeaderMap::new();
+        let id = Identity {
+            subject: "s".into(),
+            user: "u".into(),
+            groups: vec!["staff".into(), "x,admins".into()],
+            ..Default::default()
+        };
+        set_identity(&mut h, &config(), &id);
+        assert_eq!(h["x-forwarded-groups"], "staff");
+    }
+
+    #[test]
     fn untrusted_forwarded_headers_are_replaced() {
         let mut h = HeaderMap::new();
         h.insert("x-forwarded-for", "1.2.3.4".parse().unwrap());
         h.insert("x-forwarded-proto", "http".parse().unwrap());
+        h.insert("x-forwarded-prefix", "//evil.example".parse().unwrap());
+        h.insert("x_forwarded_for", "10.0.0.1".parse().unwrap());
+        h.insert("forwarded", "for=10.0.0.1".parse().unwrap());
         let peer: IpAddr = "192.0.2.1".parse().unwrap();
         set_forwarded(&mut h, peer, false, peer, "https", None);
         assert_eq!(h["x-forwarded-for"], "192.0.2.1");
         assert_eq!(h["x-forwarded-proto"], "https");
+        assert!(h.get("x-forwarded-prefix").is_none());
+        assert!(h.get("x_forwarded_for").is_none());
+        assert!(h.get("forwarded").is_none());
         let mut h = HeaderMap::new();
         h.insert("x-forwarded-for", "203.0.113.9".parse().unwrap());
         let peer: IpAddr = "127.0.0.1".parse().unwrap();

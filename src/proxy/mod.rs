@@ -141,9 +141,9 @@ impl Upstream {
                 h.insert(header::HOST, self.authority.clone());
             }
         }
-        if !h.contains_key("x-request-id")
-            && let Ok(v) = HeaderValue::from_str(fwd.request_id)
-        {
+        // Ours, not the client's: the id in the upstream's log is the one
+        // on Portcullis' log lines and pages.
+        if let Ok(v) = HeaderValue::from_str(fwd.request_id) {
             h.insert("x-request-id", v);
         }
         if let Some(id) = fwd.identity {
@@ -172,7 +172,15 @@ impl Upstream {
             };
 
         if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
-            if let Some(client_upgrade) = client_upgrade {
+            // A 101 nobody asked for (or for another protocol) is not passed
+            // on: the client would think it has a tunnel.
+            let (Some(client_upgrade), Some(asked)) = (client_upgrade, upgrade_to.as_ref()) else {
+                return Err(ProxyError::Unreachable);
+            };
+            if !switched_to(&resp, asked) {
+                return Err(ProxyError::Unreachable);
+            }
+            {
                 let upstream_upgrade = hyper::upgrade::on(&mut resp);
                 tokio::spawn(async move {
                     match tokio::try_join!(client_upgrade, upstream_upgrade) {
@@ -197,7 +205,15 @@ impl Upstream {
     }
 }
 
+/// The one Upgrade Portcullis passes on: a WebSocket handshake (a GET with
+/// `Connection: upgrade` and `Upgrade: websocket`). Any other protocol
+/// (`h2c` above all) would open a raw tunnel in which further requests reach
+/// the upstream without passing the gate, so it is dropped like any other
+/// hop-by-hop header.
 fn upgrade_protocol(req: &Request<Incoming>) -> Option<HeaderValue> {
+    if req.method() != http::Method::GET {
+        return None;
+    }
     let wants = req
         .headers()
         .get_all(header::CONNECTION)
@@ -205,9 +221,16 @@ fn upgrade_protocol(req: &Request<Incoming>) -> Option<HeaderValue> {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
-    if wants {
-        req.headers().get(header::UPGRADE).cloned()
-    } else {
-        None
+    let mut upgrades = req.headers().get_all(header::UPGRADE).iter();
+    match (wants, upgrades.next(), upgrades.next()) {
+        (true, Some(v), None) if v.as_bytes().eq_ignore_ascii_case(b"websocket") => Some(v.clone()),
+        _ => None,
     }
+}
+
+/// A 101 is spliced only when it switches to the protocol asked for.
+fn switched_to(resp: &Response<Incoming>, asked: &HeaderValue) -> bool {
+    resp.headers()
+        .get(header::UPGRADE)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(asked.as_bytes()))
 }

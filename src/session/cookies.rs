@@ -9,16 +9,27 @@ pub const CHUNK_BYTES: usize = 3800;
 /// A session bigger than this many chunks is refused rather than sent.
 pub const MAX_CHUNKS: usize = 8;
 
-/// Every `name=value` pair in the request's `Cookie` headers.
-pub fn request_cookies(headers: &HeaderMap) -> Vec<(&str, &str)> {
+/// The raw `;`-separated pairs of every `Cookie` header, trimmed. Bytes,
+/// not text: an app's cookie may carry UTF-8, and one such value must not
+/// make the whole header (and the session in it) unreadable.
+fn raw_pairs(headers: &HeaderMap) -> impl Iterator<Item = &[u8]> {
     headers
         .get_all(COOKIE)
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
+        .flat_map(|v| v.as_bytes().split(|&b| b == b';'))
+        .map(|p| p.trim_ascii())
+        .filter(|p| !p.is_empty())
+}
+
+/// Every `name=value` pair in the request's `Cookie` headers whose name and
+/// value are text (all of Portcullis' own are).
+pub fn request_cookies(headers: &HeaderMap) -> Vec<(&str, &str)> {
+    raw_pairs(headers)
         .filter_map(|pair| {
-            let (n, v) = pair.trim().split_once('=')?;
-            Some((n.trim(), v.trim()))
+            let eq = pair.iter().position(|&b| b == b'=')?;
+            let name = std::str::from_utf8(&pair[..eq]).ok()?.trim();
+            let value = std::str::from_utf8(&pair[eq + 1..]).ok()?.trim();
+            Some((name, value))
         })
         .collect()
 }
@@ -145,14 +156,21 @@ pub fn strip_own_cookies(headers: &mut HeaderMap, session_base: &str) {
     if !headers.contains_key(COOKIE) {
         return;
     }
-    let kept: Vec<String> = request_cookies(headers)
-        .into_iter()
-        .filter(|(n, _)| !is_own_cookie(n, session_base))
-        .map(|(n, v)| format!("{n}={v}"))
-        .collect();
+    let mut kept: Vec<u8> = Vec::new();
+    for pair in raw_pairs(headers) {
+        let name = pair.split(|&b| b == b'=').next().unwrap_or_default();
+        let own = std::str::from_utf8(name).is_ok_and(|n| is_own_cookie(n.trim(), session_base));
+        if !own {
+            if !kept.is_empty() {
+                kept.extend_from_slice(b"; ");
+            }
+            // Foreign pairs go on byte for byte.
+            kept.extend_from_slice(pair);
+        }
+    }
     headers.remove(COOKIE);
     if !kept.is_empty()
-        && let Ok(v) = HeaderValue::from_str(&kept.join("; "))
+        && let Ok(v) = HeaderValue::from_bytes(&kept)
     {
         headers.insert(COOKIE, v);
     }
@@ -227,6 +245,27 @@ mod tests {
         let all: Vec<_> = h.get_all(COOKIE).iter().collect();
         assert_eq!(all.len(), 1);
         assert_eq!(all[0], "a=1; b=2");
+    }
+
+    #[test]
+    fn non_ascii_app_cookies_neither_hide_the_session_nor_get_lost() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            COOKIE,
+            HeaderValue::from_bytes(
+                "name=Zo\u{eb}; flag; __Host-portcullis_session=tok".as_bytes(),
+            )
+            .unwrap(),
+        );
+        assert_eq!(
+            read_chunked(&request_cookies(&h), "__Host-portcullis_session").as_deref(),
+            Some("tok")
+        );
+        strip_own_cookies(&mut h, "portcullis_session");
+        assert_eq!(
+            h.get(COOKIE).unwrap().as_bytes(),
+            "name=Zo\u{eb}; flag".as_bytes()
+        );
     }
 
     #[test]

@@ -20,6 +20,9 @@ use crate::identity::IdpKind;
 /// never pass as a session, nor the other way round.
 const AUDIENCE_SUFFIX: &str = "#login-transaction";
 
+/// Unfinished logins one browser may have at once.
+pub const MAX_PENDING: usize = 4;
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Transaction {
     /// Random, 128 bits, hex; also the OIDC `state` / SAML `RelayState`.
@@ -162,6 +165,22 @@ impl Transactions {
         Ok(claims.txn)
     }
 
+    /// When a browser already holds [`MAX_PENDING`] unfinished logins (tabs
+    /// restored, logins abandoned), `Set-Cookie` values deleting them all, so
+    /// transaction cookies cannot pile up past header limits. Those logins
+    /// then start over.
+    pub fn evict_if_crowded(&self, jar: &[(&str, &str)]) -> Vec<String> {
+        let prefix = format!("{}{INTERNAL_COOKIE_PREFIX}txn_", self.prefix);
+        let pending: Vec<&str> = jar
+            .iter()
+            .filter_map(|(n, _)| n.strip_prefix(prefix.as_str()))
+            .collect();
+        if pending.len() < MAX_PENDING {
+            return vec![];
+        }
+        pending.iter().map(|id| self.clear(id)).collect()
+    }
+
     /// `Set-Cookie` value deleting transaction `id` (after use).
     pub fn clear(&self, id: &str) -> String {
         cookies::clear_cookie(&self.cookie_name(id), self.attrs)
@@ -249,6 +268,28 @@ mod tests {
         );
         assert_eq!(t.find(&[], &a.id), Err(TransactionError::Missing));
         assert_eq!(t.find(&[], "../etc"), Err(TransactionError::Missing));
+    }
+
+    #[test]
+    fn crowded_transactions_are_evicted() {
+        let t = txns("a.example.com", Arc::new(KeyRing::generate()));
+        let cookies: Vec<(String, String)> = (0..MAX_PENDING)
+            .map(|_| {
+                cookie_pair(
+                    &t.begin(IdpKind::Oidc, "/", serde_json::Value::Null)
+                        .unwrap()
+                        .1,
+                )
+            })
+            .collect();
+        let jar: Vec<(&str, &str)> = cookies
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        assert!(t.evict_if_crowded(&jar[..MAX_PENDING - 1]).is_empty());
+        let cleared = t.evict_if_crowded(&jar);
+        assert_eq!(cleared.len(), MAX_PENDING);
+        assert!(cleared.iter().all(|c| c.contains("Max-Age=0")));
     }
 
     #[test]
