@@ -69,7 +69,7 @@ fn decode_unreserved(raw: &str) -> Option<String> {
             }
             i += 3;
         } else {
-            if b < 0x20 || b >= 0x7f {
+            if !(0x20..0x7f).contains(&b) {
                 return None;
             }
             out.push(b as char);
