@@ -1,4 +1,4 @@
-//! The command line: `run` (default), `check-config`, `keygen`,
+//! The command line: `run` (default), `check-config`, `keygen`, `keys`,
 //! `hash-token`, `version`.
 
 use std::io::BufRead;
@@ -39,6 +39,11 @@ pub enum Command {
         #[arg(long)]
         rotate: bool,
     },
+    /// Look after the session key ring: list keys, prune retired ones.
+    Keys {
+        #[command(subcommand)]
+        action: KeysCommand,
+    },
     /// Print the SHA-256 of a passthrough token read from standard input,
     /// for `passthrough.tokens[].sha256`.
     HashToken {
@@ -48,6 +53,33 @@ pub enum Command {
     },
     /// Print the version.
     Version,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Show the keys: id, creation time, which one is active.
+    List {
+        /// Key ring file; defaults to the configured `session.key_file`.
+        #[arg(long, value_name = "FILE")]
+        file: Option<PathBuf>,
+    },
+    /// Drop keys that no unexpired session can still be signed with: those
+    /// replaced longer ago than the session lifetime. Reload every instance
+    /// sharing the file afterwards.
+    Prune {
+        /// Key ring file; defaults to the configured `session.key_file`.
+        #[arg(long, value_name = "FILE")]
+        file: Option<PathBuf>,
+        /// The longest session lifetime of all instances sharing the key
+        /// file (e.g. `24h`); defaults to this configuration's
+        /// `session.lifetime`. `0s` drops every inactive key: everyone
+        /// signed in with them is logged out.
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+        max_age: Option<std::time::Duration>,
+        /// Only say what would be dropped.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 pub fn main() -> std::process::ExitCode {
@@ -70,7 +102,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 .enable_all()
                 .build()
                 .context("cannot start the async runtime")?;
-            rt.block_on(crate::run::run(config))?;
+            rt.block_on(crate::run::run(config, cli.config.clone()))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::CheckConfig => match crate::config::load(cli.config.as_deref()) {
@@ -114,6 +146,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Keys { action } => keys(cli.config.as_deref(), action),
         Command::HashToken { generate } => {
             let token = if generate {
                 let t = crate::random_id(32);
@@ -145,4 +178,60 @@ fn dispatch(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn keys(
+    config: Option<&std::path::Path>,
+    action: KeysCommand,
+) -> anyhow::Result<std::process::ExitCode> {
+    match action {
+        KeysCommand::List { file } => {
+            let path = match file {
+                Some(p) => p,
+                None => crate::config::load(config)?.session.key_file,
+            };
+            print!("{}", crate::keys::list(&path)?);
+        }
+        KeysCommand::Prune {
+            file,
+            max_age,
+            dry_run,
+        } => {
+            let (path, max_age) = match (file, max_age) {
+                (Some(p), Some(m)) => (p, m),
+                (file, max_age) => {
+                    let c = crate::config::load(config).context(
+                        "keys prune needs the configuration for the key file and session lifetime, or both --file and --max-age",
+                    )?;
+                    (
+                        file.unwrap_or(c.session.key_file),
+                        max_age.unwrap_or(c.session.lifetime),
+                    )
+                }
+            };
+            let report = crate::keys::prune_file(&path, max_age, dry_run)?;
+            let verb = if dry_run { "would drop" } else { "dropped" };
+            if report.removed.is_empty() {
+                println!(
+                    "nothing to drop in {}: every key may still verify a session (max age {})",
+                    path.display(),
+                    humantime::format_duration(max_age)
+                );
+            } else {
+                println!(
+                    "{verb} {} key(s) from {}: {}; kept {}",
+                    report.removed.len(),
+                    path.display(),
+                    report.removed.join(", "),
+                    report.kept.join(", ")
+                );
+                if !dry_run {
+                    println!(
+                        "reload every instance that shares this file: systemctl reload 'portcullis@*'"
+                    );
+                }
+            }
+        }
+    }
+    Ok(std::process::ExitCode::SUCCESS)
 }

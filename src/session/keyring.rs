@@ -130,6 +130,22 @@ impl KeyRing {
         before - self.keys.len()
     }
 
+    /// Removes the inactive key `kid`; the active key is never removed.
+    pub fn remove_inactive(&mut self, kid: &str) -> bool {
+        let active_kid = self.active().kid.clone();
+        if kid == active_kid {
+            return false;
+        }
+        let before = self.keys.len();
+        self.keys.retain(|k| k.kid != kid);
+        self.active = self
+            .keys
+            .iter()
+            .position(|k| k.kid == active_kid)
+            .unwrap_or(0);
+        before != self.keys.len()
+    }
+
     pub fn active(&self) -> &Key {
         &self.keys[self.active]
     }
