@@ -8,7 +8,8 @@
 //!   session cookie comes as `Set-Cookie`.
 //! - 401: no session. The body names the sign-in URL
 //!   (`/.portcullis/login?rd=…`, which checks that the return URL is
-//!   same-origin). With `?redirect=1` (for Traefik and Caddy, which pass a
+//!   same-origin); for a browser navigation the `X-Portcullis-Login-Url`
+//!   header carries it too, for nginx's `error_page` to redirect to. With `?redirect=1` (for Traefik and Caddy, which pass a
 //!   non-2xx answer to the client), a browser navigation gets a 302 to that
 //!   URL instead; nginx needs the 401 and its own `error_page`.
 //! - 403: signed in, but the access rules say no.
@@ -28,6 +29,9 @@ use crate::pages::{Page, PageKind};
 use crate::policy::{self, Route, return_to::safe_return_path};
 use crate::server::{App, login_url, redirect};
 use crate::session::cookies;
+
+/// Set on a 401 for a browser navigation: the sign-in URL to redirect to.
+pub const LOGIN_URL_HEADER: &str = "x-portcullis-login-url";
 
 /// Per-request facts the server already worked out.
 #[derive(Debug, Clone, Copy)]
@@ -82,8 +86,7 @@ pub fn check<B>(app: &App, req: &Request<B>, ac: AuthCtx<'_>) -> Response<Body> 
     let orig = Original::from_headers(req.headers());
     let redirect_browsers = query_flag(req.uri().query(), "redirect");
     match policy::route(config, &orig.method, orig.path(), req.headers()) {
-        // Portcullis' own paths and passthrough paths need no identity.
-        Route::Own(_) | Route::Passthrough => allowed(app, None, &[]),
+        Route::Passthrough => allowed(app, None, &[]),
         Route::Token(m) => {
             let identity = policy::token_identity(&m);
             if let Err(denied) = policy::authorize(config, &identity, ac.ctx.client_ip, true) {
@@ -93,7 +96,10 @@ pub fn check<B>(app: &App, req: &Request<B>, ac: AuthCtx<'_>) -> Response<Body> 
             audit::token_used(ac.ctx, &m.token.name);
             allowed(app, Some(&identity), &[])
         }
-        Route::Session => {
+        // Portcullis' own paths are answered by Portcullis itself, on a
+        // route without forward-auth; if one is asked about here, the app
+        // would serve it, so it is treated like any other path.
+        Route::Own(_) | Route::Session => {
             let jar = cookies::request_cookies(req.headers());
             match app.sessions.verify(&jar) {
                 Some(Ok(v)) => {
@@ -114,7 +120,8 @@ pub fn check<B>(app: &App, req: &Request<B>, ac: AuthCtx<'_>) -> Response<Body> 
                     }
                     let return_to = safe_return_path(Some(&orig.uri), &config.public_origin());
                     let login = login_url(&return_to);
-                    if redirect_browsers && policy::is_navigation(&orig.method, req.headers()) {
+                    let navigation = policy::is_navigation(&orig.method, req.headers());
+                    if redirect_browsers && navigation {
                         return redirect(&login);
                     }
                     let mut resp = page(
@@ -126,9 +133,11 @@ pub fn check<B>(app: &App, req: &Request<B>, ac: AuthCtx<'_>) -> Response<Body> 
                     if let Ok(v) = HeaderValue::from_str(&challenge) {
                         resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
                     }
-                    // nginx can hand this to its error_page redirect.
-                    if let Ok(v) = HeaderValue::from_str(&login) {
-                        resp.headers_mut().insert("x-portcullis-login-url", v);
+                    // For a browser navigation, where to send it: nginx reads
+                    // this with auth_request_set and redirects in its
+                    // error_page; a script gets the plain 401.
+                    if navigation && let Ok(v) = HeaderValue::from_str(&login) {
+                        resp.headers_mut().insert(LOGIN_URL_HEADER, v);
                     }
                     resp
                 }
