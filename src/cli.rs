@@ -42,7 +42,7 @@ pub enum Command {
     /// Look after the session key ring: list keys, prune retired ones.
     Keys {
         #[command(subcommand)]
-        action: KeysCommand,
+        action: crate::keys::KeysCommand,
     },
     /// Print the SHA-256 of a passthrough token read from standard input,
     /// for `passthrough.tokens[].sha256`.
@@ -53,33 +53,6 @@ pub enum Command {
     },
     /// Print the version.
     Version,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum KeysCommand {
-    /// Show the keys: id, creation time, which one is active.
-    List {
-        /// Key ring file; defaults to the configured `session.key_file`.
-        #[arg(long, value_name = "FILE")]
-        file: Option<PathBuf>,
-    },
-    /// Drop keys that no unexpired session can still be signed with: those
-    /// replaced longer ago than the session lifetime. Reload every instance
-    /// sharing the file afterwards.
-    Prune {
-        /// Key ring file; defaults to the configured `session.key_file`.
-        #[arg(long, value_name = "FILE")]
-        file: Option<PathBuf>,
-        /// The longest session lifetime of all instances sharing the key
-        /// file (e.g. `24h`); defaults to this configuration's
-        /// `session.lifetime`. `0s` drops every inactive key: everyone
-        /// signed in with them is logged out.
-        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
-        max_age: Option<std::time::Duration>,
-        /// Only say what would be dropped.
-        #[arg(long)]
-        dry_run: bool,
-    },
 }
 
 pub fn main() -> std::process::ExitCode {
@@ -146,7 +119,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Keys { action } => keys(cli.config.as_deref(), action),
+        Command::Keys { action } => crate::keys::command(cli.config.as_deref(), action),
         Command::HashToken { generate } => {
             let token = if generate {
                 let t = crate::random_id(32);
@@ -178,60 +151,4 @@ fn dispatch(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
-}
-
-fn keys(
-    config: Option<&std::path::Path>,
-    action: KeysCommand,
-) -> anyhow::Result<std::process::ExitCode> {
-    match action {
-        KeysCommand::List { file } => {
-            let path = match file {
-                Some(p) => p,
-                None => crate::config::load(config)?.session.key_file,
-            };
-            print!("{}", crate::keys::list(&path)?);
-        }
-        KeysCommand::Prune {
-            file,
-            max_age,
-            dry_run,
-        } => {
-            let (path, max_age) = match (file, max_age) {
-                (Some(p), Some(m)) => (p, m),
-                (file, max_age) => {
-                    let c = crate::config::load(config).context(
-                        "keys prune needs the configuration for the key file and session lifetime, or both --file and --max-age",
-                    )?;
-                    (
-                        file.unwrap_or(c.session.key_file),
-                        max_age.unwrap_or(c.session.lifetime),
-                    )
-                }
-            };
-            let report = crate::keys::prune_file(&path, max_age, dry_run)?;
-            let verb = if dry_run { "would drop" } else { "dropped" };
-            if report.removed.is_empty() {
-                println!(
-                    "nothing to drop in {}: every key may still verify a session (max age {})",
-                    path.display(),
-                    humantime::format_duration(max_age)
-                );
-            } else {
-                println!(
-                    "{verb} {} key(s) from {}: {}; kept {}",
-                    report.removed.len(),
-                    path.display(),
-                    report.removed.join(", "),
-                    report.kept.join(", ")
-                );
-                if !dry_run {
-                    println!(
-                        "reload every instance that shares this file: systemctl reload 'portcullis@*'"
-                    );
-                }
-            }
-        }
-    }
-    Ok(std::process::ExitCode::SUCCESS)
 }

@@ -9,8 +9,11 @@
 //! `keys prune --max-age 0s` right after `keygen --rotate` drops every old
 //! key at once, which logs everybody out.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use anyhow::Context;
+use clap::Subcommand;
 
 use crate::session::{KeyRing, KeyRingError};
 
@@ -87,6 +90,90 @@ pub fn list(path: &Path) -> Result<String, KeyRingError> {
         ));
     }
     Ok(out)
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Show the keys: id, creation time, which one is active.
+    List {
+        /// Key ring file; defaults to the configured `session.key_file`.
+        #[arg(long, value_name = "FILE")]
+        file: Option<PathBuf>,
+    },
+    /// Drop keys that no unexpired session can still be signed with: those
+    /// replaced longer ago than the session lifetime. Reload every instance
+    /// sharing the file afterwards.
+    Prune {
+        /// Key ring file; defaults to the configured `session.key_file`.
+        #[arg(long, value_name = "FILE")]
+        file: Option<PathBuf>,
+        /// The longest session lifetime of all instances sharing the key
+        /// file (e.g. `24h`); defaults to this configuration's
+        /// `session.lifetime`. `0s` drops every inactive key: everyone
+        /// signed in with them is logged out.
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+        max_age: Option<std::time::Duration>,
+        /// Only say what would be dropped.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+/// Runs `portcullis keys …`.
+pub fn command(
+    config: Option<&std::path::Path>,
+    action: KeysCommand,
+) -> anyhow::Result<std::process::ExitCode> {
+    match action {
+        KeysCommand::List { file } => {
+            let path = match file {
+                Some(p) => p,
+                None => crate::config::load(config)?.session.key_file,
+            };
+            print!("{}", list(&path)?);
+        }
+        KeysCommand::Prune {
+            file,
+            max_age,
+            dry_run,
+        } => {
+            let (path, max_age) = match (file, max_age) {
+                (Some(p), Some(m)) => (p, m),
+                (file, max_age) => {
+                    let c = crate::config::load(config).context(
+                        "keys prune needs the configuration for the key file and session lifetime, or both --file and --max-age",
+                    )?;
+                    (
+                        file.unwrap_or(c.session.key_file),
+                        max_age.unwrap_or(c.session.lifetime),
+                    )
+                }
+            };
+            let report = prune_file(&path, max_age, dry_run)?;
+            let verb = if dry_run { "would drop" } else { "dropped" };
+            if report.removed.is_empty() {
+                println!(
+                    "nothing to drop in {}: every key may still verify a session (max age {})",
+                    path.display(),
+                    humantime::format_duration(max_age)
+                );
+            } else {
+                println!(
+                    "{verb} {} key(s) from {}: {}; kept {}",
+                    report.removed.len(),
+                    path.display(),
+                    report.removed.join(", "),
+                    report.kept.join(", ")
+                );
+                if !dry_run {
+                    println!(
+                        "reload every instance that shares this file: systemctl reload 'portcullis@*'"
+                    );
+                }
+            }
+        }
+    }
+    Ok(std::process::ExitCode::SUCCESS)
 }
 
 #[cfg(test)]

@@ -610,3 +610,57 @@ fn reference_yaml_spells_out_the_defaults() {
         );
     }
 }
+
+#[test]
+fn check_config_names_listen_socket_and_metrics_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    for (extra, field, hint) in [
+        (
+            "listen: unix:relative.sock\n",
+            "listen:",
+            "absolute socket path",
+        ),
+        (
+            "listen: localhost\n",
+            "listen:",
+            "unix:/run/portcullis/NAME.sock",
+        ),
+        (
+            "listen_socket_mode: \"999\"\n",
+            "listen_socket_mode:",
+            "octal",
+        ),
+        (
+            "metrics:\n  listen: nowhere\n",
+            "metrics.listen:",
+            "IP:PORT",
+        ),
+        (
+            "metrics:\n  allowed_ip_ranges: [everyone]\n",
+            "metrics.allowed_ip_ranges[0]:",
+            "CIDR",
+        ),
+        (
+            "metrics:\n  enabeld: true\n",
+            "metrics.enabeld:",
+            "unknown key",
+        ),
+    ] {
+        let path = dir.path().join("c.yaml");
+        std::fs::write(
+            &path,
+            format!("domain: a.example.com\nupstream:\n  url: http://127.0.0.1:1\n{extra}"),
+        )
+        .unwrap();
+        let out = std::process::Command::new(common::bin())
+            .arg("--config")
+            .arg(&path)
+            .arg("check-config")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{extra}");
+        assert!(err.contains(field), "{extra}: {err}");
+        assert!(err.contains(hint), "{extra}: {err}");
+    }
+}
