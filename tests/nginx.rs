@@ -151,6 +151,45 @@ async fn proxy_mode(unix: bool) {
         300
     );
 
+    // WebSocket through nginx and Portcullis to the app, signed in.
+    let r = c
+        .get(url("/ws"))
+        .header("cookie", gate.cookie(&alice()))
+        .header("connection", "Upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-version", "13")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 101, "nginx error log:\n{}", nginx.error_log());
+    let upgraded = r.upgrade().await.unwrap();
+    let mut ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
+        upgraded,
+        tokio_tungstenite::tungstenite::protocol::Role::Client,
+        None,
+    )
+    .await;
+    use futures_util::{SinkExt, StreamExt};
+    ws.send(tokio_tungstenite::tungstenite::Message::text(
+        "hello through nginx",
+    ))
+    .await
+    .unwrap();
+    let echoed = ws.next().await.unwrap().unwrap();
+    assert_eq!(echoed.into_text().unwrap().as_str(), "hello through nginx");
+    // Not signed in: no upgrade.
+    let r = c
+        .get(url("/ws"))
+        .header("connection", "Upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-version", "13")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+
     // Not signed in, browser: the login step (no IdP configured here, so
     // the page that says sign-in is not set up).
     let r = c
