@@ -164,6 +164,10 @@ kill -TERM "$pid"
 wait "$pid" 2>/dev/null || true
 pid=
 check "it stopped cleanly on SIGTERM" grep -q '"stopped"' "$log"
+check "keygen --rotate run by root keeps the key ring owned by portcullis" bash -c "
+    portcullis keygen --rotate --out $state/session-keys.json &&
+    [ \"\$(stat -c '%U:%G %a' $state/session-keys.json)\" = 'portcullis:portcullis 600' ] &&
+    [ \"\$(portcullis keys list --file $state/session-keys.json | wc -l)\" = 2 ]"
 rm -f "$log" "/etc/portcullis/$instance.yaml"
 
 echo "==> purge"
