@@ -128,7 +128,7 @@ echo "       systemd-analyze security: ${score:-not available}"
 check "systemd-analyze security exposure at most 1.5" bash -c "awk '{exit !(\$1 <= 1.5)}' <<<'${score:-99}'"
 check "unit: Type=notify, reload by SIGHUP, PartOf/WantedBy portcullis.target" bash -c '
     u=/lib/systemd/system/portcullis@.service
-    grep -qx "Type=notify" $u && grep -qx "ExecReload=/bin/kill -HUP \$MAINPID" $u &&
+    grep -qx "Type=notify" $u && grep -qxF "ExecReload=/bin/sh -c '"'"'kill -HUP \"\$MAINPID\"'"'"'" $u &&
     grep -qx "PartOf=portcullis.target" $u && grep -qx "WantedBy=portcullis.target" $u &&
     grep -qx "StateDirectory=portcullis/%i" $u'
 
