@@ -82,7 +82,7 @@ check "binary /usr/bin/portcullis, root-owned, 0755" grep -Eq '^-rwxr-xr-x root/
 check "unit portcullis@.service" grep -q ' \./lib/systemd/system/portcullis@\.service$' <<<"$contents"
 check "unit portcullis.target" grep -q ' \./lib/systemd/system/portcullis\.target$' <<<"$contents"
 check "example config in /etc/portcullis" grep -q ' \./etc/portcullis/example\.yaml\.sample$' <<<"$contents"
-for f in reference.yaml minimal.yaml nginx-proxy.conf nginx-auth-request.conf; do
+for f in reference.yaml minimal.yaml nginx-proxy.conf nginx-auth-request.conf Caddyfile-forward-auth; do
     check "example $f" grep -q " \./usr/share/portcullis/examples/$f$" <<<"$contents"
 done
 check "operations guide" grep -q ' \./usr/share/doc/portcullis/operations\.md' <<<"$contents"

@@ -5,7 +5,9 @@
 //! - 2xx: yes. For a session or a token, the identity headers are in the
 //!   answer (nginx copies them with `auth_request_set`; Traefik with
 //!   `authResponseHeaders`; Caddy with `copy_headers`), and a renewed
-//!   session cookie comes as `Set-Cookie`.
+//!   session cookie comes as `Set-Cookie`. Every configured identity header
+//!   is in the answer, empty when there is no identity (passthrough), so
+//!   whatever copies them always overwrites the client's own copy.
 //! - 401: no session. The body names the sign-in URL
 //!   (`/.portcullis/login?rd=…`, which checks that the return URL is
 //!   same-origin); for a browser navigation the `X-Portcullis-Login-Url`
@@ -153,6 +155,15 @@ fn allowed(app: &App, identity: Option<&Identity>, set_cookies: &[String]) -> Re
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if let Some(id) = identity {
         crate::proxy::headers::set_identity(h, &app.config, id);
+    }
+    // Every identity header is in the answer, empty when unknown: web
+    // servers that copy a fixed list (Caddy's copy_headers) otherwise fill
+    // a missing one with something of their own, and the client's copy
+    // must be replaced in any case.
+    for name in app.config.headers.all() {
+        if !h.contains_key(name) {
+            h.insert(name.clone(), HeaderValue::from_static(""));
+        }
     }
     for c in set_cookies {
         if let Ok(v) = HeaderValue::from_str(c) {

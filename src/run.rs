@@ -50,10 +50,13 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
         tracing::info!(metrics_listen = %addr, "metrics served on their own address");
         tokio::spawn(crate::metrics::serve_separate(l));
     }
+    // Signal handlers first: from "ready" on, SIGTERM and SIGHUP must find
+    // them (the default actions would end the process).
+    let stop = lifecycle::StopSignals::install().context("cannot install the SIGTERM handler")?;
+    let hup = lifecycle::sighup().context("cannot install the SIGHUP handler")?;
     let local = listener.local();
     tracing::info!(listen = %local, domain = %app.config.domain, upstream = %app.config.upstream.url, "portcullis ready");
     let shared = Arc::new(ArcSwap::from_pointee(app));
-    let hup = lifecycle::sighup().context("cannot install the SIGHUP handler")?;
     tokio::spawn(lifecycle::reload_on_sighup(
         hup,
         shared.clone(),
@@ -61,7 +64,7 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
         fixed,
     ));
     lifecycle::notify_ready(&format!("serving on {local}"));
-    serve(shared, listener, lifecycle::shutdown_signal()).await?;
+    serve(shared, listener, stop.wait()).await?;
     tracing::info!("stopped");
     Ok(())
 }
