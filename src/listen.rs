@@ -98,6 +98,10 @@ pub enum BindError {
         "{path} exists and is not a socket; Portcullis will not remove it: choose another `listen` path or remove the file"
     )]
     NotASocket { path: PathBuf },
+    #[error(
+        "another process is already listening on the Unix socket {path}; stop it or give this instance another `listen` path"
+    )]
+    InUse { path: PathBuf },
 }
 
 impl Listener {
@@ -116,6 +120,13 @@ impl Listener {
                     source,
                 };
                 match std::fs::symlink_metadata(path) {
+                    // A live socket belongs to a running process: leave it.
+                    Ok(m)
+                        if m.file_type().is_socket()
+                            && std::os::unix::net::UnixStream::connect(path).is_ok() =>
+                    {
+                        return Err(BindError::InUse { path: path.clone() });
+                    }
                     Ok(m) if m.file_type().is_socket() => {
                         std::fs::remove_file(path).map_err(uerr)?
                     }
@@ -197,7 +208,16 @@ mod tests {
         let l = Listener::bind(&addr, 0o660).await.unwrap();
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o660);
-        std::mem::forget(l); // leaves a stale socket, like a crash would
+        // A live socket is not taken over.
+        assert!(matches!(
+            Listener::bind(&addr, 0o666).await,
+            Err(BindError::InUse { .. })
+        ));
+        drop(l);
+        // A stale one, as a crash leaves it (file there, nobody listening),
+        // is replaced.
+        drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+        assert!(path.exists());
         let l2 = Listener::bind(&addr, 0o666).await.unwrap();
         drop(l2);
         assert!(!path.exists(), "removed on drop");

@@ -374,7 +374,10 @@ async fn metrics_parse_and_move_with_traffic() {
         |m: &std::collections::BTreeMap<String, f64>, k: &str| m.get(k).copied().unwrap_or(0.0);
     let before = scrape().await;
     assert_eq!(get(&before, "portcullis_idp_metadata_age_seconds"), -1.0);
-    assert!(before.contains_key("portcullis_build_info{version=\"0.1.0\"}"));
+    assert!(before.contains_key(&format!(
+        "portcullis_build_info{{version=\"{}\"}}",
+        env!("CARGO_PKG_VERSION")
+    )));
 
     let cookie = gate.cookie(&alice());
     for _ in 0..3 {
