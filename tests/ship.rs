@@ -458,6 +458,53 @@ async fn metrics_parse_and_move_with_traffic() {
             .unwrap()
             .contains("portcullis_requests_total")
     );
+    // A visitor claiming to be local is still the visitor: nginx appends
+    // the real address, and the right-most untrusted entry counts.
+    let r = c
+        .get(gate.url("/.portcullis/metrics"))
+        .header("x-forwarded-for", "127.0.0.1, 203.0.113.9")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+}
+
+#[tokio::test]
+async fn forward_auth_renews_an_aging_session() {
+    let up = TestUpstream::start().await;
+    let gate = Gate::start(
+        &yaml(&up.url(), "").replace(
+            "session:\n",
+            "session:\n  inactivity_timeout: 10m\n  lifetime: 8h\n",
+        ),
+        &[],
+    );
+    let now = portcullis::session::now();
+    let aging = common::mint_cookie(&gate.yaml, &gate.key_file(), &alice(), |cl| {
+        cl.iat = now - 360;
+        cl.exp = now + 240;
+    });
+    let r = client()
+        .get(gate.url("/.portcullis/auth"))
+        .header("x-original-uri", "/x")
+        .header("cookie", aging)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-forwarded-user"], "alice");
+    let set = r.headers()["set-cookie"].to_str().unwrap();
+    assert!(set.starts_with("portcullis_session="), "{set}");
+    let max_age: u64 = set
+        .split("Max-Age=")
+        .nth(1)
+        .and_then(|r| r.split(';').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    assert!(
+        (590..=600).contains(&max_age),
+        "renewed for the window: {set}"
+    );
 }
 
 #[tokio::test]
