@@ -55,6 +55,7 @@ fi
 
 up_pid=
 ct_pid=
+mounted=
 cleanup() {
     if [ -n "$ct_pid" ] && kill -0 "$ct_pid" 2>/dev/null; then
         leader=$(pgrep -P "$ct_pid" | head -1 || true)
@@ -64,6 +65,7 @@ cleanup() {
     fi
     [ -n "$up_pid" ] && kill "$up_pid" 2>/dev/null || true
     rm -rf "$root"
+    [ -n "$mounted" ] && umount /run/systemd/nspawn 2>/dev/null || true
 }
 trap cleanup EXIT
 rm -rf "$root"
@@ -74,6 +76,7 @@ cp -a "$base" "$root"
 mkdir -p /run/systemd/nspawn
 if ! mountpoint -q /run/systemd/nspawn && [ "$(stat -f -c %T /run)" != tmpfs ]; then
     mount -t tmpfs tmpfs /run/systemd/nspawn
+    mounted=1
 fi
 ns() { systemd-nspawn -q --register=no --keep-unit -D "$root" --pipe "$@"; }
 
