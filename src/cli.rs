@@ -1,5 +1,5 @@
-//! The command line: `run` (default), `check-config`, `keygen`,
-//! `sp-metadata`, `hash-token`, `version`.
+//! The command line: `run` (default), `check-config`, `keygen`, `keys`,
+//! `hash-token`, `version`.
 
 use std::io::BufRead;
 use std::path::PathBuf;
@@ -42,6 +42,11 @@ pub enum Command {
     /// Print the SAML SP metadata to register at the IdP (creates the SP
     /// key pair in the state directory if it does not exist yet).
     SpMetadata,
+    /// Look after the session key ring: list keys, prune retired ones.
+    Keys {
+        #[command(subcommand)]
+        action: crate::keys::KeysCommand,
+    },
     /// Print the SHA-256 of a passthrough token read from standard input,
     /// for `passthrough.tokens[].sha256`.
     HashToken {
@@ -73,7 +78,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 .enable_all()
                 .build()
                 .context("cannot start the async runtime")?;
-            rt.block_on(crate::run::run(config))?;
+            rt.block_on(crate::run::run(config, cli.config.clone()))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::CheckConfig => match crate::config::load(cli.config.as_deref()) {
@@ -130,6 +135,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             println!("{}", crate::idp::saml::sp_metadata::render(saml, &keys)?);
             Ok(ExitCode::SUCCESS)
         }
+        Command::Keys { action } => crate::keys::command(cli.config.as_deref(), action),
         Command::HashToken { generate } => {
             let token = if generate {
                 let t = crate::random_id(32);

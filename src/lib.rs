@@ -8,10 +8,15 @@
 pub mod audit;
 pub mod cli;
 pub mod config;
+pub mod forward_auth;
 pub mod identity;
 pub mod idp;
+pub mod keys;
+pub mod lifecycle;
+pub mod listen;
 pub mod logging;
 pub mod login_loop;
+pub mod metrics;
 pub mod pages;
 pub mod policy;
 pub mod proxy;

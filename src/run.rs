@@ -1,19 +1,22 @@
-//! `portcullis run`: build everything from the configuration, bind, serve
-//! until SIGTERM/SIGINT.
+//! `portcullis run`: build everything from the configuration, bind, tell
+//! systemd we are ready, serve until SIGTERM/SIGINT; SIGHUP reloads.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
-use tokio::net::TcpListener;
+use arc_swap::ArcSwap;
 
 use crate::config::Config;
 use crate::idp::Login;
+use crate::lifecycle::{self, Fixed};
+use crate::listen::Listener;
 use crate::proxy::Upstream;
 use crate::server::{App, serve};
 use crate::session::{KeyRing, Sessions, Transactions};
 
 /// Everything that can be checked without serving: used by `run` and
-/// `check-config`.
+/// configuration reloads.
 pub async fn build_app(config: Config) -> anyhow::Result<App> {
     let ring = Arc::new(KeyRing::load_or_create(&config.session.key_file)?);
     let sessions = Sessions::new(&config, ring.clone());
@@ -23,7 +26,8 @@ pub async fn build_app(config: Config) -> anyhow::Result<App> {
     Ok(App::new(config, sessions, transactions, upstream, login))
 }
 
-pub async fn run(config: Config) -> anyhow::Result<()> {
+/// `config_path` is read again on SIGHUP.
+pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<()> {
     crate::logging::init(config.log.format, &config.log.level);
     if !config.session.secure_cookie {
         tracing::warn!(
@@ -35,34 +39,37 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             "upstream.tls_verify is false: the upstream's certificate is not checked, so anyone on the path to it can read and change the traffic. Prefer upstream.ca_file."
         );
     }
-    let listen = config.listen;
-    let app = Arc::new(build_app(config).await?);
+    let fixed = Fixed::of(&config);
+    let app = build_app(config).await?;
+    lifecycle::prepare(&app).await?;
     if !app.login.is_configured() {
         tracing::warn!(
             "no identity provider is configured: passthrough paths and tokens work, nobody can log in"
         );
     }
-    let listener = TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen}: is another process using it?"))?;
-    let local = listener.local_addr()?;
+    let listener = Listener::bind(&fixed.listen, fixed.listen_socket_mode).await?;
+    if let Some(addr) = fixed.metrics_listen.filter(|_| app.config.metrics.enabled) {
+        let l = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+            format!("metrics.listen: cannot listen on {addr}: is another process using it?")
+        })?;
+        tracing::info!(metrics_listen = %addr, "metrics served on their own address");
+        tokio::spawn(crate::metrics::serve_separate(l));
+    }
+    // Signal handlers first: from "ready" on, SIGTERM and SIGHUP must find
+    // them (the default actions would end the process).
+    let stop = lifecycle::StopSignals::install().context("cannot install the SIGTERM handler")?;
+    let hup = lifecycle::sighup().context("cannot install the SIGHUP handler")?;
+    let local = listener.local();
     tracing::info!(listen = %local, domain = %app.config.domain, upstream = %app.config.upstream.url, "portcullis ready");
-    serve(app, listener, shutdown_signal()).await?;
+    let shared = Arc::new(ArcSwap::from_pointee(app));
+    tokio::spawn(lifecycle::reload_on_sighup(
+        hup,
+        shared.clone(),
+        config_path,
+        fixed,
+    ));
+    lifecycle::notify_ready(&format!("serving on {local}"));
+    serve(shared, listener, stop.wait()).await?;
     tracing::info!("stopped");
     Ok(())
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        tracing::error!("cannot install signal handlers; stop with SIGKILL");
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM received"),
-        _ = int.recv() => tracing::info!("SIGINT received"),
-    }
 }

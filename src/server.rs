@@ -6,7 +6,6 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
@@ -15,18 +14,19 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
 
 use crate::audit::{self, Ctx};
 use crate::config::Config;
 use crate::identity::Identity;
 use crate::idp::{Completed, EndpointOutcome, Login, LoginCtx};
+use crate::lifecycle::SharedApp;
+use crate::listen::Listener;
 use crate::pages::{Page, PageKind};
 use crate::policy::{self, Route, TokenSource, return_to::safe_return_path};
 use crate::proxy::headers::OwnHeaders;
 use crate::proxy::{Forward, ProxyError, Upstream};
 use crate::session::{Sessions, Transactions, cookies};
-use crate::{Body, RESERVED_PREFIX, login_loop};
+use crate::{Body, RESERVED_PREFIX, login_loop, metrics};
 
 /// Everything a request needs, built once at start.
 pub struct App {
@@ -73,6 +73,12 @@ impl App {
         };
 
         let route = policy::route(&self.config, req.method(), req.uri().path(), req.headers());
+        let route_kind = match &route {
+            Route::Own(_) => metrics::RouteKind::Own,
+            Route::Passthrough => metrics::RouteKind::Passthrough,
+            Route::Token(_) => metrics::RouteKind::Token,
+            Route::Session => metrics::RouteKind::Session,
+        };
         let mut resp = match route {
             Route::Own(rest) => self.own_endpoint(&rest, req, &rq).await,
             Route::Passthrough => self.forward(req, &rq, None, false).await,
@@ -92,6 +98,11 @@ impl App {
         if let Ok(v) = HeaderValue::from_str(&request_id) {
             resp.headers_mut().entry("x-request-id").or_insert(v);
         }
+        let from_upstream = resp
+            .extensions_mut()
+            .remove::<metrics::FromUpstream>()
+            .is_some();
+        metrics::request(metrics::classify(route_kind, resp.status(), from_upstream));
         resp
     }
 
@@ -99,8 +110,12 @@ impl App {
         let verified = {
             let jar = cookies::request_cookies(req.headers());
             match self.sessions.verify(&jar) {
-                Some(Ok(v)) => Some((v, login_loop::clear_if_present(&jar, self.sessions.attrs()))),
+                Some(Ok(v)) => {
+                    metrics::session_verified("valid");
+                    Some((v, login_loop::clear_if_present(&jar, self.sessions.attrs())))
+                }
                 Some(Err(e)) => {
+                    metrics::session_verified(metrics::session_error_label(&e));
                     audit::session_rejected(rq.ctx(), &e.to_string());
                     None
                 }
@@ -176,6 +191,7 @@ impl App {
                 resp
             }
             Err(page) => {
+                metrics::login_failed(page.kind.code());
                 audit::login_failed(rq.ctx(), page.kind.code());
                 self.page(page, rq)
             }
@@ -190,6 +206,17 @@ impl App {
     ) -> Response<Body> {
         match rest {
             "health" => json_response(StatusCode::OK, r#"{"status":"ok"}"#),
+            "auth" => crate::forward_auth::check(
+                self,
+                &req,
+                crate::forward_auth::AuthCtx {
+                    ctx: rq.ctx(),
+                    json: rq.json,
+                },
+            ),
+            "metrics" if metrics::allowed(&self.config.metrics, rq.client_ip) => {
+                metrics::response()
+            }
             "login" => {
                 let rd = query_param(req.uri().query(), "rd");
                 let return_to = safe_return_path(rd.as_deref(), &self.config.public_origin());
@@ -226,6 +253,7 @@ impl App {
                         reason,
                         set_cookies,
                     }) => {
+                        metrics::login_failed(page.kind.code());
                         audit::login_failed(rq.ctx(), &reason);
                         let mut resp = self.page(page, rq);
                         for c in &set_cookies {
@@ -269,6 +297,7 @@ impl App {
         let set = match self.sessions.mint(&done.identity, done.idp, jar) {
             Ok(set) => set,
             Err(e) => {
+                metrics::login_failed(PageKind::TooLarge.code());
                 audit::login_failed(rq.ctx(), &e.to_string());
                 let mut resp = self.page(Page::new(PageKind::TooLarge), rq);
                 for c in &done.set_cookies {
@@ -277,6 +306,7 @@ impl App {
                 return resp;
             }
         };
+        metrics::login_succeeded(idp_name);
         audit::login_succeeded(rq.ctx(), &done.identity.user, idp_name);
         let rounds = login_loop::count(jar, &self.config.login, crate::session::now());
         let mut resp = redirect(&done.return_to);
@@ -330,17 +360,25 @@ impl App {
             identity,
             strip_authorization,
         };
+        let started = std::time::Instant::now();
         match self.upstream.forward(&self.config, req, fwd).await {
-            Ok(resp) => resp,
+            Ok(mut resp) => {
+                metrics::upstream_answered(started.elapsed());
+                resp.extensions_mut().insert(metrics::FromUpstream);
+                resp
+            }
             Err(ProxyError::Timeout) => {
+                metrics::upstream_failed("timeout");
                 tracing::warn!(request_id = rq.request_id, "upstream timed out");
                 self.page(Page::new(PageKind::GatewayTimeout), rq)
             }
             Err(ProxyError::Unreachable) => {
+                metrics::upstream_failed("unreachable");
                 tracing::warn!(request_id = rq.request_id, "upstream unreachable");
                 self.page(Page::new(PageKind::BadGateway), rq)
             }
             Err(ProxyError::BadRequest(why)) => {
+                metrics::upstream_failed("bad_request");
                 tracing::info!(request_id = rq.request_id, why, "bad request");
                 self.page(Page::new(PageKind::BadRequest), rq)
             }
@@ -417,10 +455,11 @@ fn signed_out_page(config: &Config, request_id: &str) -> Response<Body> {
 }
 
 /// Accepts connections until `shutdown` resolves, then waits (bounded by
-/// `shutdown_timeout`) for in-flight requests to finish.
+/// `shutdown_timeout`) for in-flight requests to finish. Each request is
+/// handled by the `App` in force when it arrives (see `lifecycle::reload`).
 pub async fn serve(
-    app: Arc<App>,
-    listener: TcpListener,
+    app: SharedApp,
+    listener: Listener,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let graceful = GracefulShutdown::new();
@@ -438,10 +477,9 @@ pub async fn serve(
                         continue;
                     }
                 };
-                let _ = stream.set_nodelay(true);
                 let app = app.clone();
                 let svc = service_fn(move |req| {
-                    let app = app.clone();
+                    let app = app.load_full();
                     async move { Ok::<_, Infallible>(app.handle(req, peer).await) }
                 });
                 let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc).into_owned();
@@ -457,7 +495,7 @@ pub async fn serve(
     }
     drop(listener);
     tracing::info!("shutting down: no new connections, waiting for in-flight requests");
-    let timeout = app.config.shutdown_timeout;
+    let timeout = app.load().config.shutdown_timeout;
     tokio::select! {
         () = graceful.shutdown() => tracing::info!("all connections closed"),
         () = tokio::time::sleep(timeout) => tracing::warn!(?timeout, "shutdown timeout reached; closing remaining connections"),

@@ -15,9 +15,12 @@ pub struct RawConfig {
     pub domain: Option<String>,
     #[serde(default)]
     pub scheme: Scheme,
-    /// `HOST:PORT` to listen on.
+    /// `HOST:PORT` to listen on, or `unix:/run/portcullis/NAME.sock`.
     #[serde(default = "defaults::listen")]
     pub listen: String,
+    /// Octal mode of the Unix socket when `listen` is `unix:…`.
+    #[serde(default = "defaults::listen_socket_mode")]
+    pub listen_socket_mode: String,
     /// Where Portcullis keeps keys and IdP caches. Defaults to systemd's
     /// `$STATE_DIRECTORY`, else `./portcullis-state`.
     pub state_dir: Option<PathBuf>,
@@ -42,6 +45,8 @@ pub struct RawConfig {
     /// OpenID Connect provider (one IdP per instance).
     pub oidc: Option<super::oidc::OidcRaw>,
     pub saml: Option<super::saml::RawSaml>,
+    #[serde(default)]
+    pub metrics: crate::metrics::MetricsConfig,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -304,6 +309,9 @@ pub(crate) mod defaults {
     }
     pub fn listen() -> String {
         "127.0.0.1:4180".into()
+    }
+    pub fn listen_socket_mode() -> String {
+        "0666".into()
     }
     pub fn shutdown_timeout() -> Duration {
         Duration::from_secs(30)

@@ -18,7 +18,9 @@ use super::model::{LogConfig, LoginConfig, PagesConfig, RawConfig, Scheme};
 pub struct Config {
     pub domain: String,
     pub scheme: Scheme,
-    pub listen: SocketAddr,
+    pub listen: crate::listen::ListenAddr,
+    /// Mode of the Unix socket (`listen_socket_mode`).
+    pub listen_socket_mode: u32,
     pub state_dir: PathBuf,
     pub shutdown_timeout: Duration,
     pub upstream: Upstream,
@@ -31,6 +33,7 @@ pub struct Config {
     pub login: LoginConfig,
     pub oidc: Option<super::oidc::Oidc>,
     pub saml: Option<super::saml::Saml>,
+    pub metrics: crate::metrics::MetricsSettings,
 }
 
 impl Config {
@@ -193,17 +196,30 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, Vec<FieldError>> {
         }
     };
 
-    let listen = match raw.listen.parse::<SocketAddr>() {
-        Ok(a) => a,
-        Err(_) => {
+    let listen = crate::listen::ListenAddr::parse(&raw.listen).unwrap_or_else(|e| {
+        errs.add("listen", e);
+        crate::listen::ListenAddr::Tcp(SocketAddr::from(([127, 0, 0, 1], 4180)))
+    });
+    let listen_socket_mode = u32::from_str_radix(raw.listen_socket_mode.trim(), 8)
+        .ok()
+        .filter(|m| *m <= 0o777)
+        .unwrap_or_else(|| {
             errs.add(
-                "listen",
+                "listen_socket_mode",
                 format!(
-                    "`{}` is not an address: use `IP:PORT`, e.g. `127.0.0.1:4180`",
-                    raw.listen
+                    "`{}` is not an octal file mode: write e.g. `0660`",
+                    raw.listen_socket_mode
                 ),
             );
-            SocketAddr::from(([127, 0, 0, 1], 4180))
+            0o666
+        });
+    let metrics = match raw.metrics.validate() {
+        Ok(m) => Some(m),
+        Err(e) => {
+            for (field, message) in e {
+                errs.add(field, message);
+            }
+            None
         }
     };
 
@@ -259,8 +275,8 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, Vec<FieldError>> {
     if !errs.0.is_empty() {
         return Err(errs.0);
     }
-    let (Some(upstream), Some(passthrough), Some(headers), Some(access)) =
-        (upstream, passthrough, headers, access)
+    let (Some(upstream), Some(passthrough), Some(headers), Some(access), Some(metrics)) =
+        (upstream, passthrough, headers, access, metrics)
     else {
         return Err(errs.0);
     };
@@ -268,6 +284,7 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, Vec<FieldError>> {
         domain,
         scheme: raw.scheme,
         listen,
+        listen_socket_mode,
         state_dir,
         shutdown_timeout: raw.shutdown_timeout,
         upstream,
@@ -280,6 +297,7 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, Vec<FieldError>> {
         login: raw.login,
         oidc,
         saml,
+        metrics,
     })
 }
 

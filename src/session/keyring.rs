@@ -130,6 +130,22 @@ impl KeyRing {
         before - self.keys.len()
     }
 
+    /// Removes the inactive key `kid`; the active key is never removed.
+    pub fn remove_inactive(&mut self, kid: &str) -> bool {
+        let active_kid = self.active().kid.clone();
+        if kid == active_kid {
+            return false;
+        }
+        let before = self.keys.len();
+        self.keys.retain(|k| k.kid != kid);
+        self.active = self
+            .keys
+            .iter()
+            .position(|k| k.kid == active_kid)
+            .unwrap_or(0);
+        before != self.keys.len()
+    }
+
     pub fn active(&self) -> &Key {
         &self.keys[self.active]
     }
@@ -224,7 +240,23 @@ impl KeyRing {
             f.write_all(&self.to_json()).map_err(werr)?;
             f.sync_all().map_err(werr)?;
         }
+        keep_owner(&tmp, path);
         std::fs::rename(&tmp, path).map_err(werr)
+    }
+}
+
+/// Gives `tmp` the owner of the file it replaces, or of the directory for a
+/// new file: an administrator running `keygen --rotate` or `keys prune` as
+/// root must not leave a key file the service user cannot read. Only root
+/// can change owners; for anyone else this is a no-op.
+fn keep_owner(tmp: &Path, path: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    let like = std::fs::metadata(path)
+        .or_else(|_| std::fs::metadata(path.parent().unwrap_or(Path::new("."))));
+    if let (Ok(like), Ok(now)) = (like, std::fs::metadata(tmp))
+        && (like.uid(), like.gid()) != (now.uid(), now.gid())
+    {
+        let _ = std::os::unix::fs::chown(tmp, Some(like.uid()), Some(like.gid()));
     }
 }
 
@@ -243,6 +275,29 @@ fn new_key() -> Key {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rewriting_keeps_the_owner_when_run_as_root() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys.json");
+        KeyRing::generate().write_new(&path).unwrap();
+        if std::fs::metadata(&path).unwrap().uid() != 0 {
+            return; // only root can change owners
+        }
+        std::os::unix::fs::chown(&path, Some(65534), Some(65534)).unwrap();
+        let mut ring = KeyRing::load(&path).unwrap();
+        ring.rotate();
+        ring.write(&path).unwrap();
+        let m = std::fs::metadata(&path).unwrap();
+        assert_eq!((m.uid(), m.gid(), m.mode() & 0o777), (65534, 65534, 0o600));
+        // A new file takes the directory's owner.
+        let sub = dir.path().join("state");
+        std::fs::create_dir(&sub).unwrap();
+        std::os::unix::fs::chown(&sub, Some(65534), Some(65534)).unwrap();
+        KeyRing::generate().write_new(&sub.join("k.json")).unwrap();
+        assert_eq!(std::fs::metadata(sub.join("k.json")).unwrap().uid(), 65534);
+    }
 
     #[test]
     fn created_with_mode_0600_and_reloads() {

@@ -1,0 +1,500 @@
+//! Prometheus metrics (OpenMetrics text) at `/.portcullis/metrics`, or on a
+//! separate listen address that the public host never reaches.
+//!
+//! The counters live for the whole process, across configuration reloads,
+//! in one registry built on first use. The server records with the small
+//! functions below; nothing here knows about HTTP requests beyond labels.
+//! Label values are always from a short fixed list, never user input, so
+//! the number of series stays bounded.
+
+use std::net::IpAddr;
+use std::sync::LazyLock;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
+
+use ipnet::IpNet;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::metrics::info::Info;
+use prometheus_client::registry::{Registry, Unit};
+use serde::Deserialize;
+
+/// `Content-Type` of the metrics answer.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// `metrics:` in the YAML.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Serve metrics at all.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// A separate `IP:PORT` for metrics only (e.g. `127.0.0.1:9180`). When
+    /// set, `/.portcullis/metrics` on the main listener answers 404.
+    #[serde(default)]
+    pub listen: Option<String>,
+    /// Clients allowed to read `/.portcullis/metrics` on the main listener
+    /// (the client address after trusted proxies). Through the public host
+    /// the client is a visitor, so only local scrapers get in by default.
+    #[serde(default = "loopback")]
+    pub allowed_ip_ranges: Vec<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn loopback() -> Vec<String> {
+    vec!["127.0.0.0/8".into(), "::1/128".into()]
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            enabled: true,
+            listen: None,
+            allowed_ip_ranges: loopback(),
+        }
+    }
+}
+
+/// The checked `metrics:` section.
+#[derive(Debug, Clone)]
+pub struct MetricsSettings {
+    pub enabled: bool,
+    pub listen: Option<std::net::SocketAddr>,
+    pub allowed_ip_ranges: Vec<IpNet>,
+}
+
+impl MetricsConfig {
+    /// Checks the section; each error is `(field, message)`.
+    pub fn validate(&self) -> Result<MetricsSettings, Vec<(String, String)>> {
+        let mut errs = Vec::new();
+        let listen = match &self.listen {
+            None => None,
+            Some(s) => match s.trim().parse() {
+                Ok(a) => Some(a),
+                Err(_) => {
+                    errs.push((
+                        "metrics.listen".to_string(),
+                        format!("`{s}` is not an address: use `IP:PORT`, e.g. `127.0.0.1:9180`"),
+                    ));
+                    None
+                }
+            },
+        };
+        let mut ranges = Vec::new();
+        for (i, s) in self.allowed_ip_ranges.iter().enumerate() {
+            let s = s.trim();
+            match s
+                .parse::<IpNet>()
+                .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
+            {
+                Ok(n) => ranges.push(n),
+                Err(_) => errs.push((
+                    format!("metrics.allowed_ip_ranges[{i}]"),
+                    format!("`{s}` is not a CIDR range: write e.g. `127.0.0.0/8` or `192.0.2.7`"),
+                )),
+            }
+        }
+        if errs.is_empty() {
+            Ok(MetricsSettings {
+                enabled: self.enabled,
+                listen,
+                allowed_ip_ranges: ranges,
+            })
+        } else {
+            Err(errs)
+        }
+    }
+}
+
+type Labels = Vec<(&'static str, &'static str)>;
+
+struct Metrics {
+    registry: Registry,
+    requests: Family<Labels, Counter>,
+    logins_ok: Family<Labels, Counter>,
+    logins_failed: Family<Labels, Counter>,
+    sessions: Family<Labels, Counter>,
+    upstream_seconds: Histogram,
+    upstream_errors: Family<Labels, Counter>,
+    reloads: Family<Labels, Counter>,
+    idp_refreshes: Family<Labels, Counter>,
+    idp_last_ok: Gauge,
+    idp_age: Gauge<f64, AtomicU64>,
+    /// Unix seconds of the last successful IdP metadata load; 0: never.
+    idp_loaded_at: AtomicI64,
+}
+
+static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
+
+impl Metrics {
+    fn new() -> Metrics {
+        let mut r = Registry::with_prefix("portcullis");
+        let requests = Family::<Labels, Counter>::default();
+        r.register(
+            "requests",
+            "Requests by outcome: forwarded (with a session), passthrough, token, login_redirect, unauthorized (401), forbidden (403), server_error (5xx from Portcullis), own (Portcullis' endpoints), other",
+            requests.clone(),
+        );
+        let logins_ok = Family::<Labels, Counter>::default();
+        r.register(
+            "logins_succeeded",
+            "Completed logins by identity provider kind",
+            logins_ok.clone(),
+        );
+        let logins_failed = Family::<Labels, Counter>::default();
+        r.register(
+            "logins_failed",
+            "Failed logins by reason",
+            logins_failed.clone(),
+        );
+        let sessions = Family::<Labels, Counter>::default();
+        r.register(
+            "session_verifications",
+            "Session cookie verifications by result",
+            sessions.clone(),
+        );
+        let upstream_seconds = Histogram::new(exponential_buckets(0.005, 2.0, 13));
+        r.register_with_unit(
+            "upstream_response",
+            "Time until the upstream's response headers arrived",
+            Unit::Seconds,
+            upstream_seconds.clone(),
+        );
+        let upstream_errors = Family::<Labels, Counter>::default();
+        r.register(
+            "upstream_errors",
+            "Requests the upstream did not answer, by kind",
+            upstream_errors.clone(),
+        );
+        let reloads = Family::<Labels, Counter>::default();
+        r.register(
+            "config_reloads",
+            "Configuration reloads (SIGHUP) by result",
+            reloads.clone(),
+        );
+        let idp_refreshes = Family::<Labels, Counter>::default();
+        r.register(
+            "idp_metadata_refreshes",
+            "Identity provider metadata/discovery loads by result",
+            idp_refreshes.clone(),
+        );
+        let idp_last_ok = Gauge::default();
+        idp_last_ok.set(-1);
+        r.register(
+            "idp_metadata_last_refresh_success",
+            "1 if the last IdP metadata/discovery load succeeded, 0 if it failed, -1 before the first",
+            idp_last_ok.clone(),
+        );
+        let idp_age = Gauge::<f64, AtomicU64>::default();
+        idp_age.set(-1.0);
+        r.register_with_unit(
+            "idp_metadata_age",
+            "Age of the IdP metadata/discovery in use; -1 when none is loaded",
+            Unit::Seconds,
+            idp_age.clone(),
+        );
+        r.register(
+            "build",
+            "Portcullis version",
+            Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]),
+        );
+        Metrics {
+            registry: r,
+            requests,
+            logins_ok,
+            logins_failed,
+            sessions,
+            upstream_seconds,
+            upstream_errors,
+            reloads,
+            idp_refreshes,
+            idp_last_ok,
+            idp_age,
+            idp_loaded_at: AtomicI64::new(0),
+        }
+    }
+}
+
+/// How a request ended, for `portcullis_requests_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Forwarded,
+    Passthrough,
+    Token,
+    LoginRedirect,
+    Unauthorized,
+    Forbidden,
+    ServerError,
+    Own,
+    Other,
+}
+
+impl Outcome {
+    pub fn label(self) -> &'static str {
+        match self {
+            Outcome::Forwarded => "forwarded",
+            Outcome::Passthrough => "passthrough",
+            Outcome::Token => "token",
+            Outcome::LoginRedirect => "login_redirect",
+            Outcome::Unauthorized => "unauthorized",
+            Outcome::Forbidden => "forbidden",
+            Outcome::ServerError => "server_error",
+            Outcome::Own => "own",
+            Outcome::Other => "other",
+        }
+    }
+}
+
+/// Marker put in the extensions of a response that came from the upstream,
+/// so the request can be counted as forwarded (whatever its status).
+#[derive(Debug, Clone, Copy)]
+pub struct FromUpstream;
+
+/// Which way the router sent a request, before anything answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteKind {
+    Own,
+    Passthrough,
+    Token,
+    Session,
+}
+
+/// Classifies a finished request: an upstream answer counts by route; an
+/// answer Portcullis made itself counts by its status.
+pub fn classify(route: RouteKind, status: http::StatusCode, from_upstream: bool) -> Outcome {
+    if from_upstream {
+        return match route {
+            RouteKind::Passthrough => Outcome::Passthrough,
+            RouteKind::Token => Outcome::Token,
+            RouteKind::Session | RouteKind::Own => Outcome::Forwarded,
+        };
+    }
+    match status.as_u16() {
+        401 => Outcome::Unauthorized,
+        403 => Outcome::Forbidden,
+        500..=599 => Outcome::ServerError,
+        302 | 303 if route == RouteKind::Session => Outcome::LoginRedirect,
+        _ if route == RouteKind::Own => Outcome::Own,
+        _ => Outcome::Other,
+    }
+}
+
+pub fn request(outcome: Outcome) {
+    METRICS
+        .requests
+        .get_or_create(&vec![("outcome", outcome.label())])
+        .inc();
+}
+
+pub fn login_succeeded(idp: &'static str) {
+    METRICS.logins_ok.get_or_create(&vec![("idp", idp)]).inc();
+}
+
+/// `reason` must be a fixed code (e.g. a page code), never free text.
+pub fn login_failed(reason: &'static str) {
+    METRICS
+        .logins_failed
+        .get_or_create(&vec![("reason", reason)])
+        .inc();
+}
+
+/// `result`: `valid`, or the kind of refusal.
+pub fn session_verified(result: &'static str) {
+    METRICS
+        .sessions
+        .get_or_create(&vec![("result", result)])
+        .inc();
+}
+
+/// The `result` label for a refused session cookie.
+pub fn session_error_label(e: &crate::session::SessionError) -> &'static str {
+    use crate::session::SessionError as E;
+    match e {
+        E::Malformed => "malformed",
+        E::UnknownKey => "unknown_key",
+        E::BadSignature => "bad_signature",
+        E::Expired => "expired",
+        E::WrongDomain => "wrong_domain",
+        E::TooLarge => "too_large",
+        E::Signing => "signing_failed",
+    }
+}
+
+pub fn upstream_answered(elapsed: Duration) {
+    METRICS.upstream_seconds.observe(elapsed.as_secs_f64());
+}
+
+/// `kind`: `timeout`, `unreachable`, `bad_request`.
+pub fn upstream_failed(kind: &'static str) {
+    METRICS
+        .upstream_errors
+        .get_or_create(&vec![("kind", kind)])
+        .inc();
+}
+
+pub fn config_reloaded(ok: bool) {
+    let result = if ok { "ok" } else { "failed" };
+    METRICS
+        .reloads
+        .get_or_create(&vec![("result", result)])
+        .inc();
+}
+
+/// Hook for the IdP flavours: call after each metadata/discovery load.
+/// `loaded_at` is when the document in use was fetched (unix seconds).
+pub fn idp_metadata_refreshed(ok: bool, loaded_at: Option<u64>) {
+    let m = &*METRICS;
+    m.idp_last_ok.set(i64::from(ok));
+    m.idp_refreshes
+        .get_or_create(&vec![("result", if ok { "ok" } else { "failed" })])
+        .inc();
+    if let Some(t) = loaded_at {
+        m.idp_loaded_at
+            .store(i64::try_from(t).unwrap_or(i64::MAX), Ordering::Relaxed);
+    }
+}
+
+/// The exposition text.
+pub fn render() -> String {
+    let m = &*METRICS;
+    let loaded = m.idp_loaded_at.load(Ordering::Relaxed);
+    if loaded > 0 {
+        let now = i64::try_from(crate::session::now()).unwrap_or(i64::MAX);
+        m.idp_age.set(now.saturating_sub(loaded).max(0) as f64);
+    }
+    let mut out = String::new();
+    if encode(&mut out, &m.registry).is_err() {
+        // Writing to a String cannot fail; keep the answer well-formed.
+        out = "# EOF\n".into();
+    }
+    out
+}
+
+/// The metrics as an HTTP answer.
+pub fn response() -> http::Response<crate::Body> {
+    let mut resp = http::Response::new(crate::full_body(bytes::Bytes::from(render())));
+    let h = resp.headers_mut();
+    h.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static(CONTENT_TYPE),
+    );
+    h.insert(
+        http::header::CACHE_CONTROL,
+        http::HeaderValue::from_static("no-store"),
+    );
+    resp
+}
+
+/// Serves metrics alone on `metrics.listen`: `/metrics` and
+/// `/.portcullis/metrics` answer, everything else is 404.
+pub async fn serve_separate(listener: tokio::net::TcpListener) {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let svc =
+            hyper::service::service_fn(|req: http::Request<hyper::body::Incoming>| async move {
+                let resp = match req.uri().path() {
+                    "/metrics" | "/.portcullis/metrics" => response(),
+                    _ => {
+                        let mut r = http::Response::new(crate::full_body(
+                            bytes::Bytes::from_static(b"not found: metrics are at /metrics\n"),
+                        ));
+                        *r.status_mut() = http::StatusCode::NOT_FOUND;
+                        r
+                    }
+                };
+                Ok::<_, std::convert::Infallible>(resp)
+            });
+        tokio::spawn(async move {
+            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
+        });
+    }
+}
+
+/// Whether `client` may read metrics on the main listener.
+pub fn allowed(settings: &MetricsSettings, client: IpAddr) -> bool {
+    settings.enabled
+        && settings.listen.is_none()
+        && settings
+            .allowed_ip_ranges
+            .iter()
+            .any(|n| n.contains(&client.to_canonical()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::StatusCode;
+
+    #[test]
+    fn classification() {
+        use RouteKind::*;
+        assert_eq!(classify(Session, StatusCode::OK, true), Outcome::Forwarded);
+        assert_eq!(
+            classify(Session, StatusCode::UNAUTHORIZED, true),
+            Outcome::Forwarded,
+            "the app's own 401 is still a forwarded request"
+        );
+        assert_eq!(
+            classify(Passthrough, StatusCode::OK, true),
+            Outcome::Passthrough
+        );
+        assert_eq!(classify(Token, StatusCode::OK, true), Outcome::Token);
+        assert_eq!(
+            classify(Session, StatusCode::FOUND, false),
+            Outcome::LoginRedirect
+        );
+        assert_eq!(
+            classify(Session, StatusCode::UNAUTHORIZED, false),
+            Outcome::Unauthorized
+        );
+        assert_eq!(
+            classify(Token, StatusCode::FORBIDDEN, false),
+            Outcome::Forbidden
+        );
+        assert_eq!(
+            classify(Passthrough, StatusCode::BAD_GATEWAY, false),
+            Outcome::ServerError
+        );
+        assert_eq!(classify(Own, StatusCode::OK, false), Outcome::Own);
+        assert_eq!(classify(Own, StatusCode::FOUND, false), Outcome::Own);
+    }
+
+    #[test]
+    fn exposition_has_the_families_and_ends_with_eof() {
+        request(Outcome::Forwarded);
+        session_verified("valid");
+        upstream_answered(Duration::from_millis(12));
+        let text = render();
+        assert!(text.contains("portcullis_requests_total{outcome=\"forwarded\"}"));
+        assert!(text.contains("# TYPE portcullis_upstream_response_seconds histogram"));
+        assert!(text.contains("portcullis_idp_metadata_age_seconds -1"));
+        assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn settings_validation_names_fields() {
+        let c = MetricsConfig {
+            enabled: true,
+            listen: Some("nope".into()),
+            allowed_ip_ranges: vec!["10.0.0.0/8".into(), "x".into()],
+        };
+        let errs = c.validate().unwrap_err();
+        let fields: Vec<&str> = errs.iter().map(|(f, _)| f.as_str()).collect();
+        assert_eq!(fields, ["metrics.listen", "metrics.allowed_ip_ranges[1]"]);
+        let ok = MetricsConfig::default().validate().unwrap();
+        assert!(allowed(&ok, "127.0.0.1".parse().unwrap()));
+        assert!(!allowed(&ok, "203.0.113.9".parse().unwrap()));
+    }
+}

@@ -1,0 +1,207 @@
+//! Real Caddy (the Debian package) in front of the app with `forward_auth`
+//! to Portcullis, configured from config-examples/Caddyfile-forward-auth
+//! (only the site address and backend addresses replaced), with Portcullis
+//! on TCP and on a Unix socket.
+
+mod common;
+mod ship_support;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{BROWSER_ACCEPT, TestUpstream, alice};
+use serde_json::Value;
+use ship_support::*;
+
+struct Caddy {
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Caddy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn caddy_bin() -> &'static str {
+    assert!(
+        Path::new("/usr/bin/caddy").exists(),
+        "caddy is not installed: `apt-get install caddy` (listed in scripts/apt-packages-ship.txt)"
+    );
+    "/usr/bin/caddy"
+}
+
+impl Caddy {
+    fn start(caddyfile: &str, port: u16) -> Caddy {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("Caddyfile");
+        std::fs::write(&file, caddyfile).unwrap();
+        let log = std::fs::File::create(dir.path().join("caddy.log")).unwrap();
+        let child = Command::new(caddy_bin())
+            .args(["run", "--adapter", "caddyfile", "--config"])
+            .arg(&file)
+            .env("HOME", dir.path())
+            .env("XDG_DATA_HOME", dir.path())
+            .env("XDG_CONFIG_HOME", dir.path())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let mut caddy = Caddy { child, _dir: dir };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Ok(Some(s)) = caddy.child.try_wait() {
+                panic!("caddy exited ({s}): {}", caddy.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "caddy did not start: {}",
+                caddy.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        caddy
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self._dir.path().join("caddy.log")).unwrap_or_default()
+    }
+}
+
+async fn forward_auth(unix: bool) {
+    let up = TestUpstream::start().await;
+    let listen = if unix {
+        "unix:DIR/gate.sock"
+    } else {
+        "127.0.0.1:0"
+    };
+    let gate = Gate::start(
+        &format!(
+            "domain: app.test\nscheme: http\nlisten: {listen}\nupstream:\n  url: {}\nsession:\n  secure_cookie: false\n  key_file: KEYFILE\npassthrough:\n  paths:\n    - prefix: /public/\n  tokens:\n    - name: backup\n      sha256: {}\nlog:\n  format: json\n",
+            up.url(),
+            hex::encode(portcullis::policy::tokens::sha256(TOKEN))
+        ),
+        &[],
+    );
+    let gate_addr = match &gate.at {
+        Where::Tcp(a) => a.to_string(),
+        Where::Unix(p) => format!("unix/{}", p.display()),
+    };
+    let port = free_port();
+    let root = env!("CARGO_MANIFEST_DIR");
+    let example =
+        std::fs::read_to_string(format!("{root}/config-examples/Caddyfile-forward-auth")).unwrap();
+    let mut conf = replace_once(
+        &example,
+        "app.example.com {",
+        &format!("{{\n\tadmin off\n}}\n\nhttp://app.test:{port} {{"),
+    );
+    conf = replace_once(&conf, "127.0.0.1:4180", &gate_addr);
+    conf = replace_once(
+        &conf,
+        "reverse_proxy 127.0.0.1:3000",
+        &format!("reverse_proxy {}", up.addr),
+    );
+    let caddy = Caddy::start(&conf, port);
+    let c = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .resolve("app.test", SocketAddr::from(([127, 0, 0, 1], port)))
+        .build()
+        .unwrap();
+    let url = |p: &str| format!("http://app.test:{port}{p}");
+
+    // Signed in: the app gets the identity Portcullis answered with.
+    let r = c
+        .get(url("/dashboard"))
+        .header("cookie", gate.cookie(&alice()))
+        .header("x-forwarded-user", "root")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "caddy log: {}", caddy.log());
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["uri"], "/dashboard");
+    assert_eq!(v["headers"]["x-forwarded-user"], "alice");
+    assert_eq!(v["headers"]["x-forwarded-groups"], "admins,staff");
+
+    // Browser without a session: straight to the sign-in page.
+    let r = c
+        .get(url("/dashboard?tab=2"))
+        .header("accept", BROWSER_ACCEPT)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302);
+    assert_eq!(
+        r.headers()["location"],
+        "/.portcullis/login?rd=%2Fdashboard%3Ftab%3D2"
+    );
+    let r = c
+        .get(url("/.portcullis/login?rd=%2Fdashboard"))
+        .header("accept", BROWSER_ACCEPT)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        503,
+        "Portcullis' own sign-in page (no IdP here)"
+    );
+
+    // Script without a session: 401.
+    let r = c
+        .get(url("/api/items"))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+
+    // Passthrough: the app answers, and a forged identity never reaches it.
+    let r = c
+        .get(url("/public/x"))
+        .header("x-forwarded-user", "root")
+        .header("x-forwarded-groups", "admins")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    // Caddy's copy_headers sets each listed header to what Portcullis
+    // answered: empty here, never the client's value.
+    for h in ["x-forwarded-user", "x-forwarded-groups"] {
+        let got = v["headers"].get(h).and_then(Value::as_str).unwrap_or("");
+        assert_eq!(got, "", "{h}: {v}");
+    }
+
+    // A passthrough token: the app gets the token's identity, not the token.
+    let r = c
+        .get(url("/api/backup"))
+        .header("x-portcullis-authorization", format!("Bearer {TOKEN}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["headers"]["x-forwarded-user"], "backup");
+    assert!(
+        v["headers"].get("x-portcullis-authorization").is_none(),
+        "{v}"
+    );
+}
+
+const TOKEN: &str = "caddy-token-0123456789abcdef";
+
+#[tokio::test]
+async fn caddy_forward_auth_over_tcp() {
+    forward_auth(false).await;
+}
+
+#[tokio::test]
+async fn caddy_forward_auth_over_unix_socket() {
+    forward_auth(true).await;
+}

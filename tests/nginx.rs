@@ -1,0 +1,382 @@
+//! Real nginx (the Debian package) in front of Portcullis, configured from
+//! the shipped examples in config-examples/ (only host names, ports,
+//! certificate paths and addresses replaced), over TLS, in proxy mode and in
+//! auth_request mode, with Portcullis on TCP and on a Unix socket.
+
+mod common;
+mod ship_support;
+
+use std::net::SocketAddr;
+
+use common::{BROWSER_ACCEPT, TestUpstream, alice, bob};
+use serde_json::Value;
+use ship_support::*;
+
+const DOMAIN: &str = "app.test";
+
+fn gate_yaml(upstream: &str, unix: bool) -> String {
+    let listen = if unix {
+        "unix:DIR/gate.sock"
+    } else {
+        "127.0.0.1:0"
+    };
+    format!(
+        "domain: {DOMAIN}\nlisten: {listen}\nupstream:\n  url: {upstream}\n  timeout: 5s\nsession:\n  key_file: KEYFILE\npassthrough:\n  paths:\n    - prefix: /public/\nlog:\n  format: json\n  level: info\n"
+    )
+}
+
+/// nginx's `server …;` line for the gate.
+fn gate_server(gate: &Gate) -> String {
+    match &gate.at {
+        Where::Tcp(a) => format!("server {a};"),
+        Where::Unix(p) => format!("server unix:{};", p.display()),
+    }
+}
+
+/// The shipped example with this test's ports, certificate and addresses.
+fn site(
+    example: &str,
+    gate: &Gate,
+    tls_port: u16,
+    http_port: u16,
+    app: Option<SocketAddr>,
+) -> (String, tempfile::TempDir) {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let text = std::fs::read_to_string(format!("{root}/config-examples/{example}")).unwrap();
+    let certs = tempfile::tempdir().unwrap();
+    let (cert, key) = self_signed(certs.path(), DOMAIN);
+    let mut s = replace_once(
+        &text,
+        "/etc/ssl/certs/app.example.com.pem",
+        cert.to_str().unwrap(),
+    );
+    s = replace_once(
+        &s,
+        "/etc/ssl/private/app.example.com.key",
+        key.to_str().unwrap(),
+    );
+    s = replace_once(&s, "app.example.com", DOMAIN);
+    s = replace_once(
+        &s,
+        "listen 443 ssl http2;",
+        &format!("listen 127.0.0.1:{tls_port} ssl http2;"),
+    );
+    s = replace_once(&s, "listen [::]:443 ssl http2;", "");
+    s = replace_once(&s, "listen 80;", &format!("listen 127.0.0.1:{http_port};"));
+    s = replace_once(&s, "listen [::]:80;", "");
+    s = replace_once(&s, "server 127.0.0.1:4180;", &gate_server(gate));
+    if let Some(app) = app {
+        s = replace_once(
+            &s,
+            "proxy_pass http://127.0.0.1:3000;",
+            &format!("proxy_pass http://{app};"),
+        );
+    }
+    (s, certs)
+}
+
+fn https_client(port: u16) -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .danger_accept_invalid_certs(true)
+        .resolve(DOMAIN, SocketAddr::from(([127, 0, 0, 1], port)))
+        .build()
+        .unwrap()
+}
+
+/// A session so large it is split over several cookies (300 long groups).
+fn big_cookie(gate: &Gate) -> String {
+    let config = portcullis::config::from_yaml_str(&gate.yaml).unwrap();
+    let ring = portcullis::session::KeyRing::load(&gate.key_file()).unwrap();
+    let sessions = portcullis::session::Sessions::new(&config, std::sync::Arc::new(ring));
+    let mut id = alice();
+    id.groups = (0..300)
+        .map(|i| format!("CN=group-number-{i}|OU=Groups|DC=corp|DC=example"))
+        .collect();
+    let set = sessions
+        .mint(&id, portcullis::identity::IdpKind::Saml, &[])
+        .unwrap();
+    assert!(set.len() >= 3);
+    set.iter()
+        .map(|c| c.split(';').next().unwrap().to_string())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+async fn proxy_mode(unix: bool) {
+    let up = TestUpstream::start().await;
+    let gate = Gate::start(&gate_yaml(&up.url(), unix), &[]);
+    let (tls_port, http_port) = (free_port(), free_port());
+    let (conf, _certs) = site("nginx-proxy.conf", &gate, tls_port, http_port, None);
+    let nginx = Nginx::start(&conf, tls_port);
+    let c = https_client(tls_port);
+    let url = |p: &str| format!("https://{DOMAIN}:{tls_port}{p}");
+
+    // Signed in: reaches the app with the identity, the honest forwarded
+    // headers nginx set, and without Portcullis' cookie.
+    let r = c
+        .get(url("/dashboard?x=1"))
+        .header("cookie", format!("{}; app=1", gate.cookie(&alice())))
+        .header("x-forwarded-user", "root")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "nginx error log:\n{}", nginx.error_log());
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["uri"], "/dashboard?x=1");
+    assert_eq!(v["headers"]["x-forwarded-user"], "alice");
+    assert_eq!(v["headers"]["x-forwarded-email"], "alice@example.com");
+    assert_eq!(v["headers"]["x-forwarded-proto"], "https");
+    assert_eq!(v["headers"]["x-forwarded-host"], DOMAIN);
+    assert_eq!(v["headers"]["host"], DOMAIN);
+    assert_eq!(v["headers"]["x-real-ip"], "127.0.0.1");
+    assert_eq!(v["headers"]["cookie"], "app=1");
+
+    // A large, chunked session fits nginx's header buffers.
+    let r = c
+        .get(url("/big"))
+        .header("cookie", big_cookie(&gate))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "large cookies pass nginx");
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(
+        v["headers"]["x-forwarded-groups"]
+            .as_str()
+            .unwrap()
+            .split(',')
+            .filter(|g| g.starts_with("CN="))
+            .count(),
+        300
+    );
+
+    // WebSocket through nginx and Portcullis to the app, signed in.
+    let r = c
+        .get(url("/ws"))
+        .header("cookie", gate.cookie(&alice()))
+        .header("connection", "Upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-version", "13")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 101, "nginx error log:\n{}", nginx.error_log());
+    let upgraded = r.upgrade().await.unwrap();
+    let mut ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
+        upgraded,
+        tokio_tungstenite::tungstenite::protocol::Role::Client,
+        None,
+    )
+    .await;
+    use futures_util::{SinkExt, StreamExt};
+    ws.send(tokio_tungstenite::tungstenite::Message::text(
+        "hello through nginx",
+    ))
+    .await
+    .unwrap();
+    let echoed = ws.next().await.unwrap().unwrap();
+    assert_eq!(echoed.into_text().unwrap().as_str(), "hello through nginx");
+    // Not signed in: no upgrade.
+    let r = c
+        .get(url("/ws"))
+        .header("connection", "Upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-version", "13")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+
+    // Not signed in, browser: the login step (no IdP configured here, so
+    // the page that says sign-in is not set up).
+    let r = c
+        .get(url("/dashboard"))
+        .header("accept", BROWSER_ACCEPT)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("Sign-in is not set up yet")
+    );
+
+    // Not signed in, API: 401 with the login URL, never a redirect.
+    let r = c
+        .get(url("/api/items"))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(r.headers().contains_key("www-authenticate"));
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["login_url"], "/.portcullis/login?rd=%2Fapi%2Fitems");
+
+    // Passthrough: served without identity, spoofed identity removed.
+    let r = c
+        .get(url("/public/logo.png"))
+        .header("x-forwarded-user", "root")
+        .header("x_forwarded_user", "root")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert!(v["headers"].get("x-forwarded-user").is_none(), "{v}");
+
+    // Plain http is sent to https.
+    let r = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(format!("http://127.0.0.1:{http_port}/x"))
+        .header("host", DOMAIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 301);
+    assert_eq!(r.headers()["location"], format!("https://{DOMAIN}/x"));
+}
+
+async fn auth_request_mode(unix: bool) {
+    let up = TestUpstream::start().await;
+    let gate = Gate::start(&gate_yaml(&up.url(), unix), &[]);
+    let (tls_port, http_port) = (free_port(), free_port());
+    let (conf, _certs) = site(
+        "nginx-auth-request.conf",
+        &gate,
+        tls_port,
+        http_port,
+        Some(up.addr),
+    );
+    let nginx = Nginx::start(&conf, tls_port);
+    let c = https_client(tls_port);
+    let url = |p: &str| format!("https://{DOMAIN}:{tls_port}{p}");
+
+    // Signed in: nginx asks Portcullis, then proxies to the app itself with
+    // the identity headers it copied from the answer.
+    let r = c
+        .get(url("/dashboard"))
+        .header("cookie", gate.cookie(&alice()))
+        .header("x-forwarded-user", "root")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "nginx error log:\n{}", nginx.error_log());
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["uri"], "/dashboard");
+    assert_eq!(v["headers"]["x-forwarded-user"], "alice");
+    assert_eq!(v["headers"]["x-forwarded-groups"], "admins,staff");
+    assert_eq!(v["headers"]["x-forwarded-email"], "alice@example.com");
+    let r = c
+        .get(url("/dashboard"))
+        .header("cookie", gate.cookie(&bob()))
+        .send()
+        .await
+        .unwrap();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["headers"]["x-forwarded-user"], "bob");
+    assert!(v["headers"].get("x-forwarded-groups").is_some());
+
+    // Large sessions pass the auth subrequest too.
+    let r = c
+        .get(url("/big"))
+        .header("cookie", big_cookie(&gate))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    // Not signed in, browser: redirected to sign in, with the way back.
+    let r = c
+        .get(url("/dashboard?tab=2"))
+        .header("accept", BROWSER_ACCEPT)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302, "nginx error log:\n{}", nginx.error_log());
+    let login = r.headers()["location"].to_str().unwrap().to_string();
+    assert!(
+        login.ends_with("/.portcullis/login?rd=%2Fdashboard%3Ftab%3D2"),
+        "{login}"
+    );
+    // …and the sign-in URL is Portcullis' own (no IdP configured here).
+    let r = c
+        .get(url("/.portcullis/login?rd=%2Fdashboard%3Ftab%3D2"))
+        .header("accept", BROWSER_ACCEPT)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("Sign-in is not set up yet")
+    );
+
+    // Not signed in, API: 401, no redirect.
+    let r = c
+        .get(url("/api/items"))
+        .header("accept", "application/json")
+        .header("x-requested-with", "XMLHttpRequest")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(r.headers().get("location").is_none());
+
+    // Passthrough path: the app answers, a forged identity is dropped.
+    let r = c
+        .get(url("/public/x"))
+        .header("x-forwarded-user", "root")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert!(v["headers"].get("x-forwarded-user").is_none(), "{v}");
+    // A path trick does not make a private path public.
+    let r = c
+        .get(url("/public/..%2Fdashboard"))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(r.status(), 200);
+
+    // The auth endpoint itself is internal to nginx.
+    let r = c
+        .get(url("/.portcullis/auth"))
+        .header("x-original-uri", "/public/x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+}
+
+#[tokio::test]
+async fn nginx_proxy_mode_over_tcp() {
+    proxy_mode(false).await;
+}
+
+#[tokio::test]
+async fn nginx_proxy_mode_over_unix_socket() {
+    proxy_mode(true).await;
+}
+
+#[tokio::test]
+async fn nginx_auth_request_mode_over_tcp() {
+    auth_request_mode(false).await;
+}
+
+#[tokio::test]
+async fn nginx_auth_request_mode_over_unix_socket() {
+    auth_request_mode(true).await;
+}
