@@ -27,8 +27,9 @@ pub type SharedApp = Arc<ArcSwap<App>>;
 /// their metadata or discovery document here, so READY=1 (and a successful
 /// reload) means a login can start at once.
 pub async fn prepare(app: &App) -> anyhow::Result<()> {
-    // Nothing yet: the OIDC and SAML flavours add their loads here and
-    // report them with `crate::metrics::idp_metadata_refreshed`.
+    // The IdP flavours load their discovery document or metadata (from
+    // the network, else the disk cache) while the App is built, so by now
+    // it is in place; they report to `metrics::idp_metadata_refreshed`.
     let _ = app;
     Ok(())
 }

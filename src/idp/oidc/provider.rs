@@ -155,7 +155,14 @@ impl Provider {
     /// Fetches discovery (or builds it from explicit endpoints) and keys,
     /// then writes the cache.
     pub async fn refresh(&self) -> Result<(), ProviderError> {
-        let metadata = self.fetch().await?;
+        let metadata = match self.fetch().await {
+            Ok(m) => m,
+            Err(e) => {
+                crate::metrics::idp_metadata_refreshed(false, None);
+                return Err(e);
+            }
+        };
+        crate::metrics::idp_metadata_refreshed(true, Some(crate::session::now()));
         self.touch();
         let now = SystemTime::now();
         self.write_cache(&metadata, now);

@@ -635,9 +635,13 @@ async fn refresh_loop(saml: Weak<Saml>, configured: Duration, mut failing: bool)
         tokio::time::sleep(wait).await;
         let Some(s) = saml.upgrade() else { return };
         failing = match s.refresh().await {
-            Ok(_) => false,
+            Ok(_) => {
+                crate::metrics::idp_metadata_refreshed(true, Some(crate::session::now()));
+                false
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "IdP metadata refresh failed; keeping the last good copy");
+                crate::metrics::idp_metadata_refreshed(false, None);
                 true
             }
         };
