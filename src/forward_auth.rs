@@ -27,9 +27,10 @@ use http::{Method, Request, Response, StatusCode};
 use crate::Body;
 use crate::audit::{self, Ctx};
 use crate::identity::Identity;
+use crate::pages::redirect;
 use crate::pages::{Page, PageKind};
 use crate::policy::{self, Route, return_to::safe_return_path};
-use crate::server::{App, login_url, redirect};
+use crate::server::{App, login_url};
 use crate::session::cookies;
 
 /// Set on a 401 for a browser navigation: the sign-in URL to redirect to.

@@ -21,7 +21,7 @@ use crate::identity::Identity;
 use crate::idp::{Completed, EndpointOutcome, Login, LoginCtx};
 use crate::lifecycle::SharedApp;
 use crate::listen::Listener;
-use crate::pages::{Page, PageKind};
+use crate::pages::{Page, PageKind, redirect};
 use crate::policy::{self, Route, TokenSource, return_to::safe_return_path};
 use crate::proxy::headers::OwnHeaders;
 use crate::proxy::{Forward, ProxyError, Upstream};
@@ -425,17 +425,6 @@ fn append_set_cookie(resp: &mut Response<Body>, cookie: &str) {
     if let Ok(v) = HeaderValue::from_str(cookie) {
         resp.headers_mut().append(header::SET_COOKIE, v);
     }
-}
-
-pub fn redirect(location: &str) -> Response<Body> {
-    let mut resp = Response::new(crate::empty_body());
-    *resp.status_mut() = StatusCode::FOUND;
-    if let Ok(v) = HeaderValue::from_str(location) {
-        resp.headers_mut().insert(header::LOCATION, v);
-    }
-    resp.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    resp
 }
 
 fn json_response(status: StatusCode, body: &'static str) -> Response<Body> {

@@ -239,6 +239,18 @@ impl Page {
     }
 }
 
+/// A `302 Found` to `location` (a same-origin path or the IdP), never cached.
+pub fn redirect(location: &str) -> Response<Body> {
+    let mut resp = Response::new(crate::empty_body());
+    *resp.status_mut() = StatusCode::FOUND;
+    if let Ok(v) = HeaderValue::from_str(location) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

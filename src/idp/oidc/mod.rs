@@ -152,7 +152,7 @@ impl OidcLogin {
             request = request.add_extra_param("response_mode", "form_post");
         }
         let (url, _, _) = request.url();
-        let mut resp = crate::server::redirect(url.as_str());
+        let mut resp = crate::pages::redirect(url.as_str());
         if let Ok(v) = http::HeaderValue::from_str(&cookie) {
             resp.headers_mut().append(http::header::SET_COOKIE, v);
         }

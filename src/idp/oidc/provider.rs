@@ -89,7 +89,10 @@ pub struct Provider {
     cache_file: PathBuf,
     state: RwLock<Option<Arc<Loaded>>>,
     last_contact: Mutex<Option<Instant>>,
+    last_failure: Mutex<Option<Instant>>,
     last_jwks_refetch: Mutex<Option<Instant>>,
+    /// One probe at a time: a burst of login starts shares it.
+    probing: tokio::sync::Mutex<()>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -114,7 +117,9 @@ impl Provider {
             cache_file: state_dir.join("oidc-provider.json"),
             state: RwLock::new(None),
             last_contact: Mutex::new(None),
+            last_failure: Mutex::new(None),
             last_jwks_refetch: Mutex::new(None),
+            probing: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -271,14 +276,40 @@ impl Provider {
     /// Before sending a browser to the provider: is it there? Answers from
     /// memory when the provider was reached in the last few seconds.
     pub async fn ensure_reachable(&self) -> Result<Arc<Loaded>, ProviderError> {
-        let fresh = self
-            .last_contact
-            .lock()
-            .ok()
-            .and_then(|t| *t)
-            .is_some_and(|t| t.elapsed() < REACHABLE_FRESH);
-        if !fresh || self.current().is_none() {
-            self.refresh().await?;
+        let recent = |m: &Mutex<Option<Instant>>| {
+            m.lock()
+                .ok()
+                .and_then(|t| *t)
+                .is_some_and(|t| t.elapsed() < REACHABLE_FRESH)
+        };
+        if recent(&self.last_contact)
+            && let Some(loaded) = self.current()
+        {
+            return Ok(loaded);
+        }
+        // During an outage, answer from memory instead of making every
+        // unauthenticated navigation wait for a timeout.
+        if recent(&self.last_failure) {
+            return Err(ProviderError::Unreachable(
+                "it did not answer a moment ago".into(),
+            ));
+        }
+        let _probe = self.probing.lock().await;
+        if recent(&self.last_contact)
+            && let Some(loaded) = self.current()
+        {
+            return Ok(loaded);
+        }
+        if recent(&self.last_failure) {
+            return Err(ProviderError::Unreachable(
+                "it did not answer a moment ago".into(),
+            ));
+        }
+        if let Err(e) = self.refresh().await {
+            if let Ok(mut t) = self.last_failure.lock() {
+                *t = Some(Instant::now());
+            }
+            return Err(e);
         }
         self.current().ok_or(ProviderError::NotLoaded)
     }
@@ -329,7 +360,10 @@ impl Provider {
         let Ok(json) = serde_json::to_vec_pretty(&cache) else {
             return;
         };
-        let tmp = self.cache_file.with_extension("tmp");
+        // Unique per writer: two refreshes must not interleave in one file.
+        let tmp = self
+            .cache_file
+            .with_extension(format!("tmp{}", crate::random_id(6)));
         let result = std::fs::create_dir_all(
             self.cache_file
                 .parent()

@@ -251,7 +251,7 @@ impl Saml {
             tracing::error!(error = %e, "cannot build the AuthnRequest");
             Page::new(PageKind::LoginFailed)
         })?;
-        let mut resp = crate::server::redirect(url.as_str());
+        let mut resp = crate::pages::redirect(url.as_str());
         if let Ok(v) = HeaderValue::from_str(&set_cookie) {
             resp.headers_mut().append(header::SET_COOKIE, v);
         }
@@ -425,7 +425,7 @@ impl Saml {
         let relay = param("RelayState");
         if param("SAMLResponse").is_some() {
             let back = safe_return_path(relay.as_deref(), &self.origin);
-            return EndpointOutcome::Respond(crate::server::redirect(&back));
+            return EndpointOutcome::Respond(crate::pages::redirect(&back));
         }
         let Some(saml_request) = param("SAMLRequest") else {
             return EndpointOutcome::Failed {
@@ -456,7 +456,7 @@ impl Saml {
             sign,
         ) {
             Ok(url) => {
-                let mut resp = crate::server::redirect(url.as_str());
+                let mut resp = crate::pages::redirect(url.as_str());
                 for c in cookies::clear_chunked(
                     ctx.request_cookies,
                     &self.session_cookie,
