@@ -130,21 +130,7 @@ async fn browser_login(response_mode: &str) {
         .unwrap();
 
     // Back at the app, through the gate, with the identity headers.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let body = loop {
-        let url = c.current_url().await.unwrap();
-        let text = c.source().await.unwrap_or_default();
-        if url.as_str().starts_with(&format!("{origin}/dash")) && text.contains("x-forwarded-user")
-        {
-            break text;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "did not get back to the app; at {url}:\n{text}\n\ngate log:\n{}",
-            gate.log()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let body = wait_for_app(c, &format!("{origin}/dash"), &gate).await;
     assert!(body.contains(r#""x-forwarded-user":"alice""#), "{body}");
     assert!(
         body.contains(r#""x-forwarded-groups":"admins,staff""#),
