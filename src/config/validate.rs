@@ -73,6 +73,8 @@ pub struct Session {
     pub cookie_name: String,
     pub key_file: PathBuf,
     pub secure_cookie: bool,
+    /// Verified-cookie cache entries; 0 = off.
+    pub verify_cache_size: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -394,6 +396,12 @@ fn validate_session(raw: &RawConfig, state_dir: &std::path::Path, errs: &mut Err
             ),
         );
     }
+    if s.verify_cache_size > 1 << 20 {
+        errs.add(
+            "session.verify_cache_size",
+            "must be at most 1048576 cached cookies (about 0.5 kB each); the default is 16384, `0` turns the cache off",
+        );
+    }
     let secure = s.secure_cookie;
     if !secure && raw.scheme == Scheme::Https {
         errs.add(
@@ -415,6 +423,7 @@ fn validate_session(raw: &RawConfig, state_dir: &std::path::Path, errs: &mut Err
             .clone()
             .unwrap_or_else(|| state_dir.join("session-keys.json")),
         secure_cookie: secure,
+        verify_cache_size: s.verify_cache_size,
     }
 }
 
