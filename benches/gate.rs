@@ -24,6 +24,10 @@ use portcullis::session::{KeyRing, Sessions, cookies};
 const TOKEN: &str = "monitoring-token-0123456789abcdef";
 
 fn config() -> Config {
+    config_with("")
+}
+
+fn config_with(extra: &str) -> Config {
     let token_hash = hex::encode(portcullis::policy::tokens::sha256(TOKEN));
     portcullis::config::from_yaml_str(&format!(
         "domain: app.example.com
@@ -42,7 +46,7 @@ access:
 headers:
   extra:
     department: X-Department
-"
+{extra}"
     ))
     .expect("bench config is valid")
 }
@@ -75,7 +79,11 @@ struct Fixture {
 }
 
 fn fixture() -> Fixture {
-    let config = config();
+    fixture_with("")
+}
+
+fn fixture_with(extra: &str) -> Fixture {
+    let config = config_with(extra);
     let sessions = Sessions::new(&config, Arc::new(KeyRing::generate()));
     let set = sessions
         .mint(&alice(), IdpKind::Oidc, &[])
@@ -223,22 +231,41 @@ fn sessions(c: &mut Criterion) {
 }
 
 fn decision(c: &mut Criterion) {
-    let f = fixture();
+    let cached = fixture();
+    // The same, with the verified-cookie cache off: every request runs the
+    // full signature check, as before the cache existed.
+    let uncached = fixture_with("session:\n  verify_cache_size: 0\n");
     let peer: IpAddr = "127.0.0.1".parse().unwrap_or(IpAddr::from([127, 0, 0, 1]));
     let mut g = c.benchmark_group("decision");
-    for (name, path, kind) in [
-        ("session", "/d/overview?orgId=1&refresh=30s", "session"),
-        ("passthrough", "/static/js/app.4f2a9c.js", "session"),
-        ("token", "/api/metrics", "token"),
+    for (name, path, kind, f) in [
+        (
+            "session",
+            "/d/overview?orgId=1&refresh=30s",
+            "session",
+            &cached,
+        ),
+        (
+            "session_cache_off",
+            "/d/overview?orgId=1&refresh=30s",
+            "session",
+            &uncached,
+        ),
+        (
+            "passthrough",
+            "/static/js/app.4f2a9c.js",
+            "session",
+            &cached,
+        ),
+        ("token", "/api/metrics", "token", &cached),
     ] {
         let headers = browser_headers(&f.cookie, kind);
         // Sanity: the decision forwards, with identity where expected.
-        let out = decide(&f, request(&headers, path), peer);
+        let out = decide(f, request(&headers, path), peer);
         assert!(out.is_some(), "{name}: request is forwarded");
         g.bench_function(name, |b| {
             b.iter_batched(
                 || request(&headers, path),
-                |req| decide(&f, req, peer).is_some(),
+                |req| decide(f, req, peer).is_some(),
                 BatchSize::SmallInput,
             )
         });

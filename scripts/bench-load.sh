@@ -15,13 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
-# nginx is only needed as a program: any of Debian's nginx packages will do.
-pkgs=()
-while read -r p; do
-    [ -n "$p" ] || continue
-    if [ "$p" = nginx-light ] && command -v nginx >/dev/null 2>&1; then continue; fi
-    pkgs+=("$p")
-done < scripts/apt-packages-perf.txt
+mapfile -t pkgs < <(grep -v '^\s*$' scripts/apt-packages-perf.txt)
 ensure_apt "${pkgs[@]}"
 ensure_rust
 

@@ -377,7 +377,7 @@ def write_report(res, outdir):
 def write_chart(res, outdir):
     conns = res["params"]["connections"]
     agg = res["aggregate"]
-    names = [t for t in TARGETS if t[0] != "nginx"]
+    names = [t for t in TARGETS if t[0] != "upstream"]
     colors = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759"]
     W, H = 980, 420
     pw, ph = 420, 280

@@ -268,7 +268,7 @@ impl App {
     fn logout(&self, req: Request<Incoming>, rq: &Rq<'_>) -> Response<Body> {
         let jar = cookies::request_cookies(req.headers());
         let user = match self.sessions.verify(&jar) {
-            Some(Ok(v)) => Some(v.claims.user),
+            Some(Ok(v)) => Some(v.claims.user.clone()),
             _ => None,
         };
         audit::logout(rq.ctx(), user.as_deref());

@@ -59,6 +59,9 @@ pub struct Upstream {
     /// Path prefix of the upstream URL, without a trailing `/`.
     base_path: String,
     authority: HeaderValue,
+    /// Scheme and authority parsed once, to build the upstream URI from the
+    /// request's already parsed path without formatting and parsing again.
+    uri_base: Option<(http::uri::Scheme, http::uri::Authority)>,
 }
 
 impl Upstream {
@@ -75,6 +78,9 @@ impl Upstream {
             .enable_http1()
             .wrap_connector(http);
         let client = Client::builder(TokioExecutor::new())
+            // Without a timer the idle timeout is never applied and idle
+            // upstream connections stay open until the upstream closes them.
+            .pool_timer(hyper_util::rt::TokioTimer::new())
             .pool_idle_timeout(std::time::Duration::from_secs(90))
             .build(https);
         let host = u.url.host_str().unwrap_or_default();
@@ -86,6 +92,9 @@ impl Upstream {
             client,
             origin: format!("{}://{}", u.url.scheme(), authority),
             base_path: u.url.path().trim_end_matches('/').to_string(),
+            uri_base: http::uri::Scheme::try_from(u.url.scheme())
+                .ok()
+                .zip(http::uri::Authority::try_from(authority.as_str()).ok()),
             authority: HeaderValue::from_str(&authority).map_err(|_| {
                 UpstreamSetupError::Tls("upstream host is not a valid header".into())
             })?,
@@ -150,14 +159,25 @@ impl Upstream {
         fwd: &Forward<'_>,
         upgrade_to: Option<&HeaderValue>,
     ) -> Result<(), ProxyError> {
-        let path_and_query = req
-            .uri()
-            .path_and_query()
-            .map(|p| p.as_str())
-            .unwrap_or("/");
-        let uri: Uri = format!("{}{}{}", self.origin, self.base_path, path_and_query)
-            .parse()
-            .map_err(|_| ProxyError::BadRequest("the request path is not valid"))?;
+        let uri = match (&self.uri_base, req.uri().path_and_query()) {
+            // The common case: no base path, an origin-form target.
+            (Some((scheme, authority)), Some(pq))
+                if self.base_path.is_empty() && pq.as_str().starts_with('/') =>
+            {
+                let mut parts = http::uri::Parts::default();
+                parts.scheme = Some(scheme.clone());
+                parts.authority = Some(authority.clone());
+                parts.path_and_query = Some(pq.clone());
+                Uri::from_parts(parts)
+                    .map_err(|_| ProxyError::BadRequest("the request path is not valid"))?
+            }
+            (_, pq) => {
+                let path_and_query = pq.map(|p| p.as_str()).unwrap_or("/");
+                format!("{}{}{}", self.origin, self.base_path, path_and_query)
+                    .parse()
+                    .map_err(|_| ProxyError::BadRequest("the request path is not valid"))?
+            }
+        };
         let client_host = req.headers().get(header::HOST).cloned().or_else(|| {
             req.uri()
                 .authority()

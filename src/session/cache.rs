@@ -19,8 +19,8 @@
 //!   file stops validating cookies at the latest when the ring is reloaded:
 //!   a reload (or restart) builds new [`super::Sessions`] with an empty cache.
 //! - Bounded: at most `capacity` entries, spread over shards; a full shard
-//!   first drops expired entries, then arbitrary ones. Eviction only costs a
-//!   re-verification, never correctness.
+//!   drops expired entries it comes across, else an arbitrary one. Eviction
+//!   only costs a re-verification, never correctness.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -114,13 +114,21 @@ impl VerifiedCache {
             return;
         };
         if shard.len() >= self.per_shard && !shard.contains_key(&key) {
+            // Constant work per insert: among a few entries, drop the expired
+            // ones, else the first (any victim will do: eviction only costs a
+            // re-verification).
             let leeway = self.leeway;
-            shard.retain(|_, e| e.claims.exp.saturating_add(leeway) >= now);
-            while shard.len() >= self.per_shard {
-                let Some(victim) = shard.keys().next().copied() else {
-                    break;
-                };
-                shard.remove(&victim);
+            let mut victims: Vec<TokenHash> = shard
+                .iter()
+                .take(8)
+                .filter(|(_, e)| e.claims.exp.saturating_add(leeway) < now)
+                .map(|(k, _)| *k)
+                .collect();
+            if victims.is_empty() {
+                victims.extend(shard.keys().next().copied());
+            }
+            for v in &victims {
+                shard.remove(v);
             }
         }
         shard.insert(key, entry);

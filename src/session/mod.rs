@@ -95,7 +95,8 @@ pub enum SessionError {
 /// A verified session, and the cookies to send back if it was renewed.
 #[derive(Debug)]
 pub struct Verified {
-    pub claims: SessionClaims,
+    /// Shared with the verified-cookie cache: no copy per request.
+    pub claims: Arc<SessionClaims>,
     /// `Set-Cookie` values when the inactivity window asked for a renewal.
     pub renewal: Option<Vec<String>>,
 }
@@ -307,10 +308,7 @@ impl Sessions {
             }
             _ => None,
         };
-        Ok(Verified {
-            claims: Arc::unwrap_or_clone(claims),
-            renewal,
-        })
+        Ok(Verified { claims, renewal })
     }
 
     /// `Set-Cookie` values that end the session (logout).
