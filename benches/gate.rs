@@ -23,10 +23,6 @@ use portcullis::session::{KeyRing, Sessions, cookies};
 
 const TOKEN: &str = "monitoring-token-0123456789abcdef";
 
-fn config() -> Config {
-    config_with("")
-}
-
 fn config_with(extra: &str) -> Config {
     let token_hash = hex::encode(portcullis::policy::tokens::sha256(TOKEN));
     portcullis::config::from_yaml_str(&format!(
