@@ -691,6 +691,16 @@ mod tests {
     }
 
     #[test]
+    fn verify_cache_size_is_bounded() {
+        let c = from_yaml_str(MIN).unwrap();
+        assert_eq!(c.session.verify_cache_size, 16384);
+        let c = from_yaml_str(&format!("{MIN}session:\n  verify_cache_size: 0\n")).unwrap();
+        assert_eq!(c.session.verify_cache_size, 0);
+        let f = fields(&format!("{MIN}session:\n  verify_cache_size: 2000000\n"));
+        assert_eq!(f, vec!["session.verify_cache_size"]);
+    }
+
+    #[test]
     fn bad_cidr_names_index() {
         let f = fields(&format!(
             "{MIN}access:\n  allowed_ip_ranges: ['10.0.0.0/8', '10.0.0.300/8']\n"
