@@ -379,7 +379,7 @@ def write_chart(res, outdir):
     agg = res["aggregate"]
     names = [t for t in TARGETS if t[0] != "upstream"]
     colors = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759"]
-    W, H = 980, 420
+    W, H = 1010, 420
     pw, ph = 420, 280
     ox = [70, 560]
     oy = 70
@@ -401,7 +401,7 @@ def write_chart(res, outdir):
         if target_line is not None:
             y = oy + ph - ph * min(target_line, ymax) / ymax
             out.append(f'<line x1="{x0}" y1="{y}" x2="{x0 + pw}" y2="{y}" stroke="#c00" stroke-dasharray="5,4"/>')
-            out.append(f'<text x="{x0 + pw - 2}" y="{y - 4}" text-anchor="end" fill="#c00">target {target_line}</text>')
+            out.append(f'<text x="{x0 + pw + 4}" y="{y + 4}" text-anchor="start" fill="#c00">{target_line}</text>')
         gw = pw / len(names)
         bw = (gw - 10) / len(conns)
         for gi, (name, desc, *_) in enumerate(names):
