@@ -135,6 +135,15 @@ async fn login_reaches_upstream_and_survives_provider_outage() {
         "{}",
         s.gate.log()
     );
+    // The keys were cached with the discovery document.
+    let cache: Value = serde_json::from_str(
+        &std::fs::read_to_string(s.gate.dir.path().join("oidc-provider.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(
+        !cache["jwks"]["keys"].as_array().unwrap().is_empty(),
+        "signing keys cached"
+    );
     let (page, _) = b
         .reconnect()
         .follow(&format!("{}/after-restart", s.origin))

@@ -117,6 +117,10 @@ pub struct SessionConfig {
     /// `Secure` cookies. Turn off only for plain-http local use.
     #[serde(default = "defaults::yes")]
     pub secure_cookie: bool,
+    /// How many already-verified session cookies are remembered, so the
+    /// signature check runs once per cookie; `0` turns the cache off.
+    #[serde(default = "defaults::verify_cache_size")]
+    pub verify_cache_size: usize,
 }
 
 impl Default for SessionConfig {
@@ -127,6 +131,7 @@ impl Default for SessionConfig {
             cookie_name: defaults::cookie_name(),
             key_file: None,
             secure_cookie: true,
+            verify_cache_size: defaults::verify_cache_size(),
         }
     }
 }
@@ -330,6 +335,9 @@ pub(crate) mod defaults {
     }
     pub fn cookie_name() -> String {
         "portcullis_session".into()
+    }
+    pub fn verify_cache_size() -> usize {
+        crate::session::cache::DEFAULT_CAPACITY
     }
     pub fn token_header() -> String {
         "X-Portcullis-Authorization".into()

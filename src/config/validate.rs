@@ -77,6 +77,8 @@ pub struct Session {
     pub cookie_name: String,
     pub key_file: PathBuf,
     pub secure_cookie: bool,
+    /// Verified-cookie cache entries; 0 = off.
+    pub verify_cache_size: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -433,6 +435,12 @@ fn validate_session(raw: &RawConfig, state_dir: &std::path::Path, errs: &mut Err
             ),
         );
     }
+    if s.verify_cache_size > 1 << 20 {
+        errs.add(
+            "session.verify_cache_size",
+            "must be at most 1048576 cached cookies (about 0.5 kB each); the default is 16384, `0` turns the cache off",
+        );
+    }
     let secure = s.secure_cookie;
     // Browsers keep Secure cookies over plain http only for localhost.
     let local_host = raw
@@ -474,6 +482,7 @@ fn validate_session(raw: &RawConfig, state_dir: &std::path::Path, errs: &mut Err
             .clone()
             .unwrap_or_else(|| state_dir.join("session-keys.json")),
         secure_cookie: secure,
+        verify_cache_size: s.verify_cache_size,
     }
 }
 
@@ -738,6 +747,16 @@ mod tests {
         let f = fields("upstream:\n  url: 'not a url'\n");
         assert!(f.contains(&"domain".to_string()), "{f:?}");
         assert!(f.contains(&"upstream.url".to_string()), "{f:?}");
+    }
+
+    #[test]
+    fn verify_cache_size_is_bounded() {
+        let c = from_yaml_str(MIN).unwrap();
+        assert_eq!(c.session.verify_cache_size, 16384);
+        let c = from_yaml_str(&format!("{MIN}session:\n  verify_cache_size: 0\n")).unwrap();
+        assert_eq!(c.session.verify_cache_size, 0);
+        let f = fields(&format!("{MIN}session:\n  verify_cache_size: 2000000\n"));
+        assert_eq!(f, vec!["session.verify_cache_size"]);
     }
 
     #[test]

@@ -81,15 +81,20 @@ impl OwnHeaders {
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1) plus those named in `Connection`.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
-    let listed: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
-        .collect();
-    for name in listed {
-        headers.remove(name);
+    // The listed names are removed by `&str` (looked up without building a
+    // `HeaderName`); the values are cheap clones of the request's bytes.
+    if headers.contains_key(header::CONNECTION) {
+        let listed: Vec<HeaderValue> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .cloned()
+            .collect();
+        for value in &listed {
+            let Ok(value) = value.to_str() else { continue };
+            for name in value.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+                headers.remove(name);
+            }
+        }
     }
     for name in [
         header::CONNECTION,

@@ -2,6 +2,7 @@
 //! key ring and verified on every request. [`Sessions`] is the one entry
 //! point: mint a cookie after login, verify (and maybe renew) it later.
 
+pub mod cache;
 pub mod cookies;
 pub mod keyring;
 pub mod transaction;
@@ -94,7 +95,8 @@ pub enum SessionError {
 /// A verified session, and the cookies to send back if it was renewed.
 #[derive(Debug)]
 pub struct Verified {
-    pub claims: SessionClaims,
+    /// Shared with the verified-cookie cache: no copy per request.
+    pub claims: Arc<SessionClaims>,
     /// `Set-Cookie` values when the inactivity window asked for a renewal.
     pub renewal: Option<Vec<String>>,
 }
@@ -107,6 +109,8 @@ pub struct Sessions {
     cookie_name: String,
     attrs: CookieAttrs,
     validation: Validation,
+    /// Cookies whose signature was already checked (see [`cache`]).
+    cache: cache::VerifiedCache,
 }
 
 impl Sessions {
@@ -128,6 +132,7 @@ impl Sessions {
                 same_site_none: false,
             },
             validation,
+            cache: cache::VerifiedCache::new(config.session.verify_cache_size, LEEWAY_SECS),
         }
     }
 
@@ -210,6 +215,10 @@ impl Sessions {
     /// Verifies a JWT: `kid` in the ring, HS256 signature, iss/aud equal to
     /// this domain, `exp`.
     pub fn decode(&self, token: &str) -> Result<SessionClaims, SessionError> {
+        self.decode_with_kid(token).map(|(claims, _)| claims)
+    }
+
+    fn decode_with_kid(&self, token: &str) -> Result<(SessionClaims, String), SessionError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| SessionError::Malformed)?;
         let kid = header.kid.ok_or(SessionError::UnknownKey)?;
         let key = self.ring.get(&kid).ok_or(SessionError::UnknownKey)?;
@@ -218,7 +227,7 @@ impl Sessions {
             &DecodingKey::from_secret(&key.secret),
             &self.validation,
         )
-        .map(|d| d.claims)
+        .map(|d| (d.claims, kid))
         .map_err(|e| {
             use jsonwebtoken::errors::ErrorKind as K;
             match e.kind() {
@@ -230,6 +239,36 @@ impl Sessions {
                 _ => SessionError::Malformed,
             }
         })
+    }
+
+    /// [`Self::decode`], remembering success: a cookie seen before is served
+    /// from the cache while its token is unexpired and the key that signed
+    /// it is still in the ring; anything else runs the full check, and only
+    /// a pass is stored.
+    fn decode_cached(&self, token: &str, now: u64) -> Result<Arc<SessionClaims>, SessionError> {
+        let key = cache::token_hash(token);
+        if let Some(hit) = self.cache.get(&key, now)
+            && self.ring.get(&hit.kid).is_some()
+        {
+            return Ok(hit.claims);
+        }
+        let (claims, kid) = self.decode_with_kid(token)?;
+        let claims = Arc::new(claims);
+        self.cache.insert(
+            key,
+            cache::Entry {
+                claims: claims.clone(),
+                kid: kid.into(),
+            },
+            now,
+        );
+        Ok(claims)
+    }
+
+    /// Forgets every remembered cookie; the next request of each session
+    /// runs the full check again.
+    pub fn clear_cache(&self) {
+        self.cache.clear();
     }
 
     /// Reads the session from the request's cookies and verifies it; renews
@@ -248,14 +287,19 @@ impl Sessions {
         request_cookies: &[(&str, &str)],
         now: u64,
     ) -> Result<Verified, SessionError> {
-        let claims = self.decode(token)?;
+        let claims = self.decode_cached(token, now)?;
+        // `exp` again, against the same clock as everything below, whether
+        // the claims came from the cache or were just decoded.
+        if claims.exp.saturating_add(LEEWAY_SECS) < now {
+            return Err(SessionError::Expired);
+        }
         // jsonwebtoken allows the leeway past exp; the absolute end is firm.
         if claims.auth_time.saturating_add(self.lifetime.as_secs()) + LEEWAY_SECS < now {
             return Err(SessionError::Expired);
         }
         let renewal = match self.inactivity {
             Some(idle) if now.saturating_sub(claims.iat) >= idle.as_secs() / 2 => {
-                let mut renewed = claims.clone();
+                let mut renewed = SessionClaims::clone(&claims);
                 renewed.iat = now;
                 renewed.exp = self.expiry(&renewed, now);
                 (renewed.exp > claims.exp)
@@ -399,5 +443,161 @@ mod tests {
         claims.exp = now() - 60;
         let token = s.encode(&claims).unwrap();
         assert_eq!(s.decode(&token), Err(SessionError::Expired));
+    }
+
+    fn token_for(s: &Sessions, now: u64, sub: &str) -> String {
+        let mut claims = s.claims_for(&alice(), IdpKind::Oidc, now);
+        claims.sub = sub.into();
+        s.encode(&claims).unwrap()
+    }
+
+    #[test]
+    fn cache_serves_repeats_and_never_stores_failures() {
+        let s = Sessions::new(&config(""), Arc::new(KeyRing::generate()));
+        let t0 = now();
+        let token = token_for(&s, t0, "alice-sub");
+        assert!(s.verify_token(&token, &[], t0).is_ok());
+        assert_eq!(s.cache.len(), 1);
+        assert!(s.verify_token(&token, &[], t0 + 1).is_ok());
+        assert_eq!(s.cache.len(), 1);
+        // Failures are not remembered, and do not disturb the good entry.
+        let other = Sessions::new(&config(""), Arc::new(KeyRing::generate()));
+        let foreign = token_for(&other, t0, "mallory");
+        for _ in 0..3 {
+            assert_eq!(
+                s.verify_token(&foreign, &[], t0).unwrap_err(),
+                SessionError::UnknownKey
+            );
+        }
+        assert_eq!(s.cache.len(), 1);
+        assert!(s.verify_token(&token, &[], t0 + 2).is_ok());
+    }
+
+    #[test]
+    fn cache_does_not_serve_a_tampered_cookie_with_the_same_prefix() {
+        use base64::Engine as _;
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let s = Sessions::new(&config(""), Arc::new(KeyRing::generate()));
+        let t0 = now();
+        let token = token_for(&s, t0, "alice-sub");
+        assert!(s.verify_token(&token, &[], t0).is_ok());
+        // Same header and payload, another signature.
+        let (signed, sig) = token.rsplit_once('.').unwrap();
+        let mut raw = URL_SAFE_NO_PAD.decode(sig).unwrap();
+        raw[0] ^= 1;
+        let forged_sig = format!("{signed}.{}", URL_SAFE_NO_PAD.encode(&raw));
+        // Same header, changed payload, the original signature.
+        let mut parts: Vec<String> = token.split('.').map(String::from).collect();
+        let mut claims = s.decode(&token).unwrap();
+        claims.groups = vec!["root".into()];
+        parts[1] = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).unwrap());
+        let forged_payload = parts.join(".");
+        for forged in [
+            forged_sig,
+            forged_payload,
+            format!("{token}A"),
+            token[..token.len() - 1].to_string(),
+        ] {
+            assert!(s.verify_token(&forged, &[], t0).is_err(), "{forged}");
+        }
+        assert_eq!(s.cache.len(), 1);
+    }
+
+    #[test]
+    fn cached_session_still_expires() {
+        let s = Sessions::new(
+            &config("session:\n  lifetime: 2h\n  inactivity_timeout: 10m\n"),
+            Arc::new(KeyRing::generate()),
+        );
+        let t0 = now();
+        let token = token_for(&s, t0, "alice-sub");
+        assert!(s.verify_token(&token, &[], t0).is_ok());
+        assert!(
+            s.verify_token(&token, &[], t0 + 600).is_ok(),
+            "within leeway"
+        );
+        assert_eq!(
+            s.verify_token(&token, &[], t0 + 606).unwrap_err(),
+            SessionError::Expired
+        );
+        // The expired entry is gone from the cache.
+        let key = cache::token_hash(&token);
+        assert!(s.cache.get(&key, t0 + 606).is_none());
+    }
+
+    #[test]
+    fn renewal_works_from_the_cache() {
+        let s = Sessions::new(
+            &config("session:\n  lifetime: 2h\n  inactivity_timeout: 10m\n"),
+            Arc::new(KeyRing::generate()),
+        );
+        let t0 = now();
+        let token = token_for(&s, t0, "alice-sub");
+        assert!(
+            s.verify_token(&token, &[], t0 + 60)
+                .unwrap()
+                .renewal
+                .is_none()
+        );
+        assert_eq!(s.cache.len(), 1);
+        let set = s
+            .verify_token(&token, &[], t0 + 301)
+            .unwrap()
+            .renewal
+            .expect("renewed from a cache hit");
+        let value = set[0].split(';').next().unwrap().split_once('=').unwrap().1;
+        assert_eq!(s.decode(value).unwrap().exp, t0 + 301 + 600);
+    }
+
+    #[test]
+    fn cache_is_bounded() {
+        let s = Sessions::new(
+            &config("session:\n  verify_cache_size: 32\n"),
+            Arc::new(KeyRing::generate()),
+        );
+        let t0 = now();
+        let cap = s.cache.capacity();
+        assert!((32..64).contains(&cap), "{cap}");
+        for i in 0..500 {
+            let token = token_for(&s, t0, &format!("user-{i}"));
+            assert!(s.verify_token(&token, &[], t0).is_ok());
+            assert!(s.cache.len() <= cap);
+        }
+        // Evicted cookies still verify (fully).
+        let token = token_for(&s, t0, "user-0");
+        assert!(s.verify_token(&token, &[], t0).is_ok());
+    }
+
+    #[test]
+    fn cache_off_and_hits_need_the_key_in_the_ring() {
+        let off = Sessions::new(
+            &config("session:\n  verify_cache_size: 0\n"),
+            Arc::new(KeyRing::generate()),
+        );
+        let t0 = now();
+        let token = token_for(&off, t0, "alice-sub");
+        assert!(off.verify_token(&token, &[], t0).is_ok());
+        assert_eq!(off.cache.len(), 0);
+
+        // An entry whose key is not in this ring (as after a reload that
+        // removed it) is not served: the full check refuses the cookie.
+        let s = Sessions::new(&config(""), Arc::new(KeyRing::generate()));
+        let gone = Sessions::new(&config(""), Arc::new(KeyRing::generate()));
+        let token = token_for(&gone, t0, "alice-sub");
+        let claims = gone.decode(&token).unwrap();
+        s.cache.insert(
+            cache::token_hash(&token),
+            cache::Entry {
+                claims: Arc::new(claims),
+                kid: gone.ring.active().kid.as_str().into(),
+            },
+            t0,
+        );
+        assert_eq!(
+            s.verify_token(&token, &[], t0).unwrap_err(),
+            SessionError::UnknownKey
+        );
+        s.clear_cache();
+        assert!(s.cache.is_empty());
     }
 }

@@ -99,6 +99,8 @@ pub struct Provider {
 struct CacheFile {
     issuer: String,
     metadata: Metadata,
+    /// Kept apart: the crate does not serialise the keys with the metadata.
+    jwks: CoreJsonWebKeySet,
     fetched_at: u64,
 }
 
@@ -343,7 +345,7 @@ impl Provider {
             return None;
         }
         Some((
-            cache.metadata,
+            cache.metadata.set_jwks(cache.jwks),
             SystemTime::UNIX_EPOCH + Duration::from_secs(cache.fetched_at),
         ))
     }
@@ -352,6 +354,7 @@ impl Provider {
         let cache = CacheFile {
             issuer: self.cfg.issuer.clone(),
             metadata: metadata.clone(),
+            jwks: metadata.jwks().clone(),
             fetched_at: at
                 .duration_since(SystemTime::UNIX_EPOCH)
                 .map(|d| d.as_secs())
