@@ -278,6 +278,27 @@ impl Provider {
     /// Before sending a browser to the provider: is it there? Answers from
     /// memory when the provider was reached in the last few seconds.
     pub async fn ensure_reachable(&self) -> Result<Arc<Loaded>, ProviderError> {
+        if let Some(answer) = self.recent_answer() {
+            return answer;
+        }
+        // One probe at a time; whoever waited here uses its outcome.
+        let _probe = self.probing.lock().await;
+        if let Some(answer) = self.recent_answer() {
+            return answer;
+        }
+        if let Err(e) = self.refresh().await {
+            if let Ok(mut t) = self.last_failure.lock() {
+                *t = Some(Instant::now());
+            }
+            return Err(e);
+        }
+        self.current().ok_or(ProviderError::NotLoaded)
+    }
+
+    /// What the last few seconds already tell: reached (use what is loaded)
+    /// or failed (during an outage, answer from memory instead of making
+    /// every unauthenticated navigation wait for a timeout).
+    fn recent_answer(&self) -> Option<Result<Arc<Loaded>, ProviderError>> {
         let recent = |m: &Mutex<Option<Instant>>| {
             m.lock()
                 .ok()
@@ -287,33 +308,13 @@ impl Provider {
         if recent(&self.last_contact)
             && let Some(loaded) = self.current()
         {
-            return Ok(loaded);
+            return Some(Ok(loaded));
         }
-        // During an outage, answer from memory instead of making every
-        // unauthenticated navigation wait for a timeout.
-        if recent(&self.last_failure) {
-            return Err(ProviderError::Unreachable(
+        recent(&self.last_failure).then(|| {
+            Err(ProviderError::Unreachable(
                 "it did not answer a moment ago".into(),
-            ));
-        }
-        let _probe = self.probing.lock().await;
-        if recent(&self.last_contact)
-            && let Some(loaded) = self.current()
-        {
-            return Ok(loaded);
-        }
-        if recent(&self.last_failure) {
-            return Err(ProviderError::Unreachable(
-                "it did not answer a moment ago".into(),
-            ));
-        }
-        if let Err(e) = self.refresh().await {
-            if let Ok(mut t) = self.last_failure.lock() {
-                *t = Some(Instant::now());
-            }
-            return Err(e);
-        }
-        self.current().ok_or(ProviderError::NotLoaded)
+            ))
+        })
     }
 
     /// Refreshes discovery and keys every `refresh_interval`, and retries
