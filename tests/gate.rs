@@ -314,11 +314,7 @@ async fn bearer_tokens_pass_with_their_identity_and_stay_secret() {
             .unwrap();
         assert_eq!(r.status(), 401, "{wrong:?}");
     }
-    let used: Vec<Value> = gate
-        .audit_events()
-        .into_iter()
-        .filter(|e| e["event"] == "token_used")
-        .collect();
+    let used: Vec<Value> = gate.events("token_used");
     assert_eq!(used.len(), 2);
     assert_eq!(used[0]["token_name"], "prometheus");
     assert!(
@@ -363,11 +359,7 @@ async fn access_rules_refuse_outsiders() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200, "a matching email domain is enough");
-    let denied: Vec<Value> = gate
-        .audit_events()
-        .into_iter()
-        .filter(|e| e["event"] == "access_denied")
-        .collect();
+    let denied: Vec<Value> = gate.events("access_denied");
     assert_eq!(denied.len(), 1);
     assert_eq!(denied[0]["user"], "bob");
     assert!(

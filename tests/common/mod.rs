@@ -294,6 +294,14 @@ impl Gate {
             .collect()
     }
 
+    /// The audit events named `event`, in order.
+    pub fn events(&self, event: &str) -> Vec<serde_json::Value> {
+        self.audit_events()
+            .into_iter()
+            .filter(|e| e["event"] == event)
+            .collect()
+    }
+
     pub fn key_file(&self) -> PathBuf {
         self.dir.path().join("keys.json")
     }
