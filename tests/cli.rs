@@ -215,3 +215,64 @@ fn config_examples_are_valid() {
     }
     assert!(checked > 0, "no examples found");
 }
+
+#[test]
+fn trusted_proxies_never_include_everyone() {
+    let with = |list: &str| format!("{GOOD}access:\n  trusted_proxies: {list}\n");
+    let mut failures = Vec::new();
+    for (list, field, says) in [
+        (
+            "['0.0.0.0/0']",
+            "access.trusted_proxies[0]",
+            "trusts every address",
+        ),
+        (
+            "['127.0.0.1', '::/0']",
+            "access.trusted_proxies[1]",
+            "trusts every address",
+        ),
+        (
+            "['0.0.0.0/1', '128.0.0.0/1']",
+            "access.trusted_proxies",
+            "together include every IPv4 address",
+        ),
+        (
+            "['::/1', '8000::/1']",
+            "access.trusted_proxies",
+            "together include every IPv6 address",
+        ),
+        (
+            "['::ffff:10.0.0.0/104']",
+            "access.trusted_proxies[0]",
+            "write the IPv4 range `10.0.0.0/8`",
+        ),
+    ] {
+        let o = check(&with(list), &[]);
+        let err = stderr(&o);
+        let named = err.contains(&format!("- {field}: ")) && err.contains(says);
+        let advises = says.contains("IPv4 range") || err.contains("list only your own proxies");
+        if o.status.code() != Some(1) || !named || !advises {
+            failures.push(format!(
+                "{list}: exit {:?}, stderr:\n{err}",
+                o.status.code()
+            ));
+        }
+    }
+    // The environment is held to the same rule as the file.
+    let o = check(
+        GOOD,
+        &[("PORTCULLIS_ACCESS__TRUSTED_PROXIES", "[0.0.0.0/0]")],
+    );
+    if o.status.code() != Some(1) || !stderr(&o).contains("- access.trusted_proxies[0]: ") {
+        failures.push(format!("env: exit {:?}, {}", o.status.code(), stderr(&o)));
+    }
+    // Wide private ranges are a normal setup.
+    let o = check(
+        &with("['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', 'fd00::/8']"),
+        &[],
+    );
+    if o.status.code() != Some(0) {
+        failures.push(format!("private ranges refused: {}", stderr(&o)));
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

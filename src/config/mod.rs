@@ -6,6 +6,7 @@
 mod model;
 pub mod oidc;
 pub mod saml;
+mod trusted_proxies;
 mod validate;
 
 use std::path::Path;

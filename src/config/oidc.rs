@@ -379,3 +379,277 @@ pub(super) fn validate(raw: &OidcRaw, errs: &mut Vec<FieldError>) -> Option<Oidc
         timeout: raw.timeout,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::from_yaml_str;
+
+    const BASE: &str = "domain: app.example.com\nupstream:\n  url: http://127.0.0.1:3000\n";
+
+    fn yaml(oidc: &str) -> String {
+        format!(
+            "{BASE}oidc:\n  issuer: https://idp.example.com\n  client_id: portcullis\n  client_secret: s3cret\n{oidc}"
+        )
+    }
+
+    /// The fields named by the errors, with their messages.
+    fn errors(oidc: &str) -> Vec<(String, String)> {
+        match from_yaml_str(&yaml(oidc)) {
+            Ok(_) => vec![],
+            Err(e) => e
+                .fields()
+                .into_iter()
+                .map(|f| (f.field, f.message))
+                .collect(),
+        }
+    }
+
+    fn fields(oidc: &str) -> Vec<String> {
+        errors(oidc).into_iter().map(|(f, _)| f).collect()
+    }
+
+    fn checked(oidc: &str) -> super::Oidc {
+        from_yaml_str(&yaml(oidc))
+            .unwrap_or_else(|e| panic!("{e}"))
+            .oidc
+            .expect("oidc section")
+    }
+
+    #[test]
+    fn defaults_are_the_asymmetric_algorithms_pkce_and_a_minute_of_skew() {
+        let o = checked("");
+        assert_eq!(
+            o.allowed_algorithms,
+            [
+                "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512",
+                "EdDSA"
+            ]
+        );
+        assert!(o.pkce);
+        assert_eq!(o.clock_skew.as_secs(), 60);
+        assert!(!o.allow_unverified_email);
+        assert_eq!(o.scopes, ["openid", "email", "profile"]);
+    }
+
+    #[test]
+    fn alg_none_is_refused_in_any_spelling() {
+        let mut failures = Vec::new();
+        for none in ["none", "None", "NONE"] {
+            let e = errors(&format!("  allowed_algorithms: [RS256, {none}]\n"));
+            let ok = e.len() == 1
+                && e[0].0 == "oidc.allowed_algorithms[1]"
+                && e[0].1.contains("`none` is never allowed");
+            if !ok {
+                failures.push(format!("{none}: {e:?}"));
+            }
+        }
+        assert!(failures.is_empty(), "{failures:?}");
+    }
+
+    #[test]
+    fn hmac_only_when_listed() {
+        // Not among the defaults: an ID token signed with the client secret
+        // is refused unless the operator lists an HMAC algorithm.
+        let o = checked("");
+        assert!(!o.allowed_algorithms.iter().any(|a| a.starts_with("HS")));
+        let o = checked("  allowed_algorithms: [HS256]\n");
+        assert_eq!(o.allowed_algorithms, ["HS256"]);
+    }
+
+    #[test]
+    fn unknown_or_no_algorithms_are_refused() {
+        let e = errors("  allowed_algorithms: [RS256, rs256, HS1]\n");
+        let f: Vec<&str> = e.iter().map(|(f, _)| f.as_str()).collect();
+        assert_eq!(
+            f,
+            ["oidc.allowed_algorithms[1]", "oidc.allowed_algorithms[2]"]
+        );
+        assert!(e[0].1.contains("use one of RS256"), "{}", e[0].1);
+        assert_eq!(
+            fields("  allowed_algorithms: []\n"),
+            ["oidc.allowed_algorithms"]
+        );
+    }
+
+    #[test]
+    fn plain_http_only_for_a_provider_on_this_machine() {
+        let with_issuer = |issuer: &str| {
+            format!(
+                "{BASE}oidc:\n  issuer: {issuer}\n  client_id: portcullis\n  client_secret: s3cret\n"
+            )
+        };
+        let mut failures = Vec::new();
+        for ok in [
+            "https://idp.example.com",
+            "https://idp.example.com/realms/x/",
+            "http://127.0.0.1:9000",
+            "http://127.8.9.10",
+            "http://localhost:8080",
+            "http://[::1]:8080",
+        ] {
+            if let Err(e) = from_yaml_str(&with_issuer(ok)) {
+                failures.push(format!("{ok} refused: {e}"));
+            }
+        }
+        for bad in [
+            "http://idp.example.com",
+            "http://10.0.0.5",
+            "http://localhost.evil.example",
+            "http://127.0.0.1.evil.example",
+            "http://[::ffff:10.0.0.1]",
+            "ftp://127.0.0.1",
+            "idp.example.com",
+        ] {
+            let got = match from_yaml_str(&with_issuer(bad)) {
+                Ok(_) => vec![],
+                Err(e) => e.fields(),
+            };
+            let named = got.len() == 1 && got[0].field == "oidc.issuer";
+            if !named {
+                failures.push(format!("{bad}: {got:?}"));
+            }
+        }
+        // Each endpoint is held to the same rule.
+        for field in [
+            "authorization_endpoint",
+            "token_endpoint",
+            "userinfo_endpoint",
+            "jwks_uri",
+            "end_session_endpoint",
+        ] {
+            let got = fields(&format!("  {field}: http://idp.example.com/x\n"));
+            if got != [format!("oidc.{field}")] {
+                failures.push(format!("{field}: {got:?}"));
+            }
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+        let (_, message) = &errors("  token_endpoint: http://idp.example.com/token\n")[0];
+        assert!(message.contains("must be an https:// URL"), "{message}");
+    }
+
+    #[test]
+    fn the_issuer_is_kept_exactly_as_written() {
+        // ID tokens must carry this very string: no trailing slash added.
+        assert_eq!(checked("").issuer, "https://idp.example.com");
+        let o = from_yaml_str(&format!(
+            "{BASE}oidc:\n  issuer: https://idp.example.com/tenant/\n  client_id: c\n  client_secret: s\n"
+        ))
+        .unwrap()
+        .oidc
+        .unwrap();
+        assert_eq!(o.issuer, "https://idp.example.com/tenant/");
+    }
+
+    #[test]
+    fn without_discovery_the_endpoints_are_required() {
+        assert_eq!(
+            fields("  discovery: false\n"),
+            [
+                "oidc.authorization_endpoint",
+                "oidc.token_endpoint",
+                "oidc.jwks_uri"
+            ]
+        );
+        let o = checked(
+            "  discovery: false\n  authorization_endpoint: https://idp.example.com/auth\n  token_endpoint: https://idp.example.com/token\n  jwks_uri: https://idp.example.com/jwks\n",
+        );
+        assert_eq!(
+            o.jwks_uri.map(|u| u.to_string()).as_deref(),
+            Some("https://idp.example.com/jwks")
+        );
+    }
+
+    #[test]
+    fn exactly_one_client_secret() {
+        let none =
+            format!("{BASE}oidc:\n  issuer: https://idp.example.com\n  client_id: portcullis\n");
+        let e = from_yaml_str(&none).unwrap_err().fields();
+        assert_eq!(e.len(), 1);
+        assert_eq!(e[0].field, "oidc.client_secret");
+        assert!(
+            e[0].message.contains("confidential client"),
+            "{}",
+            e[0].message
+        );
+        assert_eq!(
+            fields("  client_secret_file: /nonexistent/portcullis/secret\n"),
+            ["oidc.client_secret"],
+            "both given"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("secret");
+        std::fs::write(&file, "from-the-file\n").unwrap();
+        let o = from_yaml_str(&format!(
+            "{BASE}oidc:\n  issuer: https://idp.example.com\n  client_id: portcullis\n  client_secret_file: {}\n",
+            file.display()
+        ))
+        .unwrap()
+        .oidc
+        .unwrap();
+        assert_eq!(o.client_secret.as_deref(), Some("from-the-file"));
+        let missing = from_yaml_str(&format!(
+            "{BASE}oidc:\n  issuer: https://idp.example.com\n  client_id: portcullis\n  client_secret_file: {}\n",
+            dir.path().join("nope").display()
+        ))
+        .unwrap_err()
+        .fields();
+        assert_eq!(missing[0].field, "oidc.client_secret_file");
+    }
+
+    #[test]
+    fn client_id_and_openid_scope_are_required() {
+        let blank = format!(
+            "{BASE}oidc:\n  issuer: https://idp.example.com\n  client_id: ' '\n  client_secret: s\n"
+        );
+        let e = from_yaml_str(&blank).unwrap_err().fields();
+        assert_eq!(e[0].field, "oidc.client_id");
+        assert_eq!(fields("  scopes: [email, profile]\n"), ["oidc.scopes"]);
+    }
+
+    #[test]
+    fn clock_skew_is_at_most_ten_minutes() {
+        assert_eq!(checked("  clock_skew: 10m\n").clock_skew.as_secs(), 600);
+        assert_eq!(fields("  clock_skew: 601s\n"), ["oidc.clock_skew"]);
+    }
+
+    #[test]
+    fn flow_parameters_cannot_be_overridden() {
+        let mut failures = Vec::new();
+        for p in [
+            "state",
+            "nonce",
+            "code_challenge",
+            "code_challenge_method",
+            "redirect_uri",
+            "client_id",
+            "response_type",
+            "scope",
+            "response_mode",
+        ] {
+            let got = fields(&format!("  extra_auth_params:\n    {p}: x\n"));
+            if got != [format!("oidc.extra_auth_params.{p}")] {
+                failures.push(format!("{p}: {got:?}"));
+            }
+        }
+        assert!(failures.is_empty(), "{failures:?}");
+        let o = checked("  extra_auth_params:\n    prompt: login\n");
+        assert_eq!(o.extra_auth_params, [("prompt".into(), "login".into())]);
+    }
+
+    #[test]
+    fn email_domains_are_normalised_and_refresh_is_at_least_a_minute() {
+        let o = checked(
+            "  allowed_email_domains: ['@Example.COM', ' corp.example ']\n  refresh_interval: 5s\n",
+        );
+        assert_eq!(o.allowed_email_domains, ["example.com", "corp.example"]);
+        assert_eq!(o.refresh_interval.as_secs(), 60);
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        assert_eq!(
+            fields("  alowed_algorithms: [RS256]\n"),
+            ["oidc.alowed_algorithms"]
+        );
+    }
+}

@@ -703,8 +703,20 @@ fn validate_access(raw: &RawConfig, errs: &mut Errors) -> Option<Access> {
             .collect(),
         allowed_email_domains,
         allowed_ip_ranges: cidrs(&a.allowed_ip_ranges, "access.allowed_ip_ranges", errs),
-        trusted_proxies: cidrs(&a.trusted_proxies, "access.trusted_proxies", errs),
+        trusted_proxies: validate_trusted_proxies(&a.trusted_proxies, errs),
     })
+}
+
+fn validate_trusted_proxies(raw: &[String], errs: &mut Errors) -> Vec<IpNet> {
+    let field = "access.trusted_proxies";
+    let nets = cidrs(raw, field, errs);
+    // Judged as a whole only once every entry parsed (indexes line up).
+    if nets.len() == raw.len() {
+        let indexed: Vec<(usize, IpNet)> = nets.iter().copied().enumerate().collect();
+        errs.0
+            .extend(super::trusted_proxies::check(field, raw, &indexed));
+    }
+    nets
 }
 
 #[cfg(test)]
