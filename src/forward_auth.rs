@@ -89,7 +89,7 @@ pub fn check<B>(app: &App, req: &Request<B>, ac: AuthCtx<'_>) -> Response<Body> 
     let orig = Original::from_headers(req.headers());
     let redirect_browsers = query_flag(req.uri().query(), "redirect");
     match policy::route(config, &orig.method, orig.path(), req.headers()) {
-        Route::Passthrough => allowed(app, None, &[]),
+        Route::Passthrough => allowed(app, None, &[], ac),
         Route::Token(m) => {
             let identity = policy::token_identity(&m);
             if let Err(denied) = policy::authorize(config, &identity, ac.ctx.client_ip, true) {
@@ -97,7 +97,7 @@ pub fn check<B>(app: &App, req: &Request<B>, ac: AuthCtx<'_>) -> Response<Body> 
                 return page(app, Page::new(PageKind::Forbidden), ac);
             }
             audit::token_used(ac.ctx, &m.token.name);
-            allowed(app, Some(&identity), &[])
+            allowed(app, Some(&identity), &[], ac)
         }
         // Portcullis' own paths are answered by Portcullis itself, on a
         // route without forward-auth; if one is asked about here, the app
@@ -114,7 +114,12 @@ pub fn check<B>(app: &App, req: &Request<B>, ac: AuthCtx<'_>) -> Response<Body> 
                         audit::access_denied(ac.ctx, Some(&identity.user), denied.rule());
                         return page(app, Page::new(PageKind::Forbidden), ac);
                     }
-                    allowed(app, Some(&identity), v.renewal.as_deref().unwrap_or(&[]))
+                    allowed(
+                        app,
+                        Some(&identity),
+                        v.renewal.as_deref().unwrap_or(&[]),
+                        ac,
+                    )
                 }
                 other => {
                     if let Some(Err(e)) = other {
@@ -149,13 +154,22 @@ pub fn check<B>(app: &App, req: &Request<B>, ac: AuthCtx<'_>) -> Response<Body> 
     }
 }
 
-fn allowed(app: &App, identity: Option<&Identity>, set_cookies: &[String]) -> Response<Body> {
+fn allowed(
+    app: &App,
+    identity: Option<&Identity>,
+    set_cookies: &[String],
+    ac: AuthCtx<'_>,
+) -> Response<Body> {
     let mut resp = Response::new(crate::empty_body());
     *resp.status_mut() = StatusCode::OK;
     let h = resp.headers_mut();
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    if let Some(id) = identity {
-        crate::proxy::headers::set_identity(h, &app.config, id);
+    if let Some(id) = identity
+        && crate::proxy::headers::set_identity(h, &app.config, id).is_err()
+    {
+        // The access rules refuse such identities first; never answer
+        // "yes" with a header left out.
+        return page(app, Page::new(PageKind::Forbidden), ac);
     }
     // Every identity header is in the answer, empty when unknown: web
     // servers that copy a fixed list (Caddy's copy_headers) otherwise fill

@@ -802,3 +802,95 @@ async fn basic_auth_and_host_rules_for_the_upstream() {
     );
     assert!(!gate.log().contains("app-shared-secret"));
 }
+
+#[tokio::test]
+async fn a_session_whose_identity_cannot_be_a_header_is_refused_not_trimmed() {
+    // A session minted before such values were refused at login, or by an
+    // instance sharing the keys: the value cannot be a header, and
+    // forwarding without it would tell the app less than the session says.
+    let up = TestUpstream::start().await;
+    let gate = Gate::start(&base_yaml(
+        &up.url(),
+        "headers:\n  extra:\n    department: X-Dept\n",
+    ));
+    let c = client();
+    let mut cases: Vec<(&str, Identity)> = Vec::new();
+    let mut id = alice();
+    id.user = "alice\r\nX-Admin: 1".into();
+    cases.push(("user with CRLF", id));
+    let mut id = alice();
+    id.name = Some("Alice\u{7}".into());
+    cases.push(("name with BEL", id));
+    let mut id = alice();
+    id.groups.push("staff\nadmins".into());
+    cases.push(("group with LF", id));
+    let mut id = alice();
+    id.extra.insert("department".into(), "R&D\u{0}".into());
+    cases.push(("extra attribute with NUL", id));
+    let mut id = alice();
+    id.email = Some("alice@example.com\u{85}".into());
+    cases.push(("email with NEL", id));
+
+    let mut failures = Vec::new();
+    for (name, identity) in &cases {
+        let cookie = gate.session_cookie(identity);
+        // Proxy mode, a browser: the 403 page, not the app.
+        let r = c
+            .get(gate.url("/dash"))
+            .header("cookie", &cookie)
+            .header("accept", BROWSER_ACCEPT)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let body = r.text().await.unwrap();
+        if status != 403 || !body.contains("You do not have access to this application") {
+            failures.push(format!("{name}: proxy answered {status}: {body}"));
+        }
+        // A script: the JSON twin.
+        let r = c
+            .get(gate.url("/api"))
+            .header("cookie", &cookie)
+            .header("accept", "application/json")
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let v: Value = r.json().await.unwrap_or_default();
+        if status != 403 || v["error"] != "forbidden" {
+            failures.push(format!("{name}: API answered {status}: {v}"));
+        }
+        // Forward-auth: no "yes" with a header left out.
+        let r = c
+            .get(gate.url("/.portcullis/auth"))
+            .header("cookie", &cookie)
+            .header("x-original-uri", "/dash")
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let leaked = r.headers().get("x-forwarded-user").is_some();
+        if status != 403 || leaked {
+            failures.push(format!(
+                "{name}: forward-auth answered {status} (identity headers: {leaked})"
+            ));
+        }
+    }
+    let denied = gate.events("access_denied");
+    let rules: Vec<&str> = denied.iter().map(|e| e["rule"].as_str().unwrap()).collect();
+    if rules != vec!["identity_control_characters"; 3 * cases.len()] {
+        failures.push(format!("audit rules: {rules:?}"));
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+
+    // The control: the same session with clean values reaches the app.
+    let v = echo(
+        c.get(gate.url("/dash"))
+            .header("cookie", gate.session_cookie(&alice()))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(v["headers"]["x-forwarded-user"], "alice");
+}

@@ -511,9 +511,14 @@ async fn id_token_from_another_login_fails_the_nonce_check() {
 /// chose: it stands in for an attacker who controls the token response, to
 /// present Portcullis with tokens the real provider would never issue. The
 /// tokens are signed by the real provider's key (or not at all).
+/// It also fronts the real provider's key set at `/jwks`, counting every
+/// request for it: the provider's side of the key refetch, seen from outside.
 struct ForgedTokenEndpoint {
     url: String,
     next: std::sync::Arc<std::sync::Mutex<String>>,
+    /// Where `/jwks` is fetched from (the real provider's key set).
+    jwks_source: std::sync::Arc<std::sync::Mutex<String>>,
+    jwks_requests: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     _task: tokio::task::JoinHandle<()>,
 }
 
@@ -522,19 +527,37 @@ impl ForgedTokenEndpoint {
         use http_body_util::Full;
         use hyper::service::service_fn;
         let next = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let jwks_source = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let jwks_requests = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/token", listener.local_addr().unwrap());
         let n = next.clone();
+        let (source, count) = (jwks_source.clone(), jwks_requests.clone());
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
                 let n = n.clone();
+                let (source, count) = (source.clone(), count.clone());
                 tokio::spawn(async move {
-                    let svc = service_fn(move |_req| {
+                    let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                         let id_token = n.lock().unwrap().clone();
+                        let jwks = (req.uri().path() == "/jwks").then(|| {
+                            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                            source.lock().unwrap().clone()
+                        });
                         async move {
+                            if let Some(source) = jwks {
+                                let keys =
+                                    reqwest::get(source).await.unwrap().text().await.unwrap();
+                                return Ok::<_, std::convert::Infallible>(
+                                    hyper::Response::builder()
+                                        .header("content-type", "application/json")
+                                        .body(Full::new(bytes::Bytes::from(keys)))
+                                        .unwrap(),
+                                );
+                            }
                             let body = json!({"access_token": "at", "token_type": "Bearer", "expires_in": 60, "id_token": id_token});
                             Ok::<_, std::convert::Infallible>(
                                 hyper::Response::builder()
@@ -553,8 +576,18 @@ impl ForgedTokenEndpoint {
         ForgedTokenEndpoint {
             url,
             next,
+            jwks_source,
+            jwks_requests,
             _task: task,
         }
+    }
+
+    fn jwks_url(&self) -> String {
+        self.url.replace("/token", "/jwks")
+    }
+
+    fn jwks_requests(&self) -> usize {
+        self.jwks_requests.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
 
@@ -668,4 +701,302 @@ async fn forged_id_tokens_are_refused() {
             "{reason:?} should mention {want:?}"
         );
     }
+}
+
+/// A gate whose token endpoint is the forge and whose key set is the real
+/// provider's, fetched through the forge's counting front.
+struct Forged {
+    forge: ForgedTokenEndpoint,
+    idp: OidcIdp,
+    gate: Gate,
+    origin: String,
+    _up: TestUpstream,
+}
+
+impl Forged {
+    async fn start() -> Forged {
+        let forge = ForgedTokenEndpoint::start().await;
+        let up = TestUpstream::start().await;
+        let port = free_port();
+        let origin = format!("http://127.0.0.1:{port}");
+        let idp = OidcIdp::start(&origin, 0, &[]);
+        *forge.jwks_source.lock().unwrap() = format!("{}/jwks", idp.issuer);
+        let explicit = format!(
+            "  discovery: false\n  authorization_endpoint: {}/auth\n  jwks_uri: {}\n  token_endpoint: {}\n",
+            idp.issuer,
+            forge.jwks_url(),
+            forge.url,
+        );
+        let gate = Gate::start(&gate_yaml(&up, port, &idp.issuer, "", &explicit));
+        Forged {
+            forge,
+            idp,
+            gate,
+            origin,
+            _up: up,
+        }
+    }
+
+    /// A login started in a fresh browser: (browser, state, nonce).
+    async fn begin(&self) -> (Browser, String, String) {
+        let b = Browser::new();
+        let r = b.get(&format!("{}/app", self.origin)).await;
+        assert_eq!(r.status(), 302, "login starts");
+        let auth = r.headers()["location"].to_str().unwrap().to_string();
+        (b, param(&auth, "state"), param(&auth, "nonce"))
+    }
+
+    /// Claims a real provider would issue for this login.
+    fn claims(&self, nonce: &str) -> Value {
+        let now = portcullis::session::now();
+        json!({
+            "iss": self.idp.issuer, "aud": CLIENT_ID, "sub": "mallory",
+            "preferred_username": "mallory", "email": "mallory@example.com",
+            "nonce": nonce, "iat": now, "exp": now + 300,
+        })
+    }
+
+    /// A well-formed ID token for this login, signed by a key the provider
+    /// never published.
+    async fn foreign_token(&self, nonce: &str) -> String {
+        self.idp
+            .sign(json!({"alg": "RS256", "claims": self.claims(nonce), "foreign": true}))
+            .await
+    }
+
+    /// Delivers `id_token` for the login `state` of browser `b`.
+    async fn finish(&self, b: &Browser, state: &str, id_token: String) -> reqwest::Response {
+        *self.forge.next.lock().unwrap() = id_token;
+        b.get(&format!(
+            "{}/.portcullis/oidc/callback?code=x&state={state}",
+            self.origin
+        ))
+        .await
+    }
+}
+
+/// The same JWT with one byte of its signature changed.
+fn corrupt_signature(jwt: &str) -> String {
+    let (input, sig) = jwt.rsplit_once('.').unwrap();
+    let mut sig = sig.as_bytes().to_vec();
+    let i = sig.len() / 2;
+    sig[i] = if sig[i] == b'A' { b'B' } else { b'A' };
+    format!("{input}.{}", String::from_utf8(sig).unwrap())
+}
+
+// Multi-threaded: the forge must answer while the gate starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_signature_unknown_key_missing_nonce_and_unusable_values_are_refused() {
+    let f = Forged::start().await;
+    let at_start = f.forge.jwks_requests();
+    assert_eq!(at_start, 1, "the key set is fetched once at start");
+
+    // Each case: name, the ID token, the reason that must be audited, and
+    // how many key set requests the callback may cause.
+    struct Case {
+        name: &'static str,
+        reason: &'static str,
+        refetches: usize,
+    }
+    let cases = [
+        Case {
+            name: "valid",
+            reason: "",
+            refetches: 0,
+        },
+        Case {
+            name: "RS256 with a corrupted signature",
+            reason: "ID token refused: Signature verification failed: Crypto error",
+            refetches: 0,
+        },
+        Case {
+            name: "RS256 signed by a key the provider never published",
+            reason: "ID token refused: Signature verification failed: No matching key found",
+            refetches: 1,
+        },
+        Case {
+            name: "no nonce",
+            reason: "ID token refused: Invalid nonce: missing nonce claim",
+            refetches: 0,
+        },
+        Case {
+            name: "a name with a control character",
+            reason: "identity from the IdP contains control characters",
+            refetches: 0,
+        },
+    ];
+    let mut failures = Vec::new();
+    for case in &cases {
+        let (b, state, nonce) = f.begin().await;
+        let mut claims = f.claims(&nonce);
+        let mut foreign = false;
+        match case.name {
+            "no nonce" => {
+                claims.as_object_mut().unwrap().remove("nonce");
+            }
+            "a name with a control character" => claims["name"] = json!("Mallory\u{7}"),
+            "RS256 signed by a key the provider never published" => foreign = true,
+            _ => {}
+        }
+        let mut jwt = f
+            .idp
+            .sign(json!({"alg": "RS256", "claims": claims, "foreign": foreign}))
+            .await;
+        if case.name == "RS256 with a corrupted signature" {
+            jwt = corrupt_signature(&jwt);
+        }
+        let before = f.forge.jwks_requests();
+        let r = f.finish(&b, &state, jwt).await;
+        let refetched = f.forge.jwks_requests() - before;
+        let status = r.status().as_u16();
+        let body = r.text().await.unwrap();
+        let session = b.cookies_for(&f.origin).contains("portcullis_session");
+        if case.name == "valid" {
+            if status != 302 || !session {
+                failures.push(format!("the harness itself: a valid token got {status}"));
+            }
+            continue;
+        }
+        if status != 400 || !body.contains("Sign-in did not complete") || session {
+            failures.push(format!(
+                "{}: {status}, session cookie {session}: {body}",
+                case.name
+            ));
+        }
+        if refetched != case.refetches {
+            failures.push(format!(
+                "{}: {refetched} key set requests, expected {}",
+                case.name, case.refetches
+            ));
+        }
+    }
+    let reasons = failed_reasons(&f.gate);
+    let expected: Vec<&str> = cases[1..].iter().map(|c| c.reason).collect();
+    let matched = reasons.len() == expected.len()
+        && reasons.iter().zip(&expected).all(|(r, e)| r.starts_with(e));
+    if !matched {
+        failures.push(format!(
+            "audited reasons {reasons:#?}\nexpected {expected:#?}"
+        ));
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+// Multi-threaded: the forge must answer while the gate starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_without_a_nonce_never_matches_an_empty_one() {
+    // Fail closed on our own data too: a transaction cookie that carries no
+    // nonce (signed with the gate's keys, so only a bug could make one) must
+    // not accept an ID token whose nonce is the empty string.
+    let f = Forged::start().await;
+    let config = portcullis::config::from_yaml_str(&f.gate.config_yaml).unwrap();
+    let ring = std::sync::Arc::new(portcullis::session::KeyRing::load(&f.gate.key_file()).unwrap());
+    let txns = portcullis::session::Transactions::new(&config, ring);
+    let mut failures = Vec::new();
+    for (name, data) in [
+        ("no nonce", json!({"pkce": null})),
+        ("empty nonce", json!({"nonce": "", "pkce": null})),
+    ] {
+        let (txn, set_cookie) = txns
+            .begin(portcullis::identity::IdpKind::Oidc, "/", data)
+            .unwrap();
+        let b = Browser::new();
+        b.jar
+            .add_cookie_str(&set_cookie, &f.origin.parse().unwrap());
+        let jwt = f
+            .idp
+            .sign(json!({"alg": "RS256", "claims": f.claims("")}))
+            .await;
+        let r = f.finish(&b, &txn.id, jwt).await;
+        if r.status() != 400 || b.cookies_for(&f.origin).contains("portcullis_session") {
+            failures.push(format!("{name}: {}", r.status()));
+        }
+    }
+    assert!(failures.is_empty(), "{failures:?}");
+    let reasons = failed_reasons(&f.gate);
+    assert_eq!(
+        reasons,
+        vec!["the sign-in transaction carries no nonce"; 2],
+        "{reasons:?}"
+    );
+}
+
+// Multi-threaded: the forge must answer while the gate starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_key_refetch_is_rate_limited() {
+    // At most one key set refetch per 10 seconds (the README's promise):
+    // a flood of tokens naming unknown keys costs the provider one request,
+    // and a later one refetches again (a rollover is not missed forever).
+    const WINDOW: std::time::Duration = std::time::Duration::from_secs(10);
+    let f = Forged::start().await;
+    // Logins are started first: a login start may probe the provider, and
+    // only callbacks may count here.
+    let mut logins = Vec::new();
+    for _ in 0..70 {
+        logins.push(f.begin().await);
+    }
+    let mut logins = logins.into_iter();
+    let base = f.forge.jwks_requests();
+    let mut statuses = Vec::new();
+    let (b, state, nonce) = logins.next().unwrap();
+    let first = std::time::Instant::now();
+    statuses.push(
+        f.finish(&b, &state, f.foreign_token(&nonce).await)
+            .await
+            .status(),
+    );
+    assert_eq!(
+        f.forge.jwks_requests(),
+        base + 1,
+        "the first unknown key refetches"
+    );
+    for _ in 0..20 {
+        let (b, state, nonce) = logins.next().unwrap();
+        statuses.push(
+            f.finish(&b, &state, f.foreign_token(&nonce).await)
+                .await
+                .status(),
+        );
+    }
+    let flood_done = first.elapsed();
+    assert!(
+        flood_done < WINDOW,
+        "the flood took {flood_done:?}, longer than the window"
+    );
+    assert_eq!(
+        f.forge.jwks_requests(),
+        base + 1,
+        "20 more unknown keys within the window: no request to the provider"
+    );
+    // Paced probes until the next refetch: never before the window ends.
+    let refetched_after = loop {
+        let (b, state, nonce) = logins.next().expect("refetched again within the probes");
+        let sent = first.elapsed();
+        statuses.push(
+            f.finish(&b, &state, f.foreign_token(&nonce).await)
+                .await
+                .status(),
+        );
+        if f.forge.jwks_requests() > base + 1 {
+            break sent;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    };
+    assert!(
+        refetched_after >= WINDOW,
+        "refetched again after {refetched_after:?}"
+    );
+    assert_eq!(f.forge.jwks_requests(), base + 2);
+    assert!(
+        statuses.iter().all(|s| *s == 400),
+        "every forged token refused: {statuses:?}"
+    );
+    let reasons = failed_reasons(&f.gate);
+    assert_eq!(reasons.len(), statuses.len());
+    assert!(
+        reasons
+            .iter()
+            .all(|r| r == "ID token refused: Signature verification failed: No matching key found"),
+        "{reasons:?}"
+    );
 }

@@ -551,6 +551,14 @@ fn validate_passthrough(raw: &RawConfig, errs: &mut Errors) -> Option<Passthroug
                 "must be a non-empty name without control characters",
             );
         }
+        for (j, g) in t.groups.iter().enumerate() {
+            if g.is_empty() || g.chars().any(|c| c.is_control()) {
+                errs.add(
+                    format!("{field}.groups[{j}]"),
+                    "must be a non-empty group name without control characters",
+                );
+            }
+        }
         let hex_hash = match (&t.sha256, &t.sha256_file) {
             (Some(h), None) => Some((h.clone(), format!("{field}.sha256"))),
             (None, Some(f)) => read_secret_file(f, &format!("{field}.sha256_file"), errs)
@@ -785,6 +793,25 @@ mod tests {
             "{MIN}passthrough:\n  tokens:\n    - name: mon\n      sha256_file: /nonexistent/portcullis/hash\n"
         ));
         assert_eq!(f, vec!["passthrough.tokens[0].sha256_file"]);
+    }
+
+    #[test]
+    fn token_names_and_groups_have_no_control_characters() {
+        let token = |name: &str, groups: &str| {
+            fields(&format!(
+                "{MIN}passthrough:\n  tokens:\n    - name: \"{name}\"\n      sha256: {}\n      groups: [{groups}]\n",
+                "ab".repeat(32)
+            ))
+        };
+        assert_eq!(token("backup", "\"ops\""), Vec::<String>::new());
+        assert_eq!(
+            token("back\\nup", "\"ops\""),
+            ["passthrough.tokens[0].name"]
+        );
+        assert_eq!(
+            token("backup", "\"ops\", \"adm\\rins\""),
+            ["passthrough.tokens[0].groups[1]"]
+        );
     }
 
     #[test]

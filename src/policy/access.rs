@@ -13,6 +13,10 @@ pub enum Denied {
     Identity,
     /// Client address outside `allowed_ip_ranges`.
     ClientIp,
+    /// A value of the identity contains control characters: it cannot be
+    /// sent as a header, and forwarding without it would tell the upstream
+    /// less than Portcullis knows (fail closed).
+    NotHeaderSafe,
 }
 
 impl Denied {
@@ -20,6 +24,7 @@ impl Denied {
         match self {
             Denied::Identity => "allowed_groups/allowed_emails/allowed_email_domains",
             Denied::ClientIp => "allowed_ip_ranges",
+            Denied::NotHeaderSafe => "identity_control_characters",
         }
     }
 }
@@ -49,6 +54,15 @@ pub fn check_identity(access: &Access, id: &Identity) -> Result<(), Denied> {
         }
     }
     Err(Denied::Identity)
+}
+
+/// Every value the upstream would receive can be a header.
+pub fn check_header_safe(id: &Identity) -> Result<(), Denied> {
+    if id.is_header_safe() {
+        Ok(())
+    } else {
+        Err(Denied::NotHeaderSafe)
+    }
 }
 
 pub fn check_ip(access: &Access, ip: IpAddr) -> Result<(), Denied> {
@@ -119,5 +133,84 @@ mod tests {
             check_ip(&a, "192.0.2.1".parse().unwrap()),
             Err(Denied::ClientIp)
         );
+    }
+
+    #[test]
+    fn control_characters_in_any_value_refuse_the_identity() {
+        let mut failures = Vec::new();
+        let base = id("a@example.com", &["staff"]);
+        assert_eq!(check_header_safe(&base), Ok(()));
+        let unicode = Identity {
+            name: Some("Zoë Ŝmith 山田".into()),
+            ..base.clone()
+        };
+        assert_eq!(check_header_safe(&unicode), Ok(()), "non-ASCII is fine");
+        for bad in [
+            "a\r\nX-Admin: 1",
+            "a\nb",
+            "a\u{0}",
+            "a\tb",
+            "a\u{7f}",
+            "a\u{85}",
+        ] {
+            let variants: Vec<(&str, Identity)> = vec![
+                (
+                    "subject",
+                    Identity {
+                        subject: bad.into(),
+                        ..base.clone()
+                    },
+                ),
+                (
+                    "user",
+                    Identity {
+                        user: bad.into(),
+                        ..base.clone()
+                    },
+                ),
+                (
+                    "email",
+                    Identity {
+                        email: Some(bad.into()),
+                        ..base.clone()
+                    },
+                ),
+                (
+                    "name",
+                    Identity {
+                        name: Some(bad.into()),
+                        ..base.clone()
+                    },
+                ),
+                (
+                    "preferred_username",
+                    Identity {
+                        preferred_username: Some(bad.into()),
+                        ..base.clone()
+                    },
+                ),
+                (
+                    "groups",
+                    Identity {
+                        groups: vec!["staff".into(), bad.into()],
+                        ..base.clone()
+                    },
+                ),
+                (
+                    "extra",
+                    Identity {
+                        extra: [("dept".to_string(), bad.to_string())].into(),
+                        ..base.clone()
+                    },
+                ),
+            ];
+            for (field, identity) in variants {
+                if check_header_safe(&identity) != Err(Denied::NotHeaderSafe) {
+                    failures.push(format!("{field} = {bad:?}"));
+                }
+            }
+        }
+        assert!(failures.is_empty(), "accepted: {failures:?}");
+        assert_eq!(Denied::NotHeaderSafe.rule(), "identity_control_characters");
     }
 }

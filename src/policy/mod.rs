@@ -80,15 +80,17 @@ pub fn token_identity(m: &TokenMatch<'_>) -> Identity {
     }
 }
 
-/// Access rules for an authenticated request: client address first, then
-/// the identity allow list. Tokens were configured explicitly by the
-/// operator, so only the address rule applies to them.
+/// Access rules for an authenticated request: an identity that can travel
+/// in headers, then the client address, then the identity allow list.
+/// Tokens were configured explicitly by the operator, so of the rules only
+/// the address applies to them.
 pub fn authorize(
     config: &Config,
     identity: &Identity,
     client: IpAddr,
     is_token: bool,
 ) -> Result<(), Denied> {
+    access::check_header_safe(identity)?;
     access::check_ip(&config.access, client)?;
     if is_token {
         return Ok(());

@@ -173,14 +173,30 @@ fn remove_matching(headers: &mut HeaderMap, doomed: impl Fn(&str) -> bool) {
     }
 }
 
-/// Adds the identity headers. Values that cannot be a header (control
-/// characters) are left out rather than risking header injection.
-pub fn set_identity(headers: &mut HeaderMap, config: &Config, id: &Identity) {
+/// An identity value that cannot be a header (control characters). The
+/// access rules refuse such identities before anything is forwarded; this
+/// is the last line, so that a value is never silently left out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("an identity value contains control characters and cannot be sent as a header")]
+pub struct NotHeaderSafe;
+
+/// Adds the identity headers, all or none: on an error the caller must not
+/// forward (some headers may already be set).
+pub fn set_identity(
+    headers: &mut HeaderMap,
+    config: &Config,
+    id: &Identity,
+) -> Result<(), NotHeaderSafe> {
+    if !id.is_header_safe() {
+        return Err(NotHeaderSafe);
+    }
     let h = &config.headers;
-    let mut put = |name: &HeaderName, value: &str| {
-        if let Ok(v) = HeaderValue::from_bytes(value.as_bytes()) {
+    let mut failed = false;
+    let mut put = |name: &HeaderName, value: &str| match HeaderValue::from_bytes(value.as_bytes()) {
+        Ok(v) => {
             headers.insert(name.clone(), v);
         }
+        Err(_) => failed = true,
     };
     put(&h.user, &id.user);
     if let Some(e) = &id.email {
@@ -219,6 +235,7 @@ pub fn set_identity(headers: &mut HeaderMap, config: &Config, id: &Identity) {
             put(name, v);
         }
     }
+    if failed { Err(NotHeaderSafe) } else { Ok(()) }
 }
 
 #[cfg(test)]
@@ -288,7 +305,7 @@ mod tests {
             groups: vec!["staff".into(), "x,admins".into()],
             ..Default::default()
         };
-        set_identity(&mut h, &config(), &id);
+        set_identity(&mut h, &config(), &id).unwrap();
         assert_eq!(h["x-forwarded-groups"], "staff");
     }
 
@@ -351,8 +368,54 @@ mod tests {
             name: Some("Zoë".into()),
             ..Default::default()
         };
-        set_identity(&mut h, &config(), &id);
-        assert!(h.get("x-forwarded-user").is_none());
+        assert_eq!(set_identity(&mut h, &config(), &id), Err(NotHeaderSafe));
+        assert!(h.is_empty(), "nothing set, not even the safe values: {h:?}");
+        let id = Identity {
+            subject: "s".into(),
+            user: "alice".into(),
+            name: Some("Zoë".into()),
+            ..Default::default()
+        };
+        set_identity(&mut h, &config(), &id).unwrap();
+        assert_eq!(h["x-forwarded-user"], "alice");
         assert_eq!(h["x-forwarded-name"].as_bytes(), "Zoë".as_bytes());
+    }
+
+    #[test]
+    fn every_identity_value_reaches_its_header() {
+        let mut h = HeaderMap::new();
+        let id = Identity {
+            subject: "s".into(),
+            user: "alice".into(),
+            email: Some("alice@example.com".into()),
+            name: Some("Alice Example".into()),
+            preferred_username: Some("al".into()),
+            groups: vec!["admins".into(), "staff".into()],
+            extra: [("department".to_string(), "R&D".to_string())].into(),
+        };
+        set_identity(&mut h, &config(), &id).unwrap();
+        let got: Vec<(&str, &str)> = h
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.to_str().unwrap()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("x-forwarded-user", "alice"),
+                ("x-forwarded-email", "alice@example.com"),
+                ("x-forwarded-groups", "admins,staff"),
+                ("x-forwarded-preferred-username", "al"),
+                ("x-forwarded-name", "Alice Example"),
+                ("x-dept", "R&D"),
+            ]
+        );
+        // Without a preferred_username, the user name stands in.
+        let mut h = HeaderMap::new();
+        let plain = Identity {
+            preferred_username: None,
+            ..id
+        };
+        set_identity(&mut h, &config(), &plain).unwrap();
+        assert_eq!(h["x-forwarded-preferred-username"], "alice");
     }
 }

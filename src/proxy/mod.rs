@@ -223,7 +223,9 @@ impl Upstream {
             h.insert("x-request-id", v);
         }
         if let Some(id) = fwd.identity {
-            headers::set_identity(h, config, id);
+            headers::set_identity(h, config, id).map_err(|_| {
+                ProxyError::BadRequest("an identity value cannot be sent as a header")
+            })?;
             if let Some(basic) = &config.upstream.basic_auth {
                 let cred = base64::engine::general_purpose::STANDARD
                     .encode(format!("{}:{}", id.user, basic.password));

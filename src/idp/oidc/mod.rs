@@ -224,6 +224,22 @@ impl OidcLogin {
                 clear,
             );
         };
+        // Never compare against an empty nonce: a token with `nonce: ""`
+        // would match it.
+        let Some(nonce) = txn
+            .data
+            .get("nonce")
+            .and_then(Value::as_str)
+            .filter(|n| !n.is_empty())
+            .map(|n| Nonce::new(n.to_string()))
+        else {
+            return failed(
+                PageKind::LoginFailed,
+                None,
+                "the sign-in transaction carries no nonce".into(),
+                clear,
+            );
+        };
         let Some(loaded) = self.provider.current() else {
             return failed(
                 PageKind::IdpUnavailable,
@@ -283,13 +299,6 @@ impl OidcLogin {
                 clear,
             );
         };
-        let nonce = Nonce::new(
-            txn.data
-                .get("nonce")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string(),
-        );
         let mut verified = self.verify(&client, id_token, &nonce);
         if matches!(
             verified,

@@ -92,6 +92,8 @@ function loadKeys() {
 
 // Current private keys; the first usable one signs (oidc-provider keeps order).
 let signingKeys = loadKeys();
+// A key never published, for /__test/sign {"foreign": true}.
+let foreignKey;
 
 // ---------------------------------------------------------------------------
 // Users
@@ -420,19 +422,23 @@ async function handleControl(req, res, url) {
 
   // Signs arbitrary claims, so tests can present a relying party with ID
   // tokens a real provider would never issue (wrong aud/iss, expired, alg
-  // none, HMAC with the client secret). Body: {"claims": {...},
-  // "alg": "RS256" | "none" | "HS256", "secret": "..." (HS256 only),
-  // "kid": "..." (optional; default the current key's)}.
+  // none, HMAC with the client secret, a key it never published). Body:
+  // {"claims": {...}, "alg": "RS256" | "none" | "HS256", "secret": "..."
+  // (HS256 only), "kid": "..." (optional; default the signing key's),
+  // "foreign": true (RS256 with a key generated for this process and never
+  // published in /jwks)}.
   if (url.pathname === '/__test/sign' && req.method === 'POST') {
     const body = JSON.parse(await readBody(req));
     const alg = body.alg || 'RS256';
     const header = { alg, typ: 'JWT' };
-    if (alg === 'RS256') header.kid = body.kid || signingKeys[0].kid;
+    if (body.foreign) foreignKey ??= generateRsaKey();
+    const rsaKey = body.foreign ? foreignKey : signingKeys[0];
+    if (alg === 'RS256') header.kid = body.kid || rsaKey.kid;
     const b64 = (v) => Buffer.from(typeof v === 'string' ? v : JSON.stringify(v)).toString('base64url');
     const input = `${b64(header)}.${b64(body.claims)}`;
     let sig = '';
     if (alg === 'RS256') {
-      const key = crypto.createPrivateKey({ key: signingKeys[0], format: 'jwk' });
+      const key = crypto.createPrivateKey({ key: rsaKey, format: 'jwk' });
       sig = crypto.createSign('RSA-SHA256').update(input).sign(key).toString('base64url');
     } else if (alg === 'HS256') {
       sig = crypto.createHmac('sha256', body.secret).update(input).digest('base64url');
