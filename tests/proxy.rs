@@ -225,7 +225,7 @@ async fn https_upstream_is_verified_unless_told_otherwise() {
 
 #[tokio::test]
 async fn only_websocket_upgrades_pass() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     let up = TestUpstream::start().await;
     let gate = Gate::start(&base_yaml(
         &up.url(),
@@ -237,15 +237,232 @@ async fn only_websocket_upgrades_pass() {
     s.write_all(b"GET /public/x HTTP/1.1\r\nHost: app.test\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n")
         .await
         .unwrap();
-    let mut buf = vec![0u8; 4096];
-    let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
-        .await
-        .unwrap()
-        .unwrap();
-    let answer = String::from_utf8_lossy(&buf[..n]).to_string();
-    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let (head, body) = read_response(&mut s).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    // The whole echo, however it was segmented: what the upstream received.
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let got = v["headers"].as_object().unwrap();
+    assert_eq!(v["uri"], "/public/x");
+    for hop in ["upgrade", "http2-settings"] {
+        assert!(!got.contains_key(hop), "the upstream saw {hop}: {v}");
+    }
+    let connection = got.get("connection").and_then(|c| c.as_str()).unwrap_or("");
     assert!(
-        !answer.to_ascii_lowercase().contains("\"upgrade\""),
-        "the upstream saw no Upgrade: {answer}"
+        !connection.to_ascii_lowercase().contains("upgrade"),
+        "Connection: {connection}"
     );
+}
+
+/// Reads one HTTP/1.1 response from `s`: the head, then a body of
+/// `Content-Length` bytes (none for 101/204/304), bounded in time and size.
+async fn read_response(s: &mut tokio::net::TcpStream) -> (String, Vec<u8>) {
+    use tokio::io::AsyncReadExt;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        assert!(buf.len() < 64 * 1024, "no end of head in 64 kB");
+        let left = deadline.saturating_duration_since(Instant::now());
+        let n = tokio::time::timeout(left, s.read(&mut chunk))
+            .await
+            .expect("a response head within 10 s")
+            .unwrap();
+        assert!(
+            n > 0,
+            "closed before the end of the head: {:?}",
+            String::from_utf8_lossy(&buf)
+        );
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+    let status: u16 = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let length: usize = if matches!(status, 101 | 204 | 304) {
+        0
+    } else {
+        head.lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case("content-length")
+                    .then(|| v.trim().parse().unwrap())
+            })
+            .expect("a Content-Length")
+    };
+    let mut body = buf[head_end..].to_vec();
+    while body.len() < length {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let n = tokio::time::timeout(left, s.read(&mut chunk))
+            .await
+            .expect("the whole body within 10 s")
+            .unwrap();
+        assert!(n > 0, "closed after {} of {length} body bytes", body.len());
+        body.extend_from_slice(&chunk[..n]);
+    }
+    assert_eq!(body.len(), length, "nothing after the body");
+    (head, body)
+}
+
+/// An upstream that answers every request with `101 Switching Protocols`
+/// and `Upgrade: <protocol>` (no Upgrade header when empty), whatever was
+/// asked, then echoes anything that arrives as if it were a tunnel. Counts
+/// the bytes it got after its 101.
+struct SwitchingUpstream {
+    addr: std::net::SocketAddr,
+    tunnel_bytes: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    _task: tokio::task::JoinHandle<()>,
+}
+
+impl SwitchingUpstream {
+    async fn start(protocol: &'static str) -> SwitchingUpstream {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let tunnel_bytes = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = tunnel_bytes.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((mut s, _)) = listener.accept().await else {
+                    continue;
+                };
+                let counter = counter.clone();
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut b = [0u8; 1];
+                    while !head.ends_with(b"\r\n\r\n") {
+                        if s.read(&mut b).await.unwrap_or(0) == 0 {
+                            return;
+                        }
+                        head.push(b[0]);
+                    }
+                    let upgrade = if protocol.is_empty() {
+                        String::new()
+                    } else {
+                        format!("Upgrade: {protocol}\r\n")
+                    };
+                    let key = String::from_utf8_lossy(&head)
+                        .lines()
+                        .find_map(|l| {
+                            let (k, v) = l.split_once(':')?;
+                            k.eq_ignore_ascii_case("sec-websocket-key")
+                                .then(|| v.trim().to_string())
+                        })
+                        .unwrap_or_default();
+                    let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(
+                        key.as_bytes(),
+                    );
+                    let answer = format!(
+                        "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n{upgrade}Sec-WebSocket-Accept: {accept}\r\n\r\n"
+                    );
+                    if s.write_all(answer.as_bytes()).await.is_err() {
+                        return;
+                    }
+                    let mut buf = [0u8; 4096];
+                    while let Ok(n) = s.read(&mut buf).await {
+                        if n == 0 {
+                            break;
+                        }
+                        counter.fetch_add(n, std::sync::atomic::Ordering::SeqCst);
+                        let _ = s.write_all(b"TUNNEL:").await;
+                        let _ = s.write_all(&buf[..n]).await;
+                    }
+                });
+            }
+        });
+        SwitchingUpstream {
+            addr,
+            tunnel_bytes,
+            _task: task,
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_switch_the_client_did_not_ask_for_opens_no_tunnel() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const WEBSOCKET: &str = "Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
+    // (case, what the upstream switches to, extra request headers)
+    let cases = [
+        ("101 to a plain GET", "websocket", ""),
+        ("101 to h2c when WebSocket was asked", "h2c", WEBSOCKET),
+        (
+            "101 without Upgrade when WebSocket was asked",
+            "",
+            WEBSOCKET,
+        ),
+        ("101 to a plain GET, h2c", "h2c", ""),
+    ];
+    let mut failures = Vec::new();
+    for (name, protocol, extra) in cases {
+        let up = SwitchingUpstream::start(protocol).await;
+        let gate = Gate::start(&base_yaml(&format!("http://{}", up.addr), ""));
+        let cookie = gate.session_cookie(&alice());
+        let mut s = tokio::net::TcpStream::connect(gate.addr).await.unwrap();
+        let req = format!(
+            "GET /app HTTP/1.1\r\nHost: app.test\r\nAccept: application/json\r\nCookie: {cookie}\r\n{extra}\r\n"
+        );
+        s.write_all(req.as_bytes()).await.unwrap();
+        let (head, body) = read_response(&mut s).await;
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        let upgrade_header = head.to_ascii_lowercase().contains("\r\nupgrade:");
+        if !head.starts_with("HTTP/1.1 502 ") || v["error"] != "bad_gateway" || upgrade_header {
+            failures.push(format!("{name}: {head}{}", String::from_utf8_lossy(&body)));
+            continue;
+        }
+        // The connection is still HTTP to the gate (or closed), never a
+        // pipe to the upstream.
+        let next = "GET /.portcullis/health HTTP/1.1\r\nHost: app.test\r\n\r\n";
+        let mut after = Vec::new();
+        if s.write_all(next.as_bytes()).await.is_ok() {
+            let mut buf = [0u8; 4096];
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while !String::from_utf8_lossy(&after).contains(r#"{"status":"ok"}"#) {
+                let left = deadline.saturating_duration_since(Instant::now());
+                match tokio::time::timeout(left, s.read(&mut buf)).await {
+                    Ok(Ok(n)) if n > 0 => after.extend_from_slice(&buf[..n]),
+                    _ => break,
+                }
+            }
+        }
+        let after = String::from_utf8_lossy(&after).to_string();
+        let health = after.starts_with("HTTP/1.1 200 ") && after.contains(r#"{"status":"ok"}"#);
+        if !(health || after.is_empty()) || after.contains("TUNNEL") {
+            failures.push(format!(
+                "{name}: after the 502 the connection answered {after:?}"
+            ));
+        }
+        let leaked = up.tunnel_bytes.load(std::sync::atomic::Ordering::SeqCst);
+        if leaked != 0 {
+            failures.push(format!(
+                "{name}: {leaked} bytes reached the upstream after its 101"
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+
+    // The control: the same upstream, asked for WebSocket and switching to
+    // WebSocket, is spliced through.
+    let up = SwitchingUpstream::start("websocket").await;
+    let gate = Gate::start(&base_yaml(&format!("http://{}", up.addr), ""));
+    let mut s = tokio::net::TcpStream::connect(gate.addr).await.unwrap();
+    let req = format!(
+        "GET /app HTTP/1.1\r\nHost: app.test\r\nCookie: {}\r\n{WEBSOCKET}\r\n",
+        gate.session_cookie(&alice())
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let (head, _) = read_response(&mut s).await;
+    assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
+    s.write_all(b"ping").await.unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 64];
+    while got.len() < b"TUNNEL:ping".len() {
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+            .await
+            .expect("the tunnel answers")
+            .unwrap();
+        assert!(n > 0, "closed: {got:?}");
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(got, b"TUNNEL:ping");
 }
