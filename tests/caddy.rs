@@ -205,3 +205,111 @@ async fn caddy_forward_auth_over_tcp() {
 async fn caddy_forward_auth_over_unix_socket() {
     forward_auth(true).await;
 }
+
+#[tokio::test]
+async fn oidc_login_through_caddy_forward_auth() {
+    use common::oidc::{Browser, OidcIdp, oidc_yaml};
+    let up = TestUpstream::start().await;
+    let port = free_port();
+    let origin = format!("http://app.test:{port}");
+    let idp = OidcIdp::start(&origin, 0, &[]);
+    let gate = Gate::start(
+        &format!(
+            "domain: app.test:{port}\nscheme: http\nlisten: 127.0.0.1:0\nupstream:\n  url: {}\nsession:\n  secure_cookie: false\n  key_file: KEYFILE\naccess:\n  allowed_groups: [admins]\nlog:\n  format: json\n{}",
+            up.url(),
+            oidc_yaml(&idp.issuer, "")
+        ),
+        &[],
+    );
+    let root = env!("CARGO_MANIFEST_DIR");
+    let example =
+        std::fs::read_to_string(format!("{root}/config-examples/Caddyfile-forward-auth")).unwrap();
+    let mut conf = replace_once(
+        &example,
+        "app.example.com {",
+        &format!("{{\n\tadmin off\n}}\n\nhttp://app.test:{port} {{"),
+    );
+    conf = replace_once(&conf, "127.0.0.1:4180", &gate.addr().to_string());
+    conf = replace_once(
+        &conf,
+        "reverse_proxy 127.0.0.1:3000",
+        &format!("reverse_proxy {}", up.addr),
+    );
+    let caddy = Caddy::start(&conf, port);
+    let browser = || {
+        Browser::with_client(
+            reqwest::Client::builder()
+                .resolve("app.test", SocketAddr::from(([127, 0, 0, 1], port))),
+        )
+    };
+
+    let b = browser();
+    let (form, trail) = b.follow(&format!("{origin}/dashboard?tab=2")).await;
+    assert!(
+        form.url
+            .starts_with(&format!("{}/interaction/", idp.issuer))
+            && form.body.contains("login-form"),
+        "at the provider's login form: {trail:?}\n{}\ncaddy: {}",
+        form.body,
+        caddy.log()
+    );
+    assert_eq!(
+        trail[1],
+        format!("{origin}/.portcullis/login?rd=%2Fdashboard%3Ftab%3D2"),
+        "Caddy passed Portcullis' redirect to its sign-in URL"
+    );
+    let resp = b.submit_login(&form, "alice", "alice-pw").await;
+    let (page, trail) = b.follow_response(resp, &form.url).await;
+    assert_eq!(
+        page.status,
+        200,
+        "{trail:?}\n{}\ngate:\n{}",
+        page.body,
+        gate.log()
+    );
+    assert_eq!(page.url, format!("{origin}/dashboard?tab=2"));
+    assert!(
+        trail
+            .iter()
+            .any(|u| u.starts_with(&format!("{origin}/.portcullis/oidc/callback?"))),
+        "{trail:?}"
+    );
+    let v: Value = serde_json::from_str(&page.body).unwrap();
+    let h = &v["headers"];
+    assert_eq!(v["uri"], "/dashboard?tab=2");
+    assert_eq!(h["x-forwarded-user"], "alice");
+    assert_eq!(h["x-forwarded-email"], "alice@example.com");
+    assert_eq!(h["x-forwarded-groups"], "admins,staff");
+    assert_eq!(h["x-forwarded-name"], "Alice Example");
+    let cookies = h["cookie"].as_str().unwrap_or_default();
+    assert!(
+        !cookies.contains("portcullis"),
+        "no Portcullis cookie reaches the app: {cookies}"
+    );
+    let (page, trail) = b.follow(&format!("{origin}/reports")).await;
+    assert_eq!(
+        (page.status, trail.len()),
+        (200, 1),
+        "the session carries on: {trail:?}"
+    );
+
+    // bob is not in allowed_groups: the 403 page after a complete login.
+    let b = browser();
+    let (form, _) = b.follow(&format!("{origin}/dashboard")).await;
+    let resp = b.submit_login(&form, "bob", "bob-pw").await;
+    let (page, _) = b.follow_response(resp, &form.url).await;
+    assert_eq!(page.status, 403, "{}", page.body);
+    assert!(
+        page.body
+            .contains("You do not have access to this application"),
+        "{}",
+        page.body
+    );
+    let denied: Vec<Value> = gate
+        .log_lines()
+        .into_iter()
+        .filter(|e| e["target"] == "audit" && e["event"] == "access_denied")
+        .collect();
+    assert_eq!(denied.len(), 1, "{denied:?}");
+    assert_eq!(denied[0]["user"], "bob");
+}

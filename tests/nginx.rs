@@ -386,3 +386,146 @@ async fn nginx_auth_request_mode_over_tcp() {
 async fn nginx_auth_request_mode_over_unix_socket() {
     auth_request_mode(true).await;
 }
+
+/// A gate that logs in at `issuer`, for the public origin nginx serves
+/// (`https://app.test:<tls_port>`, the port being part of the redirect URI).
+fn oidc_gate_yaml(upstream: &str, issuer: &str, tls_port: u16) -> String {
+    format!(
+        "domain: {DOMAIN}:{tls_port}\nlisten: 127.0.0.1:0\nupstream:\n  url: {upstream}\n  timeout: 5s\nsession:\n  key_file: KEYFILE\naccess:\n  allowed_groups: [admins]\nlog:\n  format: json\n  level: info\n{}",
+        common::oidc::oidc_yaml(issuer, "")
+    )
+}
+
+/// A whole OpenID Connect login with the real provider, through real nginx
+/// configured from `example`, then a refused user and a logout.
+async fn oidc_login_through(example: &str, nginx_proxies_to_the_app: bool) {
+    use common::oidc::{Browser, OidcIdp};
+    let up = TestUpstream::start().await;
+    let (tls_port, http_port) = (free_port(), free_port());
+    let origin = format!("https://{DOMAIN}:{tls_port}");
+    let idp = OidcIdp::start(&origin, 0, &[]);
+    let gate = Gate::start(&oidc_gate_yaml(&up.url(), &idp.issuer, tls_port), &[]);
+    let app = nginx_proxies_to_the_app.then_some(up.addr);
+    let (conf, _certs) = site(example, &gate, tls_port, http_port, app);
+    let nginx = Nginx::start(&conf, tls_port);
+    let browser = || {
+        Browser::with_client(
+            reqwest::Client::builder()
+                .danger_accept_invalid_certs(true)
+                .resolve(DOMAIN, SocketAddr::from(([127, 0, 0, 1], tls_port))),
+        )
+    };
+
+    let b = browser();
+    let (form, trail) = b.follow(&format!("{origin}/dashboard?tab=2")).await;
+    assert!(
+        form.url
+            .starts_with(&format!("{}/interaction/", idp.issuer))
+            && form.body.contains("login-form"),
+        "at the provider's login form: {trail:?}\n{}\nnginx:\n{}",
+        form.body,
+        nginx.error_log()
+    );
+    let resp = b.submit_login(&form, "alice", "alice-pw").await;
+    let (page, trail) = b.follow_response(resp, &form.url).await;
+    assert_eq!(
+        page.status,
+        200,
+        "{trail:?}\n{}\ngate:\n{}",
+        page.body,
+        gate.log()
+    );
+    assert_eq!(
+        page.url,
+        format!("{origin}/dashboard?tab=2"),
+        "back where alice started"
+    );
+    assert!(
+        trail
+            .iter()
+            .any(|u| u.starts_with(&format!("{origin}/.portcullis/oidc/callback?"))),
+        "the provider answered at the callback through nginx: {trail:?}"
+    );
+    let v: Value = serde_json::from_str(&page.body).unwrap();
+    let h = &v["headers"];
+    assert_eq!(v["uri"], "/dashboard?tab=2");
+    assert_eq!(h["x-forwarded-user"], "alice");
+    assert_eq!(h["x-forwarded-email"], "alice@example.com");
+    assert_eq!(h["x-forwarded-groups"], "admins,staff");
+    assert_eq!(h["x-forwarded-name"], "Alice Example");
+    assert_eq!(h["x-forwarded-proto"], "https");
+    let cookies = h["cookie"].as_str().unwrap_or_default();
+    assert!(
+        !cookies.contains("portcullis"),
+        "no Portcullis cookie reaches the app: {cookies}"
+    );
+    assert!(
+        b.cookies_for(&origin)
+            .contains("__Host-portcullis_session="),
+        "{}",
+        b.cookies_for(&origin)
+    );
+    let ok = gate.log_lines();
+    let succeeded: Vec<&Value> = ok
+        .iter()
+        .filter(|e| e["target"] == "audit" && e["event"] == "login_succeeded")
+        .collect();
+    assert_eq!(succeeded.len(), 1);
+    assert_eq!(succeeded[0]["user"], "alice");
+
+    // The session carries on: another page, no new login.
+    let (page, trail) = b.follow(&format!("{origin}/reports")).await;
+    assert_eq!((page.status, trail.len()), (200, 1), "{trail:?}");
+
+    // Logout through nginx: the session cookie is cleared, the provider's
+    // end-session endpoint is next, and the app asks for a login again.
+    let r = b.get(&format!("{origin}/.portcullis/logout")).await;
+    assert_eq!(r.status(), 302);
+    let to = r.headers()["location"].to_str().unwrap().to_string();
+    assert!(
+        to.starts_with(&format!("{}/session/end?", idp.issuer)),
+        "{to}"
+    );
+    assert!(
+        !b.cookies_for(&origin).contains("portcullis_session"),
+        "{}",
+        b.cookies_for(&origin)
+    );
+    let r = b.get(&format!("{origin}/dashboard")).await;
+    assert_eq!(r.status(), 302, "signed out: sent to sign in again");
+
+    // bob is not in allowed_groups: after a complete login, the 403 page.
+    let b = browser();
+    let (form, _) = b.follow(&format!("{origin}/dashboard")).await;
+    let resp = b.submit_login(&form, "bob", "bob-pw").await;
+    let (page, _) = b.follow_response(resp, &form.url).await;
+    assert_eq!(page.status, 403, "{}", page.body);
+    assert!(
+        page.body
+            .contains("You do not have access to this application"),
+        "{}",
+        page.body
+    );
+    assert!(!b.cookies_for(&origin).contains("portcullis_session"));
+    let denied: Vec<Value> = gate
+        .log_lines()
+        .into_iter()
+        .filter(|e| e["target"] == "audit" && e["event"] == "access_denied")
+        .collect();
+    assert_eq!(denied.len(), 1, "{denied:?}");
+    assert_eq!(denied[0]["user"], "bob");
+    assert_eq!(
+        denied[0]["rule"],
+        "allowed_groups/allowed_emails/allowed_email_domains"
+    );
+}
+
+#[tokio::test]
+async fn oidc_login_through_nginx_proxy_mode() {
+    oidc_login_through("nginx-proxy.conf", false).await;
+}
+
+#[tokio::test]
+async fn oidc_login_through_nginx_auth_request_mode() {
+    oidc_login_through("nginx-auth-request.conf", true).await;
+}

@@ -121,7 +121,17 @@ impl Browser {
     }
 
     fn with_jar(jar: Arc<Jar>) -> Browser {
-        let http = reqwest::Client::builder()
+        Self::from_builder(reqwest::Client::builder(), jar)
+    }
+
+    /// A browser on a client configured by the test (name resolution, a
+    /// self-signed certificate), with its own cookie jar.
+    pub fn with_client(builder: reqwest::ClientBuilder) -> Browser {
+        Self::from_builder(builder, Arc::new(Jar::default()))
+    }
+
+    fn from_builder(builder: reqwest::ClientBuilder, jar: Arc<Jar>) -> Browser {
+        let http = builder
             .redirect(reqwest::redirect::Policy::none())
             .cookie_provider(jar.clone())
             .build()
