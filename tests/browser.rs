@@ -6,6 +6,7 @@
 //! different site, so the round trip is a real cross-site one.
 
 mod common;
+mod ship_support;
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -22,6 +23,11 @@ struct Chrome {
 
 impl Chrome {
     async fn start() -> Chrome {
+        Self::start_with(&[]).await
+    }
+
+    /// With further command line switches (name resolution, certificates).
+    async fn start_with(extra_args: &[String]) -> Chrome {
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let port = free_port();
         let driver = Command::new("chromedriver")
@@ -33,15 +39,25 @@ impl Chrome {
                 "chromedriver (Debian package chromium-driver) is installed by the test command",
             );
         let profile = tempfile::tempdir().unwrap();
+        let mut args: Vec<String> = [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--no-first-run",
+            "--disable-sync",
+            "--disable-quic",
+        ]
+        .map(String::from)
+        .to_vec();
+        args.push(format!("--user-data-dir={}", profile.path().display()));
+        args.extend_from_slice(extra_args);
         let caps = serde_json::json!({
             "goog:chromeOptions": {
                 "binary": "/usr/bin/chromium",
-                "args": [
-                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                    "--disable-background-networking", "--disable-component-update",
-                    "--no-first-run", "--disable-sync", "--disable-quic",
-                    format!("--user-data-dir={}", profile.path().display()),
-                ]
+                "args": args,
             }
         });
         let url = format!("http://127.0.0.1:{port}");
@@ -277,4 +293,294 @@ async fn oidc_form_post_login_in_a_real_browser() {
     // The provider POSTs back cross-site: only a SameSite=None; Secure
     // transaction cookie comes along.
     browser_login("form_post").await;
+}
+
+/// Fills and submits the provider's login form once the browser shows it.
+async fn sign_in_at_provider(c: &Client, issuer: &str, user: &str, password: &str) {
+    let form = c
+        .wait()
+        .for_element(Locator::Css("#login-form"))
+        .await
+        .expect("provider's login form");
+    let at = c.current_url().await.unwrap();
+    assert!(at.as_str().starts_with(issuer), "at {at}");
+    form.find(Locator::Css("input[name=login]"))
+        .await
+        .unwrap()
+        .send_keys(user)
+        .await
+        .unwrap();
+    form.find(Locator::Css("input[name=password]"))
+        .await
+        .unwrap()
+        .send_keys(password)
+        .await
+        .unwrap();
+    form.find(Locator::Css("button[type=submit], input[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+/// Waits until the page at `prefix` satisfies `done`; returns its source.
+async fn wait_for_page(
+    c: &Client,
+    prefix: &str,
+    done: impl Fn(&str) -> bool,
+    log: impl Fn() -> String,
+) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let url = c.current_url().await.unwrap();
+        let text = c.source().await.unwrap_or_default();
+        if url.as_str().starts_with(prefix) && done(&text) {
+            return text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not there; at {url}:\n{text}\n\ngate log:\n{}",
+            log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The text of the first element matching `css`.
+async fn text_of(c: &Client, css: &str) -> String {
+    c.find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("no {css}: {e}"))
+        .text()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn oidc_login_through_nginx_auth_request_in_chromium() {
+    // Production-like: TLS at nginx (the shipped auth_request example),
+    // __Host- Secure cookies over https, the provider on another site.
+    let up = TestUpstream::start().await;
+    let (tls_port, http_port) = (ship_support::free_port(), ship_support::free_port());
+    let domain = "app.test";
+    let origin = format!("https://{domain}:{tls_port}");
+    let idp = OidcIdp::start(&origin, 0, &[]);
+    let gate = ship_support::Gate::start(
+        &format!(
+            "domain: {domain}:{tls_port}\nlisten: 127.0.0.1:0\nupstream:\n  url: {}\nsession:\n  key_file: KEYFILE\nlog:\n  format: json\n  level: info\n{}",
+            up.url(),
+            oidc_yaml(&idp.issuer, "")
+        ),
+        &[],
+    );
+    let (conf, _certs) = ship_support::nginx_site(
+        "nginx-auth-request.conf",
+        domain,
+        &gate.at,
+        tls_port,
+        http_port,
+        Some(up.addr),
+    );
+    let nginx = ship_support::Nginx::start(&conf, tls_port);
+    let chrome = Chrome::start_with(&[
+        format!("--host-resolver-rules=MAP {domain} 127.0.0.1"),
+        "--ignore-certificate-errors".into(),
+    ])
+    .await;
+    let c = &chrome.client;
+    let log = || format!("{}\nnginx:\n{}", gate.log(), nginx.error_log());
+
+    c.goto(&format!("{origin}/dash?from=chromium"))
+        .await
+        .unwrap();
+    sign_in_at_provider(c, &idp.issuer, "alice", "alice-pw").await;
+    let body = wait_for_page(
+        c,
+        &format!("{origin}/dash"),
+        |t| t.contains("x-forwarded-user"),
+        log,
+    )
+    .await;
+    assert!(body.contains(r#""x-forwarded-user":"alice""#), "{body}");
+    assert!(
+        body.contains(r#""x-forwarded-groups":"admins,staff""#),
+        "{body}"
+    );
+    assert!(
+        !body.contains("portcullis_session"),
+        "the app never sees the session cookie: {body}"
+    );
+    assert_eq!(
+        c.current_url().await.unwrap().as_str(),
+        format!("{origin}/dash?from=chromium")
+    );
+    let cookies = c.get_all_cookies().await.unwrap();
+    let session = cookies
+        .iter()
+        .find(|k| k.name() == "__Host-portcullis_session")
+        .unwrap_or_else(|| panic!("session cookie kept: {cookies:?}"));
+    assert_eq!(
+        (session.secure(), session.http_only(), session.path()),
+        (Some(true), Some(true), Some("/")),
+        "{session:?}"
+    );
+    assert!(
+        !cookies.iter().any(|k| k.name().contains("portcullis_txn")),
+        "transaction cookie cleared: {cookies:?}"
+    );
+    // A reload is served from the session through nginx's auth_request.
+    c.refresh().await.unwrap();
+    assert!(
+        c.source()
+            .await
+            .unwrap()
+            .contains(r#""x-forwarded-user":"alice""#)
+    );
+    let logins = gate
+        .log_lines()
+        .into_iter()
+        .filter(|e| e["target"] == "audit" && e["event"] == "login_succeeded")
+        .count();
+    assert_eq!(logins, 1);
+    chrome.stop().await;
+}
+
+#[tokio::test]
+async fn refused_user_expired_session_and_logout_in_chromium() {
+    let up = TestUpstream::start().await;
+    let port = free_port();
+    let origin = format!("http://localhost:{port}");
+    let idp = OidcIdp::start(&origin, 0, &[]);
+    // prompt=login: every login shows the provider's form, so "back at the
+    // provider" is visible even while the provider's own session lives.
+    let yaml = base_yaml(
+        &up.url(),
+        &format!(
+            "access:\n  allowed_groups: [admins]\n{}",
+            oidc_yaml(&idp.issuer, "  extra_auth_params:\n    prompt: login\n")
+        ),
+    )
+    .replace("domain: app.test", &format!("domain: localhost:{port}"))
+    .replace("listen: 127.0.0.1:0", &format!("listen: 127.0.0.1:{port}"))
+    .replace("  secure_cookie: false\n", "  secure_cookie: true\n");
+    let gate = Gate::start(&yaml);
+    let chrome = Chrome::start().await;
+    let c = &chrome.client;
+    let log = || gate.log();
+    let session_cookie = |cookies: &[fantoccini::cookies::Cookie<'static>]| {
+        cookies
+            .iter()
+            .find(|k| k.name() == "__Host-portcullis_session")
+            .map(|k| k.value().to_string())
+    };
+
+    // bob is not in allowed_groups: the 403 page, no session.
+    c.goto(&format!("{origin}/dash")).await.unwrap();
+    sign_in_at_provider(c, &idp.issuer, "bob", "bob-pw").await;
+    wait_for_page(c, &origin, |t| t.contains("<h1>"), log).await;
+    assert_eq!(
+        text_of(c, "h1").await,
+        "You do not have access to this application"
+    );
+    let denied = gate.events("access_denied");
+    assert_eq!(denied.len(), 1, "{denied:?}");
+    assert_eq!(denied[0]["user"], "bob");
+    assert_eq!(
+        denied[0]["rule"],
+        "allowed_groups/allowed_emails/allowed_email_domains"
+    );
+    let rid = denied[0]["request_id"].as_str().unwrap();
+    assert_eq!(
+        text_of(c, ".rid").await,
+        format!("403 · request id {rid}"),
+        "the 403 page, with the request id of the audit event"
+    );
+    let cookies = c.get_all_cookies().await.unwrap();
+    assert_eq!(session_cookie(&cookies), None, "{cookies:?}");
+
+    // alice signs in.
+    c.goto(&format!("{origin}/dash")).await.unwrap();
+    sign_in_at_provider(c, &idp.issuer, "alice", "alice-pw").await;
+    let body = wait_for_page(
+        c,
+        &format!("{origin}/dash"),
+        |t| t.contains("x-forwarded-user"),
+        log,
+    )
+    .await;
+    assert!(body.contains(r#""x-forwarded-user":"alice""#), "{body}");
+
+    // Her session expires (the browser still holds the cookie): the next
+    // navigation goes back to the provider, then to the app again.
+    let expired = mint_cookie(&gate.config_yaml, &gate.key_file(), &alice(), |cl| {
+        cl.iat -= 7200;
+        cl.exp = portcullis::session::now() - 60;
+    });
+    let value = expired.split_once('=').unwrap().1.to_string();
+    // WebDriver cannot add a cookie for `localhost` (chromedriver: "invalid
+    // domain"); the page's script can, once the HttpOnly one is gone.
+    c.delete_cookie("__Host-portcullis_session").await.unwrap();
+    c.execute(
+        "document.cookie = arguments[0];",
+        vec![serde_json::json!(format!(
+            "__Host-portcullis_session={value}; Path=/; Secure; SameSite=Lax"
+        ))],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        session_cookie(&c.get_all_cookies().await.unwrap()),
+        Some(value),
+        "the browser holds the expired session"
+    );
+    c.goto(&format!("{origin}/later")).await.unwrap();
+    sign_in_at_provider(c, &idp.issuer, "alice", "alice-pw").await;
+    wait_for_page(
+        c,
+        &format!("{origin}/later"),
+        |t| t.contains(r#""x-forwarded-user":"alice""#),
+        log,
+    )
+    .await;
+    let rejected: Vec<serde_json::Value> = gate
+        .events("session_rejected")
+        .iter()
+        .map(|e| e["reason"].clone())
+        .collect();
+    assert_eq!(rejected, ["the session has expired"]);
+    assert_eq!(gate.events("login_succeeded").len(), 2);
+
+    // Logout: through the provider's end-session page back to the
+    // signed-out page, with the session cookie gone.
+    c.goto(&format!("{origin}/.portcullis/logout"))
+        .await
+        .unwrap();
+    wait_for_page(
+        c,
+        &format!("{origin}/.portcullis/signed-out"),
+        |t| t.contains("<h1>"),
+        log,
+    )
+    .await;
+    assert_eq!(text_of(c, "h1").await, "You are signed out");
+    let cookies = c.get_all_cookies().await.unwrap();
+    assert_eq!(session_cookie(&cookies), None, "{cookies:?}");
+    let out = gate.events("logout");
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0]["user"], "alice");
+    // And the app asks for a login again.
+    c.goto(&format!("{origin}/dash")).await.unwrap();
+    c.wait()
+        .for_element(Locator::Css("#login-form"))
+        .await
+        .expect("sent to sign in again");
+    assert!(
+        c.current_url()
+            .await
+            .unwrap()
+            .as_str()
+            .starts_with(&idp.issuer)
+    );
+    chrome.stop().await;
 }

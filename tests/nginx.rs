@@ -25,14 +25,6 @@ fn gate_yaml(upstream: &str, unix: bool) -> String {
     )
 }
 
-/// nginx's `server …;` line for the gate.
-fn gate_server(gate: &Gate) -> String {
-    match &gate.at {
-        Where::Tcp(a) => format!("server {a};"),
-        Where::Unix(p) => format!("server unix:{};", p.display()),
-    }
-}
-
 /// The shipped example with this test's ports, certificate and addresses.
 fn site(
     example: &str,
@@ -41,38 +33,7 @@ fn site(
     http_port: u16,
     app: Option<SocketAddr>,
 ) -> (String, tempfile::TempDir) {
-    let root = env!("CARGO_MANIFEST_DIR");
-    let text = std::fs::read_to_string(format!("{root}/config-examples/{example}")).unwrap();
-    let certs = tempfile::tempdir().unwrap();
-    let (cert, key) = self_signed(certs.path(), DOMAIN);
-    let mut s = replace_once(
-        &text,
-        "/etc/ssl/certs/app.example.com.pem",
-        cert.to_str().unwrap(),
-    );
-    s = replace_once(
-        &s,
-        "/etc/ssl/private/app.example.com.key",
-        key.to_str().unwrap(),
-    );
-    s = replace_once(&s, "app.example.com", DOMAIN);
-    s = replace_once(
-        &s,
-        "listen 443 ssl http2;",
-        &format!("listen 127.0.0.1:{tls_port} ssl http2;"),
-    );
-    s = replace_once(&s, "listen [::]:443 ssl http2;", "");
-    s = replace_once(&s, "listen 80;", &format!("listen 127.0.0.1:{http_port};"));
-    s = replace_once(&s, "listen [::]:80;", "");
-    s = replace_once(&s, "server 127.0.0.1:4180;", &gate_server(gate));
-    if let Some(app) = app {
-        s = replace_once(
-            &s,
-            "proxy_pass http://127.0.0.1:3000;",
-            &format!("proxy_pass http://{app};"),
-        );
-    }
-    (s, certs)
+    nginx_site(example, DOMAIN, &gate.at, tls_port, http_port, app)
 }
 
 fn https_client(port: u16) -> reqwest::Client {

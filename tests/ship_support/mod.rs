@@ -419,6 +419,60 @@ impl Nginx {
     }
 }
 
+/// nginx's `server …;` line for a gate.
+pub fn nginx_upstream_server(at: &Where) -> String {
+    match at {
+        Where::Tcp(a) => format!("server {a};"),
+        Where::Unix(p) => format!("server unix:{};", p.display()),
+    }
+}
+
+/// The shipped nginx example `example` (in config-examples/) for `domain`
+/// with this test's ports, a fresh self-signed certificate (kept in the
+/// returned directory), the gate's address and, in forward-auth mode, the
+/// app's: nothing else is changed.
+pub fn nginx_site(
+    example: &str,
+    domain: &str,
+    gate: &Where,
+    tls_port: u16,
+    http_port: u16,
+    app: Option<SocketAddr>,
+) -> (String, tempfile::TempDir) {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let text = std::fs::read_to_string(format!("{root}/config-examples/{example}")).unwrap();
+    let certs = tempfile::tempdir().unwrap();
+    let (cert, key) = self_signed(certs.path(), domain);
+    let mut s = replace_once(
+        &text,
+        "/etc/ssl/certs/app.example.com.pem",
+        cert.to_str().unwrap(),
+    );
+    s = replace_once(
+        &s,
+        "/etc/ssl/private/app.example.com.key",
+        key.to_str().unwrap(),
+    );
+    s = replace_once(&s, "app.example.com", domain);
+    s = replace_once(
+        &s,
+        "listen 443 ssl http2;",
+        &format!("listen 127.0.0.1:{tls_port} ssl http2;"),
+    );
+    s = replace_once(&s, "listen [::]:443 ssl http2;", "");
+    s = replace_once(&s, "listen 80;", &format!("listen 127.0.0.1:{http_port};"));
+    s = replace_once(&s, "listen [::]:80;", "");
+    s = replace_once(&s, "server 127.0.0.1:4180;", &nginx_upstream_server(gate));
+    if let Some(app) = app {
+        s = replace_once(
+            &s,
+            "proxy_pass http://127.0.0.1:3000;",
+            &format!("proxy_pass http://{app};"),
+        );
+    }
+    (s, certs)
+}
+
 /// A self-signed certificate for `host` (openssl CLI), as (cert, key) paths.
 pub fn self_signed(dir: &Path, host: &str) -> (PathBuf, PathBuf) {
     let cert = dir.join("cert.pem");
