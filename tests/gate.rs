@@ -48,22 +48,23 @@ async fn passthrough_is_public_and_protected_paths_need_login() {
         .await
         .unwrap();
     assert_eq!(r.status(), 401);
-    assert!(
-        r.headers()
-            .get("www-authenticate")
-            .unwrap()
-            .to_str()
-            .unwrap()
-            .contains("realm=\"app.test\"")
+    assert_eq!(
+        r.headers()["www-authenticate"],
+        "Portcullis realm=\"app.test\""
     );
     assert!(r.headers().get("location").is_none());
+    let rid = r.headers()["x-request-id"].to_str().unwrap().to_string();
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["error"], "login_required");
     assert_eq!(
         v["login_url"],
         "/.portcullis/login?rd=%2Fapi%2Fdata%3Fq%3D1"
     );
-    assert!(v["request_id"].as_str().unwrap().len() >= 16);
+    assert_eq!(v["request_id"], rid.as_str(), "the id in the header");
+    assert!(
+        rid.len() == 16 && rid.bytes().all(|b| b.is_ascii_hexdigit()),
+        "64 random bits, hex: {rid}"
+    );
 
     // fetch() from a page: Sec-Fetch-Mode cors, even with Accept */*.
     let r = c

@@ -364,12 +364,9 @@ async fn login_loop_ends_on_an_explaining_page() {
     let body = r.text().await.unwrap();
     assert!(body.contains("Sign-in keeps starting over"));
     assert!(body.contains("clock"), "tells the admin what to check");
-    assert!(
-        s.gate
-            .audit_events()
-            .iter()
-            .any(|e| e["event"] == "login_loop")
-    );
+    let loops = s.gate.events("login_loop");
+    assert_eq!(loops.len(), 1, "{loops:?}");
+    assert_eq!(loops[0]["attempts"], 3, "three completed logins counted");
 
     // Restored tabs (many starts, nothing completed) are not a loop...
     let b = Browser::new();
