@@ -1681,3 +1681,162 @@ async fn rsa_sha1_signatures_from_the_idp_are_refused() {
     );
     assert_eq!(b.get(&gate.url("/")).await.status(), 302, "no session");
 }
+
+/// The AuthnRequest ID in a login redirect to the IdP.
+fn request_id_of(idp_url: &str) -> String {
+    use std::io::Read;
+    let url = url::Url::parse(idp_url).unwrap();
+    let b64 = url
+        .query_pairs()
+        .find(|(k, _)| k == "SAMLRequest")
+        .unwrap()
+        .1
+        .to_string();
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .unwrap();
+    let mut xml = String::new();
+    flate2::read::DeflateDecoder::new(raw.as_slice())
+        .read_to_string(&mut xml)
+        .unwrap();
+    xml.split(" ID=\"").nth(1).unwrap().split('"').next().unwrap().to_string()
+}
+
+fn relay_of(idp_url: &str) -> String {
+    url::Url::parse(idp_url)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "RelayState")
+        .unwrap()
+        .1
+        .to_string()
+}
+
+/// `n` of each reason, in any order.
+fn tally(reasons: &[String]) -> BTreeMap<String, usize> {
+    let mut t = BTreeMap::new();
+    for r in reasons {
+        *t.entry(r.clone()).or_default() += 1;
+    }
+    t
+}
+
+/// Issue 9 item 7: anyone can get transaction cookies whose InResponseTo
+/// reaches signature verification. One client (here 127.0.0.2) flooding
+/// the ACS with junk, or one transaction cookie posted from many
+/// addresses, spends only its own budget: another client's real login
+/// goes through. The shared budget is made small and slow to refill, so
+/// that without the per-client and per-transaction budgets the floods
+/// would leave none for the real login.
+#[tokio::test]
+async fn one_client_flooding_the_acs_does_not_stop_another_login() {
+    let pair = sp_pair();
+    let entity = "http://app.test/sp-flood";
+    let idp = Idp::start(json!([sp(entity, &pair.cert, json!({}))]));
+    let up = TestUpstream::start().await;
+    let gate = Gate::start(&saml_yaml(
+        &up.url(),
+        &idp.metadata_url(),
+        entity,
+        &pair,
+        "  acs_verify_limit:\n    rate: 0.05\n    burst: 12\n    per_client_rate: 0.01\n    per_client_burst: 4\n    per_transaction: 2\n",
+        "",
+    ));
+    const ALTERED: &str = "saml: the signature does not verify with the IdP's metadata keys (the signed content was altered, or another key signed it)";
+    const CLIENT_SPENT: &str =
+        "saml: too many responses to verify right now (this client address's budget is spent)";
+    const TXN_SPENT: &str =
+        "saml: too many responses to verify right now (this login transaction's budget is spent)";
+
+    // The attacker's template: its own signed answer (as carol).
+    let mut attacker = Browser::from("127.0.0.2");
+    let tmpl = capture(&mut attacker, &gate, "carol", "/").await;
+    let tmpl_irt = tmpl
+        .xml
+        .split("InResponseTo=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    let tmpl_aid = assertion_of(&tmpl.xml)
+        .split(" ID=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    let junk_for = |request_id: &str, n: usize| {
+        tmpl.xml
+            .replace(&tmpl_irt, request_id)
+            .replace(&tmpl_aid, &format!("{tmpl_aid}{n}"))
+    };
+
+    // Alice is at the IdP while the flood runs; she posts right after it.
+    let mut alice = Browser::default();
+    let alice_answer = capture(&mut alice, &gate, "alice", "/first").await;
+
+    // Flood 1: 40 junk answers from one address, each with a fresh
+    // transaction of its own.
+    let before = failures(&gate).len();
+    for n in 0..40 {
+        let mut f = Browser::from("127.0.0.2");
+        let loc = start_login(&mut f, &gate, "/").await;
+        let junk = junk_for(&request_id_of(&loc), n);
+        assert_eq!(post_acs(&mut f, &gate, &junk, &relay_of(&loc)).await.status(), 400);
+    }
+    let flood: Vec<String> = wait_failures(&gate, before + 40)[before..].to_vec();
+    assert_eq!(
+        tally(&flood),
+        BTreeMap::from([(ALTERED.to_string(), 4), (CLIENT_SPENT.to_string(), 36)])
+    );
+    let echo = finish(&mut alice, &gate, &alice_answer).await;
+    assert_eq!(header(&echo, "x-forwarded-user"), "alice");
+    assert_eq!(echo["uri"], "/first");
+
+    // Flood 2: one transaction cookie, copied to 20 addresses.
+    let mut bob = Browser::default();
+    let bob_answer = capture(&mut bob, &gate, "bob", "/second").await;
+    let mut holder = Browser::from("127.0.0.3");
+    let loc = start_login(&mut holder, &gate, "/").await;
+    let (rid, relay) = (request_id_of(&loc), relay_of(&loc));
+    let before = failures(&gate).len();
+    for n in 0..20 {
+        let mut copy = Browser {
+            jar: holder.jar.clone(),
+            from: Some(format!("127.0.0.{}", 10 + n).parse().unwrap()),
+        };
+        let junk = junk_for(&rid, 100 + n);
+        assert_eq!(post_acs(&mut copy, &gate, &junk, &relay).await.status(), 400);
+    }
+    let flood: Vec<String> = wait_failures(&gate, before + 20)[before..].to_vec();
+    assert_eq!(
+        tally(&flood),
+        BTreeMap::from([(ALTERED.to_string(), 2), (TXN_SPENT.to_string(), 18)])
+    );
+    let echo = finish(&mut bob, &gate, &bob_answer).await;
+    assert_eq!(header(&echo, "x-forwarded-user"), "bob");
+
+    // Each refusal is counted by budget.
+    let metrics = client()
+        .get(gate.url("/.portcullis/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let mut missing = Vec::new();
+    for line in [
+        r#"portcullis_saml_verifications_refused_total{budget="client"} 36"#,
+        r#"portcullis_saml_verifications_refused_total{budget="transaction"} 18"#,
+    ] {
+        if !metrics.lines().any(|l| l == line) {
+            missing.push(line);
+        }
+    }
+    assert!(missing.is_empty(), "{missing:?} not in:\n{metrics}");
+    assert!(!metrics.contains(r#"budget="global""#), "{metrics}");
+}
