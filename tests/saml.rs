@@ -784,7 +784,9 @@ async fn attacks_are_refused_with_an_audit_event() {
             .any(|v| v.to_str().unwrap().contains("portcullis_session="));
         let body = resp.text().await.unwrap();
         if status != 400 || session_set {
-            wrong.push(format!("{name}: status {status}, session minted: {session_set}"));
+            wrong.push(format!(
+                "{name}: status {status}, session minted: {session_set}"
+            ));
         }
         if *name == "IdP status not Success"
             && !(body.contains("Responder") && body.contains("account locked"))
@@ -793,7 +795,10 @@ async fn attacks_are_refused_with_an_audit_event() {
         }
         let f = wait_failures(&gate, i + 1);
         if f.get(i).map(String::as_str) != Some(*why) {
-            wrong.push(format!("{name}: audit reason {:?}, expected {why:?}", f.get(i)));
+            wrong.push(format!(
+                "{name}: audit reason {:?}, expected {why:?}",
+                f.get(i)
+            ));
         }
     }
     assert!(wrong.is_empty(), "{wrong:#?}");
@@ -1493,53 +1498,84 @@ fn saml_config_examples_name_the_sp_urls() {
     assert_eq!(n, 8);
 }
 
-#[tokio::test]
-async fn idp_initiated_logout_clears_the_session() {
-    let pair = sp_pair();
-    let entity = "http://app.test/sp-idpslo";
-    let idp = Idp::start(json!([sp(entity, &pair.cert, json!({}))]));
-    let up = TestUpstream::start().await;
-    let gate = Gate::start(&saml_yaml(
-        &up.url(),
-        &idp.metadata_url(),
-        entity,
-        &pair,
-        "",
-        "",
-    ));
-    let mut b = Browser::default();
-    login(&mut b, &gate, "alice", "/").await;
-    assert_eq!(b.get(&gate.url("/")).await.status(), 200);
+const RSA_SHA256: &str = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256";
+const EMAIL_FORMAT: &str = "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress";
 
-    // A forged, unsigned LogoutRequest is refused and ends nothing.
-    let forged = "<samlp:LogoutRequest xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\" ID=\"_f\" Version=\"2.0\"/>";
+/// A LogoutRequest as SimpleSAMLphp sends it.
+fn logout_request_xml(
+    id: &str,
+    issue_instant: chrono::DateTime<chrono::Utc>,
+    issuer: &str,
+    destination: &str,
+    name_id: &str,
+    format: &str,
+) -> String {
+    format!(
+        r#"<samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="{id}" Version="2.0" IssueInstant="{}" Destination="{destination}"><saml:Issuer>{issuer}</saml:Issuer><saml:NameID SPNameQualifier="http://app.test/sp-idpslo" Format="{format}">{name_id}</saml:NameID><samlp:SessionIndex>_s1</samlp:SessionIndex></samlp:LogoutRequest>"#,
+        issue_instant.format("%Y-%m-%dT%H:%M:%SZ")
+    )
+}
+
+/// The HTTP-Redirect query for `xml`, signed RSA-SHA256 with `key_pem`
+/// (SAML bindings §3.4.4.1), or unsigned.
+fn redirect_query(xml: &str, relay: &str, key_pem: Option<&[u8]>) -> String {
+    use std::io::Write;
     let mut deflated = Vec::new();
-    {
-        use std::io::Write;
-        let mut e =
-            flate2::write::DeflateEncoder::new(&mut deflated, flate2::Compression::default());
-        e.write_all(forged.as_bytes()).unwrap();
-        e.finish().unwrap();
-    }
-    let q: String = url::form_urlencoded::Serializer::new(String::new())
-        .append_pair(
-            "SAMLRequest",
-            &base64::engine::general_purpose::STANDARD.encode(&deflated),
-        )
+    let mut e = flate2::write::DeflateEncoder::new(&mut deflated, flate2::Compression::default());
+    e.write_all(xml.as_bytes()).unwrap();
+    e.finish().unwrap();
+    let mut q = url::form_urlencoded::Serializer::new(String::new());
+    q.append_pair(
+        "SAMLRequest",
+        &base64::engine::general_purpose::STANDARD.encode(&deflated),
+    );
+    q.append_pair("RelayState", relay);
+    let Some(key_pem) = key_pem else {
+        return q.finish();
+    };
+    q.append_pair("SigAlg", RSA_SHA256);
+    let signed = q.finish();
+    let key = openssl::pkey::PKey::private_key_from_pem(key_pem).unwrap();
+    let mut signer =
+        openssl::sign::Signer::new(openssl::hash::MessageDigest::sha256(), &key).unwrap();
+    signer.update(signed.as_bytes()).unwrap();
+    let sig = base64::engine::general_purpose::STANDARD.encode(signer.sign_to_vec().unwrap());
+    let tail: String = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("Signature", &sig)
         .finish();
-    let resp = b
-        .get(&gate.url(&format!("/.portcullis/saml/slo?{q}")))
-        .await;
-    assert_eq!(resp.status(), 400);
-    assert_eq!(b.get(&gate.url("/")).await.status(), 200);
+    format!("{signed}&{tail}")
+}
 
+/// The LogoutResponse XML in a redirect to the IdP.
+fn logout_response_of(location: &str) -> String {
+    use std::io::Read;
+    let b64 = url::Url::parse(location)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "SAMLResponse")
+        .unwrap()
+        .1
+        .to_string();
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .unwrap();
+    let mut xml = String::new();
+    flate2::read::DeflateDecoder::new(raw.as_slice())
+        .read_to_string(&mut xml)
+        .unwrap();
+    xml
+}
+
+/// Follows SimpleSAMLphp's IdP-initiated logout (initSLO) through the
+/// gate; returns the gate URL the IdP's LogoutRequest came to.
+async fn idp_initiated_slo(b: &mut Browser, gate: &Gate, idp: &Idp) -> String {
     let done = format!("http://127.0.0.1:{}/saml2/idp/metadata.php", idp.port);
     let mut url = format!(
         "http://127.0.0.1:{}/saml2/idp/initSLO.php?RelayState={}",
         idp.port,
         url::form_urlencoded::byte_serialize(done.as_bytes()).collect::<String>()
     );
-    let mut saw_gate = false;
+    let mut at_gate = None;
     for _ in 0..10 {
         let resp = b.get(&url).await;
         if !resp.status().is_redirection() {
@@ -1552,7 +1588,7 @@ async fn idp_initiated_logout_clears_the_session() {
                     rest.starts_with("/.portcullis/saml/slo?SAMLRequest="),
                     "{rest}"
                 );
-                saw_gate = true;
+                at_gate = Some(gate.url(rest));
                 gate.url(rest)
             }
             None => url::Url::parse(&url)
@@ -1565,13 +1601,289 @@ async fn idp_initiated_logout_clears_the_session() {
             break;
         }
     }
-    assert!(saw_gate, "the IdP never sent the LogoutRequest");
     assert_eq!(url, done, "the IdP did not finish the logout");
+    at_gate.expect("the IdP never sent the LogoutRequest")
+}
+
+/// Issue 9 item 8 and issue 15 §3: an IdP-initiated LogoutRequest ends
+/// the session only when it is signed by the IdP over exactly the
+/// parameters used, fresh, not replayed, from the IdP, for this endpoint
+/// and for this session's NameID. The request signer here is the test's
+/// own (openssl over the query bytes), checked by a valid request that
+/// does end the session.
+#[tokio::test]
+async fn idp_initiated_logout_is_signed_fresh_once_and_for_this_session() {
+    let pair = sp_pair();
+    let entity = "http://app.test/sp-idpslo";
+    let idp = Idp::start(json!([sp(entity, &pair.cert, json!({}))]));
+    let up = TestUpstream::start().await;
+    let gate = Gate::start(&saml_yaml(
+        &up.url(),
+        &idp.metadata_url(),
+        entity,
+        &pair,
+        "",
+        "",
+    ));
+    let slo = "/.portcullis/saml/slo";
+    let dest = format!("http://app.test{slo}");
+    let issuer = idp.metadata_url();
+    let key = idp.key_pem();
+    let stranger = {
+        let dir = tempfile::tempdir().unwrap();
+        let (k, _) = new_pair(dir.path(), "stranger");
+        std::fs::read(k).unwrap()
+    };
+    let now = chrono::Utc::now;
+    let mut n = 0;
+    let mut fresh_id = || {
+        n += 1;
+        format!("_lr{n}")
+    };
+    let alice_req = |id: &str, at| {
+        logout_request_xml(id, at, &issuer, &dest, "alice@example.com", EMAIL_FORMAT)
+    };
+
+    let mut b = Browser::default();
+    login(&mut b, &gate, "alice", "/").await;
+    assert_eq!(b.get(&gate.url("/")).await.status(), 200);
+
+    let signed_for_bob = redirect_query(
+        &logout_request_xml(
+            &fresh_id(),
+            now(),
+            &issuer,
+            &dest,
+            "bob@example.org",
+            EMAIL_FORMAT,
+        ),
+        "/",
+        Some(&key),
+    );
+    let refused: Vec<(&str, String, &str)> = vec![
+        (
+            "well-formed, signed by a stranger's key",
+            redirect_query(&alice_req(&fresh_id(), now()), "/", Some(&stranger)),
+            "saml logout: the signature does not verify with a signing key of the IdP metadata",
+        ),
+        (
+            "well-formed, unsigned",
+            redirect_query(&alice_req(&fresh_id(), now()), "/", None),
+            "saml logout: the message is not signed (no SigAlg and Signature parameters)",
+        ),
+        (
+            "signed, RelayState changed after signing",
+            redirect_query(&alice_req(&fresh_id(), now()), "/", Some(&key))
+                .replace("RelayState=%2F", "RelayState=%2Fother"),
+            "saml logout: the signature does not verify with a signing key of the IdP metadata",
+        ),
+        (
+            "IssueInstant five minutes old",
+            redirect_query(
+                &alice_req(&fresh_id(), now() - chrono::Duration::minutes(5)),
+                "/",
+                Some(&key),
+            ),
+            "saml logout: IssueInstant is older than the clock skew allows",
+        ),
+        (
+            "IssueInstant five minutes ahead",
+            redirect_query(
+                &alice_req(&fresh_id(), now() + chrono::Duration::minutes(5)),
+                "/",
+                Some(&key),
+            ),
+            "saml logout: IssueInstant is later than now plus the clock skew",
+        ),
+        (
+            "Issuer of another IdP",
+            redirect_query(
+                &logout_request_xml(
+                    &fresh_id(),
+                    now(),
+                    "http://other-idp.test/md",
+                    &dest,
+                    "alice@example.com",
+                    EMAIL_FORMAT,
+                ),
+                "/",
+                Some(&key),
+            ),
+            "saml logout: the Issuer is missing or is not the IdP of the metadata",
+        ),
+        (
+            "Destination of another SP",
+            redirect_query(
+                &logout_request_xml(
+                    &fresh_id(),
+                    now(),
+                    &issuer,
+                    "http://other.test/slo",
+                    "alice@example.com",
+                    EMAIL_FORMAT,
+                ),
+                "/",
+                Some(&key),
+            ),
+            "saml logout: Destination is not this SLO endpoint",
+        ),
+        (
+            // Before: the signature was checked on the first raw SAMLRequest
+            // and the first decoded one was used.
+            "unsigned request for alice under an encoded name, before bob's signed one",
+            format!(
+                "SAML%52equest={}&{signed_for_bob}",
+                redirect_query(&alice_req(&fresh_id(), now()), "/", None)
+                    .strip_prefix("SAMLRequest=")
+                    .unwrap()
+                    .split('&')
+                    .next()
+                    .unwrap()
+            ),
+            "saml logout: the query carries SAMLRequest under a percent-encoded name",
+        ),
+        (
+            "second SAMLRequest after a signed one",
+            format!(
+                "{signed_for_bob}&{}",
+                redirect_query(&alice_req(&fresh_id(), now()), "/", None)
+                    .split('&')
+                    .next()
+                    .unwrap()
+            ),
+            "saml logout: the query carries SAMLRequest more than once",
+        ),
+        (
+            "second SigAlg",
+            format!("{signed_for_bob}&SigAlg=x"),
+            "saml logout: the query carries SigAlg more than once",
+        ),
+        (
+            "second Signature",
+            format!("{signed_for_bob}&Signature=AAAA"),
+            "saml logout: the query carries Signature more than once",
+        ),
+    ];
+    let mut wrong = Vec::new();
+    for (name, query, why) in &refused {
+        let before = gate.events("idp_logout").len();
+        let resp = b.get(&gate.url(&format!("{slo}?{query}"))).await;
+        if resp.status() != 400 {
+            wrong.push(format!("{name}: status {}", resp.status()));
+        }
+        let ev = gate.events("idp_logout");
+        match ev.get(before) {
+            Some(e) if e["outcome"] == "refused" && e["reason"] == *why => {}
+            other => wrong.push(format!("{name}: audit {other:?}, expected {why:?}")),
+        }
+        if b.get(&gate.url("/")).await.status() != 200 {
+            wrong.push(format!("{name}: the session was ended"));
+            login(&mut b, &gate, "alice", "/").await;
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
+
+    // Signed and fresh, but for another NameID (another user, or alice's
+    // value in another Format): the session is kept and the IdP is told
+    // this browser had no session of that principal.
+    let alice_persistent = logout_request_xml(
+        "_other_format",
+        now(),
+        &issuer,
+        &dest,
+        "alice@example.com",
+        "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent",
+    );
+    for (name, query, id) in [
+        ("bob's NameID", signed_for_bob.clone(), "_lr1"),
+        (
+            "alice's value, persistent Format",
+            redirect_query(&alice_persistent, "/", Some(&key)),
+            "_other_format",
+        ),
+    ] {
+        let before = gate.events("idp_logout").len();
+        let resp = b.get(&gate.url(&format!("{slo}?{query}"))).await;
+        assert_eq!(resp.status(), 302, "{name}");
+        let loc = resp.headers()["location"].to_str().unwrap().to_string();
+        assert!(
+            loc.starts_with(&format!(
+                "http://127.0.0.1:{}/saml2/idp/SingleLogoutService.php?SAMLResponse=",
+                idp.port
+            )),
+            "{name}: {loc}"
+        );
+        let xml = logout_response_of(&loc);
+        assert!(
+            xml.contains(&format!("InResponseTo=\"{id}\"")),
+            "{name}: {xml}"
+        );
+        assert!(
+            xml.contains(r#"<samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Requester"><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:UnknownPrincipal"/></samlp:StatusCode>"#),
+            "{name}: {xml}"
+        );
+        assert!(
+            resp.headers()
+                .get_all("set-cookie")
+                .iter()
+                .all(|c| !c.to_str().unwrap().contains("portcullis_session")),
+            "{name}: the session cookie was touched"
+        );
+        let ev = &gate.events("idp_logout")[before];
+        assert_eq!(ev["outcome"], "ignored", "{name}");
+        assert_eq!(ev["user"], "alice", "{name}");
+        assert_eq!(b.get(&gate.url("/")).await.status(), 200, "{name}");
+    }
+
+    // The real thing: SimpleSAMLphp's own LogoutRequest ends the session
+    // and the IdP accepts the answer.
+    let real = idp_initiated_slo(&mut b, &gate, &idp).await;
     assert_eq!(
         b.get(&gate.url("/")).await.status(),
         302,
         "the session survived"
     );
+    assert_eq!(
+        gate.events("idp_logout").last().unwrap()["outcome"],
+        "ended"
+    );
+
+    // Replayed, in a new session of the same user: refused, session kept.
+    login(&mut b, &gate, "alice", "/").await;
+    let resp = b.get(&real).await;
+    assert_eq!(resp.status(), 400);
+    let last = gate.events("idp_logout").last().unwrap().clone();
+    assert_eq!(
+        (last["outcome"].as_str(), last["reason"].as_str()),
+        (
+            Some("refused"),
+            Some("saml logout: this LogoutRequest ID was already used (replay)")
+        )
+    );
+    assert_eq!(b.get(&gate.url("/")).await.status(), 200);
+
+    // The test's own signer makes requests the gate accepts (so the
+    // refusals above were for their reasons).
+    let resp = b
+        .get(&gate.url(&format!(
+            "{slo}?{}",
+            redirect_query(&alice_req("_good", now()), "/back", Some(&key))
+        )))
+        .await;
+    assert_eq!(resp.status(), 302);
+    let xml = logout_response_of(resp.headers()["location"].to_str().unwrap());
+    assert!(
+        xml.contains(r#"InResponseTo="_good""#)
+            && xml.contains(r#"<samlp:Status><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Success"/></samlp:Status>"#),
+        "{xml}"
+    );
+    assert_eq!(
+        b.get(&gate.url("/")).await.status(),
+        302,
+        "the session survived"
+    );
+    // Never a payload in the log.
+    assert!(!gate.log().contains("SAMLRequest="));
 }
 
 /// With https and secure cookies (the default), the transaction cookie is
@@ -1667,8 +1979,9 @@ async fn rsa_sha1_signatures_from_the_idp_are_refused() {
     let mut b = Browser::default();
     let c = capture(&mut b, &gate, "alice", "/").await;
     assert!(
-        c.xml
-            .contains(r#"<ds:SignatureMethod Algorithm="http://www.w3.org/2000/09/xmldsig#rsa-sha1"/>"#),
+        c.xml.contains(
+            r#"<ds:SignatureMethod Algorithm="http://www.w3.org/2000/09/xmldsig#rsa-sha1"/>"#
+        ),
         "{}",
         c.xml
     );
@@ -1677,7 +1990,9 @@ async fn rsa_sha1_signatures_from_the_idp_are_refused() {
     assert_eq!(resp.status(), 400);
     assert_eq!(
         wait_failures(&gate, 1),
-        ["saml: a signature uses an algorithm that is not allowed (RSA or ECDSA with SHA-256/384/512 only)"]
+        [
+            "saml: a signature uses an algorithm that is not allowed (RSA or ECDSA with SHA-256/384/512 only)"
+        ]
     );
     assert_eq!(b.get(&gate.url("/")).await.status(), 302, "no session");
 }
@@ -1699,7 +2014,13 @@ fn request_id_of(idp_url: &str) -> String {
     flate2::read::DeflateDecoder::new(raw.as_slice())
         .read_to_string(&mut xml)
         .unwrap();
-    xml.split(" ID=\"").nth(1).unwrap().split('"').next().unwrap().to_string()
+    xml.split(" ID=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string()
 }
 
 fn relay_of(idp_url: &str) -> String {
@@ -1785,7 +2106,12 @@ async fn one_client_flooding_the_acs_does_not_stop_another_login() {
         let mut f = Browser::from("127.0.0.2");
         let loc = start_login(&mut f, &gate, "/").await;
         let junk = junk_for(&request_id_of(&loc), n);
-        assert_eq!(post_acs(&mut f, &gate, &junk, &relay_of(&loc)).await.status(), 400);
+        assert_eq!(
+            post_acs(&mut f, &gate, &junk, &relay_of(&loc))
+                .await
+                .status(),
+            400
+        );
     }
     let flood: Vec<String> = wait_failures(&gate, before + 40)[before..].to_vec();
     assert_eq!(
@@ -1809,7 +2135,10 @@ async fn one_client_flooding_the_acs_does_not_stop_another_login() {
             from: Some(format!("127.0.0.{}", 10 + n).parse().unwrap()),
         };
         let junk = junk_for(&rid, 100 + n);
-        assert_eq!(post_acs(&mut copy, &gate, &junk, &relay).await.status(), 400);
+        assert_eq!(
+            post_acs(&mut copy, &gate, &junk, &relay).await.status(),
+            400
+        );
     }
     let flood: Vec<String> = wait_failures(&gate, before + 20)[before..].to_vec();
     assert_eq!(
