@@ -356,6 +356,38 @@ mod tests {
     }
 
     #[test]
+    fn the_subject_format_is_kept_only_when_given() {
+        let s = Sessions::new(&config(""), Arc::new(KeyRing::generate()));
+        let fmt = "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress";
+        let token_of = |set: Vec<String>| {
+            set[0]
+                .split(';')
+                .next()
+                .unwrap()
+                .split_once('=')
+                .unwrap()
+                .1
+                .to_string()
+        };
+        let with = s
+            .mint_with_subject_format(&alice(), IdpKind::Saml, Some(fmt), &[])
+            .unwrap();
+        assert_eq!(
+            s.decode(&token_of(with)).unwrap().sub_fmt.as_deref(),
+            Some(fmt)
+        );
+        let without = s.mint(&alice(), IdpKind::Saml, &[]).unwrap();
+        let token = token_of(without);
+        assert_eq!(s.decode(&token).unwrap().sub_fmt, None);
+        // Absent from the cookie, not `null`: sessions stay as small as before.
+        let payload = token.split('.').nth(1).unwrap();
+        let json =
+            base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload)
+                .unwrap();
+        assert!(!String::from_utf8(json).unwrap().contains("sub_fmt"));
+    }
+
+    #[test]
     fn round_trip() {
         let s = Sessions::new(&config(""), Arc::new(KeyRing::generate()));
         let claims = s.claims_for(&alice(), IdpKind::Oidc, now());

@@ -177,10 +177,10 @@ pub fn explain_signature_failure(env: &Envelope, metadata_certs: &[CertificateDe
         .iter()
         .map(|c| base64::engine::general_purpose::STANDARD.encode(c.der_data()))
         .collect();
-    let names_a_stranger = env
-        .signatures
-        .iter()
-        .any(|s| !s.certificates.is_empty() && !s.certificates.iter().any(|c| known.contains(c)));
+    let names_a_stranger = env.signatures.iter().any(|s| {
+        let mut named = s.certificates.iter().filter(|c| !c.is_empty()).peekable();
+        named.peek().is_some() && !named.any(|c| known.contains(c))
+    });
     if names_a_stranger {
         AcsError::SignatureUnknownKey
     } else {
@@ -527,6 +527,86 @@ mod tests {
         let env = prescan(&xml).unwrap();
         assert!(!env.is_success());
         assert_eq!(env.status_text(), "Responder / AuthnFailed (Bad & wrong)");
+    }
+
+    const SIGNED: &str = r##"<samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_r"><saml:Assertion ID="_a1"><ds:Signature xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:SignedInfo><ds:SignatureMethod Algorithm="http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"/><ds:Reference URI="#_a1"><ds:DigestMethod Algorithm="http://www.w3.org/2001/04/xmlenc#sha256"/></ds:Reference></ds:SignedInfo><ds:KeyInfo><ds:X509Data><ds:X509Certificate>QUJD
+  REVG</ds:X509Certificate></ds:X509Data></ds:KeyInfo></ds:Signature></saml:Assertion></samlp:Response>"##;
+
+    #[test]
+    fn signatures_are_read_and_prechecked() {
+        use super::super::ALLOWED_SIGNATURE_ALGORITHMS as ALLOWED;
+        let env = prescan(SIGNED).unwrap();
+        assert_eq!(
+            env.signatures,
+            vec![SignatureFacts {
+                method: Some("http://www.w3.org/2001/04/xmldsig-more#rsa-sha256".into()),
+                digests: vec!["http://www.w3.org/2001/04/xmlenc#sha256".into()],
+                certificates: vec!["QUJDREVG".into()],
+            }]
+        );
+        assert_eq!(signatures_precheck(&env, ALLOWED), Ok(()));
+        let mut bad = Vec::new();
+        for (doc, want) in [
+            (OK.to_string(), AcsError::SignatureMissing),
+            (
+                SIGNED.replace("xmldsig-more#rsa-sha256", "xmldsig#rsa-sha1"),
+                AcsError::SignatureAlgorithm,
+            ),
+            (
+                SIGNED.replace("xmlenc#sha256", "xmldsig#sha1"),
+                AcsError::SignatureAlgorithm,
+            ),
+            (
+                SIGNED.replace(r#"<ds:SignatureMethod Algorithm="http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"/>"#, ""),
+                AcsError::SignatureAlgorithm,
+            ),
+            // A second, weak signature elsewhere spoils the whole response.
+            (
+                SIGNED.replace(
+                    "</saml:Assertion>",
+                    r#"</saml:Assertion><ds:Signature xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:SignedInfo><ds:SignatureMethod Algorithm="http://www.w3.org/2001/04/xmldsig-more#rsa-sha224"/></ds:SignedInfo></ds:Signature>"#,
+                ),
+                AcsError::SignatureAlgorithm,
+            ),
+            // Not in the dsig namespace: no signature at all.
+            (
+                SIGNED.replace("http://www.w3.org/2000/09/xmldsig#", "urn:x"),
+                AcsError::SignatureMissing,
+            ),
+        ] {
+            let got = signatures_precheck(&prescan(&doc).unwrap(), ALLOWED);
+            if got != Err(want.clone()) {
+                bad.push(format!("{want:?}: got {got:?}"));
+            }
+        }
+        assert!(bad.is_empty(), "{bad:#?}");
+        // After a failed verification: a named stranger, or anything else.
+        let known = CertificateDer::from(b"ABCDEF".to_vec());
+        let other = CertificateDer::from(b"XYZ".to_vec());
+        assert_eq!(
+            explain_signature_failure(&env, &[other.clone()]),
+            AcsError::SignatureUnknownKey
+        );
+        assert_eq!(
+            explain_signature_failure(&env, &[other, known]),
+            AcsError::SignatureInvalid
+        );
+        let (a, b) = (
+            SIGNED.find("<ds:KeyInfo>").unwrap(),
+            SIGNED.find("</ds:KeyInfo>").unwrap(),
+        );
+        let no_cert = prescan(&format!("{}{}", &SIGNED[..a], &SIGNED[b + 13..])).unwrap();
+        assert!(no_cert.signatures[0].certificates.is_empty());
+        let empty_cert = prescan(&SIGNED.replace("QUJD\n  REVG", "")).unwrap();
+        assert_eq!(empty_cert.signatures[0].certificates, [""]);
+        assert_eq!(
+            explain_signature_failure(&empty_cert, &[]),
+            AcsError::SignatureInvalid
+        );
+        assert_eq!(
+            explain_signature_failure(&no_cert, &[]),
+            AcsError::SignatureInvalid
+        );
     }
 
     #[test]
