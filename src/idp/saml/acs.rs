@@ -584,7 +584,7 @@ mod tests {
         let known = CertificateDer::from(b"ABCDEF".to_vec());
         let other = CertificateDer::from(b"XYZ".to_vec());
         assert_eq!(
-            explain_signature_failure(&env, &[other.clone()]),
+            explain_signature_failure(&env, std::slice::from_ref(&other)),
             AcsError::SignatureUnknownKey
         );
         assert_eq!(
