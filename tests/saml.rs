@@ -1623,7 +1623,7 @@ async fn idp_initiated_slo(b: &mut Browser, gate: &Gate, idp: &Idp) -> String {
     at_gate.expect("the IdP never sent the LogoutRequest")
 }
 
-/// Issue 9 item 8 and issue 15 §3: an IdP-initiated LogoutRequest ends
+/// An IdP-initiated LogoutRequest ends
 /// the session only when it is signed by the IdP over exactly the
 /// parameters used, fresh, not replayed, from the IdP, for this endpoint
 /// and for this session's NameID. The request signer here is the test's
@@ -2060,7 +2060,7 @@ fn tally(reasons: &[String]) -> BTreeMap<String, usize> {
     t
 }
 
-/// Issue 9 item 7: anyone can get transaction cookies whose InResponseTo
+/// Anyone can get transaction cookies whose InResponseTo
 /// reaches signature verification. One client (here 127.0.0.2) flooding
 /// the ACS with junk, or one transaction cookie posted from many
 /// addresses, spends only its own budget: another client's real login
