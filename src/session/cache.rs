@@ -158,3 +158,137 @@ impl VerifiedCache {
         self.per_shard * SHARDS
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::IdpKind;
+
+    fn entry(user: &str, exp: u64) -> Entry {
+        Entry {
+            claims: Arc::new(SessionClaims {
+                iss: "a.example.com".into(),
+                aud: "a.example.com".into(),
+                sub: user.into(),
+                user: user.into(),
+                email: None,
+                name: None,
+                preferred_username: None,
+                groups: vec![],
+                extra: Default::default(),
+                idp: IdpKind::Oidc,
+                sub_fmt: None,
+                auth_time: exp.saturating_sub(600),
+                iat: exp.saturating_sub(600),
+                exp,
+            }),
+            kid: Arc::from("k1"),
+        }
+    }
+
+    /// A key in shard `shard`, told apart from others by `n`.
+    fn key(shard: u8, n: u8) -> TokenHash {
+        let mut k = [0u8; 32];
+        k[0] = n;
+        k[8] = shard;
+        k[31] = n;
+        k
+    }
+
+    #[test]
+    fn a_stored_verification_is_served_as_is() {
+        let c = VerifiedCache::new(64, 60);
+        let e = entry("alice", 1000);
+        c.insert(token_hash("token-a"), e.clone(), 500);
+        let hit = c.get(&token_hash("token-a"), 500).expect("a hit");
+        assert!(
+            Arc::ptr_eq(&hit.claims, &e.claims),
+            "the same claims, not a copy"
+        );
+        assert_eq!(&*hit.kid, "k1");
+        assert_eq!(c.len(), 1);
+    }
+
+    #[test]
+    fn a_token_that_differs_in_one_byte_misses() {
+        let c = VerifiedCache::new(64, 60);
+        c.insert(token_hash("header.payload.sig"), entry("alice", 1000), 500);
+        for other in [
+            "header.payload.siG",
+            "header.payload.sig ",
+            "eader.payload.sig",
+        ] {
+            assert!(c.get(&token_hash(other), 500).is_none(), "{other}");
+        }
+        let mut k = token_hash("header.payload.sig");
+        k[31] ^= 1;
+        assert!(c.get(&k, 500).is_none(), "same prefix, last byte differs");
+    }
+
+    #[test]
+    fn a_hit_lives_exactly_as_long_as_its_token_plus_leeway() {
+        let c = VerifiedCache::new(64, 60);
+        let k = token_hash("t");
+        c.insert(k, entry("alice", 1000), 900);
+        assert!(c.get(&k, 1060).is_some(), "exp + leeway is still valid");
+        assert!(c.get(&k, 1061).is_none(), "one second later it is not");
+        assert_eq!(c.len(), 0, "and the expired entry is dropped");
+        c.insert(k, entry("alice", 1000), 900);
+        assert!(c.get(&k, 1061).is_none(), "never served once expired");
+    }
+
+    #[test]
+    fn capacity_zero_stores_nothing() {
+        let c = VerifiedCache::new(0, 60);
+        c.insert(token_hash("t"), entry("alice", 1000), 500);
+        assert!(c.get(&token_hash("t"), 500).is_none());
+        assert!(c.is_empty());
+        assert_eq!(c.capacity(), 0);
+    }
+
+    #[test]
+    fn bounded_and_the_newest_entry_is_kept() {
+        let c = VerifiedCache::new(32, 60);
+        assert_eq!(c.capacity(), 32);
+        for i in 0..1000u32 {
+            let k = token_hash(&format!("token-{i}"));
+            c.insert(k, entry("u", 5000), 500);
+            assert!(c.get(&k, 500).is_some(), "the entry just stored is there");
+            assert!(c.len() <= 32, "{} entries after {i}", c.len());
+        }
+        assert_eq!(c.len(), 32, "every shard full");
+    }
+
+    #[test]
+    fn a_full_shard_drops_an_expired_entry_first() {
+        // Two entries per shard; both keys below land in shard 3.
+        let c = VerifiedCache::new(2 * SHARDS, 0);
+        let (old, fresh, new) = (key(3, 1), key(3, 2), key(3, 3));
+        c.insert(old, entry("old", 100), 50);
+        c.insert(fresh, entry("fresh", 1000), 50);
+        c.insert(new, entry("new", 1000), 500);
+        assert!(c.get(&fresh, 500).is_some(), "the live entry stays");
+        assert!(c.get(&new, 500).is_some());
+        assert_eq!(c.len(), 2, "the expired one made room");
+        // Replacing an entry in a full shard evicts nothing.
+        c.insert(new, entry("new", 2000), 500);
+        assert_eq!(c.len(), 2);
+        assert!(c.get(&fresh, 500).is_some());
+        assert_eq!(c.get(&new, 500).unwrap().claims.exp, 2000);
+        // Shards are independent: another shard still has room.
+        c.insert(key(4, 1), entry("other", 1000), 500);
+        assert_eq!(c.len(), 3);
+    }
+
+    #[test]
+    fn clear_forgets_everything() {
+        let c = VerifiedCache::new(64, 60);
+        for i in 0..10 {
+            c.insert(token_hash(&format!("t{i}")), entry("u", 1000), 500);
+        }
+        assert_eq!(c.len(), 10);
+        c.clear();
+        assert!(c.is_empty());
+        assert!(c.get(&token_hash("t1"), 500).is_none());
+    }
+}
