@@ -121,15 +121,17 @@ pub fn write_chunked(
 
 /// `Set-Cookie` values deleting every session cookie the request carries.
 pub fn clear_chunked(cookies: &[(&str, &str)], name: &str, attrs: CookieAttrs) -> Vec<String> {
-    let mut out: Vec<String> = cookies
-        .iter()
-        .filter(|(n, _)| is_session_cookie(n, name))
-        .map(|(n, _)| clear_cookie(n, attrs))
-        .collect();
+    let mut out: Vec<String> = Vec::new();
+    for (n, _) in cookies {
+        // A browser may send a name twice (two paths): clear it once.
+        let clear = clear_cookie(n, attrs);
+        if is_session_cookie(n, name) && !out.contains(&clear) {
+            out.push(clear);
+        }
+    }
     if out.is_empty() {
         out.push(clear_cookie(name, attrs));
     }
-    out.dedup();
     out
 }
 
@@ -274,5 +276,178 @@ mod tests {
         h.insert(COOKIE, HeaderValue::from_static("sid=1; sid_3=2; sid_x=3"));
         strip_own_cookies(&mut h, "sid");
         assert_eq!(h.get(COOKIE).unwrap(), "sid_x=3");
+    }
+
+    #[test]
+    fn attributes_for_each_setting_exactly() {
+        let lax = CookieAttrs {
+            secure: true,
+            same_site_none: false,
+        };
+        let none = CookieAttrs {
+            secure: true,
+            same_site_none: true,
+        };
+        let plain = CookieAttrs {
+            secure: false,
+            same_site_none: true,
+        };
+        assert_eq!(
+            set_cookie("s", "v", 60, lax),
+            "s=v; Max-Age=60; Path=/; HttpOnly; Secure; SameSite=Lax"
+        );
+        assert_eq!(
+            set_cookie("t", "v", 300, none),
+            "t=v; Max-Age=300; Path=/; HttpOnly; Secure; SameSite=None"
+        );
+        // SameSite=None without Secure is dropped by browsers: Lax instead.
+        assert_eq!(
+            set_cookie("t", "v", 300, plain),
+            "t=v; Max-Age=300; Path=/; HttpOnly; SameSite=Lax"
+        );
+        assert_eq!(
+            clear_cookie("s", lax),
+            "s=; Max-Age=0; Path=/; HttpOnly; Secure; SameSite=Lax"
+        );
+    }
+
+    #[test]
+    fn request_cookies_are_trimmed_pairs_and_skip_nameless_parts() {
+        let mut h = HeaderMap::new();
+        h.append(COOKIE, HeaderValue::from_static(" a = 1 ;b=2=3;; flag ;c="));
+        h.append(COOKIE, HeaderValue::from_static("d=4"));
+        assert_eq!(
+            request_cookies(&h),
+            [("a", "1"), ("b", "2=3"), ("c", ""), ("d", "4")]
+        );
+    }
+
+    #[test]
+    fn chunks_are_read_in_order_up_to_a_gap_or_the_limit() {
+        let v = |pairs: &[(&'static str, &'static str)]| read_chunked(pairs, "s");
+        assert_eq!(v(&[("s_1", "b"), ("s_0", "a")]).as_deref(), Some("ab"));
+        assert_eq!(
+            v(&[("s_0", "a"), ("s_2", "c")]).as_deref(),
+            Some("a"),
+            "stops at the first missing chunk"
+        );
+        assert_eq!(v(&[("s_1", "b")]), None, "no chunk 0, no session");
+        assert_eq!(
+            v(&[("s", "whole"), ("s_0", "a")]).as_deref(),
+            Some("whole"),
+            "an unsplit cookie wins"
+        );
+        let many: Vec<(String, String)> = (0..=MAX_CHUNKS)
+            .map(|i| (format!("s_{i}"), i.to_string()))
+            .collect();
+        let view: Vec<(&str, &str)> = many.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+        assert_eq!(
+            read_chunked(&view, "s").as_deref(),
+            Some("01234567"),
+            "at most {MAX_CHUNKS} chunks are joined"
+        );
+        assert_eq!(read_chunked(&[("s", "")], "s").as_deref(), Some(""));
+        assert_eq!(read_chunked(&[("s_0", "")], "s"), None);
+    }
+
+    #[test]
+    fn a_token_of_exactly_one_chunk_is_not_split() {
+        let token = "a".repeat(CHUNK_BYTES);
+        let set = write_chunked(&[], "s", &token, 60, ATTRS).unwrap();
+        assert_eq!(set.len(), 1);
+        assert!(set[0].starts_with(&format!("s={token};")));
+        let token = "a".repeat(CHUNK_BYTES + 1);
+        let set = write_chunked(&[], "s", &token, 60, ATTRS).unwrap();
+        let names: Vec<&str> = set.iter().map(|c| c.split('=').next().unwrap()).collect();
+        assert_eq!(names, ["s_0", "s_1"]);
+        // Exactly MAX_CHUNKS chunks still fit.
+        let token = "a".repeat(CHUNK_BYTES * MAX_CHUNKS);
+        assert_eq!(
+            write_chunked(&[], "s", &token, 60, ATTRS).unwrap().len(),
+            MAX_CHUNKS
+        );
+    }
+
+    #[test]
+    fn a_split_session_replaces_an_unsplit_one_and_keeps_its_own_chunks() {
+        let token = "a".repeat(CHUNK_BYTES + 1);
+        let old = [
+            ("s", "old"),
+            ("s_0", "x"),
+            ("s_1", "y"),
+            ("s_5", "z"),
+            ("s_x", "app"),
+        ];
+        let set = write_chunked(&old, "s", &token, 60, ATTRS).unwrap();
+        let cleared: Vec<&str> = set
+            .iter()
+            .filter(|c| c.contains("Max-Age=0"))
+            .map(|c| c.split('=').next().unwrap())
+            .collect();
+        assert_eq!(cleared, ["s", "s_5"], "{set:?}");
+    }
+
+    #[test]
+    fn logout_clears_every_chunk_once_or_the_name_itself() {
+        let jar = [
+            ("s_0", "a"),
+            ("s_1", "b"),
+            ("s_0", "dup"),
+            ("s_x", "app"),
+            ("o", "1"),
+        ];
+        let out = clear_chunked(&jar, "s", ATTRS);
+        assert_eq!(
+            out,
+            [clear_cookie("s_0", ATTRS), clear_cookie("s_1", ATTRS)],
+            "each chunk once; others untouched"
+        );
+        assert_eq!(
+            clear_chunked(&[("o", "1")], "s", ATTRS),
+            [clear_cookie("s", ATTRS)],
+            "nothing to clear: the name itself, so a stale cookie elsewhere goes too"
+        );
+    }
+
+    #[test]
+    fn what_counts_as_our_cookie() {
+        let mut failures = Vec::new();
+        // Every `portcullis_` cookie is internal; a renamed session is
+        // recognised by its name and numbered chunks only.
+        for (cookie, base, own) in [
+            ("portcullis_session", "portcullis_session", true),
+            ("__Host-portcullis_session", "portcullis_session", true),
+            ("portcullis_session_0", "portcullis_session", true),
+            ("__Host-portcullis_session_12", "portcullis_session", true),
+            ("portcullis_txn_ab12", "portcullis_session", true),
+            ("__Host-portcullis_loop", "portcullis_session", true),
+            ("xportcullis_session", "portcullis_session", false),
+            ("__Host-app", "portcullis_session", false),
+            ("sid", "sid", true),
+            ("__Host-sid_3", "sid", true),
+            ("sid_", "sid", false),
+            ("sid_1a", "sid", false),
+            ("sidx", "sid", false),
+            ("xsid", "sid", false),
+            ("portcullis_txn_1", "sid", true),
+        ] {
+            if is_own_cookie(cookie, base) != own {
+                failures.push(cookie);
+            }
+        }
+        assert!(failures.is_empty(), "misjudged: {failures:?}");
+    }
+
+    #[test]
+    fn no_cookie_header_stays_none_and_all_ours_removes_it() {
+        let mut h = HeaderMap::new();
+        strip_own_cookies(&mut h, "portcullis_session");
+        assert!(h.get(COOKIE).is_none());
+        h.insert(
+            COOKIE,
+            HeaderValue::from_static("portcullis_session=t; portcullis_txn_1=x"),
+        );
+        strip_own_cookies(&mut h, "portcullis_session");
+        assert!(h.get(COOKIE).is_none(), "no empty Cookie header upstream");
     }
 }

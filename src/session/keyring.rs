@@ -347,4 +347,162 @@ mod tests {
             Err(KeyRingError::Invalid { .. })
         ));
     }
+
+    /// A ring of keys created at `created`, the active one at `active`.
+    fn ring(created: &[u64], active: usize) -> KeyRing {
+        let keys = created
+            .iter()
+            .map(|&c| Key {
+                created: c,
+                ..new_key()
+            })
+            .collect();
+        KeyRing { keys, active }
+    }
+
+    fn kids(r: &KeyRing) -> Vec<String> {
+        r.keys().iter().map(|k| k.kid.clone()).collect()
+    }
+
+    #[test]
+    fn prune_keeps_the_active_key_and_keys_from_the_cutoff_on() {
+        // The active key is the oldest: it stays, and stays active.
+        let mut r = ring(&[100, 150, 200, 250], 0);
+        let all = kids(&r);
+        assert_eq!(r.prune(200), 1, "only the key from 150 goes");
+        assert_eq!(kids(&r), [all[0].clone(), all[2].clone(), all[3].clone()]);
+        assert_eq!(r.active().kid, all[0]);
+        // The active key in the middle keeps its place after removals.
+        let mut r = ring(&[100, 150, 200], 2);
+        let all = kids(&r);
+        assert_eq!(r.prune(1000), 2);
+        assert_eq!(kids(&r), [all[2].clone()]);
+        assert_eq!(r.active().kid, all[2]);
+        assert_eq!(r.prune(0), 0, "nothing is older than 0");
+    }
+
+    #[test]
+    fn remove_inactive_never_removes_the_active_key() {
+        let mut r = ring(&[1, 2, 3], 1);
+        let all = kids(&r);
+        assert!(!r.remove_inactive(&all[1]), "the active key stays");
+        assert_eq!(r.keys().len(), 3);
+        assert!(r.remove_inactive(&all[0]));
+        assert_eq!(kids(&r), [all[1].clone(), all[2].clone()]);
+        assert_eq!(r.active().kid, all[1], "still the active one");
+        assert!(!r.remove_inactive("no-such-kid"));
+        assert_eq!(r.keys().len(), 2);
+    }
+
+    #[test]
+    fn rotate_makes_the_new_key_active_and_keeps_every_old_one() {
+        let mut r = KeyRing::generate();
+        let first = r.active().clone();
+        r.rotate();
+        r.rotate();
+        assert_eq!(r.keys().len(), 3);
+        assert_eq!(r.active().kid, r.keys()[2].kid);
+        let kept = r.get(&first.kid).expect("the first key still verifies");
+        assert_eq!(kept.secret, first.secret);
+        assert!(r.get("nope").is_none());
+    }
+
+    #[test]
+    fn new_keys_are_random_and_well_formed() {
+        let (a, b) = (new_key(), new_key());
+        assert_ne!(a.secret, b.secret);
+        assert_ne!(a.secret, [0u8; KEY_BYTES]);
+        assert_ne!(a.kid, b.kid);
+        assert!(
+            a.kid.len() == 12 && a.kid.bytes().all(|c| c.is_ascii_hexdigit()),
+            "{}",
+            a.kid
+        );
+        assert!(a.created > 1_700_000_000, "created now: {}", a.created);
+    }
+
+    #[test]
+    fn the_file_round_trips_with_its_active_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("k.json");
+        let r = ring(&[10, 20, 30], 1);
+        r.write(&p).unwrap();
+        let back = KeyRing::load(&p).unwrap();
+        assert_eq!(kids(&back), kids(&r));
+        assert_eq!(back.active().kid, r.active().kid);
+        let created: Vec<u64> = back.keys().iter().map(|k| k.created).collect();
+        assert_eq!(created, [10, 20, 30]);
+        assert!(
+            back.keys()
+                .iter()
+                .zip(r.keys())
+                .all(|(a, b)| a.secret == b.secret)
+        );
+        // load_or_create reads an existing file rather than replacing it.
+        let again = KeyRing::load_or_create(&p).unwrap();
+        assert_eq!(again.active().kid, r.active().kid);
+        // write_new never overwrites.
+        assert!(matches!(
+            KeyRing::generate().write_new(&p),
+            Err(KeyRingError::Exists(_))
+        ));
+        assert_eq!(KeyRing::load(&p).unwrap().active().kid, r.active().kid);
+        assert!(matches!(
+            KeyRing::load(&dir.path().join("missing.json")),
+            Err(KeyRingError::Read { .. })
+        ));
+    }
+
+    #[test]
+    fn refuses_repeated_empty_or_doubly_active_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("k.json");
+        let secret = URL_SAFE_NO_PAD.encode([7u8; KEY_BYTES]);
+        let mut failures = Vec::new();
+        for (name, keys, says) in [
+            (
+                "repeated kid",
+                format!(
+                    r#"[{{"kid":"a","secret":"{secret}","created":1,"active":true}},{{"kid":"a","secret":"{secret}","created":2}}]"#
+                ),
+                "empty or repeated",
+            ),
+            (
+                "empty kid",
+                format!(r#"[{{"kid":"","secret":"{secret}","created":1,"active":true}}]"#),
+                "empty or repeated",
+            ),
+            (
+                "two active",
+                format!(
+                    r#"[{{"kid":"a","secret":"{secret}","created":1,"active":true}},{{"kid":"b","secret":"{secret}","created":2,"active":true}}]"#
+                ),
+                "more than one key is marked active",
+            ),
+            (
+                "not base64url",
+                r#"[{"kid":"a","secret":"***","created":1,"active":true}]"#.to_string(),
+                "is not base64url",
+            ),
+            (
+                "unknown field",
+                format!(r#"[{{"kid":"a","secret":"{secret}","created":1,"active":true,"x":1}}]"#),
+                "unknown field",
+            ),
+        ] {
+            std::fs::write(&p, format!(r#"{{"keys":{keys}}}"#)).unwrap();
+            match KeyRing::load(&p) {
+                Err(KeyRingError::Invalid { reason, .. }) if reason.contains(says) => {}
+                other => failures.push(format!("{name}: {other:?}")),
+            }
+        }
+        assert!(failures.is_empty(), "{failures:#?}");
+        // The control: the same shape with one active key loads.
+        std::fs::write(
+            &p,
+            format!(r#"{{"keys":[{{"kid":"a","secret":"{secret}","created":1,"active":true}},{{"kid":"b","secret":"{secret}","created":2}}]}}"#),
+        )
+        .unwrap();
+        assert_eq!(KeyRing::load(&p).unwrap().active().kid, "a");
+    }
 }

@@ -307,4 +307,178 @@ mod tests {
         let (_, v) = cookie_pair(&set);
         assert!(s.decode(&v).is_err());
     }
+
+    /// A transaction token signed with `ring`'s active key, with `exp`.
+    fn token_with_exp(t: &Transactions, ring: &KeyRing, id: &str, exp: u64) -> String {
+        let claims = Claims {
+            iss: t.domain.clone(),
+            aud: format!("{}{AUDIENCE_SUFFIX}", t.domain),
+            exp,
+            txn: Transaction {
+                id: id.into(),
+                return_to: "/".into(),
+                idp: IdpKind::Oidc,
+                data: serde_json::Value::Null,
+                exp,
+            },
+        };
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some(ring.active().kid.clone());
+        jsonwebtoken::encode(
+            &header,
+            &claims,
+            &EncodingKey::from_secret(&ring.active().secret),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn an_expired_transaction_is_refused_after_the_leeway() {
+        let ring = Arc::new(KeyRing::generate());
+        let t = txns("a.example.com", ring.clone());
+        let id = "ab".repeat(16);
+        let name = t.cookie_name(&id);
+        let at = |exp: u64| {
+            let tok = token_with_exp(&t, &ring, &id, exp);
+            t.find(&[(name.as_str(), tok.as_str())], &id).map(|x| x.id)
+        };
+        assert_eq!(at(now() + 60), Ok(id.clone()));
+        assert_eq!(at(now() - 2), Ok(id.clone()), "within 5 s of leeway");
+        assert_eq!(at(now() - 30), Err(TransactionError::Expired));
+    }
+
+    #[test]
+    fn lives_for_the_configured_lifetime() {
+        let c = crate::config::from_yaml_str(
+            "domain: a.example.com\nupstream:\n  url: http://127.0.0.1:1\nlogin:\n  transaction_lifetime: 7m\n",
+        )
+        .unwrap();
+        let t = Transactions::new(&c, Arc::new(KeyRing::generate()));
+        let before = now();
+        let (txn, set) = t
+            .begin(IdpKind::Oidc, "/", serde_json::Value::Null)
+            .unwrap();
+        assert!(set.contains("; Max-Age=420;"), "{set}");
+        assert!(
+            (before + 420..=now() + 420).contains(&txn.exp),
+            "{}",
+            txn.exp
+        );
+    }
+
+    #[test]
+    fn signed_by_another_ring_or_tampered_is_invalid() {
+        let ring = Arc::new(KeyRing::generate());
+        let t = txns("a.example.com", ring.clone());
+        let stranger = KeyRing::generate();
+        let id = "cd".repeat(16);
+        let name = t.cookie_name(&id);
+        let foreign = token_with_exp(&t, &stranger, &id, now() + 60);
+        assert_eq!(
+            t.find(&[(name.as_str(), foreign.as_str())], &id),
+            Err(TransactionError::Invalid),
+            "a kid not in the ring"
+        );
+        // Our kid, another key's signature.
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("k.json");
+        stranger.write(&file).unwrap();
+        let mut json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+        json["keys"][0]["kid"] = ring.active().kid.as_str().into();
+        std::fs::write(&file, json.to_string()).unwrap();
+        let forged_ring = KeyRing::load(&file).unwrap();
+        let forged = token_with_exp(&t, &forged_ring, &id, now() + 60);
+        assert_eq!(
+            t.find(&[(name.as_str(), forged.as_str())], &id),
+            Err(TransactionError::Invalid)
+        );
+        assert_eq!(
+            t.find(&[(name.as_str(), "not-a-jwt")], &id),
+            Err(TransactionError::Invalid)
+        );
+    }
+
+    #[test]
+    fn ids_are_32_hex_digits_and_odd_ones_are_never_looked_up() {
+        let t = txns("a.example.com", Arc::new(KeyRing::generate()));
+        let (txn, _) = t
+            .begin(IdpKind::Oidc, "/", serde_json::Value::Null)
+            .unwrap();
+        assert!(txn.id.bytes().all(|b| b.is_ascii_hexdigit()));
+        let (other, _) = t
+            .begin(IdpKind::Oidc, "/", serde_json::Value::Null)
+            .unwrap();
+        assert_ne!(txn.id, other.id);
+        for odd in ["", "g1", "ab/cd", &"a".repeat(65)] {
+            let name = t.cookie_name(odd);
+            assert_eq!(
+                t.find(&[(name.as_str(), "x")], odd),
+                Err(TransactionError::Missing),
+                "{odd:?}"
+            );
+        }
+        // 64 hex digits is still an id (then judged by its cookie).
+        let long = "a".repeat(64);
+        let name = t.cookie_name(&long);
+        assert_eq!(
+            t.find(&[(name.as_str(), "x")], &long),
+            Err(TransactionError::Invalid)
+        );
+    }
+
+    #[test]
+    fn plain_http_transactions_have_no_prefix_and_are_lax() {
+        let c = crate::config::from_yaml_str(
+            "domain: localhost:8080\nscheme: http\nupstream:\n  url: http://127.0.0.1:1\nsession:\n  secure_cookie: false\n",
+        )
+        .unwrap();
+        let t = Transactions::new(&c, Arc::new(KeyRing::generate()));
+        let (txn, set) = t
+            .begin(IdpKind::Oidc, "/", serde_json::Value::Null)
+            .unwrap();
+        assert!(
+            set.starts_with(&format!("portcullis_txn_{}=", txn.id)),
+            "{set}"
+        );
+        assert!(set.ends_with("; Path=/; HttpOnly; SameSite=Lax"), "{set}");
+        assert_eq!(
+            t.clear(&txn.id),
+            format!(
+                "portcullis_txn_{}=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax",
+                txn.id
+            )
+        );
+    }
+
+    #[test]
+    fn only_transaction_cookies_count_towards_the_crowd() {
+        let t = txns("a.example.com", Arc::new(KeyRing::generate()));
+        let jar = [
+            ("__Host-portcullis_session", "s"),
+            ("__Host-portcullis_loop", "1"),
+            ("__Host-portcullis_txn_aa", "1"),
+            ("__Host-portcullis_txn_bb", "1"),
+            ("__Host-portcullis_txn_cc", "1"),
+            ("portcullis_txn_dd", "unprefixed: not this gate's"),
+            ("app", "1"),
+        ];
+        assert!(t.evict_if_crowded(&jar).is_empty(), "three of ours");
+        let mut jar = jar.to_vec();
+        jar.push(("__Host-portcullis_txn_ee", "1"));
+        let cleared = t.evict_if_crowded(&jar);
+        let names: Vec<&str> = cleared
+            .iter()
+            .map(|c| c.split('=').next().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "__Host-portcullis_txn_aa",
+                "__Host-portcullis_txn_bb",
+                "__Host-portcullis_txn_cc",
+                "__Host-portcullis_txn_ee"
+            ]
+        );
+    }
 }
