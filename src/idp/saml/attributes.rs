@@ -112,7 +112,7 @@ pub enum MappingError {
     )]
     NoUser(String),
     #[error(
-        "the IdP's answer has a user name with control characters; fix the user's name at the IdP"
+        "the IdP's answer has a value with control characters (the NameID, user name, email, name, a group or a mapped attribute), which cannot be sent as a header; fix the value at the IdP"
     )]
     BadValue,
 }
@@ -132,8 +132,11 @@ fn attributes(assertion: &Assertion) -> Vec<Attr> {
                 .iter()
                 .filter_map(|v| v.value.as_deref())
                 .map(str::trim)
-                // A value with a line break could split a header.
-                .filter(|v| !v.is_empty() && !v.chars().any(char::is_control))
+                // Values with control characters are kept here and refuse
+                // the login in `identity` once mapped: dropping one would
+                // fall back to another attribute for the user name, or
+                // leave a group out without anyone noticing.
+                .filter(|v| !v.is_empty())
                 .map(str::to_string)
                 .collect();
             (a.name.clone(), a.friendly_name.clone(), values)
@@ -223,7 +226,7 @@ pub fn identity(
         }
     }
 
-    Ok(Identity {
+    let identity = Identity {
         subject: name_id.map(|(v, _)| v).unwrap_or_else(|| user.clone()),
         preferred_username: Some(user.clone()),
         user,
@@ -231,7 +234,11 @@ pub fn identity(
         name,
         groups,
         extra,
-    })
+    };
+    if !identity.is_header_safe() {
+        return Err(MappingError::BadValue);
+    }
+    Ok(identity)
 }
 
 #[cfg(test)]
@@ -367,12 +374,52 @@ mod tests {
     }
 
     #[test]
-    fn control_characters_never_reach_headers() {
+    fn control_characters_refuse_the_login_instead_of_being_dropped() {
+        let mut failures = Vec::new();
+        for (name, attrs) in [
+            (
+                "a group",
+                vec![("groups", None, &["ok", "bad&#10;X-Evil: 1"][..])],
+            ),
+            // Dropping the value would make `mail` the user name.
+            (
+                "the user attribute",
+                vec![
+                    ("uid", None, &["erin&#13;&#10;X-Admin: 1"][..]),
+                    ("mail", None, &["other@example.com"][..]),
+                ],
+            ),
+            (
+                "the email",
+                vec![("mail", None, &["erin&#9;@example.com"][..])],
+            ),
+            (
+                "the display name",
+                vec![("displayName", None, &["Erin&#7;"][..])],
+            ),
+            (
+                "a mapped attribute",
+                vec![("department", None, &["R&amp;D&#10;Sales"][..])],
+            ),
+        ] {
+            let a = assertion(Some((EMAIL_FMT, "erin@example.com")), &attrs);
+            match identity(&a, &AttributeOverrides::default()) {
+                Err(MappingError::BadValue) => {}
+                other => failures.push(format!("{name}: {other:?}")),
+            }
+        }
+        assert!(failures.is_empty(), "{failures:#?}");
+        // An attribute the mapping does not use cannot refuse a login.
         let a = assertion(
             Some((EMAIL_FMT, "erin@example.com")),
-            &[("groups", None, &["ok", "bad&#10;X-Evil: 1"])],
+            &[
+                ("groups", None, &["ok"]),
+                ("postalAddress", None, &["1 Road&#10;Town"]),
+            ],
         );
-        let id = identity(&a, &AttributeOverrides::default()).unwrap();
-        assert_eq!(id.groups, vec!["ok"]);
+        assert_eq!(
+            identity(&a, &AttributeOverrides::default()).unwrap().groups,
+            ["ok"]
+        );
     }
 }
