@@ -281,11 +281,40 @@ mod tests {
     }
 
     #[test]
+    fn whichever_entry_comes_first_the_expired_one_goes() {
+        // Four entries per shard, one expired among three live ones, in
+        // every position of the shard's order: only the expired one goes.
+        let mut failures = Vec::new();
+        for expired_at in 0..4u8 {
+            let c = VerifiedCache::new(4 * SHARDS, 0);
+            let keys: Vec<TokenHash> = (0..4).map(|n| key(5, 10 + n)).collect();
+            for (i, k) in keys.iter().enumerate() {
+                let exp = if i == usize::from(expired_at) {
+                    100
+                } else {
+                    1000
+                };
+                c.insert(*k, entry("u", exp), 50);
+            }
+            c.insert(key(5, 99), entry("new", 1000), 500);
+            for (i, k) in keys.iter().enumerate() {
+                let kept = c.get(k, 500).is_some();
+                if kept == (i == usize::from(expired_at)) {
+                    failures.push(format!("expired at {expired_at}: entry {i} kept {kept}"));
+                }
+            }
+        }
+        assert!(failures.is_empty(), "{failures:#?}");
+    }
+
+    #[test]
     fn clear_forgets_everything() {
         let c = VerifiedCache::new(64, 60);
+        assert!(c.is_empty());
         for i in 0..10 {
             c.insert(token_hash(&format!("t{i}")), entry("u", 1000), 500);
         }
+        assert!(!c.is_empty());
         assert_eq!(c.len(), 10);
         c.clear();
         assert!(c.is_empty());
