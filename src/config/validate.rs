@@ -988,8 +988,14 @@ mod tests {
             ("max: 0", "connections.max"),
             ("max: 1000001", "connections.max"),
             ("header_read_timeout: 0s", "connections.header_read_timeout"),
-            ("header_read_timeout: 999ms", "connections.header_read_timeout"),
-            ("header_read_timeout: 11m", "connections.header_read_timeout"),
+            (
+                "header_read_timeout: 999ms",
+                "connections.header_read_timeout",
+            ),
+            (
+                "header_read_timeout: 11m",
+                "connections.header_read_timeout",
+            ),
             ("idle_timeout: 0s", "connections.idle_timeout"),
             ("idle_timeout: 2h", "connections.idle_timeout"),
         ] {
