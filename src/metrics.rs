@@ -129,6 +129,8 @@ struct Metrics {
     connections_open: Gauge,
     connections_max: Gauge,
     connections_timed_out: Family<Labels, Counter>,
+    saml_verify_refused: Family<Labels, Counter>,
+    saml_logouts: Family<Labels, Counter>,
     /// Unix seconds of the last successful IdP metadata load; 0: never.
     idp_loaded_at: AtomicI64,
 }
@@ -220,6 +222,18 @@ impl Metrics {
             "Client connections closed by Portcullis by reason: header_read_timeout (a request's headers took too long), idle_timeout (kept alive without a request)",
             connections_timed_out.clone(),
         );
+        let saml_verify_refused = Family::<Labels, Counter>::default();
+        r.register(
+            "saml_verifications_refused",
+            "SAML responses refused before signature verification because a budget was spent, by budget: transaction, client, global",
+            saml_verify_refused.clone(),
+        );
+        let saml_logouts = Family::<Labels, Counter>::default();
+        r.register(
+            "saml_idp_logouts",
+            "IdP-initiated SAML LogoutRequests by outcome: ended, no_session, ignored, refused",
+            saml_logouts.clone(),
+        );
         r.register(
             "build",
             "Portcullis version",
@@ -240,6 +254,8 @@ impl Metrics {
             connections_open,
             connections_max,
             connections_timed_out,
+            saml_verify_refused,
+            saml_logouts,
             idp_loaded_at: AtomicI64::new(0),
         }
     }
@@ -348,6 +364,22 @@ pub fn session_error_label(e: &crate::session::SessionError) -> &'static str {
         E::TooLarge => "too_large",
         E::Signing => "signing_failed",
     }
+}
+
+/// `budget`: `transaction`, `client` or `global`.
+pub fn saml_verify_refused(budget: &'static str) {
+    METRICS
+        .saml_verify_refused
+        .get_or_create(&vec![("budget", budget)])
+        .inc();
+}
+
+/// `outcome`: `ended`, `no_session`, `ignored` or `refused`.
+pub fn saml_idp_logout(outcome: &'static str) {
+    METRICS
+        .saml_logouts
+        .get_or_create(&vec![("outcome", outcome)])
+        .inc();
 }
 
 pub fn upstream_answered(elapsed: Duration) {
