@@ -86,17 +86,23 @@ impl StripRules {
         }
     }
 
-    /// `name` (as received) is removed from incoming requests.
+    /// `name` (as received, any case) is removed from incoming requests.
     pub fn is_stripped(&self, name: &str) -> bool {
-        let n = name.as_bytes();
-        if self.any_spelling.contains(n) || (n.contains(&b'_') && self.odd_spelling.contains(n)) {
+        self.is_stripped_lower(name.to_ascii_lowercase().as_bytes())
+    }
+
+    /// The same for a name already in lower case, as `HeaderName` keeps it.
+    fn is_stripped_lower(&self, n: &[u8]) -> bool {
+        if self.any_spelling.contains(n) || (self.odd_spelling.contains(n) && n.contains(&b'_')) {
             return true;
         }
         // `HTTP_X_WEBAUTH_USER`: the CGI variable's name sent as a header,
         // which Java and PHP helpers look up by that name.
-        match cgi_variable(n) {
-            Some(rest) => self.any_spelling.contains(rest) || self.odd_spelling.contains(rest),
-            None => false,
+        match n.split_at_checked(5) {
+            Some((b"http-" | b"http_", rest)) => {
+                self.any_spelling.contains(rest) || self.odd_spelling.contains(rest)
+            }
+            _ => false,
         }
     }
 
@@ -104,7 +110,7 @@ impl StripRules {
     pub fn strip_spoofed(&self, headers: &mut HeaderMap) {
         let doomed: Vec<HeaderName> = headers
             .keys()
-            .filter(|k| self.is_stripped(k.as_str()))
+            .filter(|k| self.is_stripped_lower(k.as_str().as_bytes()))
             .cloned()
             .collect();
         for name in doomed {
@@ -120,12 +126,6 @@ impl StripRules {
     pub fn exact_names(&self) -> &[HeaderName] {
         &self.exact
     }
-}
-
-/// The rest of `name` after a leading `http-` or `http_`.
-fn cgi_variable(name: &[u8]) -> Option<&[u8]> {
-    let (head, rest) = name.split_at_checked(5)?;
-    (head.eq_ignore_ascii_case(b"http-") || head.eq_ignore_ascii_case(b"http_")).then_some(rest)
 }
 
 #[cfg(test)]
