@@ -59,7 +59,7 @@ checks_init() {
     checks_stopped_by=
     checks_dir=$(mktemp -d)
     set -E
-    trap 'checks_stopped_by="line $LINENO: $BASH_COMMAND (exit $?)"' ERR
+    trap 'checks_stopped_by="line $LINENO: $BASH_COMMAND"' ERR
     trap checks_exit EXIT
 }
 ok() { echo "ok   - $*"; pass=$((pass + 1)); }
