@@ -8,7 +8,7 @@
 #
 # Every step runs, whatever failed before it, with its output in
 # target/test-logs/STEP.log. At the end no process started by the run may
-# be left: each inherits PORTCULLIS_TEST_RUN, and a live process still
+# be left: each inherits TEST_RUN_MARKER, and a live process still
 # carrying this run's value is printed, ended, and fails the run. The last
 # line counts every failure: failed tests, failed checks of the package
 # scripts, and each step that failed without a failed test to show for it
@@ -19,8 +19,9 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
-PORTCULLIS_TEST_RUN=$(date +%s)-$$-$RANDOM
-export PORTCULLIS_TEST_RUN
+# Not PORTCULLIS_*: Portcullis reads those as configuration.
+TEST_RUN_MARKER=$(date +%s)-$$-$RANDOM
+export TEST_RUN_MARKER
 logs=target/test-logs
 rm -rf "$logs"
 mkdir -p "$logs"
@@ -40,8 +41,12 @@ step() { # step NAME command...: runs it, keeps going, records the outcome
         "$@" >"$log" 2>&1 || rc=$?
         cat "$log"
     else
-        timeout -k 30s "$step_timeout" "$@" 2>&1 | tee "$log"
-        rc=${PIPESTATUS[0]}
+        # Shown as it is written, until the command ends: a process it left
+        # behind holding the output must not keep the step open.
+        timeout -k 30s "$step_timeout" "$@" >"$log" 2>&1 &
+        local pid=$!
+        tail -s 0.2 -n +1 -f --pid="$pid" "$log"
+        wait "$pid" || rc=$?
         [ "$rc" = 124 ] && echo "$name: stopped after $step_timeout" | tee -a "$log"
     fi
     local passed=- failed=- result=ok
@@ -100,7 +105,7 @@ leftovers() {
     # soon as none is left.
     local left
     for _ in $(seq 50); do
-        left=$(survivors "PORTCULLIS_TEST_RUN=$PORTCULLIS_TEST_RUN")
+        left=$(survivors "TEST_RUN_MARKER=$TEST_RUN_MARKER")
         [ -z "$left" ] && return 0
         sleep 0.1
     done
@@ -109,10 +114,10 @@ leftovers() {
     # End them, so that the next run starts clean.
     for pid in $(awk '/^[0-9]/ {print $1}' <<<"$left"); do kill -TERM "$pid" 2>/dev/null; done
     for _ in $(seq 50); do
-        [ -z "$(survivors "PORTCULLIS_TEST_RUN=$PORTCULLIS_TEST_RUN")" ] && break
+        [ -z "$(survivors "TEST_RUN_MARKER=$TEST_RUN_MARKER")" ] && break
         sleep 0.1
     done
-    for pid in $(survivors "PORTCULLIS_TEST_RUN=$PORTCULLIS_TEST_RUN" | awk '/^[0-9]/ {print $1}'); do
+    for pid in $(survivors "TEST_RUN_MARKER=$TEST_RUN_MARKER" | awk '/^[0-9]/ {print $1}'); do
         kill -KILL "$pid" 2>/dev/null
     done
     return 1
