@@ -43,7 +43,8 @@ step() { # step NAME command...: runs it, keeps going, records the outcome
     else
         # Shown as it is written, until the command ends: a process it left
         # behind holding the output must not keep the step open.
-        timeout -k 30s "$step_timeout" "$@" >"$log" 2>&1 &
+        : >"$log" # before tail opens it
+        timeout -k 30s "$step_timeout" "$@" >>"$log" 2>&1 &
         local pid=$!
         tail -s 0.2 -n +1 -f --pid="$pid" "$log"
         wait "$pid" || rc=$?
