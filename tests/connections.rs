@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use common::cases::Cases;
 use common::*;
 use futures_util::{SinkExt, StreamExt};
 use http_body_util::{BodyExt, Empty, Full};
@@ -98,7 +99,7 @@ async fn half_header_closed(gate: &Gate) -> Duration {
 async fn slow_headers_are_closed_within_the_header_timeout() {
     let up = TestUpstream::start().await;
     let gate = Gate::start(&yaml(&up.url(), "1s", "30s"));
-    let mut failures = Vec::new();
+    let mut cases = Cases::new();
 
     // Nothing at all, half a request line, half the headers, the HTTP/2
     // preface alone, and headers trickling in a byte at a time.
@@ -118,17 +119,14 @@ async fn slow_headers_are_closed_within_the_header_timeout() {
         s.write_all(bytes).await.unwrap();
         match wait_closed(&mut s).await {
             Ok((took, got)) => {
-                if took < Duration::from_millis(900) {
-                    failures.push(format!("{name}: closed after {took:?}, before the timeout"));
-                }
-                if got.starts_with(b"HTTP/1.1 2") {
-                    failures.push(format!(
-                        "{name}: answered {:?}",
-                        String::from_utf8_lossy(&got)
-                    ));
-                }
+                cases.check(name, took >= Duration::from_millis(900), || {
+                    format!("closed after {took:?}, before the timeout")
+                });
+                cases.check(name, !got.starts_with(b"HTTP/1.1 2"), || {
+                    format!("answered {:?}", String::from_utf8_lossy(&got))
+                });
             }
-            Err(e) => failures.push(format!("{name}: {e}")),
+            Err(e) => cases.check(name, false, || e),
         }
     }
 
@@ -142,11 +140,10 @@ async fn slow_headers_are_closed_within_the_header_timeout() {
         }
         wait_closed(&mut s).await
     });
-    match trickle.await.unwrap() {
-        Ok(_) => {}
-        Err(e) => failures.push(format!("trickling headers: {e}")),
+    if let Err(e) = trickle.await.unwrap() {
+        cases.check("trickling headers", false, || e);
     }
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    cases.finish();
 
     // A client that sends its request at once is served as before.
     let r = client().get(gate.url("/public/x")).send().await.unwrap();
@@ -184,12 +181,16 @@ async fn idle_keep_alive_connections_close_after_the_idle_timeout_not_before() {
     assert!(got.is_empty(), "{:?}", String::from_utf8_lossy(&got));
     assert!(took >= Duration::from_millis(2500), "closed after {took:?}");
 
-    // HTTP/2 (prior knowledge): the same idle timeout.
+    // HTTP/2 (prior knowledge): the same idle timeout; the client's PINGs
+    // every 300 ms neither start the header clock nor keep it open.
     let tcp = TcpStream::connect(gate.addr).await.unwrap();
-    let (mut send, conn) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
-            .await
-            .expect("h2 handshake");
+    let (mut send, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+        .timer(hyper_util::rt::TokioTimer::new())
+        .keep_alive_interval(Duration::from_millis(300))
+        .keep_alive_while_idle(true)
+        .handshake(TokioIo::new(tcp))
+        .await
+        .expect("h2 handshake");
     let driver = tokio::spawn(conn);
     let req = http::Request::get(format!("http://{}/public/x", gate.addr))
         .body(Empty::<Bytes>::new())
@@ -419,7 +420,7 @@ async fn at_most_max_connections_are_served_at_once_and_the_rest_after() {
 #[test]
 fn check_config_refuses_absurd_connection_limits() {
     let dir = tempfile::tempdir().unwrap();
-    let mut failures = Vec::new();
+    let mut cases = Cases::new();
     for (extra, field) in [
         ("connections:\n  max: 0\n", "connections.max:"),
         ("connections:\n  max: 100000000\n", "connections.max:"),
@@ -469,9 +470,11 @@ fn check_config_refuses_absurd_connection_limits() {
             .output()
             .unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
-        if out.status.success() || !err.contains(field) {
-            failures.push(format!("{extra:?}: exit {:?}, {err}", out.status.code()));
-        }
+        cases.check(
+            format!("{extra:?}"),
+            !out.status.success() && err.contains(field),
+            || format!("exit {:?}, {err}", out.status.code()),
+        );
     }
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    cases.finish();
 }

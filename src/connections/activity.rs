@@ -9,7 +9,10 @@
 //!   (the response body is dropped when hyper has written it): not bounded
 //!   here (the upstream timeout bounds the wait for the app);
 //! - **idle**, after the last response until the next byte arrives:
-//!   bounded by `connections.idle_timeout`.
+//!   bounded by `connections.idle_timeout`. On an HTTP/2 connection, bytes
+//!   are not the start of a request (the client's `WINDOW_UPDATE` after a
+//!   response, its `PING`s): it stays idle until a new stream is opened,
+//!   so pings cannot keep it open past the idle timeout either.
 //!
 //! hyper's own HTTP/1 header timer cannot tell the first and the last
 //! apart (it runs while a kept-alive connection waits for its next
@@ -33,6 +36,8 @@ enum Phase {
 struct State {
     in_flight: usize,
     phase: Phase,
+    /// HTTP/2: control frames arrive between requests.
+    multiplexed: bool,
 }
 
 /// Shared by the connection's I/O, its service and its watchdog.
@@ -49,6 +54,7 @@ impl Activity {
             state: Mutex::new(State {
                 in_flight: 0,
                 phase: Phase::AwaitingHead { since: now },
+                multiplexed: false,
             }),
             changed: Notify::new(),
         })
@@ -60,10 +66,11 @@ impl Activity {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The client sent bytes: on an idle connection, a request has begun.
+    /// The client sent bytes: on an idle HTTP/1 connection, a request has
+    /// begun.
     pub(super) fn bytes_read(&self, now: impl FnOnce() -> Instant) {
         let mut s = self.state();
-        if s.in_flight == 0 && matches!(s.phase, Phase::Idle { .. }) {
+        if s.in_flight == 0 && !s.multiplexed && matches!(s.phase, Phase::Idle { .. }) {
             s.phase = Phase::AwaitingHead { since: now() };
             drop(s);
             self.changed.notify_one();
@@ -72,8 +79,11 @@ impl Activity {
 
     /// hyper parsed a request's headers; the connection is busy until the
     /// returned guard is dropped (with the response body).
-    pub(super) fn request_started(self: &Arc<Self>) -> InFlight {
-        self.state().in_flight += 1;
+    pub(super) fn request_started(self: &Arc<Self>, version: http::Version) -> InFlight {
+        let mut s = self.state();
+        s.in_flight += 1;
+        s.multiplexed |= version == http::Version::HTTP_2;
+        drop(s);
         InFlight(self.clone())
     }
 
@@ -226,10 +236,10 @@ mod tests {
         let t0 = Instant::now();
         let a = Activity::new(t0);
         let mut w = Watchdog::new(a.clone(), limits());
-        let req = a.request_started();
+        let req = a.request_started(http::Version::HTTP_11);
         assert_eq!(w.deadline(), None);
         assert_eq!(w.on_deadline(t0 + Duration::from_secs(3600)), Action::Wait);
-        let second = a.request_started();
+        let second = a.request_started(http::Version::HTTP_11);
         drop(req);
         assert_eq!(w.deadline(), None, "one request still in flight");
         drop(second);
@@ -244,11 +254,22 @@ mod tests {
     }
 
     #[test]
+    fn frames_between_http2_requests_do_not_start_the_header_clock() {
+        let t0 = Instant::now();
+        let a = Activity::new(t0);
+        let w = Watchdog::new(a.clone(), limits());
+        drop(a.request_started(http::Version::HTTP_2));
+        let idle = w.deadline().expect("idle deadline");
+        a.bytes_read(|| t0 + Duration::from_secs(30));
+        assert_eq!(w.deadline(), Some(idle), "a PING is not a request");
+    }
+
+    #[test]
     fn the_next_request_on_a_kept_alive_connection_gets_the_header_timeout() {
         let t0 = Instant::now();
         let a = Activity::new(t0);
         let mut w = Watchdog::new(a.clone(), limits());
-        drop(a.request_started());
+        drop(a.request_started(http::Version::HTTP_11));
         let t1 = Instant::now();
         a.bytes_read(|| t1 + Duration::from_secs(30));
         assert_eq!(w.deadline(), Some(t1 + Duration::from_secs(40)));

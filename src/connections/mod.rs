@@ -102,7 +102,7 @@ pub async fn serve(
         let requests = activity.clone();
         let svc = service_fn(move |req| {
             let app = app.load_full();
-            let in_flight = requests.request_started();
+            let in_flight = requests.request_started(req.version());
             async move {
                 let resp = app.handle(req, peer).await;
                 Ok::<_, Infallible>(resp.map(|b| TrackedBody::new(b, in_flight)))
