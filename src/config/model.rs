@@ -234,7 +234,7 @@ pub struct ConnectionsConfig {
     #[serde(default = "defaults::connections_max")]
     pub max: usize,
     /// How long a client may take to send a request's headers, counted
-    /// from the connection's first byte (or the previous response).
+    /// from connecting and, on HTTP/1.1, from each request's first byte.
     #[serde(default = "defaults::header_read_timeout", with = "humantime_serde")]
     pub header_read_timeout: Duration,
     /// How long a kept-alive connection may sit without a request.
