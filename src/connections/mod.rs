@@ -16,6 +16,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -23,8 +24,8 @@ use tokio::sync::{Semaphore, watch};
 
 pub use fd_limit::fit_to_fd_limit;
 
-use crate::lifecycle::SharedApp;
 use crate::listen::Listener;
+use crate::server::App;
 use activity::{Action, Activity, Watchdog};
 use tracked_body::TrackedBody;
 
@@ -45,11 +46,12 @@ fn builder() -> auto::Builder<TokioExecutor> {
 
 /// Accepts connections until `shutdown` resolves, then waits (bounded by
 /// `shutdown_timeout`) for in-flight requests to finish. Each request is
-/// handled by the `App` in force when it arrives (see `lifecycle::reload`);
+/// handled by the `App` in force when it arrives (`app` is swapped whole on
+/// a configuration reload);
 /// each connection keeps the timeouts in force when it was accepted.
 /// `max` is fixed for the life of the process.
 pub async fn serve(
-    app: SharedApp,
+    app: Arc<ArcSwap<App>>,
     listener: Listener,
     max: usize,
     shutdown: impl Future<Output = ()>,
