@@ -17,7 +17,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, Request};
 use portcullis::config::Config;
 use portcullis::identity::{Identity, IdpKind};
 use portcullis::policy::{self, Route, TokenSource};
-use portcullis::proxy::headers::OwnHeaders;
+use portcullis::proxy::headers::StripRules;
 use portcullis::proxy::{Forward, Upstream};
 use portcullis::session::{KeyRing, Sessions, cookies};
 
@@ -68,7 +68,7 @@ struct Fixture {
     config: Config,
     sessions: Sessions,
     upstream: Upstream,
-    own: OwnHeaders,
+    own: StripRules,
     /// `name=value` of a freshly minted session cookie.
     cookie: String,
     token: String,
@@ -90,7 +90,7 @@ fn fixture_with(extra: &str) -> Fixture {
         .map(|(_, v)| v.to_string())
         .unwrap_or_default();
     let upstream = Upstream::new(&config).expect("upstream client builds");
-    let own = OwnHeaders::new(&config);
+    let own = StripRules::new(&config);
     Fixture {
         config,
         sessions,

@@ -1,6 +1,7 @@
 //! Portcullis: a stateless single sign-on gate in front of a web app.
 //!
-//! Reading order, following a request: [`server`] (listener, request flow)
+//! Reading order, following a request: [`connections`] (accepting and
+//! serving connections), [`server`] (the request flow)
 //! → [`policy`] (routes and access rules) → [`session`] or [`idp`] (who is
 //! this?) → [`proxy`] (to the upstream). [`config`] is read by all of them;
 //! [`pages`] and [`audit`] are how decisions are shown and recorded.
@@ -8,6 +9,7 @@
 pub mod audit;
 pub mod cli;
 pub mod config;
+pub mod connections;
 pub mod forward_auth;
 pub mod identity;
 pub mod idp;

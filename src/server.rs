@@ -1,29 +1,21 @@
-//! The listener and the per-request flow of DESIGN.md: strip spoofed
-//! headers, work out the client, route (own endpoints, passthrough, token,
-//! session), apply access rules, then forward — or start a login, or refuse.
-//! Graceful shutdown: stop accepting, let in-flight requests finish.
+//! The per-request flow of DESIGN.md: strip spoofed headers, work out the
+//! client, route (own endpoints, passthrough, token, session), apply access
+//! rules, then forward — or start a login, or refuse. Connections are
+//! accepted and served by `connections`.
 
-use std::convert::Infallible;
-use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 
 use crate::audit::{self, Ctx};
 use crate::config::Config;
 use crate::identity::Identity;
 use crate::idp::{Completed, EndpointOutcome, Login, LoginCtx};
-use crate::lifecycle::SharedApp;
-use crate::listen::Listener;
 use crate::pages::{Page, PageKind, redirect};
 use crate::policy::{self, Route, TokenSource, return_to::safe_return_path};
-use crate::proxy::headers::OwnHeaders;
+use crate::proxy::headers::StripRules;
 use crate::proxy::{Forward, ProxyError, Upstream};
 use crate::session::{Sessions, Transactions, cookies};
 use crate::{Body, RESERVED_PREFIX, login_loop, metrics};
@@ -35,7 +27,7 @@ pub struct App {
     pub upstream: Upstream,
     pub login: Login,
     pub transactions: Transactions,
-    own_headers: OwnHeaders,
+    own_headers: StripRules,
 }
 
 impl App {
@@ -46,7 +38,7 @@ impl App {
         upstream: Upstream,
         login: Login,
     ) -> App {
-        let own_headers = OwnHeaders::new(&config);
+        let own_headers = StripRules::new(&config);
         App {
             config,
             sessions,
@@ -451,53 +443,4 @@ fn json_response(status: StatusCode, body: &'static str) -> Response<Body> {
 
 fn signed_out_page(config: &Config, request_id: &str) -> Response<Body> {
     Page::new(PageKind::SignedOut).render(&config.pages, request_id, false)
-}
-
-/// Accepts connections until `shutdown` resolves, then waits (bounded by
-/// `shutdown_timeout`) for in-flight requests to finish. Each request is
-/// handled by the `App` in force when it arrives (see `lifecycle::reload`).
-pub async fn serve(
-    app: SharedApp,
-    listener: Listener,
-    shutdown: impl Future<Output = ()>,
-) -> std::io::Result<()> {
-    let graceful = GracefulShutdown::new();
-    let builder = auto::Builder::new(TokioExecutor::new());
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, peer) = match accepted {
-                    Ok(a) => a,
-                    Err(e) => {
-                        // Out of file descriptors and the like: back off.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let app = app.clone();
-                let svc = service_fn(move |req| {
-                    let app = app.load_full();
-                    async move { Ok::<_, Infallible>(app.handle(req, peer).await) }
-                });
-                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc).into_owned();
-                let conn = graceful.watch(conn);
-                tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!(error = %e, "connection ended with an error");
-                    }
-                });
-            }
-            () = &mut shutdown => break,
-        }
-    }
-    drop(listener);
-    tracing::info!("shutting down: no new connections, waiting for in-flight requests");
-    let timeout = app.load().config.shutdown_timeout;
-    tokio::select! {
-        () = graceful.shutdown() => tracing::info!("all connections closed"),
-        () = tokio::time::sleep(timeout) => tracing::warn!(?timeout, "shutdown timeout reached; closing remaining connections"),
-    }
-    Ok(())
 }

@@ -8,22 +8,23 @@ mod ship_support;
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::process::{Server, Shutdown};
 use common::{BROWSER_ACCEPT, TestUpstream, alice};
 use serde_json::Value;
 use ship_support::*;
 
+/// Dropping it stops Caddy gracefully (SIGTERM), before its temp dir goes.
 struct Caddy {
-    child: Child,
+    server: Server,
     _dir: tempfile::TempDir,
 }
 
 impl Drop for Caddy {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.server.stop();
     }
 }
 
@@ -41,20 +42,24 @@ impl Caddy {
         let file = dir.path().join("Caddyfile");
         std::fs::write(&file, caddyfile).unwrap();
         let log = std::fs::File::create(dir.path().join("caddy.log")).unwrap();
-        let child = Command::new(caddy_bin())
-            .args(["run", "--adapter", "caddyfile", "--config"])
-            .arg(&file)
-            .env("HOME", dir.path())
-            .env("XDG_DATA_HOME", dir.path())
-            .env("XDG_CONFIG_HOME", dir.path())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let mut caddy = Caddy { child, _dir: dir };
+        let server = Server::spawn(
+            "caddy",
+            Command::new(caddy_bin())
+                .args(["run", "--adapter", "caddyfile", "--config"])
+                .arg(&file)
+                .env("HOME", dir.path())
+                .env("XDG_DATA_HOME", dir.path())
+                .env("XDG_CONFIG_HOME", dir.path())
+                .stdout(Stdio::null())
+                .stderr(log),
+            Shutdown::Term,
+            Duration::from_secs(10),
+        )
+        .unwrap();
+        let mut caddy = Caddy { server, _dir: dir };
         let deadline = Instant::now() + Duration::from_secs(15);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Ok(Some(s)) = caddy.child.try_wait() {
+            if let Some(s) = caddy.server.try_exit() {
                 panic!("caddy exited ({s}): {}", caddy.log());
             }
             assert!(
@@ -173,10 +178,12 @@ async fn forward_auth(unix: bool) {
     let v: Value = r.json().await.unwrap();
     // Caddy's copy_headers sets each listed header to what Portcullis
     // answered: empty here, never the client's value.
+    let mut cases = common::cases::Cases::new();
     for h in ["x-forwarded-user", "x-forwarded-groups"] {
         let got = v["headers"].get(h).and_then(Value::as_str).unwrap_or("");
-        assert_eq!(got, "", "{h}: {v}");
+        cases.eq(h, got, "");
     }
+    cases.finish();
 
     // A passthrough token: the app gets the token's identity, not the token.
     let r = c

@@ -17,8 +17,8 @@ use serde_saphyr::figment::Yaml;
 
 pub use model::{LogFormat, LoginConfig, PagesConfig, RawConfig, Scheme};
 pub use validate::{
-    Access, BasicAuth, Config, Headers, Passthrough, PathRule, PathRuleKind, Session, Token,
-    Upstream,
+    Access, BasicAuth, Config, Connections, HeaderPattern, Headers, Passthrough, PathRule,
+    PathRuleKind, Session, Token, Upstream,
 };
 
 /// Prefix of the environment variables that override the file.
