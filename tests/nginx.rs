@@ -175,7 +175,10 @@ async fn proxy_mode(unix: bool) {
         .await
         .unwrap();
     assert_eq!(r.status(), 401);
-    assert!(r.headers().contains_key("www-authenticate"));
+    assert_eq!(
+        r.headers()["www-authenticate"],
+        format!("Portcullis realm=\"{DOMAIN}\"")
+    );
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["login_url"], "/.portcullis/login?rd=%2Fapi%2Fitems");
 
