@@ -43,3 +43,9 @@ pub fn token_used(ctx: Ctx<'_>, token_name: &str) {
 pub fn logout(ctx: Ctx<'_>, user: Option<&str>) {
     tracing::info!(target: "audit", event = "logout", request_id = ctx.request_id, client_ip = %ctx.client_ip, user = user.unwrap_or("-"));
 }
+
+/// A request the gate refused to judge for the app (ambiguous path, other
+/// host, tunnel, unbelievable forward-auth question).
+pub fn request_refused(ctx: Ctx<'_>, reason: &str) {
+    tracing::warn!(target: "audit", event = "request_refused", request_id = ctx.request_id, client_ip = %ctx.client_ip, reason);
+}

@@ -14,9 +14,9 @@ use figment::Figment;
 use figment::providers::{Env, Format};
 use serde_saphyr::figment::Yaml;
 
-pub use model::{LogFormat, LoginConfig, PagesConfig, RawConfig, Scheme};
+pub use model::{HeaderFamily, LogFormat, LoginConfig, PagesConfig, RawConfig, Scheme};
 pub use validate::{
-    Access, BasicAuth, Config, Headers, Passthrough, PathRule, PathRuleKind, Session, Token,
+    Access, BasicAuth, Config, Headers, Hosts, Passthrough, PathRule, PathRuleKind, Session, Token,
     Upstream,
 };
 
