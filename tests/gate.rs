@@ -802,3 +802,90 @@ async fn basic_auth_and_host_rules_for_the_upstream() {
     );
     assert!(!gate.log().contains("app-shared-secret"));
 }
+
+/// The path battery of tests/common/paths.rs through the proxy: every shape
+/// is either the gate's own answer (nothing reaches the app) or reaches the
+/// app unchanged and is read as `/public/…` by every router.
+#[tokio::test]
+async fn path_battery_through_the_proxy() {
+    use common::paths::*;
+    check_the_judge();
+    let up = RecordingUpstream::start().await;
+    let gate = Gate::start(&base_yaml(
+        &up.url(),
+        "passthrough:\n  paths:\n    - prefix: /public/\n",
+    ));
+    let cases = cases("app.test");
+    assert!(cases.len() >= 40, "{} shapes", cases.len());
+    let mut failures = Vec::new();
+    for (n, case) in cases.iter().enumerate() {
+        let response = send_tcp(gate.addr, &case.head(n, "app.test", "")).await;
+        let out = Outcome {
+            response,
+            seen: up.seen_for(n),
+        };
+        if let Some(why) = judge(case, case.expect, &out, true) {
+            failures.push(format!("{} {}: {why}", case.method, case.target));
+        }
+    }
+    // Nothing reached the upstream that a case did not account for.
+    let stray: Vec<String> = up
+        .seen()
+        .iter()
+        .filter(|s| !s.headers.contains_key(CASE_HEADER))
+        .map(|s| s.target.clone())
+        .collect();
+    if !stray.is_empty() {
+        failures.push(format!("upstream saw requests of no case: {stray:?}"));
+    }
+    let refused = gate.events("request_refused");
+    let expected_refusals = cases
+        .iter()
+        .filter(|c| matches!(c.expect, Expect::Refused(_)))
+        .count();
+    if refused.len() != expected_refusals {
+        failures.push(format!(
+            "{} request_refused audit events for {expected_refusals} refusals",
+            refused.len()
+        ));
+    }
+    assert_all_passed("proxy", &failures);
+}
+
+/// The header battery of tests/common/spoofs.rs through the proxy: no
+/// forged header, session cookie or passthrough token reaches the app on
+/// any route; the app's own credentials do.
+#[tokio::test]
+async fn header_battery_through_the_proxy() {
+    use common::paths::{CASE_HEADER, RecordingUpstream};
+    use common::spoofs::*;
+    let up = RecordingUpstream::start().await;
+    let gate = Gate::start(&base_yaml(&up.url(), &gate_yaml_extra()));
+    let session = gate.session_cookie(&alice_with_department());
+    let session_token = session.split_once('=').unwrap().1.to_string();
+    let c = client();
+    let mut failures = Vec::new();
+    for (n, probe) in probes(&session).iter().enumerate() {
+        let mut rb = c
+            .get(gate.url(probe.path))
+            .header(CASE_HEADER, n.to_string());
+        for (k, v) in forged().iter().chain(&probe.headers) {
+            rb = rb.header(*k, v);
+        }
+        let status = rb.send().await.unwrap().status();
+        let seen = up.seen_for(n);
+        match (status.as_u16(), seen.as_slice()) {
+            (200, [one]) => failures.extend(
+                judge(probe, &one.headers, &session_token)
+                    .into_iter()
+                    .map(|w| format!("{}: {w}", probe.name)),
+            ),
+            _ => failures.push(format!(
+                "{}: status {status}, upstream saw {} requests",
+                probe.name,
+                seen.len()
+            )),
+        }
+    }
+    common::paths::assert_all_passed("proxy", &failures);
+}

@@ -342,14 +342,19 @@ async fn auth_request_mode(unix: bool) {
     assert_eq!(r.status(), 200);
     let v: Value = r.json().await.unwrap();
     assert!(v["headers"].get("x-forwarded-user").is_none(), "{v}");
-    // A path trick does not make a private path public.
+    // A path trick does not make a private path public: the gate's 401
+    // (the path battery below tries many more).
     let r = c
         .get(url("/public/..%2Fdashboard"))
         .header("accept", "application/json")
         .send()
         .await
         .unwrap();
-    assert_ne!(r.status(), 200);
+    assert_eq!(r.status(), 401);
+    assert_eq!(
+        r.headers()["www-authenticate"],
+        format!("Portcullis realm=\"{DOMAIN}\"")
+    );
 
     // The auth endpoint itself is internal to nginx.
     let r = c
@@ -379,4 +384,222 @@ async fn nginx_auth_request_mode_over_tcp() {
 #[tokio::test]
 async fn nginx_auth_request_mode_over_unix_socket() {
     auth_request_mode(true).await;
+}
+
+/// Portcullis and nginx (the auth_request example) in front of a recording
+/// app; the example gets the two lines an operator adds for `headers.extra`.
+async fn auth_request_front(
+    extra_yaml: &str,
+) -> (
+    common::paths::RecordingUpstream,
+    Gate,
+    Nginx,
+    u16,
+    tempfile::TempDir,
+) {
+    let app = common::paths::RecordingUpstream::start().await;
+    let yaml = format!(
+        "domain: {DOMAIN}\nlisten: 127.0.0.1:0\nupstream:\n  url: {}\nsession:\n  key_file: KEYFILE\nlog:\n  format: json\n  level: info\n{extra_yaml}",
+        app.url()
+    );
+    let gate = Gate::start(&yaml, &[]);
+    let (tls_port, http_port) = (free_port(), free_port());
+    let (mut conf, certs) = site(
+        "nginx-auth-request.conf",
+        &gate,
+        tls_port,
+        http_port,
+        Some(app.addr),
+    );
+    conf = replace_once(
+        &conf,
+        "        proxy_set_header X-Forwarded-Name               $portcullis_name;\n",
+        "        proxy_set_header X-Forwarded-Name               $portcullis_name;\n        auth_request_set $portcullis_dept $upstream_http_x_dept;\n        proxy_set_header X-Dept $portcullis_dept;\n",
+    );
+    let nginx = Nginx::start(&conf, tls_port);
+    (app, gate, nginx, tls_port, certs)
+}
+
+/// The path battery through nginx auth_request: nginx judges nothing
+/// itself, so every shape is Portcullis' 401 (rendered by nginx's
+/// error_page), refused, or reaches the app unchanged and reads as public.
+#[tokio::test]
+async fn nginx_auth_request_path_battery() {
+    use common::paths::*;
+    let (app, gate, nginx, port, _certs) =
+        auth_request_front("passthrough:\n  paths:\n    - prefix: /public/\n").await;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut failures = Vec::new();
+    let mut table = Vec::new();
+    for (n, case) in cases(DOMAIN).iter().enumerate() {
+        let response = send_tls(addr, DOMAIN, &case.head(n, DOMAIN, "")).await;
+        let out = Outcome {
+            response,
+            seen: app.seen_for(n),
+        };
+        let expect = nginx_expect(case);
+        table.push(format!(
+            "{} {} -> {} seen {:?}",
+            case.method,
+            case.target,
+            out.response.status,
+            out.seen.iter().map(|s| &s.target).collect::<Vec<_>>()
+        ));
+        if let Some(why) = judge(case, expect, &out, false) {
+            failures.push(format!("{} {}: {why}", case.method, case.target));
+        }
+    }
+    // The gate refused its three: two through /.portcullis/, one question.
+    let refused = gate
+        .log_lines()
+        .into_iter()
+        .filter(|v| v["target"] == "audit" && v["event"] == "request_refused")
+        .count();
+    if refused != 3 {
+        failures.push(format!(
+            "{refused} request_refused audit events, expected 3"
+        ));
+    }
+    if !failures.is_empty() {
+        eprintln!("{}", table.join("\n"));
+        eprintln!("nginx error log:\n{}", nginx.error_log());
+        eprintln!("gate log:\n{}", gate.log());
+    }
+    assert_all_passed("nginx auth_request", &failures);
+}
+
+/// What nginx in front changes in the proxy-mode expectation.
+fn nginx_expect(case: &common::paths::Case) -> common::paths::Expect {
+    use common::paths::Expect::*;
+    match (case.method, case.target.as_str()) {
+        // nginx refuses these itself (it serves no `*` and opens no tunnel).
+        ("OPTIONS", "*") | ("CONNECT", _) => FrontRefused(400),
+        (_, "/public/..%00/admin" | "/public/%zz") => FrontRefused(400),
+        // nginx resolves it to /admin and asks; Portcullis refuses the
+        // question (audited), which nginx answers with a 500.
+        (_, "/.portcullis/../admin") => FrontRefused(500),
+        // nginx resolves these into /.portcullis/, which it sends to
+        // Portcullis itself: the proxy-mode refusal.
+        _ => case.expect,
+    }
+}
+
+/// The header battery through nginx auth_request: the app sees what
+/// Portcullis answered (identity, Cookie without the session, Authorization
+/// without a token), never the client's forgeries.
+#[tokio::test]
+async fn nginx_auth_request_header_battery() {
+    use common::paths::CASE_HEADER;
+    use common::spoofs::*;
+    let (app, gate, nginx, port, _certs) = auth_request_front(&gate_yaml_extra()).await;
+    let session = gate.cookie(&alice_with_department());
+    let session_token = session.split_once('=').unwrap().1.to_string();
+    let c = https_client(port);
+    let mut failures = Vec::new();
+    for (n, probe) in probes(&session).iter().enumerate() {
+        let mut rb = c
+            .get(format!("https://{DOMAIN}:{port}{}", probe.path))
+            .header(CASE_HEADER, n.to_string());
+        for (k, v) in forged().iter().chain(&probe.headers) {
+            rb = rb.header(*k, v);
+        }
+        let status = rb.send().await.unwrap().status();
+        let seen = app.seen_for(n);
+        match (status.as_u16(), seen.as_slice()) {
+            (200, [one]) => failures.extend(
+                judge(probe, &one.headers, &session_token)
+                    .into_iter()
+                    .map(|w| format!("{}: {w}", probe.name)),
+            ),
+            _ => failures.push(format!(
+                "{}: status {status}, app saw {} requests",
+                probe.name,
+                seen.len()
+            )),
+        }
+    }
+    if !failures.is_empty() {
+        eprintln!("nginx error log:\n{}", nginx.error_log());
+    }
+    common::paths::assert_all_passed("nginx auth_request", &failures);
+}
+
+/// nginx sets X-Original-URI/-Method (the `nginx` family, the default);
+/// a client's X-Forwarded-Uri/-Method is never believed: a copy that
+/// disagrees is refused and audited, one that agrees changes nothing.
+#[tokio::test]
+async fn nginx_auth_request_believes_only_its_header_family() {
+    use common::paths::*;
+    let (app, gate, _nginx, port, _certs) =
+        auth_request_front("passthrough:\n  paths:\n    - prefix: /public/\n").await;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut failures = Vec::new();
+    // (method, target, extra headers, status, reaches the app)
+    for (n, (method, target, extra, want, reaches)) in [
+        // The client claims its request for /admin is for /public/x.
+        (
+            "GET",
+            "/admin",
+            "\r\nX-Forwarded-Uri: /public/x",
+            500,
+            false,
+        ),
+        (
+            "GET",
+            "/admin",
+            "\r\nX-Forwarded-Uri: /public/x\r\nX-Forwarded-Method: GET",
+            500,
+            false,
+        ),
+        // …or that its POST is a GET.
+        (
+            "POST",
+            "/public/x",
+            "\r\nX-Forwarded-Method: GET",
+            500,
+            false,
+        ),
+        // Agreeing copies change nothing either way.
+        ("GET", "/admin", "\r\nX-Forwarded-Uri: /admin", 401, false),
+        (
+            "GET",
+            "/public/x",
+            "\r\nX-Forwarded-Uri: /public/x",
+            200,
+            true,
+        ),
+        // A forged X-Original-URI is replaced by nginx's own.
+        ("GET", "/admin", "\r\nX-Original-URI: /public/x", 401, false),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let head = format!(
+            "{method} {target} HTTP/1.1\r\nHost: {DOMAIN}\r\nAccept: application/json\r\n{CASE_HEADER}: {n}{extra}"
+        );
+        let r = send_tls(addr, DOMAIN, &head).await;
+        let seen = app.seen_for(n);
+        if r.status != want || seen.len() != usize::from(reaches) {
+            failures.push(format!(
+                "{method} {target} with {extra:?}: {} (app saw {}), expected {want}",
+                r.status,
+                seen.len()
+            ));
+        }
+    }
+    let refused: Vec<serde_json::Value> = gate
+        .log_lines()
+        .into_iter()
+        .filter(|v| v["target"] == "audit" && v["event"] == "request_refused")
+        .collect();
+    if refused.len() != 3
+        || !refused.iter().all(|e| {
+            e["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("disagrees"))
+        })
+    {
+        failures.push(format!("audit: {refused:?}"));
+    }
+    common::paths::assert_all_passed("nginx header family", &failures);
 }

@@ -427,7 +427,9 @@ pub fn client() -> reqwest::Client {
 pub const BROWSER_ACCEPT: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
 
 pub mod oidc;
+pub mod paths;
 pub mod saml;
+pub mod spoofs;
 
 /// A free loopback port (bound and released; the gate binds it next).
 pub fn free_port() -> u16 {
