@@ -154,6 +154,100 @@ fn query_flag(query: Option<&str>, name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gate::Via;
+    use crate::identity::Identity;
+
+    fn config(extra: &str) -> Config {
+        crate::config::from_yaml_str(&format!(
+            "domain: app.test\nupstream:\n  url: http://127.0.0.1:1\n{extra}"
+        ))
+        .unwrap()
+    }
+
+    fn allow(identity: Option<&str>, token_in_authorization: bool) -> Allow {
+        Allow {
+            via: Via::Passthrough,
+            identity: identity.map(|u| Identity {
+                subject: u.into(),
+                user: u.into(),
+                ..Default::default()
+            }),
+            set_cookies: vec!["s=renewed; Path=/".into()],
+            token_in_authorization,
+        }
+    }
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn answer_without_identity_blanks_everything_owned() {
+        let c = config("headers:\n  extra:\n    department: X-Dept\n");
+        let req = headers(&[
+            ("cookie", "a=1; __Host-portcullis_session=t"),
+            ("cookie", "portcullis_txn_x=y; b=2"),
+            ("authorization", "Basic YTpi"),
+            ("x-forwarded-user", "forged"),
+        ]);
+        let resp = allowed(&c, &req, &allow(None, false));
+        let h = resp.headers();
+        for name in [
+            "x-forwarded-user",
+            "x-forwarded-email",
+            "x-forwarded-groups",
+            "x-forwarded-preferred-username",
+            "x-forwarded-name",
+            "x-dept",
+            "x-portcullis-authorization",
+        ] {
+            assert_eq!(h[name], "", "{name}");
+        }
+        assert_eq!(h["cookie"], "a=1; b=2");
+        assert_eq!(h["authorization"], "Basic YTpi");
+        assert_eq!(h["set-cookie"], "s=renewed; Path=/");
+    }
+
+    #[test]
+    fn a_token_in_authorization_is_not_given_back() {
+        let c = config("");
+        let req = headers(&[
+            ("authorization", "Bearer tok"),
+            ("cookie", "portcullis_session=t"),
+        ]);
+        let resp = allowed(&c, &req, &allow(Some("backup"), true));
+        assert_eq!(resp.headers()["authorization"], "");
+        assert_eq!(resp.headers()["cookie"], "");
+        assert_eq!(resp.headers()["x-forwarded-user"], "backup");
+        // Two Authorization copies cannot be answered as one.
+        let req = headers(&[
+            ("authorization", "Basic YTpi"),
+            ("authorization", "Basic Yzpk"),
+        ]);
+        let resp = allowed(&c, &req, &allow(None, false));
+        assert_eq!(resp.headers()["authorization"], "");
+    }
+
+    #[test]
+    fn basic_auth_for_the_app_replaces_authorization() {
+        let c = crate::config::from_yaml_str(
+            "domain: app.test\nupstream:\n  url: http://127.0.0.1:1\n  basic_auth:\n    password: pw\n",
+        )
+        .unwrap();
+        let req = headers(&[("authorization", "Basic Zm9yZ2Vk")]);
+        let resp = allowed(&c, &req, &allow(Some("alice"), false));
+        // alice:pw
+        assert_eq!(resp.headers()["authorization"], "Basic YWxpY2U6cHc=");
+        let resp = allowed(&c, &req, &allow(None, false));
+        assert_eq!(resp.headers()["authorization"], "Basic Zm9yZ2Vk");
+    }
 
     #[test]
     fn redirect_flag() {

@@ -408,6 +408,7 @@ mod tests {
     fn tunnels_and_asterisk_form() {
         let f = fixture("");
         assert_eq!(kind(&proxied(&f, "OPTIONS", "*", &[])), "options");
+        assert_eq!(kind(&proxied(&f, "GET", "*", &[])), "refuse:AsteriskForm");
         assert_eq!(
             kind(&proxied(&f, "CONNECT", "app.test:443", &[])),
             "refuse:Tunnel"
