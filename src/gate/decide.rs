@@ -509,6 +509,32 @@ mod tests {
     }
 
     #[test]
+    fn an_aging_session_is_renewed_and_a_loop_counter_cleared() {
+        let f = fixture("");
+        let now = crate::session::now();
+        let id = Identity {
+            subject: "s".into(),
+            user: "alice".into(),
+            ..Default::default()
+        };
+        let mut claims = f.sessions.claims_for(&id, IdpKind::Oidc, now - 2000);
+        claims.exp = now + 600;
+        let cookie = format!(
+            "{}={}; __Host-portcullis_loop=2.{now}",
+            f.sessions.cookie_name(),
+            f.sessions.encode(&claims).unwrap()
+        );
+        let d = proxied(&f, "GET", "/x", &[("cookie", &cookie)]);
+        let Decision::Allow(a) = d else {
+            panic!("{d:?}")
+        };
+        assert_eq!(a.set_cookies.len(), 2, "{:?}", a.set_cookies);
+        assert!(a.set_cookies[0].starts_with("__Host-portcullis_session="));
+        assert!(!a.set_cookies[0].contains("Max-Age=0"));
+        assert!(a.set_cookies[1].starts_with("__Host-portcullis_loop=; Max-Age=0"));
+    }
+
+    #[test]
     fn strict_host_refuses_other_hosts() {
         let f = fixture("strict_host: true\ndomain_aliases: [app.internal]\n");
         for (target, host) in [
