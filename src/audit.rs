@@ -49,3 +49,9 @@ pub fn logout(ctx: Ctx<'_>, user: Option<&str>) {
 pub fn request_refused(ctx: Ctx<'_>, reason: &str) {
     tracing::warn!(target: "audit", event = "request_refused", request_id = ctx.request_id, client_ip = %ctx.client_ip, reason);
 }
+
+/// An IdP-initiated logout: `outcome` is `ended`, `no_session`, `ignored`
+/// (the request named somebody else) or `refused` (it failed a check).
+pub fn idp_logout(ctx: Ctx<'_>, user: Option<&str>, outcome: &str, reason: &str) {
+    tracing::info!(target: "audit", event = "idp_logout", request_id = ctx.request_id, client_ip = %ctx.client_ip, user = user.unwrap_or("-"), outcome, reason);
+}

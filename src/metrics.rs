@@ -126,6 +126,8 @@ struct Metrics {
     idp_refreshes: Family<Labels, Counter>,
     idp_last_ok: Gauge,
     idp_age: Gauge<f64, AtomicU64>,
+    saml_verify_refused: Family<Labels, Counter>,
+    saml_logouts: Family<Labels, Counter>,
     /// Unix seconds of the last successful IdP metadata load; 0: never.
     idp_loaded_at: AtomicI64,
 }
@@ -199,6 +201,18 @@ impl Metrics {
             Unit::Seconds,
             idp_age.clone(),
         );
+        let saml_verify_refused = Family::<Labels, Counter>::default();
+        r.register(
+            "saml_verifications_refused",
+            "SAML responses refused before signature verification because a budget was spent, by budget: transaction, client, global",
+            saml_verify_refused.clone(),
+        );
+        let saml_logouts = Family::<Labels, Counter>::default();
+        r.register(
+            "saml_idp_logouts",
+            "IdP-initiated SAML LogoutRequests by outcome: ended, no_session, ignored, refused",
+            saml_logouts.clone(),
+        );
         r.register(
             "build",
             "Portcullis version",
@@ -216,6 +230,8 @@ impl Metrics {
             idp_refreshes,
             idp_last_ok,
             idp_age,
+            saml_verify_refused,
+            saml_logouts,
             idp_loaded_at: AtomicI64::new(0),
         }
     }
@@ -324,6 +340,22 @@ pub fn session_error_label(e: &crate::session::SessionError) -> &'static str {
         E::TooLarge => "too_large",
         E::Signing => "signing_failed",
     }
+}
+
+/// `budget`: `transaction`, `client` or `global`.
+pub fn saml_verify_refused(budget: &'static str) {
+    METRICS
+        .saml_verify_refused
+        .get_or_create(&vec![("budget", budget)])
+        .inc();
+}
+
+/// `outcome`: `ended`, `no_session`, `ignored` or `refused`.
+pub fn saml_idp_logout(outcome: &'static str) {
+    METRICS
+        .saml_logouts
+        .get_or_create(&vec![("outcome", outcome)])
+        .inc();
 }
 
 pub fn upstream_answered(elapsed: Duration) {

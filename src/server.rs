@@ -147,6 +147,8 @@ impl App {
             request_id: rq.request_id,
             request_cookies: &jar,
             transactions: &self.transactions,
+            client_ip: rq.client_ip,
+            sessions: &self.sessions,
         };
         match self.login.start(ctx, return_to).await {
             Ok(mut resp) => {
@@ -205,9 +207,12 @@ impl App {
                     request_id: rq.request_id,
                     request_cookies: &view,
                     transactions: &self.transactions,
+                    client_ip: rq.client_ip,
+                    sessions: &self.sessions,
                 };
                 match self.login.endpoint(rest, ctx, req).await {
                     Some(EndpointOutcome::Respond(resp)) => resp,
+                    Some(EndpointOutcome::Refused(page)) => self.page(page, rq),
                     Some(EndpointOutcome::LoggedIn(done)) => self.complete_login(done, &view, rq),
                     Some(EndpointOutcome::Failed {
                         page,
@@ -255,7 +260,12 @@ impl App {
             }
             return resp;
         }
-        let set = match self.sessions.mint(&done.identity, done.idp, jar) {
+        let set = match self.sessions.mint_with_subject_format(
+            &done.identity,
+            done.idp,
+            done.subject_format.as_deref(),
+            jar,
+        ) {
             Ok(set) => set,
             Err(e) => {
                 metrics::login_failed(PageKind::TooLarge.code());

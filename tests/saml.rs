@@ -48,6 +48,9 @@ fn saml_yaml(
 struct Browser {
     /// port -> cookie name -> value (all hosts are 127.0.0.1).
     jar: BTreeMap<u16, BTreeMap<String, String>>,
+    /// The loopback address this browser connects from (another client
+    /// address for the gate); 127.0.0.1 when unset.
+    from: Option<std::net::IpAddr>,
 }
 
 #[derive(Debug, Clone)]
@@ -73,6 +76,21 @@ fn port_of(url: &str) -> u16 {
 }
 
 impl Browser {
+    fn from(ip: &str) -> Browser {
+        Browser {
+            from: Some(ip.parse().unwrap()),
+            ..Browser::default()
+        }
+    }
+
+    fn http(&self) -> reqwest::Client {
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .local_address(self.from)
+            .build()
+            .unwrap()
+    }
+
     fn cookie_header(&self, url: &str) -> String {
         self.jar
             .get(&port_of(url))
@@ -107,7 +125,8 @@ impl Browser {
             Some("127.0.0.1"),
             "{url}"
         );
-        let resp = client()
+        let resp = self
+            .http()
             .get(url)
             .header("accept", BROWSER_ACCEPT)
             .header("cookie", self.cookie_header(url))
@@ -122,7 +141,8 @@ impl Browser {
         let body = url::form_urlencoded::Serializer::new(String::new())
             .extend_pairs(fields)
             .finish();
-        let resp = client()
+        let resp = self
+            .http()
             .post(url)
             .header("accept", BROWSER_ACCEPT)
             .header("content-type", "application/x-www-form-urlencoded")
@@ -480,6 +500,53 @@ fn evil_assertion(signed: &str) -> String {
         .replace("alice@example.com", "bob@example.org")
 }
 
+/// The base64 DER of a PEM certificate file, as in a `ds:X509Certificate`.
+fn cert_b64(pem_file: &Path) -> String {
+    std::fs::read_to_string(pem_file)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect()
+}
+
+/// Every `name="…"` attribute in `xml` set to `value`.
+fn set_attr(xml: &str, name: &str, value: &str) -> String {
+    let needle = format!(" {name}=\"");
+    let mut out = String::new();
+    let mut rest = xml;
+    while let Some(i) = rest.find(&needle) {
+        let start = i + needle.len();
+        let end = start + rest[start..].find('"').unwrap();
+        out.push_str(&rest[..start]);
+        out.push_str(value);
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Whether xmlsec verifies every signature of `xml` with the certificate
+/// in `pem_file`, whatever the algorithm: samael's own verification with no
+/// algorithm list, independent of Portcullis' checks.
+fn verifies_with_any_algorithm(xml: &str, pem_file: &Path) -> Result<bool, String> {
+    use samael::crypto::CryptoProvider;
+    let der = openssl::x509::X509::from_pem(&std::fs::read(pem_file).unwrap())
+        .unwrap()
+        .to_der()
+        .unwrap();
+    let cert = samael::crypto::CertificateDer::from(der);
+    match samael::crypto::Crypto::reduce_xml_to_signed_with_allowed_algorithms(
+        xml,
+        &[cert],
+        samael::crypto::ReduceMode::default(),
+        None,
+    ) {
+        Ok(_) => Ok(true),
+        Err(samael::crypto::CryptoError::InvalidSignature) => Ok(false),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 #[tokio::test]
 async fn attacks_are_refused_with_an_audit_event() {
     let pair = sp_pair();
@@ -495,39 +562,70 @@ async fn attacks_are_refused_with_an_audit_event() {
         &idp.metadata_url(),
         entity,
         &pair,
-        "",
+        // One transaction and one client post every case below: the
+        // per-transaction and per-client budgets (tested on their own in
+        // `one_client_flooding_the_acs_does_not_stop_another_login`) are
+        // raised so that each case meets the check it is about.
+        "  acs_verify_limit:\n    per_transaction: 1000\n    per_client_burst: 1000\n",
         "",
     ));
     let mut b = Browser::default();
     let c = capture(&mut b, &gate, "alice", "/app").await;
     let key = idp.key_pem();
-    let stranger = {
+    let (stranger, stranger_cert) = {
         let dir = tempfile::tempdir().unwrap();
-        let (k, _) = new_pair(dir.path(), "stranger");
-        std::fs::read(k).unwrap()
+        let (k, c) = new_pair(dir.path(), "stranger");
+        (std::fs::read(k).unwrap(), cert_b64(&c))
     };
     let orig = assertion_of(&c.xml);
     let with_assertion = |a: &str| c.xml.replace(&orig, a);
     let evil = evil_assertion(&orig);
     let (sig_a, sig_b) = span(&orig, "<ds:Signature", "</ds:Signature>");
     let orig_sig = &orig[sig_a..sig_b];
+    let idp_cert = cert_b64(&idp.cert);
+    assert!(c.xml.contains(&idp_cert), "the IdP names its certificate");
+    let issuer = format!("<saml:Issuer>{}</saml:Issuer>", idp.metadata_url());
+    assert!(c.xml.contains(&issuer), "{}", c.xml);
+    let ten_minutes_ago = (chrono::Utc::now() - chrono::Duration::minutes(10))
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+
+    const NO_SIGNATURE: &str = "saml: the response carries no XML signature";
+    const ALTERED: &str = "saml: the signature does not verify with the IdP's metadata keys (the signed content was altered, or another key signed it)";
+    let sha224 = resign(
+        &c.xml
+            .replace("xmldsig-more#rsa-sha256", "xmldsig-more#rsa-sha224")
+            .replace("xmlenc#sha256", "xmldsig-more#sha224"),
+        &key,
+    );
+    // Positive control: the re-signed document verifies (xmlsec, any
+    // algorithm), so only the algorithm rule can refuse it.
+    assert_eq!(verifies_with_any_algorithm(&sha224, &idp.cert), Ok(true));
+    assert_eq!(verifies_with_any_algorithm(&c.xml, &idp.cert), Ok(true));
 
     let mut cases: Vec<(&str, String, &str)> = vec![
-        (
-            "unsigned response",
-            with_assertion(&evil),
-            "signature missing",
-        ),
-        ("signature removed", strip_signature(&c.xml), "signature missing"),
+        ("unsigned response", with_assertion(&evil), NO_SIGNATURE),
+        ("signature removed", strip_signature(&c.xml), NO_SIGNATURE),
         (
             "assertion changed after signing",
             c.xml.replace(">alice@example.com</saml:AttributeValue>", ">bob@example.org</saml:AttributeValue>"),
-            "signature missing",
+            ALTERED,
         ),
         (
-            "signed by a key not in the metadata",
+            "signed by a stranger's key, naming the stranger's certificate",
+            resign(&c.xml.replace(">alice<", ">bob<").replace(&idp_cert, &stranger_cert), &stranger),
+            "saml: the signature names a certificate that is not in the IdP metadata",
+        ),
+        (
+            "signed by a stranger's key, naming the IdP's certificate",
             resign(&c.xml.replace(">alice<", ">bob<"), &stranger),
-            "signature missing",
+            ALTERED,
+        ),
+        (
+            // Outside the allowed list; refused before any verification.
+            "signed with RSA-SHA224 by the IdP's own key",
+            sha224,
+            "saml: a signature uses an algorithm that is not allowed (RSA or ECDSA with SHA-256/384/512 only)",
         ),
         (
             "expired assertion",
@@ -537,7 +635,37 @@ async fn attacks_are_refused_with_an_audit_event() {
                     .replace("NotBefore=\"", "NotBefore=\"2019-01-01T00:00:00Z\" y=\""),
                 &key,
             ),
-            "expired",
+            "saml: the assertion has expired or is not yet valid",
+        ),
+        (
+            "NotBefore in the future",
+            resign(
+                &c.xml.replace("NotBefore=\"", "NotBefore=\"2099-01-01T00:00:00Z\" y=\""),
+                &key,
+            ),
+            "saml: the assertion has expired or is not yet valid",
+        ),
+        (
+            // Documented: IssueInstant at most clock_skew (60s) + 3 minutes old.
+            "IssueInstant ten minutes old",
+            resign(&set_attr(&c.xml, "IssueInstant", &ten_minutes_ago), &key),
+            "saml: the assertion has expired or is not yet valid",
+        ),
+        (
+            "Issuer of another IdP",
+            resign(&c.xml.replace(&issuer, "<saml:Issuer>http://other-idp.test/metadata</saml:Issuer>"), &key),
+            "saml: the Issuer is not the IdP of the metadata",
+        ),
+        (
+            "SubjectConfirmation not bearer",
+            resign(
+                &c.xml.replace(
+                    "Method=\"urn:oasis:names:tc:SAML:2.0:cm:bearer\"",
+                    "Method=\"urn:oasis:names:tc:SAML:2.0:cm:holder-of-key\"",
+                ),
+                &key,
+            ),
+            "saml: no bearer SubjectConfirmation with the required data",
         ),
         (
             "wrong Audience",
@@ -545,7 +673,7 @@ async fn attacks_are_refused_with_an_audit_event() {
                 &c.xml.replace(&format!("<saml:Audience>{entity}</saml:Audience>"), "<saml:Audience>http://other.test/sp</saml:Audience>"),
                 &key,
             ),
-            "Audience",
+            "saml: the assertion's Audience is not this SP",
         ),
         (
             "no AudienceRestriction",
@@ -553,17 +681,17 @@ async fn attacks_are_refused_with_an_audit_event() {
                 &c.xml.replace(&format!("<saml:AudienceRestriction><saml:Audience>{entity}</saml:Audience></saml:AudienceRestriction>"), ""),
                 &key,
             ),
-            "Audience",
+            "saml: the assertion's Audience is not this SP",
         ),
         (
             "wrong Recipient",
             resign(&c.xml.replace(&format!("Recipient=\"{ACS}\""), "Recipient=\"http://evil.test/acs\""), &key),
-            "Recipient",
+            "saml: the SubjectConfirmation Recipient is not this ACS",
         ),
         (
             "wrong Destination",
             c.xml.replacen(&format!("Destination=\"{ACS}\""), "Destination=\"http://evil.test/acs\"", 1),
-            "Destination",
+            "saml: Destination is not this ACS",
         ),
         (
             "signed InResponseTo of another request",
@@ -571,25 +699,13 @@ async fn attacks_are_refused_with_an_audit_event() {
                 let irt = c.xml.split("InResponseTo=\"").nth(2).unwrap().split('"').next().unwrap().to_string();
                 resign(&with_assertion(&orig.replace(&irt, "_someoneelse")), &key)
             },
-            "InResponseTo",
+            "saml: InResponseTo does not match this browser's login request",
         ),
         (
             "comment inside the NameID",
             resign(&c.xml.replace(">alice@example.com</saml:NameID>", ">alice@example.com.evil.example</saml:NameID>"), &key)
                 .replace(">alice@example.com.evil.example<", ">alice@example.com<!---->.evil.example<"),
-            "comment",
-        ),
-        (
-            // Outside the allowed list (SHA-1 would be too, but this
-            // machine's xmlsec will not even sign with it).
-            "signed with RSA-SHA224 by the IdP's own key",
-            resign(
-                &c.xml
-                    .replace("xmldsig-more#rsa-sha256", "xmldsig-more#rsa-sha224")
-                    .replace("xmlenc#sha256", "xmldsig-more#sha224"),
-                &key,
-            ),
-            "signature missing",
+            "saml: the response is not well-formed SAML (it contains an XML comment)",
         ),
         (
             "IdP status not Success",
@@ -597,7 +713,7 @@ async fn attacks_are_refused_with_an_audit_event() {
                 "<samlp:StatusCode Value=\"urn:oasis:names:tc:SAML:2.0:status:Success\"/>",
                 "<samlp:StatusCode Value=\"urn:oasis:names:tc:SAML:2.0:status:Responder\"/><samlp:StatusMessage>account locked</samlp:StatusMessage>",
             ),
-            "status",
+            "saml: the IdP answered with status Responder (account locked)",
         ),
     ];
     // XML Signature Wrapping: a second, unsigned assertion for bob in the
@@ -650,31 +766,42 @@ async fn attacks_are_refused_with_an_audit_event() {
         }),
     ];
     for (name, xml) in xsw {
-        cases.push((name, xml, "more than one assertion"));
+        cases.push((
+            name,
+            xml,
+            "saml: the response is not well-formed SAML (it has more than one assertion)",
+        ));
     }
 
+    let mut wrong = Vec::new();
     for (i, (name, xml, why)) in cases.iter().enumerate() {
         let resp = post_acs(&mut b, &gate, xml, &c.relay).await;
-        assert_eq!(resp.status(), 400, "{name}");
+        let status = resp.status();
         let session_set = resp
             .headers()
             .get_all("set-cookie")
             .iter()
             .any(|v| v.to_str().unwrap().contains("portcullis_session="));
-        assert!(!session_set, "{name}: a session was minted");
         let body = resp.text().await.unwrap();
-        if *name == "IdP status not Success" {
-            assert!(
-                body.contains("Responder") && body.contains("account locked"),
-                "{body}"
-            );
+        if status != 400 || session_set {
+            wrong.push(format!(
+                "{name}: status {status}, session minted: {session_set}"
+            ));
+        }
+        if *name == "IdP status not Success"
+            && !(body.contains("Responder") && body.contains("account locked"))
+        {
+            wrong.push(format!("{name}: the page does not show the IdP's status"));
         }
         let f = wait_failures(&gate, i + 1);
-        assert!(
-            f.get(i).is_some_and(|r| r.contains(why)),
-            "{name}: expected an audit reason with `{why}`, got {f:?}"
-        );
+        if f.get(i).map(String::as_str) != Some(*why) {
+            wrong.push(format!(
+                "{name}: audit reason {:?}, expected {why:?}",
+                f.get(i)
+            ));
+        }
     }
+    assert!(wrong.is_empty(), "{wrong:#?}");
 
     // Another login in the same browser: the first answer does not fit it.
     let other = start_login(&mut b, &gate, "/other").await;
@@ -688,14 +815,20 @@ async fn attacks_are_refused_with_an_audit_event() {
     let resp = post_acs(&mut b, &gate, &c.xml, &other_relay).await;
     assert_eq!(resp.status(), 400);
     let n = cases.len() + 1;
-    assert!(wait_failures(&gate, n)[n - 1].contains("InResponseTo"));
+    assert_eq!(
+        wait_failures(&gate, n)[n - 1],
+        "saml: InResponseTo does not match this browser's login request"
+    );
 
     // Without its transaction cookie the answer is refused before any
     // signature work.
     let mut stranger_browser = Browser::default();
     let resp = post_acs(&mut stranger_browser, &gate, &c.xml, &c.relay).await;
     assert_eq!(resp.status(), 400);
-    assert!(wait_failures(&gate, n + 1)[n].contains("transaction cookie is missing"));
+    assert_eq!(
+        wait_failures(&gate, n + 1)[n],
+        "saml: the login transaction cookie is missing (it expired, was blocked by the browser, or the login was started elsewhere)"
+    );
 
     // The untouched answer works (so the refusals above were the checks),
     // and the same answer posted again, even with its transaction cookie
@@ -704,10 +837,16 @@ async fn attacks_are_refused_with_an_audit_event() {
     let echo = finish(&mut b, &gate, &c).await;
     assert_eq!(header(&echo, "x-forwarded-user"), "alice");
     assert_eq!(echo["uri"], "/app");
-    let mut replayer = Browser { jar: saved };
+    let mut replayer = Browser {
+        jar: saved,
+        ..Browser::default()
+    };
     let resp = post_acs(&mut replayer, &gate, &c.xml, &c.relay).await;
     assert_eq!(resp.status(), 400);
-    assert!(wait_failures(&gate, n + 2)[n + 1].contains("replay"));
+    assert_eq!(
+        wait_failures(&gate, n + 2)[n + 1],
+        "saml: the assertion was already used (replay)"
+    );
 
     // An unsolicited (IdP-initiated) answer while that is off.
     let form = at_idp(
@@ -731,7 +870,10 @@ async fn attacks_are_refused_with_an_audit_event() {
     )
     .await;
     assert_eq!(resp.status(), 400);
-    assert!(wait_failures(&gate, n + 3)[n + 2].contains("unsolicited"));
+    assert_eq!(
+        wait_failures(&gate, n + 3)[n + 2],
+        "saml: unsolicited response while IdP-initiated login is off"
+    );
     // Never a payload in the log.
     assert!(!gate.log().contains("SAMLResponse") && !gate.log().contains("PHNhbWxw"));
 }
@@ -792,10 +934,12 @@ async fn attributes_under_oids_and_adfs_claim_uris_and_outsiders_get_403() {
             .unwrap()
             .contains("You do not have access")
     );
-    assert!(
-        gate.audit_events()
-            .iter()
-            .any(|e| e["event"] == "access_denied" && e["user"] == "carol@example.com")
+    let denied = gate.events("access_denied");
+    assert_eq!(denied.len(), 1, "{denied:?}");
+    assert_eq!(denied[0]["user"], "carol@example.com");
+    assert_eq!(
+        denied[0]["rule"],
+        "allowed_groups/allowed_emails/allowed_email_domains"
     );
     let resp = b.get(&gate.url("/")).await;
     assert_eq!(resp.status(), 302, "no session for carol");
@@ -1031,7 +1175,10 @@ async fn idp_key_rollover_is_picked_up_by_the_metadata_refresh() {
     let c = capture(&mut b, &gate, "alice", "/").await;
     let resp = post_acs(&mut b, &gate, &c.xml, &c.relay).await;
     assert_eq!(resp.status(), 400);
-    assert!(wait_failures(&gate, 1)[0].contains("signature"));
+    assert_eq!(
+        wait_failures(&gate, 1)[0],
+        "saml: the signature names a certificate that is not in the IdP metadata"
+    );
 
     // The IdP publishes the new key; the refresh picks it up.
     md.set(fetch_text(&idp.metadata_url()).await);
@@ -1096,6 +1243,18 @@ async fn many_acs_posts_do_not_grow_memory() {
     }
     let (after, _) = gate.rss_kb();
     eprintln!("gate RSS across 3000 refused ACS posts: {before} kB -> {after} kB");
+    // Each was refused by a cheap check, never by a verification budget
+    // (which would also keep memory flat, but only after verifying some).
+    assert_eq!(
+        tally(&wait_failures(&gate, 3300)),
+        BTreeMap::from([
+            ("saml: the assertion was already used (replay)".to_string(), 1650),
+            (
+                "saml: the login transaction cookie is missing (it expired, was blocked by the browser, or the login was started elsewhere)".to_string(),
+                1650
+            ),
+        ])
+    );
     // Through verification each post would leak about 4.6 kB (14 MB here).
     assert!(
         after < before + 8 * 1024,
@@ -1205,7 +1364,10 @@ async fn encrypted_assertions_need_a_signed_response_and_bad_ciphertext_is_conta
     assert!(c.xml.contains("EncryptedAssertion") && !c.xml.contains("<ds:Signature"));
     let resp = post_acs(&mut b, &gate, &c.xml, &c.relay).await;
     assert_eq!(resp.status(), 400);
-    assert!(wait_failures(&gate, 1)[0].contains("signature missing"));
+    assert_eq!(
+        wait_failures(&gate, 1)[0],
+        "saml: the response carries no XML signature"
+    );
 
     let gate = Gate::start(&saml_yaml(
         &up.url(),
@@ -1224,10 +1386,9 @@ async fn encrypted_assertions_need_a_signed_response_and_bad_ciphertext_is_conta
     let broken = format!("{}AAAA{}", &c.xml[..start], &c.xml[end..]);
     let resp = post_acs(&mut b, &gate, &resign(&broken, &idp.key_pem()), &c.relay).await;
     assert_eq!(resp.status(), 400);
-    assert!(
-        wait_failures(&gate, 1)[0].contains("cannot be decrypted"),
-        "{:?}",
-        failures(&gate)
+    assert_eq!(
+        wait_failures(&gate, 1)[0],
+        "saml: the encrypted assertion cannot be decrypted with the SP key"
     );
     // Still serving, and the real answer still logs in.
     let echo = finish(&mut b, &gate, &c).await;
@@ -1320,9 +1481,13 @@ async fn idp_initiated_login_when_allowed() {
         .replacen(&format!(" InResponseTo=\"{irt}\""), "", 1);
     let resp = post_acs(&mut Browser::default(), &gate, &stripped, "").await;
     assert_eq!(resp.status(), 400);
-    let f = wait_failures(&gate, 2);
-    assert!(f[0].contains("transaction cookie is missing"), "{f:?}");
-    assert!(f[1].contains("InResponseTo"), "{f:?}");
+    assert_eq!(
+        wait_failures(&gate, 2),
+        [
+            "saml: the login transaction cookie is missing (it expired, was blocked by the browser, or the login was started elsewhere)",
+            "saml: InResponseTo does not match this browser's login request",
+        ]
+    );
 }
 
 #[test]
@@ -1351,53 +1516,84 @@ fn saml_config_examples_name_the_sp_urls() {
     assert_eq!(n, 8);
 }
 
-#[tokio::test]
-async fn idp_initiated_logout_clears_the_session() {
-    let pair = sp_pair();
-    let entity = "http://app.test/sp-idpslo";
-    let idp = Idp::start(json!([sp(entity, &pair.cert, json!({}))]));
-    let up = TestUpstream::start().await;
-    let gate = Gate::start(&saml_yaml(
-        &up.url(),
-        &idp.metadata_url(),
-        entity,
-        &pair,
-        "",
-        "",
-    ));
-    let mut b = Browser::default();
-    login(&mut b, &gate, "alice", "/").await;
-    assert_eq!(b.get(&gate.url("/")).await.status(), 200);
+const RSA_SHA256: &str = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256";
+const EMAIL_FORMAT: &str = "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress";
 
-    // A forged, unsigned LogoutRequest is refused and ends nothing.
-    let forged = "<samlp:LogoutRequest xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\" ID=\"_f\" Version=\"2.0\"/>";
+/// A LogoutRequest as SimpleSAMLphp sends it.
+fn logout_request_xml(
+    id: &str,
+    issue_instant: chrono::DateTime<chrono::Utc>,
+    issuer: &str,
+    destination: &str,
+    name_id: &str,
+    format: &str,
+) -> String {
+    format!(
+        r#"<samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="{id}" Version="2.0" IssueInstant="{}" Destination="{destination}"><saml:Issuer>{issuer}</saml:Issuer><saml:NameID SPNameQualifier="http://app.test/sp-idpslo" Format="{format}">{name_id}</saml:NameID><samlp:SessionIndex>_s1</samlp:SessionIndex></samlp:LogoutRequest>"#,
+        issue_instant.format("%Y-%m-%dT%H:%M:%SZ")
+    )
+}
+
+/// The HTTP-Redirect query for `xml`, signed RSA-SHA256 with `key_pem`
+/// (SAML bindings §3.4.4.1), or unsigned.
+fn redirect_query(xml: &str, relay: &str, key_pem: Option<&[u8]>) -> String {
+    use std::io::Write;
     let mut deflated = Vec::new();
-    {
-        use std::io::Write;
-        let mut e =
-            flate2::write::DeflateEncoder::new(&mut deflated, flate2::Compression::default());
-        e.write_all(forged.as_bytes()).unwrap();
-        e.finish().unwrap();
-    }
-    let q: String = url::form_urlencoded::Serializer::new(String::new())
-        .append_pair(
-            "SAMLRequest",
-            &base64::engine::general_purpose::STANDARD.encode(&deflated),
-        )
+    let mut e = flate2::write::DeflateEncoder::new(&mut deflated, flate2::Compression::default());
+    e.write_all(xml.as_bytes()).unwrap();
+    e.finish().unwrap();
+    let mut q = url::form_urlencoded::Serializer::new(String::new());
+    q.append_pair(
+        "SAMLRequest",
+        &base64::engine::general_purpose::STANDARD.encode(&deflated),
+    );
+    q.append_pair("RelayState", relay);
+    let Some(key_pem) = key_pem else {
+        return q.finish();
+    };
+    q.append_pair("SigAlg", RSA_SHA256);
+    let signed = q.finish();
+    let key = openssl::pkey::PKey::private_key_from_pem(key_pem).unwrap();
+    let mut signer =
+        openssl::sign::Signer::new(openssl::hash::MessageDigest::sha256(), &key).unwrap();
+    signer.update(signed.as_bytes()).unwrap();
+    let sig = base64::engine::general_purpose::STANDARD.encode(signer.sign_to_vec().unwrap());
+    let tail: String = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("Signature", &sig)
         .finish();
-    let resp = b
-        .get(&gate.url(&format!("/.portcullis/saml/slo?{q}")))
-        .await;
-    assert_eq!(resp.status(), 400);
-    assert_eq!(b.get(&gate.url("/")).await.status(), 200);
+    format!("{signed}&{tail}")
+}
 
+/// The LogoutResponse XML in a redirect to the IdP.
+fn logout_response_of(location: &str) -> String {
+    use std::io::Read;
+    let b64 = url::Url::parse(location)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "SAMLResponse")
+        .unwrap()
+        .1
+        .to_string();
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .unwrap();
+    let mut xml = String::new();
+    flate2::read::DeflateDecoder::new(raw.as_slice())
+        .read_to_string(&mut xml)
+        .unwrap();
+    xml
+}
+
+/// Follows SimpleSAMLphp's IdP-initiated logout (initSLO) through the
+/// gate; returns the gate URL the IdP's LogoutRequest came to.
+async fn idp_initiated_slo(b: &mut Browser, gate: &Gate, idp: &Idp) -> String {
     let done = format!("http://127.0.0.1:{}/saml2/idp/metadata.php", idp.port);
     let mut url = format!(
         "http://127.0.0.1:{}/saml2/idp/initSLO.php?RelayState={}",
         idp.port,
         url::form_urlencoded::byte_serialize(done.as_bytes()).collect::<String>()
     );
-    let mut saw_gate = false;
+    let mut at_gate = None;
     for _ in 0..10 {
         let resp = b.get(&url).await;
         if !resp.status().is_redirection() {
@@ -1410,7 +1606,7 @@ async fn idp_initiated_logout_clears_the_session() {
                     rest.starts_with("/.portcullis/saml/slo?SAMLRequest="),
                     "{rest}"
                 );
-                saw_gate = true;
+                at_gate = Some(gate.url(rest));
                 gate.url(rest)
             }
             None => url::Url::parse(&url)
@@ -1423,13 +1619,289 @@ async fn idp_initiated_logout_clears_the_session() {
             break;
         }
     }
-    assert!(saw_gate, "the IdP never sent the LogoutRequest");
     assert_eq!(url, done, "the IdP did not finish the logout");
+    at_gate.expect("the IdP never sent the LogoutRequest")
+}
+
+/// An IdP-initiated LogoutRequest ends
+/// the session only when it is signed by the IdP over exactly the
+/// parameters used, fresh, not replayed, from the IdP, for this endpoint
+/// and for this session's NameID. The request signer here is the test's
+/// own (openssl over the query bytes), checked by a valid request that
+/// does end the session.
+#[tokio::test]
+async fn idp_initiated_logout_is_signed_fresh_once_and_for_this_session() {
+    let pair = sp_pair();
+    let entity = "http://app.test/sp-idpslo";
+    let idp = Idp::start(json!([sp(entity, &pair.cert, json!({}))]));
+    let up = TestUpstream::start().await;
+    let gate = Gate::start(&saml_yaml(
+        &up.url(),
+        &idp.metadata_url(),
+        entity,
+        &pair,
+        "",
+        "",
+    ));
+    let slo = "/.portcullis/saml/slo";
+    let dest = format!("http://app.test{slo}");
+    let issuer = idp.metadata_url();
+    let key = idp.key_pem();
+    let stranger = {
+        let dir = tempfile::tempdir().unwrap();
+        let (k, _) = new_pair(dir.path(), "stranger");
+        std::fs::read(k).unwrap()
+    };
+    let now = chrono::Utc::now;
+    let mut n = 0;
+    let mut fresh_id = || {
+        n += 1;
+        format!("_lr{n}")
+    };
+    let alice_req = |id: &str, at| {
+        logout_request_xml(id, at, &issuer, &dest, "alice@example.com", EMAIL_FORMAT)
+    };
+
+    let mut b = Browser::default();
+    login(&mut b, &gate, "alice", "/").await;
+    assert_eq!(b.get(&gate.url("/")).await.status(), 200);
+
+    let signed_for_bob = redirect_query(
+        &logout_request_xml(
+            &fresh_id(),
+            now(),
+            &issuer,
+            &dest,
+            "bob@example.org",
+            EMAIL_FORMAT,
+        ),
+        "/",
+        Some(&key),
+    );
+    let refused: Vec<(&str, String, &str)> = vec![
+        (
+            "well-formed, signed by a stranger's key",
+            redirect_query(&alice_req(&fresh_id(), now()), "/", Some(&stranger)),
+            "saml logout: the signature does not verify with a signing key of the IdP metadata",
+        ),
+        (
+            "well-formed, unsigned",
+            redirect_query(&alice_req(&fresh_id(), now()), "/", None),
+            "saml logout: the message is not signed (no SigAlg and Signature parameters)",
+        ),
+        (
+            "signed, RelayState changed after signing",
+            redirect_query(&alice_req(&fresh_id(), now()), "/", Some(&key))
+                .replace("RelayState=%2F", "RelayState=%2Fother"),
+            "saml logout: the signature does not verify with a signing key of the IdP metadata",
+        ),
+        (
+            "IssueInstant five minutes old",
+            redirect_query(
+                &alice_req(&fresh_id(), now() - chrono::Duration::minutes(5)),
+                "/",
+                Some(&key),
+            ),
+            "saml logout: IssueInstant is older than the clock skew allows",
+        ),
+        (
+            "IssueInstant five minutes ahead",
+            redirect_query(
+                &alice_req(&fresh_id(), now() + chrono::Duration::minutes(5)),
+                "/",
+                Some(&key),
+            ),
+            "saml logout: IssueInstant is later than now plus the clock skew",
+        ),
+        (
+            "Issuer of another IdP",
+            redirect_query(
+                &logout_request_xml(
+                    &fresh_id(),
+                    now(),
+                    "http://other-idp.test/md",
+                    &dest,
+                    "alice@example.com",
+                    EMAIL_FORMAT,
+                ),
+                "/",
+                Some(&key),
+            ),
+            "saml logout: the Issuer is missing or is not the IdP of the metadata",
+        ),
+        (
+            "Destination of another SP",
+            redirect_query(
+                &logout_request_xml(
+                    &fresh_id(),
+                    now(),
+                    &issuer,
+                    "http://other.test/slo",
+                    "alice@example.com",
+                    EMAIL_FORMAT,
+                ),
+                "/",
+                Some(&key),
+            ),
+            "saml logout: Destination is not this SLO endpoint",
+        ),
+        (
+            // Before: the signature was checked on the first raw SAMLRequest
+            // and the first decoded one was used.
+            "unsigned request for alice under an encoded name, before bob's signed one",
+            format!(
+                "SAML%52equest={}&{signed_for_bob}",
+                redirect_query(&alice_req(&fresh_id(), now()), "/", None)
+                    .strip_prefix("SAMLRequest=")
+                    .unwrap()
+                    .split('&')
+                    .next()
+                    .unwrap()
+            ),
+            "saml logout: the query carries SAMLRequest under a percent-encoded name",
+        ),
+        (
+            "second SAMLRequest after a signed one",
+            format!(
+                "{signed_for_bob}&{}",
+                redirect_query(&alice_req(&fresh_id(), now()), "/", None)
+                    .split('&')
+                    .next()
+                    .unwrap()
+            ),
+            "saml logout: the query carries SAMLRequest more than once",
+        ),
+        (
+            "second SigAlg",
+            format!("{signed_for_bob}&SigAlg=x"),
+            "saml logout: the query carries SigAlg more than once",
+        ),
+        (
+            "second Signature",
+            format!("{signed_for_bob}&Signature=AAAA"),
+            "saml logout: the query carries Signature more than once",
+        ),
+    ];
+    let mut wrong = Vec::new();
+    for (name, query, why) in &refused {
+        let before = gate.events("idp_logout").len();
+        let resp = b.get(&gate.url(&format!("{slo}?{query}"))).await;
+        if resp.status() != 400 {
+            wrong.push(format!("{name}: status {}", resp.status()));
+        }
+        let ev = gate.events("idp_logout");
+        match ev.get(before) {
+            Some(e) if e["outcome"] == "refused" && e["reason"] == *why => {}
+            other => wrong.push(format!("{name}: audit {other:?}, expected {why:?}")),
+        }
+        if b.get(&gate.url("/")).await.status() != 200 {
+            wrong.push(format!("{name}: the session was ended"));
+            login(&mut b, &gate, "alice", "/").await;
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
+
+    // Signed and fresh, but for another NameID (another user, or alice's
+    // value in another Format): the session is kept and the IdP is told
+    // this browser had no session of that principal.
+    let alice_persistent = logout_request_xml(
+        "_other_format",
+        now(),
+        &issuer,
+        &dest,
+        "alice@example.com",
+        "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent",
+    );
+    for (name, query, id) in [
+        ("bob's NameID", signed_for_bob.clone(), "_lr1"),
+        (
+            "alice's value, persistent Format",
+            redirect_query(&alice_persistent, "/", Some(&key)),
+            "_other_format",
+        ),
+    ] {
+        let before = gate.events("idp_logout").len();
+        let resp = b.get(&gate.url(&format!("{slo}?{query}"))).await;
+        assert_eq!(resp.status(), 302, "{name}");
+        let loc = resp.headers()["location"].to_str().unwrap().to_string();
+        assert!(
+            loc.starts_with(&format!(
+                "http://127.0.0.1:{}/saml2/idp/SingleLogoutService.php?SAMLResponse=",
+                idp.port
+            )),
+            "{name}: {loc}"
+        );
+        let xml = logout_response_of(&loc);
+        assert!(
+            xml.contains(&format!("InResponseTo=\"{id}\"")),
+            "{name}: {xml}"
+        );
+        assert!(
+            xml.contains(r#"<samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Requester"><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:UnknownPrincipal"/></samlp:StatusCode>"#),
+            "{name}: {xml}"
+        );
+        assert!(
+            resp.headers()
+                .get_all("set-cookie")
+                .iter()
+                .all(|c| !c.to_str().unwrap().contains("portcullis_session")),
+            "{name}: the session cookie was touched"
+        );
+        let ev = &gate.events("idp_logout")[before];
+        assert_eq!(ev["outcome"], "ignored", "{name}");
+        assert_eq!(ev["user"], "alice", "{name}");
+        assert_eq!(b.get(&gate.url("/")).await.status(), 200, "{name}");
+    }
+
+    // The real thing: SimpleSAMLphp's own LogoutRequest ends the session
+    // and the IdP accepts the answer.
+    let real = idp_initiated_slo(&mut b, &gate, &idp).await;
     assert_eq!(
         b.get(&gate.url("/")).await.status(),
         302,
         "the session survived"
     );
+    assert_eq!(
+        gate.events("idp_logout").last().unwrap()["outcome"],
+        "ended"
+    );
+
+    // Replayed, in a new session of the same user: refused, session kept.
+    login(&mut b, &gate, "alice", "/").await;
+    let resp = b.get(&real).await;
+    assert_eq!(resp.status(), 400);
+    let last = gate.events("idp_logout").last().unwrap().clone();
+    assert_eq!(
+        (last["outcome"].as_str(), last["reason"].as_str()),
+        (
+            Some("refused"),
+            Some("saml logout: this LogoutRequest ID was already used (replay)")
+        )
+    );
+    assert_eq!(b.get(&gate.url("/")).await.status(), 200);
+
+    // The test's own signer makes requests the gate accepts (so the
+    // refusals above were for their reasons).
+    let resp = b
+        .get(&gate.url(&format!(
+            "{slo}?{}",
+            redirect_query(&alice_req("_good", now()), "/back", Some(&key))
+        )))
+        .await;
+    assert_eq!(resp.status(), 302);
+    let xml = logout_response_of(resp.headers()["location"].to_str().unwrap());
+    assert!(
+        xml.contains(r#"InResponseTo="_good""#)
+            && xml.contains(r#"<samlp:Status><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Success"/></samlp:Status>"#),
+        "{xml}"
+    );
+    assert_eq!(
+        b.get(&gate.url("/")).await.status(),
+        302,
+        "the session survived"
+    );
+    // Never a payload in the log.
+    assert!(!gate.log().contains("SAMLRequest="));
 }
 
 /// With https and secure cookies (the default), the transaction cookie is
@@ -1499,4 +1971,219 @@ async fn secure_deployment_uses_a_cross_site_transaction_cookie() {
     );
     let echo: Value = b.get(&gate.url("/secure")).await.json().await.unwrap();
     assert_eq!(header(&echo, "x-forwarded-user"), "alice");
+}
+
+/// The README promises SHA-1 is refused: a real IdP signing with
+/// RSA-SHA1 is refused for the algorithm, while the same signature
+/// verifies when no algorithm rule applies (positive control).
+#[tokio::test]
+async fn rsa_sha1_signatures_from_the_idp_are_refused() {
+    let pair = sp_pair();
+    let entity = "http://app.test/sp-sha1";
+    let idp = Idp::start(json!([sp(
+        entity,
+        &pair.cert,
+        json!({"signature_algorithm": "http://www.w3.org/2000/09/xmldsig#rsa-sha1"})
+    )]));
+    let up = TestUpstream::start().await;
+    let gate = Gate::start(&saml_yaml(
+        &up.url(),
+        &idp.metadata_url(),
+        entity,
+        &pair,
+        "",
+        "",
+    ));
+    let mut b = Browser::default();
+    let c = capture(&mut b, &gate, "alice", "/").await;
+    assert!(
+        c.xml.contains(
+            r#"<ds:SignatureMethod Algorithm="http://www.w3.org/2000/09/xmldsig#rsa-sha1"/>"#
+        ),
+        "{}",
+        c.xml
+    );
+    assert_eq!(verifies_with_any_algorithm(&c.xml, &idp.cert), Ok(true));
+    let resp = post_acs(&mut b, &gate, &c.xml, &c.relay).await;
+    assert_eq!(resp.status(), 400);
+    assert_eq!(
+        wait_failures(&gate, 1),
+        [
+            "saml: a signature uses an algorithm that is not allowed (RSA or ECDSA with SHA-256/384/512 only)"
+        ]
+    );
+    assert_eq!(b.get(&gate.url("/")).await.status(), 302, "no session");
+}
+
+/// The AuthnRequest ID in a login redirect to the IdP.
+fn request_id_of(idp_url: &str) -> String {
+    use std::io::Read;
+    let url = url::Url::parse(idp_url).unwrap();
+    let b64 = url
+        .query_pairs()
+        .find(|(k, _)| k == "SAMLRequest")
+        .unwrap()
+        .1
+        .to_string();
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .unwrap();
+    let mut xml = String::new();
+    flate2::read::DeflateDecoder::new(raw.as_slice())
+        .read_to_string(&mut xml)
+        .unwrap();
+    xml.split(" ID=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+fn relay_of(idp_url: &str) -> String {
+    url::Url::parse(idp_url)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "RelayState")
+        .unwrap()
+        .1
+        .to_string()
+}
+
+/// `n` of each reason, in any order.
+fn tally(reasons: &[String]) -> BTreeMap<String, usize> {
+    let mut t = BTreeMap::new();
+    for r in reasons {
+        *t.entry(r.clone()).or_default() += 1;
+    }
+    t
+}
+
+/// Anyone can get transaction cookies whose InResponseTo
+/// reaches signature verification. One client (here 127.0.0.2) flooding
+/// the ACS with junk, or one transaction cookie posted from many
+/// addresses, spends only its own budget: another client's real login
+/// goes through. The shared budget is made small and slow to refill, so
+/// that without the per-client and per-transaction budgets the floods
+/// would leave none for the real login.
+#[tokio::test]
+async fn one_client_flooding_the_acs_does_not_stop_another_login() {
+    let pair = sp_pair();
+    let entity = "http://app.test/sp-flood";
+    let idp = Idp::start(json!([sp(entity, &pair.cert, json!({}))]));
+    let up = TestUpstream::start().await;
+    let gate = Gate::start(&saml_yaml(
+        &up.url(),
+        &idp.metadata_url(),
+        entity,
+        &pair,
+        "  acs_verify_limit:\n    rate: 0.05\n    burst: 12\n    per_client_rate: 0.01\n    per_client_burst: 4\n    per_transaction: 2\n",
+        "",
+    ));
+    const ALTERED: &str = "saml: the signature does not verify with the IdP's metadata keys (the signed content was altered, or another key signed it)";
+    const CLIENT_SPENT: &str =
+        "saml: too many responses to verify right now (this client address's budget is spent)";
+    const TXN_SPENT: &str =
+        "saml: too many responses to verify right now (this login transaction's budget is spent)";
+
+    // The attacker's template: its own signed answer (as carol).
+    let mut attacker = Browser::from("127.0.0.2");
+    let tmpl = capture(&mut attacker, &gate, "carol", "/").await;
+    let tmpl_irt = tmpl
+        .xml
+        .split("InResponseTo=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    let tmpl_aid = assertion_of(&tmpl.xml)
+        .split(" ID=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    let junk_for = |request_id: &str, n: usize| {
+        tmpl.xml
+            .replace(&tmpl_irt, request_id)
+            .replace(&tmpl_aid, &format!("{tmpl_aid}{n}"))
+    };
+
+    // Alice is at the IdP while the flood runs; she posts right after it.
+    let mut alice = Browser::default();
+    let alice_answer = capture(&mut alice, &gate, "alice", "/first").await;
+
+    // Flood 1: 40 junk answers from one address, each with a fresh
+    // transaction of its own.
+    let before = failures(&gate).len();
+    for n in 0..40 {
+        let mut f = Browser::from("127.0.0.2");
+        let loc = start_login(&mut f, &gate, "/").await;
+        let junk = junk_for(&request_id_of(&loc), n);
+        assert_eq!(
+            post_acs(&mut f, &gate, &junk, &relay_of(&loc))
+                .await
+                .status(),
+            400
+        );
+    }
+    let flood: Vec<String> = wait_failures(&gate, before + 40)[before..].to_vec();
+    assert_eq!(
+        tally(&flood),
+        BTreeMap::from([(ALTERED.to_string(), 4), (CLIENT_SPENT.to_string(), 36)])
+    );
+    let echo = finish(&mut alice, &gate, &alice_answer).await;
+    assert_eq!(header(&echo, "x-forwarded-user"), "alice");
+    assert_eq!(echo["uri"], "/first");
+
+    // Flood 2: one transaction cookie, copied to 20 addresses.
+    let mut bob = Browser::default();
+    let bob_answer = capture(&mut bob, &gate, "bob", "/second").await;
+    let mut holder = Browser::from("127.0.0.3");
+    let loc = start_login(&mut holder, &gate, "/").await;
+    let (rid, relay) = (request_id_of(&loc), relay_of(&loc));
+    let before = failures(&gate).len();
+    for n in 0..20 {
+        let mut copy = Browser {
+            jar: holder.jar.clone(),
+            from: Some(format!("127.0.0.{}", 10 + n).parse().unwrap()),
+        };
+        let junk = junk_for(&rid, 100 + n);
+        assert_eq!(
+            post_acs(&mut copy, &gate, &junk, &relay).await.status(),
+            400
+        );
+    }
+    let flood: Vec<String> = wait_failures(&gate, before + 20)[before..].to_vec();
+    assert_eq!(
+        tally(&flood),
+        BTreeMap::from([(ALTERED.to_string(), 2), (TXN_SPENT.to_string(), 18)])
+    );
+    let echo = finish(&mut bob, &gate, &bob_answer).await;
+    assert_eq!(header(&echo, "x-forwarded-user"), "bob");
+
+    // Each refusal is counted by budget.
+    let metrics = client()
+        .get(gate.url("/.portcullis/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let mut missing = Vec::new();
+    for line in [
+        r#"portcullis_saml_verifications_refused_total{budget="client"} 36"#,
+        r#"portcullis_saml_verifications_refused_total{budget="transaction"} 18"#,
+    ] {
+        if !metrics.lines().any(|l| l == line) {
+            missing.push(line);
+        }
+    }
+    assert!(missing.is_empty(), "{missing:?} not in:\n{metrics}");
+    assert!(!metrics.contains(r#"budget="global""#), "{metrics}");
 }

@@ -42,6 +42,59 @@ pub struct RawSaml {
     pub allow_idp_initiated: bool,
     #[serde(default)]
     pub attributes: RawAttributes,
+    #[serde(default)]
+    pub acs_verify_limit: AcsVerifyLimit,
+}
+
+/// How many ACS signature verifications may run: for all clients together,
+/// per client address (IPv6: per /64) and per login transaction. Each
+/// response is charged to its transaction, then its client, then the
+/// shared budget (see `idp::saml::budget`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AcsVerifyLimit {
+    /// Verifications a second, all clients together.
+    #[serde(default = "default_rate")]
+    pub rate: f64,
+    /// How many may come at once before `rate` applies.
+    #[serde(default = "default_burst")]
+    pub burst: u32,
+    /// Verifications a second for one client address.
+    #[serde(default = "default_client_rate")]
+    pub per_client_rate: f64,
+    #[serde(default = "default_client_burst")]
+    pub per_client_burst: u32,
+    /// Verifications one login transaction may cause in its lifetime.
+    #[serde(default = "default_per_transaction")]
+    pub per_transaction: u32,
+}
+
+fn default_rate() -> f64 {
+    20.0
+}
+fn default_burst() -> u32 {
+    40
+}
+fn default_client_rate() -> f64 {
+    1.0
+}
+fn default_client_burst() -> u32 {
+    10
+}
+fn default_per_transaction() -> u32 {
+    3
+}
+
+impl Default for AcsVerifyLimit {
+    fn default() -> Self {
+        AcsVerifyLimit {
+            rate: default_rate(),
+            burst: default_burst(),
+            per_client_rate: default_client_rate(),
+            per_client_burst: default_client_burst(),
+            per_transaction: default_per_transaction(),
+        }
+    }
 }
 
 /// Overrides of the built-in attribute aliases: each is one attribute name
@@ -116,6 +169,7 @@ pub struct Saml {
     pub clock_skew: Duration,
     pub allow_idp_initiated: bool,
     pub attributes: AttributeOverrides,
+    pub acs_verify_limit: AcsVerifyLimit,
 }
 
 pub const NAMEID_FORMATS: [(&str, &str); 4] = [
@@ -253,6 +307,29 @@ pub(super) fn validate(
             "must be at most 10m; fix the clocks (NTP) rather than widening the window".into(),
         );
     }
+    let lim = &raw.acs_verify_limit;
+    for (field, value) in [("rate", lim.rate), ("per_client_rate", lim.per_client_rate)] {
+        if !(value.is_finite() && value > 0.0 && value <= 10_000.0) {
+            add(
+                &format!("acs_verify_limit.{field}"),
+                format!(
+                    "`{value}` must be a number of verifications a second above 0 and at most 10000"
+                ),
+            );
+        }
+    }
+    for (field, value) in [
+        ("burst", lim.burst),
+        ("per_client_burst", lim.per_client_burst),
+        ("per_transaction", lim.per_transaction),
+    ] {
+        if !(1..=100_000).contains(&value) {
+            add(
+                &format!("acs_verify_limit.{field}"),
+                format!("`{value}` must be between 1 and 100000"),
+            );
+        }
+    }
     let mut attributes = AttributeOverrides::default();
     let a = raw.attributes.clone();
     let mut names = |field: &str, v: Option<OneOrMany>| -> Option<Vec<String>> {
@@ -301,6 +378,7 @@ pub(super) fn validate(
         clock_skew: raw.clock_skew,
         allow_idp_initiated: raw.allow_idp_initiated,
         attributes,
+        acs_verify_limit: raw.acs_verify_limit.clone(),
     })
 }
 
@@ -340,6 +418,62 @@ mod tests {
         assert!(
             matches!(s.metadata, MetadataSource::Url { refresh, .. } if refresh == Duration::from_secs(3600))
         );
+    }
+
+    #[test]
+    fn acs_verify_limit_defaults_and_bounds() {
+        let c = from_yaml_str(&format!(
+            "{MIN}saml:\n  idp_metadata_url: https://idp.example.com/md\n"
+        ))
+        .unwrap();
+        let l = c.saml.unwrap().acs_verify_limit;
+        // The documented defaults (docs/saml.md).
+        assert_eq!(
+            (
+                l.rate,
+                l.burst,
+                l.per_client_rate,
+                l.per_client_burst,
+                l.per_transaction
+            ),
+            (20.0, 40, 1.0, 10, 3)
+        );
+        let c = from_yaml_str(&format!(
+            "{MIN}saml:\n  idp_metadata_url: https://i/md\n  acs_verify_limit:\n    per_client_rate: 0.5\n    per_transaction: 1\n"
+        ))
+        .unwrap();
+        let l = c.saml.unwrap().acs_verify_limit;
+        assert_eq!(
+            (l.per_client_rate, l.per_transaction, l.burst),
+            (0.5, 1, 40)
+        );
+        let mut bad = Vec::new();
+        for (k, v) in [
+            ("rate", "0"),
+            ("rate", "-1"),
+            ("rate", "20000"),
+            ("per_client_rate", "0"),
+            ("burst", "0"),
+            ("per_client_burst", "0"),
+            ("per_transaction", "0"),
+            ("per_transaction", "1000000"),
+        ] {
+            let got = fields(&format!(
+                "{MIN}saml:\n  idp_metadata_url: https://i/md\n  acs_verify_limit:\n    {k}: {v}\n"
+            ));
+            if got != vec![format!("saml.acs_verify_limit.{k}")] {
+                bad.push(format!("{k}: {v} -> {got:?}"));
+            }
+        }
+        assert!(
+            fields(&format!(
+                "{MIN}saml:\n  idp_metadata_url: https://i/md\n  acs_verify_limit:\n    per_ip: 3\n"
+            ))
+            .len()
+                == 1,
+            "unknown keys are refused"
+        );
+        assert!(bad.is_empty(), "{bad:#?}");
     }
 
     #[test]

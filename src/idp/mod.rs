@@ -8,6 +8,7 @@
 pub mod oidc;
 pub mod saml;
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use http::{Request, Response};
@@ -17,7 +18,7 @@ use crate::Body;
 use crate::config::Config;
 use crate::identity::{Identity, IdpKind};
 use crate::pages::{Page, PageKind};
-use crate::session::Transactions;
+use crate::session::{Sessions, Transactions};
 
 /// What a finished login hands back to the server.
 #[derive(Debug)]
@@ -29,6 +30,9 @@ pub struct Completed {
     /// `Set-Cookie` values the flavour needs sent (e.g. clearing its
     /// transaction cookie).
     pub set_cookies: Vec<String>,
+    /// The SAML NameID Format of `identity.subject`, kept in the session
+    /// so that an IdP-initiated logout is compared with the whole NameID.
+    pub subject_format: Option<String>,
 }
 
 /// The outcome of a request to an IdP-owned endpoint.
@@ -44,6 +48,9 @@ pub enum EndpointOutcome {
         reason: String,
         set_cookies: Vec<String>,
     },
+    /// A request the flavour refused and already audited (not a login,
+    /// e.g. an IdP-initiated logout): show this page.
+    Refused(Page),
 }
 
 /// The configured identity provider. The OIDC and SAML flavours are added
@@ -72,6 +79,20 @@ pub struct LoginCtx<'a> {
     pub request_cookies: &'a [(&'a str, &'a str)],
     /// Where a started login keeps what it must remember.
     pub transactions: &'a Transactions,
+    /// The client address (after trusted proxies), for per-client limits.
+    pub client_ip: IpAddr,
+    /// The session cookies, for what an IdP-initiated logout must compare.
+    pub sessions: &'a Sessions,
+}
+
+impl LoginCtx<'_> {
+    /// The fields every audit event carries.
+    pub fn audit(&self) -> crate::audit::Ctx<'_> {
+        crate::audit::Ctx {
+            request_id: self.request_id,
+            client_ip: self.client_ip,
+        }
+    }
 }
 
 impl Login {

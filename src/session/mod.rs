@@ -52,6 +52,10 @@ pub struct SessionClaims {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub extra: BTreeMap<String, String>,
     pub idp: IdpKind,
+    /// The SAML NameID Format of `sub`, when the IdP gave one: an
+    /// IdP-initiated logout must name the same NameID.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub_fmt: Option<String>,
     pub auth_time: u64,
     pub iat: u64,
     pub exp: u64,
@@ -157,6 +161,7 @@ impl Sessions {
             groups: identity.groups.clone(),
             extra: identity.extra.clone(),
             idp,
+            sub_fmt: None,
             auth_time: now,
             iat: now,
             exp: 0,
@@ -190,8 +195,20 @@ impl Sessions {
         idp: IdpKind,
         request_cookies: &[(&str, &str)],
     ) -> Result<Vec<String>, SessionError> {
+        self.mint_with_subject_format(identity, idp, None, request_cookies)
+    }
+
+    /// [`Self::mint`], remembering the NameID Format of the subject.
+    pub fn mint_with_subject_format(
+        &self,
+        identity: &Identity,
+        idp: IdpKind,
+        subject_format: Option<&str>,
+        request_cookies: &[(&str, &str)],
+    ) -> Result<Vec<String>, SessionError> {
         let now = now();
-        let claims = self.claims_for(identity, idp, now);
+        let mut claims = self.claims_for(identity, idp, now);
+        claims.sub_fmt = subject_format.map(str::to_string);
         self.cookies_for(&claims, request_cookies, now)
     }
 
@@ -336,6 +353,38 @@ mod tests {
             groups: vec!["admins".into()],
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn the_subject_format_is_kept_only_when_given() {
+        let s = Sessions::new(&config(""), Arc::new(KeyRing::generate()));
+        let fmt = "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress";
+        let token_of = |set: Vec<String>| {
+            set[0]
+                .split(';')
+                .next()
+                .unwrap()
+                .split_once('=')
+                .unwrap()
+                .1
+                .to_string()
+        };
+        let with = s
+            .mint_with_subject_format(&alice(), IdpKind::Saml, Some(fmt), &[])
+            .unwrap();
+        assert_eq!(
+            s.decode(&token_of(with)).unwrap().sub_fmt.as_deref(),
+            Some(fmt)
+        );
+        let without = s.mint(&alice(), IdpKind::Saml, &[]).unwrap();
+        let token = token_of(without);
+        assert_eq!(s.decode(&token).unwrap().sub_fmt, None);
+        // Absent from the cookie, not `null`: sessions stay as small as before.
+        let payload = token.split('.').nth(1).unwrap();
+        let json =
+            base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload)
+                .unwrap();
+        assert!(!String::from_utf8(json).unwrap().contains("sub_fmt"));
     }
 
     #[test]

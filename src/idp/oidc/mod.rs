@@ -378,6 +378,7 @@ impl OidcLogin {
             idp: IdpKind::Oidc,
             return_to: txn.return_to,
             set_cookies: clear,
+            subject_format: None,
         })
     }
 

@@ -13,13 +13,18 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Mutex;
 
 use chrono::Utc;
+
+use super::budget::Budget;
+use base64::Engine;
 use quick_xml::events::Event;
 use quick_xml::name::ResolveResult;
+use samael::crypto::{AllowedSignatureAlgorithm, CertificateDer};
 use samael::schema::Assertion;
 use samael::service_provider::{Error as SamaelError, ServiceProvider};
 
 const PROTOCOL_NS: &[u8] = b"urn:oasis:names:tc:SAML:2.0:protocol";
 const ASSERTION_NS: &[u8] = b"urn:oasis:names:tc:SAML:2.0:assertion";
+const DSIG_NS: &[u8] = b"http://www.w3.org/2000/09/xmldsig#";
 pub const STATUS_SUCCESS: &str = "urn:oasis:names:tc:SAML:2.0:status:Success";
 const BEARER: &str = "urn:oasis:names:tc:SAML:2.0:cm:bearer";
 
@@ -45,12 +50,22 @@ pub enum AcsError {
     Destination,
     #[error("saml: the assertion was already used (replay)")]
     Replay,
-    #[error("saml: too many responses to verify right now")]
-    Busy,
+    #[error("saml: too many responses to verify right now ({0} is spent)")]
+    Busy(Budget),
     #[error("saml: the IdP metadata has expired and could not be refreshed")]
     MetadataExpired,
-    #[error("saml: signature missing, invalid, by an unknown key or with a weak algorithm")]
-    Signature,
+    #[error("saml: the response carries no XML signature")]
+    SignatureMissing,
+    #[error(
+        "saml: a signature uses an algorithm that is not allowed (RSA or ECDSA with SHA-256/384/512 only)"
+    )]
+    SignatureAlgorithm,
+    #[error("saml: the signature names a certificate that is not in the IdP metadata")]
+    SignatureUnknownKey,
+    #[error(
+        "saml: the signature does not verify with the IdP's metadata keys (the signed content was altered, or another key signed it)"
+    )]
+    SignatureInvalid,
     #[error("saml: the assertion has expired or is not yet valid")]
     Expired,
     #[error("saml: the assertion's Audience is not this SP")]
@@ -81,9 +96,13 @@ impl AcsError {
             AcsError::Unsolicited => "Sign-in started at the identity provider is not enabled for this application. Open the application's address instead and sign in from there.".into(),
             AcsError::Transaction(_) | AcsError::InResponseTo => "This answer does not belong to a sign-in started in this browser, or the sign-in took too long. Start again from the application's address (and allow its cookies).".into(),
             AcsError::Replay => "This answer of the identity provider was already used. Start again from the application's address.".into(),
-            AcsError::Busy => "Too many sign-ins are being checked right now. Wait a minute and try again.".into(),
+            AcsError::Busy(_) => "Too many sign-ins are being checked right now. Wait a minute and try again.".into(),
             AcsError::MetadataExpired => "The identity provider's configuration has expired and could not be refreshed. Administrators: check that Portcullis can reach the IdP metadata URL.".into(),
-            AcsError::Signature | AcsError::Issuer => "The answer is not signed by this application's identity provider. Administrators: check that the IdP signs its responses or assertions and that Portcullis has its current metadata.".into(),
+            AcsError::SignatureMissing
+            | AcsError::SignatureAlgorithm
+            | AcsError::SignatureUnknownKey
+            | AcsError::SignatureInvalid
+            | AcsError::Issuer => "The answer is not signed by this application's identity provider. Administrators: check that the IdP signs its responses or assertions and that Portcullis has its current metadata.".into(),
             AcsError::Expired => "The identity provider's answer has expired or is not valid yet. Sign in again; administrators: check that the clocks of Portcullis and the IdP agree.".into(),
             AcsError::Audience | AcsError::Destination | AcsError::Recipient => "The identity provider's answer was meant for another application. Administrators: check the entity ID and ACS URL registered at the IdP (see the SP metadata).".into(),
             AcsError::SubjectConfirmation => "The identity provider's answer lacks the bearer confirmation a browser sign-in needs. Administrators: check the IdP's SAML settings for this application.".into(),
@@ -105,6 +124,68 @@ pub struct Envelope {
     pub sub_status: Option<String>,
     pub status_message: Option<String>,
     pub assertion_ids: Vec<String>,
+    /// Every `ds:Signature`, in document order of their ends.
+    pub signatures: Vec<SignatureFacts>,
+}
+
+/// What a `ds:Signature` says about itself (unverified).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct SignatureFacts {
+    pub method: Option<String>,
+    pub digests: Vec<String>,
+    /// Base64 DER of each `ds:X509Certificate` in its KeyInfo.
+    pub certificates: Vec<String>,
+}
+
+impl SignatureFacts {
+    fn allowed(&self, allowed: &[AllowedSignatureAlgorithm]) -> bool {
+        self.method
+            .as_deref()
+            .is_some_and(|m| allowed.iter().any(|a| a.signature_uri() == m))
+            && !self.digests.is_empty()
+            && self
+                .digests
+                .iter()
+                .all(|d| allowed.iter().any(|a| a.digest_uri() == d))
+    }
+}
+
+/// The checks on the signatures that need no cryptography (samael makes
+/// the same ones, but says only "failed"): a response without any
+/// signature, or with one by an algorithm outside `allowed`, is refused
+/// before the expensive verification.
+pub fn signatures_precheck(
+    env: &Envelope,
+    allowed: &[AllowedSignatureAlgorithm],
+) -> Result<(), AcsError> {
+    if env.signatures.is_empty() {
+        return Err(AcsError::SignatureMissing);
+    }
+    if env.signatures.iter().any(|s| !s.allowed(allowed)) {
+        return Err(AcsError::SignatureAlgorithm);
+    }
+    Ok(())
+}
+
+/// Why verification failed, for the audit log: a signature naming a
+/// certificate that the metadata lacks was made by a stranger's key;
+/// otherwise the content changed after signing, or a stranger signed it
+/// while naming the IdP's certificate. Only the reason depends on this;
+/// the refusal does not.
+pub fn explain_signature_failure(env: &Envelope, metadata_certs: &[CertificateDer]) -> AcsError {
+    let known: Vec<String> = metadata_certs
+        .iter()
+        .map(|c| base64::engine::general_purpose::STANDARD.encode(c.der_data()))
+        .collect();
+    let names_a_stranger = env.signatures.iter().any(|s| {
+        let mut named = s.certificates.iter().filter(|c| !c.is_empty()).peekable();
+        named.peek().is_some() && !named.any(|c| known.contains(c))
+    });
+    if names_a_stranger {
+        AcsError::SignatureUnknownKey
+    } else {
+        AcsError::SignatureInvalid
+    }
 }
 
 impl Envelope {
@@ -150,6 +231,10 @@ pub fn prescan(xml: &str) -> Result<Envelope, AcsError> {
     let mut status_code_depth = 0usize;
     let mut in_message = false;
     let mut assertions = 0usize;
+    // Open ds:Signature elements (they can nest in wrapping attacks): the
+    // depth each started at, and what was read inside.
+    let mut sigs: Vec<(usize, SignatureFacts)> = Vec::new();
+    let mut in_certificate = false;
     loop {
         let (ns, ev) = reader
             .read_resolved_event()
@@ -186,6 +271,18 @@ pub fn prescan(xml: &str) -> Result<Envelope, AcsError> {
                     }
                 } else if is(&ns, ASSERTION_NS) && local == b"EncryptedAssertion" {
                     assertions += 1;
+                } else if is(&ns, DSIG_NS) && local == b"Signature" && !empty {
+                    sigs.push((depth, SignatureFacts::default()));
+                } else if let Some((_, sig)) = sigs.last_mut().filter(|_| is(&ns, DSIG_NS)) {
+                    match local {
+                        b"SignatureMethod" => sig.method = attr(e, b"Algorithm"),
+                        b"DigestMethod" => sig.digests.extend(attr(e, b"Algorithm")),
+                        b"X509Certificate" if !empty => {
+                            sig.certificates.push(String::new());
+                            in_certificate = true;
+                        }
+                        _ => {}
+                    }
                 }
                 if !empty {
                     depth += 1;
@@ -193,6 +290,12 @@ pub fn prescan(xml: &str) -> Result<Envelope, AcsError> {
             }
             Event::End(ref e) => {
                 depth = depth.saturating_sub(1);
+                in_certificate = false;
+                if sigs.last().is_some_and(|(d, _)| *d == depth)
+                    && let Some((_, sig)) = sigs.pop()
+                {
+                    env.signatures.push(sig);
+                }
                 if in_status > 0 && depth < in_status {
                     in_status = 0;
                 }
@@ -201,6 +304,14 @@ pub fn prescan(xml: &str) -> Result<Envelope, AcsError> {
                 }
                 if depth == 0 {
                     root_seen = true;
+                }
+            }
+            Event::Text(ref t) if in_certificate => {
+                if let (Ok(text), Some(c)) = (
+                    t.decode(),
+                    sigs.last_mut().and_then(|(_, s)| s.certificates.last_mut()),
+                ) {
+                    c.extend(text.chars().filter(|c| !c.is_ascii_whitespace()));
                 }
             }
             Event::Text(ref t) if in_message => {
@@ -282,7 +393,7 @@ pub fn verify(
 fn classify(e: &SamaelError) -> AcsError {
     use SamaelError as E;
     match e {
-        E::FailedToValidateSignature | E::CryptoXmlError(_) => AcsError::Signature,
+        E::FailedToValidateSignature | E::CryptoXmlError(_) => AcsError::SignatureInvalid,
         E::DestinationValidationError { .. } => AcsError::Destination,
         E::AssertionExpired { .. }
         | E::ResponseExpired { .. }
@@ -416,6 +527,86 @@ mod tests {
         let env = prescan(&xml).unwrap();
         assert!(!env.is_success());
         assert_eq!(env.status_text(), "Responder / AuthnFailed (Bad & wrong)");
+    }
+
+    const SIGNED: &str = r##"<samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_r"><saml:Assertion ID="_a1"><ds:Signature xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:SignedInfo><ds:SignatureMethod Algorithm="http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"/><ds:Reference URI="#_a1"><ds:DigestMethod Algorithm="http://www.w3.org/2001/04/xmlenc#sha256"/></ds:Reference></ds:SignedInfo><ds:KeyInfo><ds:X509Data><ds:X509Certificate>QUJD
+  REVG</ds:X509Certificate></ds:X509Data></ds:KeyInfo></ds:Signature></saml:Assertion></samlp:Response>"##;
+
+    #[test]
+    fn signatures_are_read_and_prechecked() {
+        use super::super::ALLOWED_SIGNATURE_ALGORITHMS as ALLOWED;
+        let env = prescan(SIGNED).unwrap();
+        assert_eq!(
+            env.signatures,
+            vec![SignatureFacts {
+                method: Some("http://www.w3.org/2001/04/xmldsig-more#rsa-sha256".into()),
+                digests: vec!["http://www.w3.org/2001/04/xmlenc#sha256".into()],
+                certificates: vec!["QUJDREVG".into()],
+            }]
+        );
+        assert_eq!(signatures_precheck(&env, ALLOWED), Ok(()));
+        let mut bad = Vec::new();
+        for (doc, want) in [
+            (OK.to_string(), AcsError::SignatureMissing),
+            (
+                SIGNED.replace("xmldsig-more#rsa-sha256", "xmldsig#rsa-sha1"),
+                AcsError::SignatureAlgorithm,
+            ),
+            (
+                SIGNED.replace("xmlenc#sha256", "xmldsig#sha1"),
+                AcsError::SignatureAlgorithm,
+            ),
+            (
+                SIGNED.replace(r#"<ds:SignatureMethod Algorithm="http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"/>"#, ""),
+                AcsError::SignatureAlgorithm,
+            ),
+            // A second, weak signature elsewhere spoils the whole response.
+            (
+                SIGNED.replace(
+                    "</saml:Assertion>",
+                    r#"</saml:Assertion><ds:Signature xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:SignedInfo><ds:SignatureMethod Algorithm="http://www.w3.org/2001/04/xmldsig-more#rsa-sha224"/></ds:SignedInfo></ds:Signature>"#,
+                ),
+                AcsError::SignatureAlgorithm,
+            ),
+            // Not in the dsig namespace: no signature at all.
+            (
+                SIGNED.replace("http://www.w3.org/2000/09/xmldsig#", "urn:x"),
+                AcsError::SignatureMissing,
+            ),
+        ] {
+            let got = signatures_precheck(&prescan(&doc).unwrap(), ALLOWED);
+            if got != Err(want.clone()) {
+                bad.push(format!("{want:?}: got {got:?}"));
+            }
+        }
+        assert!(bad.is_empty(), "{bad:#?}");
+        // After a failed verification: a named stranger, or anything else.
+        let known = CertificateDer::from(b"ABCDEF".to_vec());
+        let other = CertificateDer::from(b"XYZ".to_vec());
+        assert_eq!(
+            explain_signature_failure(&env, std::slice::from_ref(&other)),
+            AcsError::SignatureUnknownKey
+        );
+        assert_eq!(
+            explain_signature_failure(&env, &[other, known]),
+            AcsError::SignatureInvalid
+        );
+        let (a, b) = (
+            SIGNED.find("<ds:KeyInfo>").unwrap(),
+            SIGNED.find("</ds:KeyInfo>").unwrap(),
+        );
+        let no_cert = prescan(&format!("{}{}", &SIGNED[..a], &SIGNED[b + 13..])).unwrap();
+        assert!(no_cert.signatures[0].certificates.is_empty());
+        let empty_cert = prescan(&SIGNED.replace("QUJD\n  REVG", "")).unwrap();
+        assert_eq!(empty_cert.signatures[0].certificates, [""]);
+        assert_eq!(
+            explain_signature_failure(&empty_cert, &[]),
+            AcsError::SignatureInvalid
+        );
+        assert_eq!(
+            explain_signature_failure(&no_cert, &[]),
+            AcsError::SignatureInvalid
+        );
     }
 
     #[test]

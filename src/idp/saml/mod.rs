@@ -12,17 +12,23 @@
 //! | [`attributes`] | assertion -> [`Identity`](crate::identity::Identity) |
 //! | [`sp_metadata`] | the SP metadata for the IdP admin |
 //! | [`keys`] | the SP key pair |
-//! | [`replay`] | assertion IDs already used |
+//! | [`budget`] | how many signature verifications, and for whom |
+//! | [`redirect`] | incoming HTTP-Redirect messages: parsed once, verified |
+//! | [`logout`] | IdP-initiated LogoutRequest checks |
+//! | [`replay`] | assertion and LogoutRequest IDs already used |
 
 pub mod acs;
 pub mod attributes;
+pub mod budget;
 pub mod keys;
+pub mod logout;
 pub mod metadata;
+pub mod redirect;
 mod replay;
 pub mod request;
 pub mod sp_metadata;
 
-use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::sync::{Arc, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -44,7 +50,6 @@ use crate::config::saml::Saml as SamlConfig;
 use crate::identity::{Identity, IdpKind};
 use crate::pages::{Page, PageKind};
 use crate::policy::return_to::safe_return_path;
-use crate::session::cookies::{self, CookieAttrs};
 
 /// Guard rail 3: samael accepts SHA-1 unless told otherwise.
 pub const ALLOWED_SIGNATURE_ALGORITHMS: &[AllowedSignatureAlgorithm] = &[
@@ -59,9 +64,6 @@ pub const ALLOWED_SIGNATURE_ALGORITHMS: &[AllowedSignatureAlgorithm] = &[
 /// A POSTed ACS form larger than this is refused unread (a response with
 /// hundreds of groups is still far below).
 const MAX_ACS_FORM_BYTES: usize = 1024 * 1024;
-/// Signature verifications per second, and the burst allowed.
-const VERIFY_RATE: f64 = 20.0;
-const VERIFY_BURST: f64 = 40.0;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SamlSetupError {
@@ -87,34 +89,6 @@ struct Active {
     sp: ServiceProvider,
 }
 
-/// A token bucket in front of signature verification: whoever holds a
-/// live transaction cookie still cannot make the gate verify without end.
-struct Bucket {
-    tokens: f64,
-    last: Instant,
-}
-
-impl Bucket {
-    fn new(now: Instant) -> Bucket {
-        Bucket {
-            tokens: VERIFY_BURST,
-            last: now,
-        }
-    }
-
-    fn take(&mut self, now: Instant) -> bool {
-        let refill = now.saturating_duration_since(self.last).as_secs_f64() * VERIFY_RATE;
-        self.tokens = (self.tokens + refill).min(VERIFY_BURST);
-        self.last = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-}
-
 pub struct Saml {
     cfg: SamlConfig,
     origin: String,
@@ -123,9 +97,8 @@ pub struct Saml {
     metadata_signer: Option<CertificateDer>,
     active: RwLock<Arc<Active>>,
     replay: replay::ReplayCache,
-    bucket: Mutex<Bucket>,
-    session_cookie: String,
-    session_attrs: CookieAttrs,
+    logout_ids: replay::ReplayCache,
+    budget: budget::VerifyBudget,
     /// Extra attributes some header wants; the others would only make
     /// the session cookie bigger.
     wanted_extra: Vec<String>,
@@ -163,12 +136,8 @@ impl Saml {
             metadata_signer,
             active: RwLock::new(Arc::new(Active { md, sp })),
             replay: replay::ReplayCache::default(),
-            bucket: Mutex::new(Bucket::new(Instant::now())),
-            session_cookie: config.session.cookie_name.clone(),
-            session_attrs: CookieAttrs {
-                secure: config.session.secure_cookie,
-                same_site_none: false,
-            },
+            logout_ids: replay::ReplayCache::with_capacity(logout::REMEMBERED_IDS),
+            budget: budget::VerifyBudget::new(&cfg.acs_verify_limit, Instant::now()),
             wanted_extra: config
                 .headers
                 .extra
@@ -360,11 +329,15 @@ impl Saml {
         if active.md.is_expired(now) {
             return Err(AcsError::MetadataExpired);
         }
-        if !self.take_token() {
-            return Err(AcsError::Busy);
+        acs::signatures_precheck(&env, ALLOWED_SIGNATURE_ALGORITHMS)?;
+        let txn_id = txn.as_ref().map(|t| t.id.as_str());
+        if let Err(spent) = self.budget.take(ctx.client_ip, txn_id, Instant::now()) {
+            crate::metrics::saml_verify_refused(spent.label());
+            return Err(AcsError::Busy(spent));
         }
 
         let rid = request_id.clone();
+        let certs = active.md.signing_certs.clone();
         let assertion = tokio::task::spawn_blocking(move || {
             if rid.is_some() {
                 acs::verify(&active.sp, &xml, rid.as_deref())
@@ -375,7 +348,11 @@ impl Saml {
             }
         })
         .await
-        .map_err(|_| AcsError::Other("verification task failed".into()))??;
+        .map_err(|_| AcsError::Other("verification task failed".into()))?
+        .map_err(|e| match e {
+            AcsError::SignatureInvalid => acs::explain_signature_failure(&env, &certs),
+            other => other,
+        })?;
 
         let skew = chrono::Duration::from_std(self.cfg.clock_skew)
             .unwrap_or_else(|_| chrono::Duration::seconds(60));
@@ -389,6 +366,13 @@ impl Saml {
         let mut identity: Identity = attributes::identity(&assertion, &self.cfg.attributes)
             .map_err(|e| AcsError::Mapping(e.to_string()))?;
         identity.extra.retain(|k, _| self.wanted_extra.contains(k));
+        // Kept with the session when the subject is the NameID.
+        let subject_format = assertion
+            .subject
+            .as_ref()
+            .and_then(|s| s.name_id.as_ref())
+            .filter(|n| n.value.trim() == identity.subject)
+            .and_then(|n| n.format.clone());
         let (return_to, set_cookies) = match txn {
             Some(t) => (t.return_to.clone(), vec![ctx.transactions.clear(&t.id)]),
             None => (
@@ -401,79 +385,114 @@ impl Saml {
             idp: IdpKind::Saml,
             return_to,
             set_cookies,
+            subject_format,
         })
-    }
-
-    fn take_token(&self) -> bool {
-        self.bucket
-            .lock()
-            .map(|mut b| b.take(Instant::now()))
-            .unwrap_or(false)
     }
 
     /// `GET /.portcullis/saml/slo`: the IdP's LogoutResponse after an
     /// SP-initiated logout (back to the return path), or an IdP-initiated
-    /// LogoutRequest (signature checked with the metadata keys; the session
-    /// cookie is cleared and the IdP gets its LogoutResponse).
+    /// LogoutRequest ([`logout`] checks it; then the session it names is
+    /// ended and the IdP gets its LogoutResponse).
     fn slo(&self, ctx: LoginCtx<'_>, req: &Request<Incoming>) -> EndpointOutcome {
         let query = req.uri().query().unwrap_or("");
-        let param = |name: &str| {
-            url::form_urlencoded::parse(query.as_bytes())
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.into_owned())
+        let parsed = redirect::RedirectMessage::parse(query).and_then(|m| {
+            let relay = m.relay_state()?;
+            Ok((m, relay))
+        });
+        let (msg, relay) = match parsed {
+            Ok(p) => p,
+            Err(e) => return self.logout_refused(ctx, logout::LogoutError::Query(e)),
         };
-        let relay = param("RelayState");
-        if param("SAMLResponse").is_some() {
-            let back = safe_return_path(relay.as_deref(), &self.origin);
-            return EndpointOutcome::Respond(crate::pages::redirect(&back));
+        match msg.kind {
+            // It grants nothing: only the (checked) way back is used.
+            redirect::Kind::Response => {
+                let back = safe_return_path(relay.as_deref(), &self.origin);
+                EndpointOutcome::Respond(crate::pages::redirect(&back))
+            }
+            redirect::Kind::Request => self.idp_logout(ctx, &msg, relay.as_deref()),
         }
-        let Some(saml_request) = param("SAMLRequest") else {
-            return EndpointOutcome::Failed {
-                page: Page::new(PageKind::BadRequest),
-                reason: "saml: SLO request without SAMLRequest or SAMLResponse".into(),
-                set_cookies: vec![],
-            };
-        };
+    }
+
+    fn idp_logout(
+        &self,
+        ctx: LoginCtx<'_>,
+        msg: &redirect::RedirectMessage<'_>,
+        relay: Option<&str>,
+    ) -> EndpointOutcome {
         let active = self.active();
-        // samael's URL verifier re-encodes the parameters and panics on an
-        // unknown SigAlg: checked here instead.
-        let signed = request::redirect_signature_ok(query, "SAMLRequest", &active.md.signing_certs);
-        let id = request::inflate(&saml_request, 64 * 1024).and_then(|xml| logout_request_id(&xml));
-        let (true, Some(id), Some(slo)) = (signed, id, active.md.slo_redirect.clone()) else {
-            return EndpointOutcome::Failed {
-                page: Page::new(PageKind::BadRequest),
-                reason: "saml: IdP-initiated logout request unsigned, badly signed or unreadable"
-                    .into(),
-                set_cookies: vec![],
-            };
+        let Some(slo) = active.md.slo_redirect.clone() else {
+            return self.logout_refused(ctx, logout::LogoutError::NoSloEndpoint);
         };
+        let expect = logout::Expect {
+            md: &active.md,
+            slo_url: &self.cfg.slo_url,
+            skew: chrono::Duration::from_std(self.cfg.clock_skew)
+                .unwrap_or_else(|_| chrono::Duration::seconds(60)),
+            now: chrono::Utc::now(),
+        };
+        let request = match logout::check(msg, &expect, &self.logout_ids) {
+            Ok(r) => r,
+            Err(e) => return self.logout_refused(ctx, e),
+        };
+        let session = match ctx.sessions.verify(ctx.request_cookies) {
+            Some(Ok(v)) => Some(v.claims),
+            _ => None,
+        };
+        let (status, clear, outcome, user) = match &session {
+            None => (request::LogoutStatus::Success, true, "no_session", None),
+            Some(c) if request.name_id.names(&c.sub, c.sub_fmt.as_deref()) => (
+                request::LogoutStatus::Success,
+                true,
+                "ended",
+                Some(c.user.as_str()),
+            ),
+            Some(c) => (
+                request::LogoutStatus::UnknownPrincipal,
+                false,
+                "ignored",
+                Some(c.user.as_str()),
+            ),
+        };
+        let reason = match outcome {
+            "ignored" => {
+                "the LogoutRequest names another NameID than this session's; the session is kept"
+            }
+            "no_session" => "no session in this browser",
+            _ => "the session named by the LogoutRequest is ended",
+        };
+        crate::audit::idp_logout(ctx.audit(), user, outcome, reason);
+        crate::metrics::saml_idp_logout(outcome);
         let sign = self.cfg.sign_requests.then_some(&self.keys.key);
         match request::logout_response_url(
             &self.cfg.sp_entity_id,
             &slo,
-            &id,
-            relay.as_deref().unwrap_or(""),
+            &request.id,
+            status,
+            relay.unwrap_or(""),
             sign,
         ) {
             Ok(url) => {
                 let mut resp = crate::pages::redirect(url.as_str());
-                for c in cookies::clear_chunked(
-                    ctx.request_cookies,
-                    &self.session_cookie,
-                    self.session_attrs,
-                ) {
-                    if let Ok(v) = HeaderValue::from_str(&c) {
-                        resp.headers_mut().append(header::SET_COOKIE, v);
+                if clear {
+                    for c in ctx.sessions.clear(ctx.request_cookies) {
+                        if let Ok(v) = HeaderValue::from_str(&c) {
+                            resp.headers_mut().append(header::SET_COOKIE, v);
+                        }
                     }
                 }
                 EndpointOutcome::Respond(resp)
             }
-            Err(e) => EndpointOutcome::Failed {
-                page: Page::new(PageKind::LoginFailed),
-                reason: e.to_string(),
-                set_cookies: vec![],
-            },
+            Err(e) => {
+                tracing::error!(error = %e, "cannot build the LogoutResponse");
+                EndpointOutcome::Refused(Page::new(PageKind::LoginFailed))
+            }
         }
+    }
+
+    fn logout_refused(&self, ctx: LoginCtx<'_>, e: logout::LogoutError) -> EndpointOutcome {
+        crate::audit::idp_logout(ctx.audit(), None, "refused", &e.to_string());
+        crate::metrics::saml_idp_logout("refused");
+        EndpointOutcome::Refused(Page::new(PageKind::BadRequest))
     }
 
     /// SP-initiated Single Logout, when the IdP offers it over HTTP-Redirect
@@ -516,28 +535,6 @@ fn read_form(body: &Bytes) -> Result<(String, Option<String>), AcsError> {
         .map_err(|_| AcsError::Malformed)?;
     let xml = String::from_utf8(raw).map_err(|_| AcsError::Malformed)?;
     Ok((xml, relay))
-}
-
-/// The `ID` of a LogoutRequest root, if it is one.
-fn logout_request_id(xml: &str) -> Option<String> {
-    let mut reader = quick_xml::reader::Reader::from_str(xml);
-    loop {
-        match reader.read_event().ok()? {
-            quick_xml::events::Event::Start(e) | quick_xml::events::Event::Empty(e) => {
-                if e.local_name().as_ref() != b"LogoutRequest" {
-                    return None;
-                }
-                return e
-                    .attributes()
-                    .flatten()
-                    .find(|a| a.key.as_ref() == b"ID")
-                    .and_then(|a| a.normalized_value(quick_xml::XmlVersion::Implicit1_0).ok())
-                    .map(|v| v.into_owned());
-            }
-            quick_xml::events::Event::Eof => return None,
-            _ => {}
-        }
-    }
 }
 
 fn xml_response(xml: String, content_type: &'static str) -> Response<Body> {
@@ -651,29 +648,6 @@ async fn refresh_loop(saml: Weak<Saml>, configured: Duration, mut failing: bool)
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn verification_is_rate_limited_with_a_burst() {
-        let t0 = Instant::now();
-        let mut b = Bucket::new(t0);
-        let granted = (0..100).filter(|_| b.take(t0)).count();
-        assert_eq!(granted, VERIFY_BURST as usize);
-        assert!(!b.take(t0));
-        // One second later, VERIFY_RATE more.
-        let t1 = t0 + Duration::from_secs(1);
-        let granted = (0..100).filter(|_| b.take(t1)).count();
-        assert_eq!(granted, VERIFY_RATE as usize);
-    }
-
-    #[test]
-    fn logout_request_id_is_read_from_the_root_only() {
-        assert_eq!(
-            logout_request_id(r#"<samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" ID="_x1"/>"#)
-                .as_deref(),
-            Some("_x1")
-        );
-        assert_eq!(logout_request_id(r#"<samlp:Response ID="_x1"/>"#), None);
-    }
 
     #[test]
     fn the_acs_form_is_base64_xml() {

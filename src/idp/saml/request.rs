@@ -9,7 +9,6 @@ use base64::Engine;
 use flate2::Compression;
 use flate2::write::DeflateEncoder;
 use openssl::pkey::{PKey, Private};
-use samael::crypto::CertificateDer;
 use samael::service_provider::ServiceProvider;
 use url::Url;
 
@@ -65,21 +64,45 @@ pub fn logout_request_url(
     redirect_url(slo_url, "SAMLRequest", &xml, relay_state, sign_with)
 }
 
+/// How an IdP-initiated LogoutRequest was answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogoutStatus {
+    /// The session it named is over here (or there was none).
+    Success,
+    /// This browser's session belongs to somebody else: left alone.
+    UnknownPrincipal,
+}
+
+impl LogoutStatus {
+    fn status_xml(self) -> &'static str {
+        match self {
+            LogoutStatus::Success => {
+                r#"<samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Success"/>"#
+            }
+            LogoutStatus::UnknownPrincipal => {
+                r#"<samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Requester"><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:UnknownPrincipal"/></samlp:StatusCode>"#
+            }
+        }
+    }
+}
+
 /// The answer to an IdP-initiated LogoutRequest.
 pub fn logout_response_url(
     sp_entity_id: &str,
     slo_url: &str,
     in_response_to: &str,
+    status: LogoutStatus,
     relay_state: &str,
     sign_with: Option<&PKey<Private>>,
 ) -> Result<Url, RequestError> {
     let xml = format!(
-        r#"<samlp:LogoutResponse xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="{}" Version="2.0" IssueInstant="{}" Destination="{}" InResponseTo="{}"><saml:Issuer>{}</saml:Issuer><samlp:Status><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Success"/></samlp:Status></samlp:LogoutResponse>"#,
+        r#"<samlp:LogoutResponse xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="{}" Version="2.0" IssueInstant="{}" Destination="{}" InResponseTo="{}"><saml:Issuer>{}</saml:Issuer><samlp:Status>{}</samlp:Status></samlp:LogoutResponse>"#,
         new_request_id(),
         chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         xml_text(slo_url),
         xml_text(in_response_to),
         xml_text(sp_entity_id),
+        status.status_xml(),
     );
     redirect_url(slo_url, "SAMLResponse", &xml, relay_state, sign_with)
 }
@@ -139,78 +162,18 @@ fn redirect_url(
 /// The only algorithm Portcullis signs redirect messages with (RSA keys).
 pub const RSA_SHA256: &str = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256";
 
-/// Checks the signature of an HTTP-Redirect binding message (`param` is
-/// `SAMLRequest` or `SAMLResponse`) against the IdP's certificates. The
-/// signed string is rebuilt from the parameters exactly as they arrived
-/// (re-encoding them could change the bytes). RSA with SHA-256/384/512
-/// only; anything else, or any malformed part, is "not signed".
-pub fn redirect_signature_ok(query: &str, param: &str, certs: &[CertificateDer]) -> bool {
-    use openssl::hash::MessageDigest;
-    let raw = |name: &str| {
-        query
-            .split('&')
-            .find(|kv| kv.split('=').next() == Some(name))
-            .map(str::to_string)
-    };
-    let decoded = |name: &str| {
-        url::form_urlencoded::parse(query.as_bytes())
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.into_owned())
-    };
-    let (Some(message), Some(sig_alg_raw), Some(sig_alg), Some(signature)) = (
-        raw(param),
-        raw("SigAlg"),
-        decoded("SigAlg"),
-        decoded("Signature"),
-    ) else {
-        return false;
-    };
-    let digest = match sig_alg.as_str() {
-        "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256" => MessageDigest::sha256(),
-        "http://www.w3.org/2001/04/xmldsig-more#rsa-sha384" => MessageDigest::sha384(),
-        "http://www.w3.org/2001/04/xmldsig-more#rsa-sha512" => MessageDigest::sha512(),
-        _ => return false,
-    };
-    let mut signed = message;
-    if let Some(relay) = raw("RelayState") {
-        signed = format!("{signed}&{relay}");
-    }
-    signed = format!("{signed}&{sig_alg_raw}");
-    let Ok(signature) = base64::engine::general_purpose::STANDARD.decode(signature.trim()) else {
-        return false;
-    };
-    certs.iter().any(|c| {
-        let Ok(key) = openssl::x509::X509::from_der(c.der_data()).and_then(|x| x.public_key())
-        else {
-            return false;
-        };
-        openssl::sign::Verifier::new(digest, &key)
-            .and_then(|mut v| {
-                v.update(signed.as_bytes())?;
-                v.verify(&signature)
-            })
-            .unwrap_or(false)
-    })
-}
-
-/// Inflates a `SAMLRequest`/`SAMLResponse` of the Redirect binding, with
-/// a cap on the inflated size (a deflate bomb stays small).
-pub fn inflate(b64: &str, max: u64) -> Option<String> {
-    use std::io::Read;
-    let raw = base64::engine::general_purpose::STANDARD
-        .decode(b64.trim())
-        .ok()?;
-    let mut out = String::new();
-    flate2::read::DeflateDecoder::new(raw.as_slice())
-        .take(max)
-        .read_to_string(&mut out)
-        .ok()?;
-    Some(out)
-}
-
 #[cfg(test)]
 mod tests {
+    use samael::crypto::CertificateDer;
+
+    use super::super::redirect::{RedirectMessage, inflate};
     use super::*;
+
+    fn redirect_signature_ok(query: &str, certs: &[CertificateDer]) -> bool {
+        RedirectMessage::parse(query).is_ok_and(|m| {
+            m.kind == super::super::redirect::Kind::Request && m.verify(certs).is_ok()
+        })
+    }
 
     fn sp() -> ServiceProvider {
         ServiceProvider {
@@ -276,11 +239,7 @@ mod tests {
             Some("http://www.w3.org/2001/04/xmldsig-more#rsa-sha256")
         );
         let cert = [CertificateDer::from(keys.cert_der())];
-        assert!(redirect_signature_ok(
-            url.query().unwrap(),
-            "SAMLRequest",
-            &cert
-        ));
+        assert!(redirect_signature_ok(url.query().unwrap(), &cert));
         // The SSO URL's own query is not part of what is signed.
         let url = authn_request_url(
             &sp(),
@@ -295,11 +254,7 @@ mod tests {
                 .unwrap()
                 .starts_with("tenant=a%20b&SAMLRequest=")
         );
-        assert!(redirect_signature_ok(
-            url.query().unwrap(),
-            "SAMLRequest",
-            &cert
-        ));
+        assert!(redirect_signature_ok(url.query().unwrap(), &cert));
         // And samael's own verifier agrees (an independent check).
         let v = samael::crypto::UrlVerifier::from_x509(&cert[0]).unwrap();
         let plain = authn_request_url(
@@ -311,47 +266,6 @@ mod tests {
         )
         .unwrap();
         assert!(v.verify_signed_request_url(&plain).unwrap());
-    }
-
-    #[test]
-    fn redirect_signatures_are_checked_on_the_bytes_as_sent() {
-        let dir = tempfile::tempdir().unwrap();
-        let mk = |n: &str| {
-            super::super::keys::SpKeys::load_or_create(
-                &dir.path().join(format!("{n}.k")),
-                &dir.path().join(format!("{n}.c")),
-                n,
-            )
-            .unwrap()
-        };
-        let (idp, other) = (mk("idp"), mk("other"));
-        let certs = [CertificateDer::from(idp.cert_der())];
-        let url =
-            logout_request_url("sp", "https://sp/slo", "alice", "/x y", Some(&idp.key)).unwrap();
-        let q = url.query().unwrap();
-        assert!(redirect_signature_ok(q, "SAMLRequest", &certs));
-        // Wrong key, wrong parameter, tampered RelayState, no signature.
-        assert!(!redirect_signature_ok(
-            q,
-            "SAMLRequest",
-            &[CertificateDer::from(other.cert_der())]
-        ));
-        assert!(!redirect_signature_ok(q, "SAMLResponse", &certs));
-        assert!(!redirect_signature_ok(
-            &q.replace("RelayState=%2Fx", "RelayState=%2Fz"),
-            "SAMLRequest",
-            &certs
-        ));
-        let unsigned = logout_request_url("sp", "https://sp/slo", "alice", "/x", None).unwrap();
-        assert!(!redirect_signature_ok(
-            unsigned.query().unwrap(),
-            "SAMLRequest",
-            &certs
-        ));
-        // SHA-1 is not accepted even when the signature is good.
-        let sha1 = q.replace("xmldsig-more%23rsa-sha256", "xmldsig%23rsa-sha1");
-        assert!(!redirect_signature_ok(&sha1, "SAMLRequest", &certs));
-        assert!(!redirect_signature_ok("", "SAMLRequest", &certs));
     }
 
     #[test]
@@ -373,11 +287,36 @@ mod tests {
     }
 
     #[test]
-    fn inflate_caps_the_output() {
-        let url = logout_request_url("sp", "https://i/slo", &"x".repeat(5000), "", None).unwrap();
-        let b64 = query(&url, "SAMLRequest").unwrap();
-        assert!(inflate(&b64, 1 << 20).is_some());
-        let capped = inflate(&b64, 100).unwrap();
-        assert_eq!(capped.len(), 100);
+    fn logout_response_says_success_or_unknown_principal() {
+        let url = logout_response_url(
+            "sp",
+            "https://idp.example.com/slo",
+            "_req\"1",
+            LogoutStatus::Success,
+            "r",
+            None,
+        )
+        .unwrap();
+        let xml = inflate(&query(&url, "SAMLResponse").unwrap(), 1 << 20).unwrap();
+        assert!(xml.contains(r#"InResponseTo="_req&quot;1""#), "{xml}");
+        assert!(
+            xml.contains(r#"<samlp:Status><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Success"/></samlp:Status>"#),
+            "{xml}"
+        );
+        let url = logout_response_url(
+            "sp",
+            "https://idp.example.com/slo",
+            "_r",
+            LogoutStatus::UnknownPrincipal,
+            "",
+            None,
+        )
+        .unwrap();
+        let xml = inflate(&query(&url, "SAMLResponse").unwrap(), 1 << 20).unwrap();
+        assert!(
+            xml.contains(r#"<samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Requester"><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:UnknownPrincipal"/></samlp:StatusCode>"#),
+            "{xml}"
+        );
+        assert_eq!(query(&url, "RelayState"), None);
     }
 }

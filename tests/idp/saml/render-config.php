@@ -328,6 +328,12 @@ foreach (array_values($sps) as $i => $sp) {
         'validate.authnrequest' => $sp['validate_signatures'] ?? false,
         'validate.logout' => $sp['validate_signatures'] ?? false,
     ];
+    if (isset($sp['signature_algorithm'])) {
+        if (!is_string($sp['signature_algorithm']) || !preg_match('#^http://www\.w3\.org/#', $sp['signature_algorithm'])) {
+            fail("SP $eid: signature_algorithm must be an XML-DSig algorithm URI");
+        }
+        $md['signature.algorithm'] = $sp['signature_algorithm'];
+    }
 
     if (!empty($sp['slo_url'])) {
         if (!is_string($sp['slo_url']) || !preg_match('#^https?://#', $sp['slo_url'])) {
