@@ -69,7 +69,7 @@ pub fn answer<B>(
             }
             resp
         }
-        Decision::Deny => {
+        Decision::Deny(_) => {
             Page::new(PageKind::Forbidden).render(&config.pages, ctx.request_id, json)
         }
         Decision::Refuse(why) => respond::refused(config, &why, ctx.request_id, json),

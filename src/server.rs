@@ -86,7 +86,7 @@ impl App {
                 Via::Token => metrics::RouteKind::Token,
                 Via::Session => metrics::RouteKind::Session,
             },
-            Decision::NeedLogin(_) | Decision::Deny | Decision::Refuse(_) => {
+            Decision::NeedLogin(_) | Decision::Deny(_) | Decision::Refuse(_) => {
                 metrics::RouteKind::Session
             }
         };
@@ -113,7 +113,7 @@ impl App {
             Decision::NeedLogin(need) => {
                 respond::login_required(&self.config, &need, rq.request_id, rq.json)
             }
-            Decision::Deny => self.page(Page::new(PageKind::Forbidden), &rq),
+            Decision::Deny(_) => self.page(Page::new(PageKind::Forbidden), &rq),
             Decision::Refuse(why) => respond::refused(&self.config, &why, rq.request_id, rq.json),
         };
         if let Ok(v) = HeaderValue::from_str(&request_id) {

@@ -25,7 +25,7 @@ use super::original::OriginalError;
 use super::request::{Asked, Mode, Target};
 use crate::config::Config;
 use crate::identity::Identity;
-use crate::policy::{self, path, return_to::safe_return_path};
+use crate::policy::{self, Denied, path, return_to::safe_return_path};
 use crate::session::{Sessions, cookies};
 use crate::{RESERVED_PREFIX, audit, login_loop, metrics};
 
@@ -41,8 +41,9 @@ pub enum Decision {
     Allow(Allow),
     /// Nobody is signed in.
     NeedLogin(NeedLogin),
-    /// Signed in (or a token), but the access rules say no (403).
-    Deny,
+    /// Signed in (or a token), but the access rules say no (403): the rule
+    /// that refused, for the audit log, never for the page.
+    Deny(Denied),
     /// Not a request the gate answers for the app.
     Refuse(Refusal),
 }
@@ -178,7 +179,7 @@ fn judge(config: &Config, sessions: &Sessions, asked: &Asked<'_>) -> Decision {
         let identity = policy::token_identity(m);
         if let Err(denied) = policy::authorize(config, &identity, asked.ctx.client_ip, true) {
             audit::access_denied(asked.ctx, Some(&identity.user), denied.rule());
-            return Decision::Deny;
+            return Decision::Deny(denied);
         }
         audit::token_used(asked.ctx, &m.token.name);
         return Decision::Allow(Allow {
@@ -196,7 +197,7 @@ fn judge(config: &Config, sessions: &Sessions, asked: &Asked<'_>) -> Decision {
             let identity = verified.claims.identity();
             if let Err(denied) = policy::authorize(config, &identity, asked.ctx.client_ip, false) {
                 audit::access_denied(asked.ctx, Some(&identity.user), denied.rule());
-                return Decision::Deny;
+                return Decision::Deny(denied);
             }
             let set_cookies = verified
                 .renewal
@@ -304,7 +305,7 @@ mod tests {
             Decision::ServerOptions => "options".into(),
             Decision::Allow(a) => format!("allow:{:?}", a.via),
             Decision::NeedLogin(_) => "login".into(),
-            Decision::Deny => "deny".into(),
+            Decision::Deny(d) => format!("deny:{d:?}"),
             Decision::Refuse(r) => format!("refuse:{r:?}"),
         }
     }
@@ -482,7 +483,7 @@ mod tests {
         let bearer = format!("Bearer {TOKEN}");
         assert_eq!(
             kind(&proxied(&f, "GET", "/api", &[("authorization", &bearer)])),
-            "deny"
+            "deny:ClientIp"
         );
     }
 
@@ -499,7 +500,7 @@ mod tests {
         let outsider = session_cookie(&f, &["staff"]);
         assert_eq!(
             kind(&proxied(&f, "GET", "/x", &[("cookie", &outsider)])),
-            "deny"
+            "deny:Identity"
         );
         let forged = format!("{}x", good);
         assert_eq!(
