@@ -128,7 +128,7 @@ pub fn decide(config: &Config, sessions: &Sessions, asked: &Asked<'_>) -> Decisi
 }
 
 fn judge(config: &Config, sessions: &Sessions, asked: &Asked<'_>) -> Decision {
-    let (raw_path, query) = match &asked.target {
+    let raw_path = match &asked.target {
         Target::Unreadable(e) => return Decision::Refuse(Refusal::Unreadable(e.clone())),
         _ if !super::host::allowed(&config.hosts, &asked.hosts) => {
             return Decision::Refuse(Refusal::MisdirectedHost);
@@ -142,7 +142,7 @@ fn judge(config: &Config, sessions: &Sessions, asked: &Asked<'_>) -> Decision {
                 Decision::Refuse(Refusal::AsteriskForm)
             };
         }
-        Target::Path { path, query } => (*path, *query),
+        Target::Path { path, .. } => *path,
     };
 
     let normal = path::normalise(raw_path);
@@ -217,12 +217,11 @@ fn judge(config: &Config, sessions: &Sessions, asked: &Asked<'_>) -> Decision {
                 metrics::session_verified(metrics::session_error_label(&e));
                 audit::session_rejected(asked.ctx, &e.to_string());
             }
-            let path_and_query = match query {
-                Some(q) => format!("{raw_path}?{q}"),
-                None => raw_path.to_string(),
-            };
             Decision::NeedLogin(NeedLogin {
-                return_to: safe_return_path(Some(&path_and_query), &config.public_origin()),
+                return_to: safe_return_path(
+                    Some(&asked.target.path_and_query()),
+                    &config.public_origin(),
+                ),
                 navigation: policy::is_navigation(&asked.method, asked.headers),
             })
         }
