@@ -14,9 +14,10 @@ src="$out/src"
 mkdir -p "$out"
 rm -rf "$src"
 mkdir -p "$src"
-# The files git knows about, as they are in the working tree.
+# The files git knows about, as they are in the working tree, with their
+# times: cargo then rebuilds only what changed since the last package.
 (cd "$repo" && git ls-files -z --cached --others --exclude-standard) |
-    (cd "$repo" && xargs -0 cp --parents -t "$src")
+    (cd "$repo" && xargs -0 cp --parents --preserve=timestamps -t "$src")
 rm -f "$out"/portcullis_*.deb "$out"/portcullis-dbgsym_*.deb "$out"/portcullis_*.buildinfo "$out"/portcullis_*.changes
 cd "$src"
 extra=()

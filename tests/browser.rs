@@ -7,15 +7,19 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::oidc::*;
+use common::process::{Server, Shutdown};
 use common::*;
 use fantoccini::{Client, ClientBuilder, Locator};
 
+/// chromedriver and the Chromium it starts, in one process group: stopping
+/// the driver's group ends the browser's processes too. (Chromium's crash
+/// handler runs in a session of its own and exits with the browser.)
 struct Chrome {
-    driver: Child,
+    driver: Server,
     client: Client,
     _profile: tempfile::TempDir,
 }
@@ -24,14 +28,16 @@ impl Chrome {
     async fn start() -> Chrome {
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let port = free_port();
-        let driver = Command::new("chromedriver")
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect(
-                "chromedriver (Debian package chromium-driver) is installed by the test command",
-            );
+        let driver = Server::spawn(
+            "chromedriver",
+            Command::new("chromedriver")
+                .arg(format!("--port={port}"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+            Shutdown::Term,
+            Duration::from_secs(10),
+        )
+        .expect("chromedriver (Debian package chromium-driver) is installed by the test command");
         let profile = tempfile::tempdir().unwrap();
         let caps = serde_json::json!({
             "goog:chromeOptions": {
@@ -68,10 +74,10 @@ impl Chrome {
         }
     }
 
+    /// Ends the WebDriver session (Chromium exits), then the driver.
     async fn stop(mut self) {
         let _ = self.client.close().await;
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
+        self.driver.stop();
     }
 }
 

@@ -8,22 +8,23 @@ mod ship_support;
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::process::{Server, Shutdown};
 use common::{BROWSER_ACCEPT, TestUpstream, alice};
 use serde_json::Value;
 use ship_support::*;
 
+/// Dropping it stops Caddy gracefully (SIGTERM), before its temp dir goes.
 struct Caddy {
-    child: Child,
+    server: Server,
     _dir: tempfile::TempDir,
 }
 
 impl Drop for Caddy {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.server.stop();
     }
 }
 
@@ -41,20 +42,24 @@ impl Caddy {
         let file = dir.path().join("Caddyfile");
         std::fs::write(&file, caddyfile).unwrap();
         let log = std::fs::File::create(dir.path().join("caddy.log")).unwrap();
-        let child = Command::new(caddy_bin())
-            .args(["run", "--adapter", "caddyfile", "--config"])
-            .arg(&file)
-            .env("HOME", dir.path())
-            .env("XDG_DATA_HOME", dir.path())
-            .env("XDG_CONFIG_HOME", dir.path())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let mut caddy = Caddy { child, _dir: dir };
+        let server = Server::spawn(
+            "caddy",
+            Command::new(caddy_bin())
+                .args(["run", "--adapter", "caddyfile", "--config"])
+                .arg(&file)
+                .env("HOME", dir.path())
+                .env("XDG_DATA_HOME", dir.path())
+                .env("XDG_CONFIG_HOME", dir.path())
+                .stdout(Stdio::null())
+                .stderr(log),
+            Shutdown::Term,
+            Duration::from_secs(10),
+        )
+        .unwrap();
+        let mut caddy = Caddy { server, _dir: dir };
         let deadline = Instant::now() + Duration::from_secs(15);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Ok(Some(s)) = caddy.child.try_wait() {
+            if let Some(s) = caddy.server.try_exit() {
                 panic!("caddy exited ({s}): {}", caddy.log());
             }
             assert!(
@@ -155,10 +160,12 @@ async fn forward_auth(unix: bool) {
     let v: Value = r.json().await.unwrap();
     // The example removes the client's copies and copy_headers sets what
     // Portcullis answered: empty here, never the client's value.
+    let mut cases = common::cases::Cases::new();
     for h in ["x-forwarded-user", "x-forwarded-groups"] {
         let got = v["headers"].get(h).and_then(Value::as_str).unwrap_or("");
-        assert_eq!(got, "", "{h}: {v}");
+        cases.eq(h, got, "");
     }
+    cases.finish();
 
     // A passthrough token: the app gets the token's identity, not the token.
     let r = c
@@ -247,39 +254,14 @@ async fn caddy_forward_auth_path_battery() {
     use common::paths::*;
     let (app, gate, caddy, port) = front("passthrough:\n  paths:\n    - prefix: /public/\n").await;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let host = format!("app.test:{port}");
-    let mut failures = Vec::new();
-    let mut table = Vec::new();
-    for (n, case) in cases(&host).iter().enumerate() {
-        let response = send_tcp(addr, &case.head(n, &host, "")).await;
-        let out = Outcome {
-            response,
-            seen: app.seen_for(n),
-        };
-        table.push(format!(
-            "{} {} -> {} seen {:?}",
-            case.method,
-            case.target,
-            out.response.status,
-            out.seen.iter().map(|s| &s.target).collect::<Vec<_>>()
-        ));
-        if let Some(why) = judge(case, caddy_expect(case), &out, true) {
-            failures.push(format!("{} {}: {why}", case.method, case.target));
-        }
-    }
+    let send = async |head: String| send_tcp(addr, &head).await;
+    let mut results =
+        run_battery(&format!("app.test:{port}"), &app, caddy_expect, true, send).await;
     // The gate refused its four: CONNECT, and the reserved prefix read two
     // ways (Caddy sends all of those to it in a question).
-    let refused = refusals(&gate).len();
-    if refused != 4 {
-        failures.push(format!(
-            "{refused} request_refused audit events, expected 4"
-        ));
-    }
-    if !failures.is_empty() {
-        eprintln!("{}", table.join("\n"));
-        eprintln!("caddy log:\n{}", caddy.log());
-    }
-    assert_all_passed("caddy forward_auth", &failures);
+    results.eq("request_refused audit events", refusals(&gate).len(), 4);
+    eprintln!("caddy log:\n{}", caddy.log());
+    results.finish();
 }
 
 /// What Caddy in front changes in the proxy-mode expectation.
@@ -296,43 +278,17 @@ fn caddy_expect(case: &common::paths::Case) -> common::paths::Expect {
 /// The header battery through Caddy forward_auth.
 #[tokio::test]
 async fn caddy_forward_auth_header_battery() {
-    use common::paths::CASE_HEADER;
     use common::spoofs::*;
     let (app, gate, caddy, port) = front(&gate_yaml_extra()).await;
     let session = gate.cookie(&alice_with_department());
-    let session_token = session.split_once('=').unwrap().1.to_string();
     let c = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .resolve("app.test", SocketAddr::from(([127, 0, 0, 1], port)))
         .build()
         .unwrap();
-    let mut failures = Vec::new();
-    for (n, probe) in probes(&session).iter().enumerate() {
-        let mut rb = c
-            .get(format!("http://app.test:{port}{}", probe.path))
-            .header(CASE_HEADER, n.to_string());
-        for (k, v) in forged().iter().chain(&probe.headers) {
-            rb = rb.header(*k, v);
-        }
-        let status = rb.send().await.unwrap().status();
-        let seen = app.seen_for(n);
-        match (status.as_u16(), seen.as_slice()) {
-            (200, [one]) => failures.extend(
-                judge(probe, &one.headers, &session_token)
-                    .into_iter()
-                    .map(|w| format!("{}: {w}", probe.name)),
-            ),
-            _ => failures.push(format!(
-                "{}: status {status}, app saw {} requests",
-                probe.name,
-                seen.len()
-            )),
-        }
-    }
-    if !failures.is_empty() {
-        eprintln!("caddy log:\n{}", caddy.log());
-    }
-    common::paths::assert_all_passed("caddy forward_auth", &failures);
+    let results = run_probes(&c, &format!("http://app.test:{port}"), &app, &session).await;
+    eprintln!("caddy log:\n{}", caddy.log());
+    results.finish();
 }
 
 /// Caddy sets X-Forwarded-Uri/-Method (the `forwarded` family) and copies
@@ -343,7 +299,7 @@ async fn caddy_forward_auth_believes_only_its_header_family() {
     use common::paths::*;
     let (app, gate, _caddy, port) = front("passthrough:\n  paths:\n    - prefix: /public/\n").await;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let mut failures = Vec::new();
+    let mut results = common::cases::Cases::new();
     // (method, target, extra headers, status, reaches the app)
     for (n, (method, target, extra, want, reaches)) in [
         ("GET", "/admin", "\r\nX-Original-URI: /public/x", 400, false),
@@ -385,27 +341,29 @@ async fn caddy_forward_auth_believes_only_its_header_family() {
             "{method} {target} HTTP/1.1\r\nHost: app.test:{port}\r\nAccept: application/json\r\n{CASE_HEADER}: {n}{extra}"
         );
         let r = send_tcp(addr, &head).await;
-        let seen = app.seen_for(n);
-        if r.status != want || seen.len() != usize::from(reaches) {
-            failures.push(format!(
-                "{method} {target} with {extra:?}: {} (app saw {}), expected {want}: {}",
-                r.status,
-                seen.len(),
-                r.body
-            ));
-        }
+        let seen = app.seen_for(n).len();
+        results.check(
+            format!("{method} {target} with {extra:?}"),
+            (r.status, seen) == (want, usize::from(reaches)),
+            || {
+                format!(
+                    "{} (the app saw {seen}), expected {want}: {}",
+                    r.status, r.body
+                )
+            },
+        );
     }
     let refused = refusals(&gate);
-    if refused.len() != 3
-        || !refused.iter().all(|e| {
+    let ok = refused.len() == 3
+        && refused.iter().all(|e| {
             e["reason"]
                 .as_str()
                 .is_some_and(|r| r.contains("disagrees"))
-        })
-    {
-        failures.push(format!("audit: {refused:?}"));
-    }
-    common::paths::assert_all_passed("caddy header family", &failures);
+        });
+    results.check("request_refused audit events", ok, || {
+        format!("{refused:?}")
+    });
+    results.finish();
 }
 
 #[tokio::test]

@@ -63,15 +63,22 @@ fn each_error_names_its_field_and_exits_1() {
             "log.format",
         ),
     ];
+    let mut failed = common::cases::Cases::new();
     for (yaml, field) in cases {
         let o = check(yaml, &[]);
-        assert_eq!(o.status.code(), Some(1), "{field}: {}", stderr(&o));
         let err = stderr(&o);
-        assert!(
-            err.contains(&format!("- {field}:")),
-            "expected `{field}` named in:\n{err}"
+        failed.check(
+            field,
+            o.status.code() == Some(1) && err.contains(&format!("- {field}:")),
+            || {
+                format!(
+                    "exit {:?}, expected 1 naming `{field}`:\n{err}",
+                    o.status.code()
+                )
+            },
         );
     }
+    failed.finish();
 }
 
 #[test]
@@ -180,6 +187,7 @@ fn hash_token_matches_sha256() {
 fn config_examples_are_valid() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/config-examples");
     let mut checked = 0;
+    let mut failed = common::cases::Cases::new();
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().and_then(|e| e.to_str()) != Some("yaml") {
@@ -204,14 +212,9 @@ fn config_examples_are_valid() {
             .collect::<Vec<_>>()
             .join("\n");
         let o = check(&yaml, &[]);
-        assert_eq!(
-            o.status.code(),
-            Some(0),
-            "{}: {}",
-            path.display(),
-            stderr(&o)
-        );
+        failed.check(path.display(), o.status.code() == Some(0), || stderr(&o));
         checked += 1;
     }
+    failed.finish();
     assert!(checked > 0, "no examples found");
 }

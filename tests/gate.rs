@@ -809,47 +809,23 @@ async fn basic_auth_and_host_rules_for_the_upstream() {
 #[tokio::test]
 async fn path_battery_through_the_proxy() {
     use common::paths::*;
-    check_the_judge();
     let up = RecordingUpstream::start().await;
     let gate = Gate::start(&base_yaml(
         &up.url(),
         "passthrough:\n  paths:\n    - prefix: /public/\n",
     ));
-    let cases = cases("app.test");
-    assert!(cases.len() >= 40, "{} shapes", cases.len());
-    let mut failures = Vec::new();
-    for (n, case) in cases.iter().enumerate() {
-        let response = send_tcp(gate.addr, &case.head(n, "app.test", "")).await;
-        let out = Outcome {
-            response,
-            seen: up.seen_for(n),
-        };
-        if let Some(why) = judge(case, case.expect, &out, true) {
-            failures.push(format!("{} {}: {why}", case.method, case.target));
-        }
-    }
-    // Nothing reached the upstream that a case did not account for.
-    let stray: Vec<String> = up
-        .seen()
-        .iter()
-        .filter(|s| !s.headers.contains_key(CASE_HEADER))
-        .map(|s| s.target.clone())
-        .collect();
-    if !stray.is_empty() {
-        failures.push(format!("upstream saw requests of no case: {stray:?}"));
-    }
-    let refused = gate.events("request_refused");
-    let expected_refusals = cases
+    let send = async |head: String| send_tcp(gate.addr, &head).await;
+    let mut results = run_battery("app.test", &up, |c| c.expect, true, send).await;
+    let refusals = cases("app.test")
         .iter()
         .filter(|c| matches!(c.expect, Expect::Refused(_)))
         .count();
-    if refused.len() != expected_refusals {
-        failures.push(format!(
-            "{} request_refused audit events for {expected_refusals} refusals",
-            refused.len()
-        ));
-    }
-    assert_all_passed("proxy", &failures);
+    results.eq(
+        "request_refused audit events",
+        gate.events("request_refused").len(),
+        refusals,
+    );
+    results.finish();
 }
 
 /// The header battery of tests/common/spoofs.rs through the proxy: no
@@ -857,50 +833,27 @@ async fn path_battery_through_the_proxy() {
 /// any route; the app's own credentials do.
 #[tokio::test]
 async fn header_battery_through_the_proxy() {
-    use common::paths::{CASE_HEADER, RecordingUpstream};
     use common::spoofs::*;
-    let up = RecordingUpstream::start().await;
+    let up = common::paths::RecordingUpstream::start().await;
     let gate = Gate::start(&base_yaml(&up.url(), &gate_yaml_extra()));
     let session = gate.session_cookie(&alice_with_department());
-    let session_token = session.split_once('=').unwrap().1.to_string();
-    let c = client();
-    let mut failures = Vec::new();
-    for (n, probe) in probes(&session).iter().enumerate() {
-        let mut rb = c
-            .get(gate.url(probe.path))
-            .header(CASE_HEADER, n.to_string());
-        for (k, v) in forged().iter().chain(&probe.headers) {
-            rb = rb.header(*k, v);
-        }
-        let status = rb.send().await.unwrap().status();
-        let seen = up.seen_for(n);
-        match (status.as_u16(), seen.as_slice()) {
-            (200, [one]) => failures.extend(
-                judge(probe, &one.headers, &session_token)
-                    .into_iter()
-                    .map(|w| format!("{}: {w}", probe.name)),
-            ),
-            _ => failures.push(format!(
-                "{}: status {status}, upstream saw {} requests",
-                probe.name,
-                seen.len()
-            )),
-        }
-    }
-    common::paths::assert_all_passed("proxy", &failures);
+    run_probes(&client(), &gate.url(""), &up, &session)
+        .await
+        .finish();
 }
 
 /// strict_host: 421 for any Host (or absolute-form authority) that is not
 /// the domain or an alias, on every route; off by default.
 #[tokio::test]
 async fn strict_host_answers_421_to_other_hosts_and_is_off_by_default() {
+    use common::cases::Cases;
     use common::paths::*;
     let up = RecordingUpstream::start().await;
     let gate = Gate::start(&base_yaml(
         &up.url(),
         "strict_host: true\ndomain_aliases: [alias.test]\npassthrough:\n  paths:\n    - prefix: /public/\n",
     ));
-    let mut failures = Vec::new();
+    let mut results = Cases::new();
     // (target, Host, status)
     let probes = [
         ("/public/x", "app.test", 200),
@@ -929,12 +882,9 @@ async fn strict_host_answers_421_to_other_hosts_and_is_off_by_default() {
                         .is_some_and(|v| v["error"] == "misdirected_request")
             }
         };
-        if !ok {
-            failures.push(format!(
-                "{target} with Host {host}: {} (upstream saw {reached}), expected {want}",
-                r.status
-            ));
-        }
+        results.check(format!("{target} with Host {host}"), ok, || {
+            format!("{} (upstream saw {reached}), expected {want}", r.status)
+        });
     }
     // A request without any Host cannot name ours either.
     let r = send_tcp(
@@ -942,17 +892,15 @@ async fn strict_host_answers_421_to_other_hosts_and_is_off_by_default() {
         "GET /public/x HTTP/1.0\r\nAccept: application/json",
     )
     .await;
-    if r.status != 421 {
-        failures.push(format!("HTTP/1.0 without Host: {}", r.status));
-    }
+    results.eq("HTTP/1.0 without Host", r.status, 421);
     let refused = gate.events("request_refused");
-    if refused.len() != 8
-        || refused
+    let ok = refused.len() == 8
+        && refused
             .iter()
-            .any(|e| !e["reason"].as_str().unwrap_or("").contains("strict_host"))
-    {
-        failures.push(format!("audit: {refused:?}"));
-    }
+            .all(|e| e["reason"].as_str().unwrap_or("").contains("strict_host"));
+    results.check("request_refused audit events", ok, || {
+        format!("{refused:?}")
+    });
     drop(gate);
 
     // Off by default: any Host is forwarded as the client sent it.
@@ -970,10 +918,9 @@ async fn strict_host_answers_421_to_other_hosts_and_is_off_by_default() {
         .into_iter()
         .filter(|s| s.headers.get(CASE_HEADER).is_some_and(|v| v == "off"))
         .collect();
-    if r.status != 200 || seen.len() != 1 || seen[0].headers["host"] != "evil.test" {
-        failures.push(format!("strict_host off: {} {seen:?}", r.status));
-    }
-    assert_all_passed("strict_host", &failures);
+    let ok = r.status == 200 && seen.len() == 1 && seen[0].headers["host"] == "evil.test";
+    results.check("strict_host off", ok, || format!("{} {seen:?}", r.status));
+    results.finish();
 }
 
 /// Forward-auth with the header set Traefik's forwardAuth sends (its own
@@ -982,6 +929,7 @@ async fn strict_host_answers_421_to_other_hosts_and_is_off_by_default() {
 /// against Portcullis alone.
 #[tokio::test]
 async fn forward_auth_with_traefiks_header_set() {
+    use common::cases::Cases;
     use common::paths::*;
     let up = RecordingUpstream::start().await;
     let gate = Gate::start(&base_yaml(
@@ -993,7 +941,7 @@ async fn forward_auth_with_traefiks_header_set() {
             "GET /.portcullis/auth HTTP/1.1\r\nHost: app.test\r\nAccept: application/json\r\nX-Forwarded-Method: {method}\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: app.test\r\nX-Forwarded-Uri: {uri}\r\nX-Forwarded-For: 203.0.113.9{extra}"
         )
     };
-    let mut failures = Vec::new();
+    let mut results = Cases::new();
     for (head, want, what) in [
         (ask("/public/x", "GET", ""), 200, "passthrough"),
         (ask("/admin", "GET", ""), 401, "protected"),
@@ -1016,9 +964,9 @@ async fn forward_auth_with_traefiks_header_set() {
         ),
     ] {
         let r = send_tcp(gate.addr, &head).await;
-        if r.status != want {
-            failures.push(format!("{what}: {} {}, expected {want}", r.status, r.body));
-        }
+        results.check(what, r.status == want, || {
+            format!("{} {}, expected {want}", r.status, r.body)
+        });
     }
     // The answer to a passthrough question, header by header.
     let r = send_tcp(
@@ -1034,15 +982,8 @@ async fn forward_auth_with_traefiks_header_set() {
         ("cookie", "app=1"),
         ("authorization", "Basic YTpi"),
     ] {
-        if r.header(name) != Some(want) {
-            failures.push(format!(
-                "answer {name}: {:?}, expected {want:?}",
-                r.header(name)
-            ));
-        }
+        results.eq(format!("answer {name}"), r.header(name), Some(want));
     }
-    if !up.seen().is_empty() {
-        failures.push("forward-auth questions reached the upstream".into());
-    }
-    assert_all_passed("traefik header set", &failures);
+    results.eq("questions that reached the upstream", up.seen().len(), 0);
+    results.finish();
 }

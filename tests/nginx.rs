@@ -429,43 +429,19 @@ async fn nginx_auth_request_path_battery() {
     let (app, gate, nginx, port, _certs) =
         auth_request_front("passthrough:\n  paths:\n    - prefix: /public/\n").await;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let mut failures = Vec::new();
-    let mut table = Vec::new();
-    for (n, case) in cases(DOMAIN).iter().enumerate() {
-        let response = send_tls(addr, DOMAIN, &case.head(n, DOMAIN, "")).await;
-        let out = Outcome {
-            response,
-            seen: app.seen_for(n),
-        };
-        let expect = nginx_expect(case);
-        table.push(format!(
-            "{} {} -> {} seen {:?}",
-            case.method,
-            case.target,
-            out.response.status,
-            out.seen.iter().map(|s| &s.target).collect::<Vec<_>>()
-        ));
-        if let Some(why) = judge(case, expect, &out, false) {
-            failures.push(format!("{} {}: {why}", case.method, case.target));
-        }
-    }
+    let send = async |head: String| send_tls(addr, DOMAIN, &head).await;
+    let mut results = run_battery(DOMAIN, &app, nginx_expect, false, send).await;
     // The gate refused its three: two through /.portcullis/, one question.
-    let refused = gate
-        .log_lines()
+    results.eq("request_refused audit events", refusals(&gate).len(), 3);
+    eprintln!("nginx error log:\n{}", nginx.error_log());
+    results.finish();
+}
+
+fn refusals(gate: &Gate) -> Vec<serde_json::Value> {
+    gate.log_lines()
         .into_iter()
         .filter(|v| v["target"] == "audit" && v["event"] == "request_refused")
-        .count();
-    if refused != 3 {
-        failures.push(format!(
-            "{refused} request_refused audit events, expected 3"
-        ));
-    }
-    if !failures.is_empty() {
-        eprintln!("{}", table.join("\n"));
-        eprintln!("nginx error log:\n{}", nginx.error_log());
-        eprintln!("gate log:\n{}", gate.log());
-    }
-    assert_all_passed("nginx auth_request", &failures);
+        .collect()
 }
 
 /// What nginx in front changes in the proxy-mode expectation.
@@ -489,39 +465,13 @@ fn nginx_expect(case: &common::paths::Case) -> common::paths::Expect {
 /// without a token), never the client's forgeries.
 #[tokio::test]
 async fn nginx_auth_request_header_battery() {
-    use common::paths::CASE_HEADER;
     use common::spoofs::*;
     let (app, gate, nginx, port, _certs) = auth_request_front(&gate_yaml_extra()).await;
     let session = gate.cookie(&alice_with_department());
-    let session_token = session.split_once('=').unwrap().1.to_string();
-    let c = https_client(port);
-    let mut failures = Vec::new();
-    for (n, probe) in probes(&session).iter().enumerate() {
-        let mut rb = c
-            .get(format!("https://{DOMAIN}:{port}{}", probe.path))
-            .header(CASE_HEADER, n.to_string());
-        for (k, v) in forged().iter().chain(&probe.headers) {
-            rb = rb.header(*k, v);
-        }
-        let status = rb.send().await.unwrap().status();
-        let seen = app.seen_for(n);
-        match (status.as_u16(), seen.as_slice()) {
-            (200, [one]) => failures.extend(
-                judge(probe, &one.headers, &session_token)
-                    .into_iter()
-                    .map(|w| format!("{}: {w}", probe.name)),
-            ),
-            _ => failures.push(format!(
-                "{}: status {status}, app saw {} requests",
-                probe.name,
-                seen.len()
-            )),
-        }
-    }
-    if !failures.is_empty() {
-        eprintln!("nginx error log:\n{}", nginx.error_log());
-    }
-    common::paths::assert_all_passed("nginx auth_request", &failures);
+    let base = format!("https://{DOMAIN}:{port}");
+    let results = run_probes(&https_client(port), &base, &app, &session).await;
+    eprintln!("nginx error log:\n{}", nginx.error_log());
+    results.finish();
 }
 
 /// nginx sets X-Original-URI/-Method (the `nginx` family, the default);
@@ -533,7 +483,7 @@ async fn nginx_auth_request_believes_only_its_header_family() {
     let (app, gate, _nginx, port, _certs) =
         auth_request_front("passthrough:\n  paths:\n    - prefix: /public/\n").await;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let mut failures = Vec::new();
+    let mut results = common::cases::Cases::new();
     // (method, target, extra headers, status, reaches the app)
     for (n, (method, target, extra, want, reaches)) in [
         // The client claims its request for /admin is for /public/x.
@@ -578,28 +528,22 @@ async fn nginx_auth_request_believes_only_its_header_family() {
             "{method} {target} HTTP/1.1\r\nHost: {DOMAIN}\r\nAccept: application/json\r\n{CASE_HEADER}: {n}{extra}"
         );
         let r = send_tls(addr, DOMAIN, &head).await;
-        let seen = app.seen_for(n);
-        if r.status != want || seen.len() != usize::from(reaches) {
-            failures.push(format!(
-                "{method} {target} with {extra:?}: {} (app saw {}), expected {want}",
-                r.status,
-                seen.len()
-            ));
-        }
+        let seen = app.seen_for(n).len();
+        results.eq(
+            format!("{method} {target} with {extra:?}"),
+            (r.status, seen),
+            (want, usize::from(reaches)),
+        );
     }
-    let refused: Vec<serde_json::Value> = gate
-        .log_lines()
-        .into_iter()
-        .filter(|v| v["target"] == "audit" && v["event"] == "request_refused")
-        .collect();
-    if refused.len() != 3
-        || !refused.iter().all(|e| {
+    let refused = refusals(&gate);
+    let ok = refused.len() == 3
+        && refused.iter().all(|e| {
             e["reason"]
                 .as_str()
                 .is_some_and(|r| r.contains("disagrees"))
-        })
-    {
-        failures.push(format!("audit: {refused:?}"));
-    }
-    common::paths::assert_all_passed("nginx header family", &failures);
+        });
+    results.check("request_refused audit events", ok, || {
+        format!("{refused:?}")
+    });
+    results.finish();
 }

@@ -132,7 +132,7 @@ async fn sigterm_lets_in_flight_requests_finish() {
     let up = TestUpstream::start().await;
     let mut gate = Gate::start(&base_yaml(&up.url(), ""));
     let cookie = gate.session_cookie(&alice());
-    let url = gate.url("/slow?ms=1500");
+    let url = gate.url("/held");
     let inflight = tokio::spawn(async move {
         client()
             .get(url)
@@ -141,32 +141,48 @@ async fn sigterm_lets_in_flight_requests_finish() {
             .await
             .unwrap()
     });
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // The request is at the upstream, waiting for the test to release it.
+    up.wait_held(1).await;
     gate.signal("TERM");
-    let started = Instant::now();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !gate.log().contains("shutting down: no new connections") {
+        assert!(
+            Instant::now() < deadline,
+            "no shutdown logged:\n{}",
+            gate.log()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // Draining: still running for the request in flight, and refusing new
+    // connections meanwhile.
+    assert_eq!(
+        gate.server.try_exit(),
+        None,
+        "exited with a request in flight"
+    );
+    assert!(
+        tokio::net::TcpStream::connect(gate.addr).await.is_err(),
+        "a new connection was accepted after SIGTERM"
+    );
+
+    up.release_held();
     let resp = inflight.await.unwrap();
     assert_eq!(resp.status(), 200);
-    assert_eq!(resp.text().await.unwrap(), "slow done");
-    let status = loop {
-        if let Some(s) = gate.child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(started.elapsed() < Duration::from_secs(10), "did not exit");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    assert_eq!(resp.text().await.unwrap(), "held done");
+    let status = gate
+        .wait_exit(Duration::from_secs(10))
+        .expect("exits once the request in flight is done");
     assert_eq!(
         status.code(),
         Some(0),
         "exit 0 after SIGTERM; log:\n{}",
         gate.log()
     );
-    // No new connections after the signal.
     assert!(
-        client()
-            .get(gate.url("/.portcullis/health"))
-            .send()
-            .await
-            .is_err()
+        gate.log().contains("all connections closed"),
+        "drained, not cut off by the shutdown timeout:\n{}",
+        gate.log()
     );
 }
 

@@ -9,7 +9,7 @@ use std::convert::Infallible;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -29,6 +29,39 @@ type BoxBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
 pub struct TestUpstream {
     pub addr: SocketAddr,
     task: tokio::task::JoinHandle<()>,
+    held: Arc<Held>,
+}
+
+/// Requests to `/held` wait at the upstream until the test releases them, so
+/// a test knows that a request is in flight instead of guessing a time.
+struct Held {
+    arrived: tokio::sync::watch::Sender<usize>,
+    released: tokio::sync::watch::Sender<bool>,
+}
+
+impl Held {
+    fn new() -> Arc<Held> {
+        Arc::new(Held {
+            arrived: tokio::sync::watch::Sender::new(0),
+            released: tokio::sync::watch::Sender::new(false),
+        })
+    }
+
+    async fn hold(&self) -> Result<Response<BoxBody>, Infallible> {
+        let mut released = self.released.subscribe();
+        self.arrived.send_modify(|n| *n += 1);
+        let _ = released.wait_for(|r| *r).await;
+        Ok(Response::new(full("held done")))
+    }
+}
+
+/// The upstream's answer to `req`: `/held` is held, the rest is the app.
+async fn route(held: Arc<Held>, req: Request<Incoming>) -> Result<Response<BoxBody>, Infallible> {
+    if req.uri().path() == "/held" {
+        held.hold().await
+    } else {
+        upstream_handler(req).await
+    }
 }
 
 impl Drop for TestUpstream {
@@ -41,24 +74,41 @@ impl TestUpstream {
     pub async fn start() -> TestUpstream {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let held = Held::new();
+        let h = held.clone();
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
+                let h = h.clone();
                 tokio::spawn(async move {
-                    let svc = service_fn(upstream_handler);
+                    let svc = service_fn(move |req| route(h.clone(), req));
                     let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                         .serve_connection_with_upgrades(TokioIo::new(stream), svc)
                         .await;
                 });
             }
         });
-        TestUpstream { addr, task }
+        TestUpstream { addr, task, held }
     }
 
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// Waits until `n` requests in all have arrived at `/held`.
+    pub async fn wait_held(&self, n: usize) {
+        let mut arrived = self.held.arrived.subscribe();
+        tokio::time::timeout(Duration::from_secs(20), arrived.wait_for(|got| *got >= n))
+            .await
+            .unwrap_or_else(|_| panic!("{n} request(s) to /held did not reach the upstream"))
+            .unwrap();
+    }
+
+    /// Answers every held request (and later ones) with 200 `held done`.
+    pub fn release_held(&self) {
+        self.held.released.send_replace(true);
     }
 
     /// The same app over TLS, with a fresh self-signed certificate for
@@ -79,23 +129,27 @@ impl TestUpstream {
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let held = Held::new();
+        let h = held.clone();
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
                 let acceptor = acceptor.clone();
+                let h = h.clone();
                 tokio::spawn(async move {
                     let Ok(tls) = acceptor.accept(stream).await else {
                         return;
                     };
+                    let svc = service_fn(move |req| route(h.clone(), req));
                     let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(tls), service_fn(upstream_handler))
+                        .serve_connection(TokioIo::new(tls), svc)
                         .await;
                 });
             }
         });
-        (TestUpstream { addr, task }, pem)
+        (TestUpstream { addr, task, held }, pem)
     }
 
     pub fn https_url(&self) -> String {
@@ -215,9 +269,10 @@ async fn upstream_handler(mut req: Request<Incoming>) -> Result<Response<BoxBody
         .unwrap())
 }
 
-/// A running `portcullis` process.
+/// A running `portcullis` process. Dropping it stops it with SIGTERM, its
+/// graceful shutdown, and fails the test unless it then exits 0.
 pub struct Gate {
-    pub child: Child,
+    pub server: process::Server,
     pub addr: SocketAddr,
     pub dir: tempfile::TempDir,
     pub config_yaml: String,
@@ -226,8 +281,32 @@ pub struct Gate {
 
 impl Drop for Gate {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        stop_gate(&mut self.server, &self.log_path);
+    }
+}
+
+/// How long Portcullis may take to stop on SIGTERM in a test: its
+/// in-flight requests are the test's own and short.
+pub const GATE_STOP_BOUND: Duration = Duration::from_secs(15);
+
+/// Starts the portcullis binary with `cmd`'s arguments as a [`process::Server`].
+pub fn spawn_gate(cmd: &mut Command) -> process::Server {
+    process::Server::spawn("portcullis", cmd, process::Shutdown::Term, GATE_STOP_BOUND)
+        .expect("the portcullis binary starts")
+}
+
+/// Stops a gate with SIGTERM; unless the test is already failing, asserts
+/// that it exited 0 on its own (its graceful shutdown path).
+pub fn stop_gate(server: &mut process::Server, log_path: &Path) {
+    let stopped = server.stop();
+    if !std::thread::panicking() {
+        assert!(
+            stopped.status.success() && !stopped.killed,
+            "portcullis did not exit 0 after SIGTERM ({}{}); log:\n{}",
+            stopped.status,
+            if stopped.killed { ", killed" } else { "" },
+            std::fs::read_to_string(log_path).unwrap_or_default()
+        );
     }
 }
 
@@ -257,9 +336,9 @@ impl Gate {
         let config = dir.path().join("gate.yaml");
         std::fs::write(&config, &yaml).unwrap();
         let log_path = dir.path().join("gate.log");
-        let (child, addr) = spawn(dir.path(), &log_path, env);
+        let (server, addr) = spawn(dir.path(), &log_path, env);
         Gate {
-            child,
+            server,
             addr,
             dir,
             config_yaml: yaml,
@@ -267,13 +346,12 @@ impl Gate {
         }
     }
 
-    /// Stops the process and starts it again with the same configuration
-    /// and state directory.
+    /// Stops the process (SIGTERM, exit 0 asserted) and starts it again
+    /// with the same configuration and state directory.
     pub fn restart(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let (child, addr) = spawn(self.dir.path(), &self.log_path, &[]);
-        self.child = child;
+        stop_gate(&mut self.server, &self.log_path);
+        let (server, addr) = spawn(self.dir.path(), &self.log_path, &[]);
+        self.server = server;
         self.addr = addr;
     }
 
@@ -313,17 +391,17 @@ impl Gate {
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.server.id()
     }
 
+    /// Sends the signal named as `kill -NAME` spells it.
     pub fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .arg(format!("-{sig}"))
-            .arg(self.pid().to_string())
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill -{sig} failed");
+        self.server.signal(process::signal_named(sig));
+    }
+
+    /// Waits up to `bound` for the process to exit by itself.
+    pub fn wait_exit(&mut self, bound: Duration) -> Option<std::process::ExitStatus> {
+        self.server.wait_exit(bound)
     }
 
     /// Resident set size, and its peak, in kB.
@@ -341,7 +419,7 @@ impl Gate {
     }
 }
 
-fn spawn(dir: &Path, log_path: &Path, env: &[(&str, &str)]) -> (Child, SocketAddr) {
+fn spawn(dir: &Path, log_path: &Path, env: &[(&str, &str)]) -> (process::Server, SocketAddr) {
     let log = std::fs::File::create(log_path).unwrap();
     let mut cmd = Command::new(bin());
     cmd.arg("--config")
@@ -352,9 +430,9 @@ fn spawn(dir: &Path, log_path: &Path, env: &[(&str, &str)]) -> (Child, SocketAdd
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let child = cmd.spawn().unwrap();
-    let addr = wait_ready(log_path);
-    (child, addr)
+    let mut server = spawn_gate(&mut cmd);
+    let addr = wait_ready(&mut server, log_path);
+    (server, addr)
 }
 
 /// Mints a session cookie; `tweak` may change the claims before signing.
@@ -373,9 +451,15 @@ pub fn mint_cookie(
     format!("{}={}", sessions.cookie_name(), token)
 }
 
-fn wait_ready(log_path: &Path) -> SocketAddr {
+fn wait_ready(server: &mut process::Server, log_path: &Path) -> SocketAddr {
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
+        if let Some(status) = server.try_exit() {
+            panic!(
+                "portcullis exited before it was ready ({status}); log:\n{}",
+                std::fs::read_to_string(log_path).unwrap_or_default()
+            );
+        }
         if let Ok(f) = std::fs::File::open(log_path) {
             for line in BufReader::new(f).lines().map_while(Result::ok) {
                 if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
@@ -426,8 +510,10 @@ pub fn client() -> reqwest::Client {
 
 pub const BROWSER_ACCEPT: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
 
+pub mod cases;
 pub mod oidc;
 pub mod paths;
+pub mod process;
 pub mod saml;
 pub mod spoofs;
 

@@ -3,23 +3,17 @@
 //! redirects with a cookie jar and submits the provider's login form.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
+use std::time::Duration;
 
 use reqwest::cookie::{CookieStore, Jar};
 use serde_json::{Value, json};
 
 pub struct OidcIdp {
-    pub child: Child,
+    pub server: super::process::Server,
     pub issuer: String,
     pub port: u16,
-}
-
-impl Drop for OidcIdp {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 pub const CLIENT_ID: &str = "portcullis-test";
@@ -47,25 +41,30 @@ impl OidcIdp {
         for (k, v) in extra_env {
             cmd.env(k, v);
         }
-        let mut child = cmd.spawn().expect(
-            "node runs the test provider (the test command installs Node.js and runs npm ci)",
-        );
-        let stdout = child.stdout.take().unwrap();
+        let mut server = super::process::Server::spawn(
+            "oidc-provider",
+            &mut cmd,
+            super::process::Shutdown::Term,
+            Duration::from_secs(10),
+        )
+        .expect("node runs the test provider (the test command installs Node.js and runs npm ci)");
+        // The provider's first line says it listens; EOF means it exited.
+        let stdout = server.take_stdout().unwrap();
         let mut line = String::new();
         BufReader::new(stdout).read_line(&mut line).unwrap();
         let ready: Value = serde_json::from_str(&line).unwrap_or_else(|_| {
             panic!("test provider did not start: {line:?} (run `npm ci --prefix tests/idp/oidc`)")
         });
         OidcIdp {
-            child,
+            server,
             issuer: ready["issuer"].as_str().unwrap().to_string(),
             port: ready["port"].as_u64().unwrap() as u16,
         }
     }
 
+    /// Stops the provider (SIGTERM) and waits until it is gone.
     pub fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.server.stop();
     }
 
     /// A JWT signed as the test says (see tests/idp/oidc/server.mjs).

@@ -20,6 +20,8 @@ use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use super::cases::Cases;
+
 /// Carries the case number from the client to the upstream's record.
 pub const CASE_HEADER: &str = "x-battery-case";
 
@@ -285,6 +287,12 @@ pub struct Case {
     pub expect: Expect,
 }
 
+impl std::fmt::Display for Case {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.method, self.target)
+    }
+}
+
 impl Case {
     /// The request head, with the case number for the upstream's record.
     pub fn head(&self, n: usize, host: &str, extra: &str) -> String {
@@ -534,19 +542,48 @@ pub fn judge(case: &Case, expect: Expect, out: &Outcome, gate_login_page: bool) 
     None
 }
 
-/// Asserts that no case failed, naming every one that did.
-pub fn assert_all_passed(front: &str, failures: &[String]) {
-    assert!(
-        failures.is_empty(),
-        "{front}: {} case(s) failed:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+/// Sends every case of [`cases`] for `host` with `send` and judges it,
+/// with `expect` saying what the front in use makes of each; the outcome
+/// table goes to the test's output. The caller may add checks, then
+/// finishes the returned cases.
+pub async fn run_battery(
+    host: &str,
+    upstream: &RecordingUpstream,
+    expect: impl Fn(&Case) -> Expect,
+    gate_login_page: bool,
+    send: impl AsyncFn(String) -> RawResponse,
+) -> Cases {
+    check_the_judge();
+    let all = cases(host);
+    assert!(all.len() >= 40, "{} shapes", all.len());
+    let mut results = Cases::new();
+    for (n, case) in all.iter().enumerate() {
+        let response = send(case.head(n, host, "")).await;
+        let out = Outcome {
+            response,
+            seen: upstream.seen_for(n),
+        };
+        eprintln!(
+            "{case} -> {} seen {:?}",
+            out.response.status,
+            out.seen.iter().map(|s| &s.target).collect::<Vec<_>>()
+        );
+        let why = judge(case, expect(case), &out, gate_login_page);
+        results.check(case, why.is_none(), || why.unwrap_or_default());
+    }
+    let stray: Vec<String> = upstream
+        .seen()
+        .iter()
+        .filter(|s| !s.headers.contains_key(CASE_HEADER))
+        .map(|s| s.target.clone())
+        .collect();
+    results.eq("requests of no case at the upstream", stray, vec![]);
+    results
 }
 
 /// The judge's own readers, checked on known inputs (so a broken judge
 /// cannot pass a broken gate).
-pub fn check_the_judge() {
+fn check_the_judge() {
     for (t, want) in [
         ("/public/../admin", "/admin"),
         ("/public/%2e%2e/admin", "/admin"),

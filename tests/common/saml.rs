@@ -2,13 +2,16 @@
 //! loopback port with a signing key the test owns, and the SP key pair a
 //! gate uses.
 
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use portcullis::idp::saml::keys::SpKeys;
 use serde_json::{Value, json};
 
 use super::free_port;
+use super::process::{Server, Shutdown};
 
 fn script(name: &str) -> String {
     format!("{}/tests/idp/saml/{name}", env!("CARGO_MANIFEST_DIR"))
@@ -30,6 +33,7 @@ pub struct Idp {
     pub sps: Value,
     pub key: PathBuf,
     pub cert: PathBuf,
+    server: Option<Server>,
 }
 
 impl Idp {
@@ -42,33 +46,70 @@ impl Idp {
             sps,
             key,
             cert,
+            server: None,
         };
         idp.run_start();
         idp
     }
 
+    /// Runs start.sh in the foreground: it writes the configuration and
+    /// becomes `php -S`, in a process group of its own, with its workers.
     fn run_start(&mut self) {
         let sps_file = self.dir.path().join("sps.json");
         std::fs::write(&sps_file, self.sps.to_string()).unwrap();
-        let out = Command::new(script("start.sh"))
-            .arg(self.dir.path().join("work"))
+        let work = self.dir.path().join("work");
+        let start_log = self.dir.path().join("start.log");
+        let mut cmd = Command::new(script("start.sh"));
+        cmd.arg("--foreground")
+            .arg(&work)
             .env("SAML_PORT", self.port.to_string())
             .env("SAML_SPS_FILE", &sps_file)
             .env("SAML_IDP_KEY", &self.key)
             .env("SAML_IDP_CERT", &self.cert)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "start.sh failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&start_log).unwrap());
+        let server = Server::spawn(
+            "SimpleSAMLphp (php -S)",
+            &mut cmd,
+            Shutdown::Term,
+            Duration::from_secs(10),
+        )
+        .expect("bash runs tests/idp/saml/start.sh");
+        let server = self.server.insert(server);
+        // Ready when this instance serves its metadata with our certificate.
+        let cert = pem_body(&std::fs::read_to_string(&self.cert).unwrap());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let logs = || {
+                format!(
+                    "{}\n{}",
+                    std::fs::read_to_string(&start_log).unwrap_or_default(),
+                    std::fs::read_to_string(work.join("log/php-server.log")).unwrap_or_default()
+                )
+            };
+            if let Some(status) = server.try_exit() {
+                panic!("the SAML IdP exited ({status}):\n{}", logs());
+            }
+            if http_get(self.port, "/saml2/idp/metadata.php")
+                .is_some_and(|(status, body)| status == 200 && body.contains(&cert))
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the SAML IdP did not serve its metadata within 30 s:\n{}",
+                logs()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
-    pub fn stop(&self) {
-        let _ = Command::new(script("stop.sh"))
-            .arg(self.dir.path().join("work"))
-            .output();
+    /// Stops the IdP (SIGTERM to php and its workers) and waits until it is gone.
+    pub fn stop(&mut self) {
+        if let Some(mut server) = self.server.take() {
+            server.stop();
+        }
     }
 
     /// Key rollover: the IdP comes back signing with a new key.
@@ -95,8 +136,28 @@ impl Idp {
 
 impl Drop for Idp {
     fn drop(&mut self) {
+        // Before the temp dir with its configuration goes.
         self.stop();
     }
+}
+
+/// The base64 body of a PEM certificate, as metadata carries it.
+fn pem_body(pem: &str) -> String {
+    pem.lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect::<String>()
+}
+
+/// A plain HTTP/1.0 GET on 127.0.0.1 (blocking: the IdP starts before any
+/// async client is needed); `None` while nothing answers.
+fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n").ok()?;
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).ok()?;
+    let status = raw.split_whitespace().nth(1)?.parse().ok()?;
+    Some((status, raw))
 }
 
 /// An SP entry for the IdP: the gate at `origin` (its ACS and SLO URLs).

@@ -7,7 +7,8 @@
 
 use http::HeaderMap;
 
-use super::paths::CASE_HEADER;
+use super::cases::Cases;
+use super::paths::{CASE_HEADER, RecordingUpstream};
 
 /// The passthrough token the battery's gate knows.
 pub const TOKEN: &str = "battery-token-0123456789abcdef";
@@ -193,4 +194,32 @@ pub fn alice_with_department() -> portcullis::identity::Identity {
     let mut id = super::alice();
     id.extra.insert("department".into(), "R&D".into());
     id
+}
+
+/// Sends every probe to `base` (the front's URL) with `client`, alice's
+/// `session` cookie and the forged headers, and judges what `app` got.
+pub async fn run_probes(
+    client: &reqwest::Client,
+    base: &str,
+    app: &RecordingUpstream,
+    session: &str,
+) -> Cases {
+    let session_token = session.split_once('=').map(|(_, t)| t).unwrap_or(session);
+    let mut results = Cases::new();
+    for (n, probe) in probes(session).iter().enumerate() {
+        let mut rb = client
+            .get(format!("{base}{}", probe.path))
+            .header(CASE_HEADER, n.to_string());
+        for (k, v) in forged().iter().chain(&probe.headers) {
+            rb = rb.header(*k, v);
+        }
+        let status = rb.send().await.unwrap().status();
+        let seen = app.seen_for(n);
+        let wrong = match (status.as_u16(), seen.as_slice()) {
+            (200, [one]) => judge(probe, &one.headers, session_token),
+            _ => vec![format!("status {status}, the app saw {}", seen.len())],
+        };
+        results.check(probe.name, wrong.is_empty(), || wrong.join("; "));
+    }
+    results
 }

@@ -8,10 +8,11 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common;
+use crate::common::process::{Server, Shutdown};
 
 /// Where a started gate listens.
 #[derive(Debug, Clone)]
@@ -21,8 +22,9 @@ pub enum Where {
 }
 
 /// A running `portcullis` whose config file can be rewritten and reloaded.
+/// Dropping it stops it with SIGTERM and fails the test unless it exits 0.
 pub struct Gate {
-    pub child: Child,
+    pub server: Server,
     pub at: Where,
     pub dir: tempfile::TempDir,
     /// The YAML as written (KEYFILE resolved).
@@ -32,8 +34,7 @@ pub struct Gate {
 
 impl Drop for Gate {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        common::stop_gate(&mut self.server, &self.log_path);
     }
 }
 
@@ -56,9 +57,9 @@ impl Gate {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let child = cmd.spawn().unwrap();
+        let server = common::spawn_gate(&mut cmd);
         let mut g = Gate {
-            child,
+            server,
             at: Where::Tcp(SocketAddr::from(([127, 0, 0, 1], 0))),
             dir,
             yaml,
@@ -129,13 +130,7 @@ impl Gate {
     }
 
     pub fn hup_and_wait(&self, n: usize) -> serde_json::Value {
-        let ok = Command::new("kill")
-            .arg("-HUP")
-            .arg(self.child.id().to_string())
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok);
+        self.server.signal(rustix::process::Signal::HUP);
         self.wait_log(
             |v| {
                 v["message"] == "configuration reloaded"
@@ -324,17 +319,17 @@ fn split_labels(s: &str) -> Vec<&str> {
 }
 
 /// A real nginx (the Debian package) with a generated main config that
-/// includes `site`, all its files in a temp dir.
+/// includes `site`, all its files in a temp dir. Dropping it stops it
+/// gracefully (SIGQUIT to the master, which stops its workers).
 pub struct Nginx {
-    child: Child,
+    server: Server,
     pub dir: tempfile::TempDir,
 }
 
 impl Drop for Nginx {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        // Workers exit when the master is gone; the pid file names it.
+        // Before the temp dir with its config and logs goes.
+        self.server.stop();
     }
 }
 
@@ -385,17 +380,21 @@ impl Nginx {
             "nginx -t refused the config:\n{}\n{site}",
             String::from_utf8_lossy(&test.stderr)
         );
-        let child = Command::new(nginx_bin())
-            .args(["-p", d, "-c"])
-            .arg(dir.path().join("nginx.conf"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut nginx = Nginx { child, dir };
+        let server = Server::spawn(
+            "nginx",
+            Command::new(nginx_bin())
+                .args(["-p", d, "-c"])
+                .arg(dir.path().join("nginx.conf"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+            Shutdown::Quit,
+            Duration::from_secs(10),
+        )
+        .unwrap();
+        let mut nginx = Nginx { server, dir };
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            if let Ok(Some(status)) = nginx.child.try_wait() {
+            if let Some(status) = nginx.server.try_exit() {
                 panic!("nginx exited ({status}):\n{}", nginx.error_log());
             }
             // Listening, and it is nginx's socket: its log says so.

@@ -2,6 +2,11 @@
 # Starts the local SimpleSAMLphp SAML 2.0 test IdP on 127.0.0.1:$SAML_PORT.
 #
 #   SAML_PORT=18443 SAML_SPS_FILE=sps.json tests/idp/saml/start.sh WORKDIR
+#   SAML_PORT=18443 … tests/idp/saml/start.sh --foreground WORKDIR
+#
+# With --foreground the script becomes the PHP server (exec) once the
+# configuration is in place: the caller owns the process (its group, its
+# stop) and waits for the metadata itself; nothing is written to php.pid.
 #
 # Env: SAML_PORT (required), SAML_SPS_FILE (JSON list of SPs; optional, none
 # registered without it), SAML_IDP_KEY + SAML_IDP_CERT (optional existing PEM
@@ -17,7 +22,12 @@ SSP_WWW=/usr/share/simplesamlphp/www
 die() { echo "start.sh: ERROR: $*" >&2; exit 1; }
 log() { echo "start.sh: $*" >&2; }
 
-[ $# -eq 1 ] || die "usage: SAML_PORT=PORT [SAML_SPS_FILE=sps.json] $0 WORKDIR"
+FOREGROUND=
+if [ "${1:-}" = --foreground ]; then
+    FOREGROUND=1
+    shift
+fi
+[ $# -eq 1 ] || die "usage: SAML_PORT=PORT [SAML_SPS_FILE=sps.json] $0 [--foreground] WORKDIR"
 [ -n "${SAML_PORT:-}" ] || die "SAML_PORT is required (a free TCP port on 127.0.0.1)"
 [[ "$SAML_PORT" =~ ^[0-9]+$ ]] && [ "$SAML_PORT" -ge 1 ] && [ "$SAML_PORT" -le 65535 ] \
     || die "SAML_PORT must be a port number, got '$SAML_PORT'"
@@ -86,6 +96,11 @@ if (exec 3<>"/dev/tcp/127.0.0.1/$SAML_PORT") 2>/dev/null; then
 fi
 SERVER_LOG="$WORKDIR/log/php-server.log"
 : > "$SERVER_LOG"
+if [ -n "$FOREGROUND" ]; then
+    SIMPLESAMLPHP_CONFIG_DIR="$WORKDIR" PHP_CLI_SERVER_WORKERS="$WORKERS" \
+        exec php -d display_errors=stderr -d error_reporting=E_ALL\&~E_DEPRECATED \
+        -S "127.0.0.1:$SAML_PORT" -t "$SSP_WWW" >>"$SERVER_LOG" 2>&1 </dev/null
+fi
 # setsid: the server (and its worker processes) form their own process group,
 # whose id is the PID written to php.pid; stop.sh signals that group.
 SIMPLESAMLPHP_CONFIG_DIR="$WORKDIR" PHP_CLI_SERVER_WORKERS="$WORKERS" \
