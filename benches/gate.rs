@@ -19,7 +19,7 @@ use portcullis::config::Config;
 use portcullis::gate::{self, Asked, Decision};
 use portcullis::identity::{Identity, IdpKind};
 use portcullis::policy;
-use portcullis::proxy::headers::OwnHeaders;
+use portcullis::proxy::headers::StripRules;
 use portcullis::proxy::{Forward, Upstream};
 use portcullis::session::{KeyRing, Sessions};
 
@@ -70,7 +70,7 @@ struct Fixture {
     config: Config,
     sessions: Sessions,
     upstream: Upstream,
-    own: OwnHeaders,
+    own: StripRules,
     /// `name=value` of a freshly minted session cookie.
     cookie: String,
     token: String,
@@ -92,7 +92,7 @@ fn fixture_with(extra: &str) -> Fixture {
         .map(|(_, v)| v.to_string())
         .unwrap_or_default();
     let upstream = Upstream::new(&config).expect("upstream client builds");
-    let own = OwnHeaders::new(&config);
+    let own = StripRules::new(&config);
     Fixture {
         config,
         sessions,

@@ -35,6 +35,7 @@ use crate::gate::original::Original;
 use crate::gate::respond::{self, append_set_cookie};
 use crate::gate::{self, Allow, Asked, Decision};
 use crate::pages::{Page, PageKind, redirect};
+use crate::proxy::headers::{StripRules, client_address};
 use crate::session::{Sessions, cookies};
 
 /// Set on a 401 for a browser navigation: the sign-in URL to redirect to.
@@ -43,6 +44,7 @@ pub const LOGIN_URL_HEADER: &str = "x-portcullis-login-url";
 /// Answers `/.portcullis/auth`.
 pub fn answer<B>(
     config: &Config,
+    strip: &StripRules,
     sessions: &Sessions,
     req: &Request<B>,
     ctx: Ctx<'_>,
@@ -52,7 +54,7 @@ pub fn answer<B>(
     let orig = Original::read(req.headers(), family);
     let asked = Asked::forward_auth(req, family, &orig, ctx);
     match gate::decide(config, sessions, &asked) {
-        Decision::Allow(allow) => allowed(config, req.headers(), &allow),
+        Decision::Allow(allow) => allowed(config, strip, req.headers(), &allow),
         Decision::NeedLogin(need) => {
             let login = need.login_url();
             if need.navigation && query_flag(req.uri().query(), "redirect") {
@@ -84,7 +86,17 @@ pub fn answer<B>(
 /// the app. Every one is present, empty when there is nothing to send: web
 /// servers that copy a fixed list (Caddy's `copy_headers`) otherwise fill
 /// a missing one with something of their own, or keep the client's.
-fn allowed(config: &Config, request: &HeaderMap, allow: &Allow) -> Response<Body> {
+/// Besides Portcullis' own identity headers, every exact name proxy mode
+/// strips is sent empty (the identity headers of well-known apps, the
+/// routing overrides, the operator's `headers.strip`), except the
+/// client-address ones: an empty `X-Real-IP` copied over the front proxy's
+/// own would hide the client from the app.
+fn allowed(
+    config: &Config,
+    strip: &StripRules,
+    request: &HeaderMap,
+    allow: &Allow,
+) -> Response<Body> {
     let mut resp = Response::new(crate::empty_body());
     *resp.status_mut() = StatusCode::OK;
     let h = resp.headers_mut();
@@ -92,7 +104,13 @@ fn allowed(config: &Config, request: &HeaderMap, allow: &Allow) -> Response<Body
     if let Some(id) = &allow.identity {
         crate::proxy::headers::set_identity(h, config, id);
     }
-    for name in config.headers.all() {
+    let owned = config.headers.all().chain(
+        strip
+            .exact_names()
+            .iter()
+            .filter(|n| !client_address::NEVER_BELIEVED.contains(&n.as_str())),
+    );
+    for name in owned {
         if !h.contains_key(name) {
             h.insert(name.clone(), HeaderValue::from_static(""));
         }
@@ -190,14 +208,14 @@ mod tests {
 
     #[test]
     fn answer_without_identity_blanks_everything_owned() {
-        let c = config("headers:\n  extra:\n    department: X-Dept\n");
+        let c = config("headers:\n  extra:\n    department: X-Dept\n  strip: [X-Tenant]\n");
         let req = headers(&[
             ("cookie", "a=1; __Host-portcullis_session=t"),
             ("cookie", "portcullis_txn_x=y; b=2"),
             ("authorization", "Basic YTpi"),
             ("x-forwarded-user", "forged"),
         ]);
-        let resp = allowed(&c, &req, &allow(None, false));
+        let resp = allowed(&c, &StripRules::new(&c), &req, &allow(None, false));
         let h = resp.headers();
         for name in [
             "x-forwarded-user",
@@ -207,9 +225,14 @@ mod tests {
             "x-forwarded-name",
             "x-dept",
             "x-portcullis-authorization",
+            // A well-known app's, a routing override, the operator's.
+            "remote-user",
+            "x-original-url",
+            "x-tenant",
         ] {
             assert_eq!(h[name], "", "{name}");
         }
+        assert!(!h.contains_key("x-real-ip"));
         assert_eq!(h["cookie"], "a=1; b=2");
         assert_eq!(h["authorization"], "Basic YTpi");
         assert_eq!(h["set-cookie"], "s=renewed; Path=/");
@@ -222,7 +245,7 @@ mod tests {
             ("authorization", "Bearer tok"),
             ("cookie", "portcullis_session=t"),
         ]);
-        let resp = allowed(&c, &req, &allow(Some("backup"), true));
+        let resp = allowed(&c, &StripRules::new(&c), &req, &allow(Some("backup"), true));
         assert_eq!(resp.headers()["authorization"], "");
         assert_eq!(resp.headers()["cookie"], "");
         assert_eq!(resp.headers()["x-forwarded-user"], "backup");
@@ -231,7 +254,7 @@ mod tests {
             ("authorization", "Basic YTpi"),
             ("authorization", "Basic Yzpk"),
         ]);
-        let resp = allowed(&c, &req, &allow(None, false));
+        let resp = allowed(&c, &StripRules::new(&c), &req, &allow(None, false));
         assert_eq!(resp.headers()["authorization"], "");
     }
 
@@ -242,10 +265,10 @@ mod tests {
         )
         .unwrap();
         let req = headers(&[("authorization", "Basic Zm9yZ2Vk")]);
-        let resp = allowed(&c, &req, &allow(Some("alice"), false));
+        let resp = allowed(&c, &StripRules::new(&c), &req, &allow(Some("alice"), false));
         // alice:pw
         assert_eq!(resp.headers()["authorization"], "Basic YWxpY2U6cHc=");
-        let resp = allowed(&c, &req, &allow(None, false));
+        let resp = allowed(&c, &StripRules::new(&c), &req, &allow(None, false));
         assert_eq!(resp.headers()["authorization"], "Basic Zm9yZ2Vk");
     }
 

@@ -56,6 +56,7 @@ pub struct Fixed {
     pub listen: ListenAddr,
     pub listen_socket_mode: u32,
     pub metrics_listen: Option<std::net::SocketAddr>,
+    pub connections_max: usize,
 }
 
 impl Fixed {
@@ -64,6 +65,7 @@ impl Fixed {
             listen: config.listen.clone(),
             listen_socket_mode: config.listen_socket_mode,
             metrics_listen: config.metrics.listen,
+            connections_max: config.connections.max,
         }
     }
 }
@@ -93,7 +95,7 @@ pub async fn reload(
         tracing::warn!(
             running = %fixed.listen,
             configured = %new_fixed.listen,
-            "listen, listen_socket_mode or metrics.listen changed: these take effect only after a restart (systemctl restart portcullis@NAME); everything else of the new configuration is applied now"
+            "listen, listen_socket_mode, metrics.listen or connections.max changed: these take effect only after a restart (systemctl restart portcullis@NAME); everything else of the new configuration is applied now"
         );
     }
     shared.store(Arc::new(app));

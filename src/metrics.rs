@@ -126,6 +126,9 @@ struct Metrics {
     idp_refreshes: Family<Labels, Counter>,
     idp_last_ok: Gauge,
     idp_age: Gauge<f64, AtomicU64>,
+    connections_open: Gauge,
+    connections_max: Gauge,
+    connections_timed_out: Family<Labels, Counter>,
     saml_verify_refused: Family<Labels, Counter>,
     saml_logouts: Family<Labels, Counter>,
     /// Unix seconds of the last successful IdP metadata load; 0: never.
@@ -201,6 +204,24 @@ impl Metrics {
             Unit::Seconds,
             idp_age.clone(),
         );
+        let connections_open = Gauge::default();
+        r.register(
+            "connections_open",
+            "Client connections open now (WebSocket tunnels included)",
+            connections_open.clone(),
+        );
+        let connections_max = Gauge::default();
+        r.register(
+            "connections_max",
+            "Client connections served at once at most (connections.max, or fewer if the open-files limit is lower); more wait in the listen backlog",
+            connections_max.clone(),
+        );
+        let connections_timed_out = Family::<Labels, Counter>::default();
+        r.register(
+            "connections_timed_out",
+            "Client connections closed by Portcullis by reason: header_read_timeout (a request's headers took too long), idle_timeout (kept alive without a request)",
+            connections_timed_out.clone(),
+        );
         let saml_verify_refused = Family::<Labels, Counter>::default();
         r.register(
             "saml_verifications_refused",
@@ -230,6 +251,9 @@ impl Metrics {
             idp_refreshes,
             idp_last_ok,
             idp_age,
+            connections_open,
+            connections_max,
+            connections_timed_out,
             saml_verify_refused,
             saml_logouts,
             idp_loaded_at: AtomicI64::new(0),
@@ -360,6 +384,28 @@ pub fn saml_idp_logout(outcome: &'static str) {
 
 pub fn upstream_answered(elapsed: Duration) {
     METRICS.upstream_seconds.observe(elapsed.as_secs_f64());
+}
+
+pub fn connection_opened() {
+    METRICS.connections_open.inc();
+}
+
+pub fn connection_closed() {
+    METRICS.connections_open.dec();
+}
+
+pub fn connections_max(max: usize) {
+    METRICS
+        .connections_max
+        .set(i64::try_from(max).unwrap_or(i64::MAX));
+}
+
+/// `reason`: `header_read_timeout` or `idle_timeout`.
+pub fn connection_timed_out(reason: &'static str) {
+    METRICS
+        .connections_timed_out
+        .get_or_create(&vec![("reason", reason)])
+        .inc();
 }
 
 /// `kind`: `timeout`, `unreachable`, `bad_request`.

@@ -12,7 +12,7 @@ use crate::idp::Login;
 use crate::lifecycle::{self, Fixed};
 use crate::listen::Listener;
 use crate::proxy::Upstream;
-use crate::server::{App, serve};
+use crate::server::App;
 use crate::session::{KeyRing, Sessions, Transactions};
 
 /// Everything that can be checked without serving: used by `run` and
@@ -47,6 +47,7 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
             "no identity provider is configured: passthrough paths and tokens work, nobody can log in"
         );
     }
+    let max_connections = crate::connections::fit_to_fd_limit(fixed.connections_max);
     let listener = Listener::bind(&fixed.listen, fixed.listen_socket_mode).await?;
     if let Some(addr) = fixed.metrics_listen.filter(|_| app.config.metrics.enabled) {
         let l = tokio::net::TcpListener::bind(addr).await.with_context(|| {
@@ -69,7 +70,7 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
         fixed,
     ));
     lifecycle::notify_ready(&format!("serving on {local}"));
-    serve(shared, listener, stop.wait()).await?;
+    crate::connections::serve(shared, listener, max_connections, stop.wait()).await?;
     tracing::info!("stopped");
     Ok(())
 }

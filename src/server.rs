@@ -1,19 +1,13 @@
-//! The listener and proxy mode: strip spoofed headers, work out the client,
-//! take the gate's decision ([`crate::gate::decide`]) and render it —
-//! forward, serve an own endpoint, start a login, or refuse. Graceful
-//! shutdown: stop accepting, let in-flight requests finish.
+//! Proxy mode: strip spoofed headers, work out the client, take the gate's
+//! decision ([`crate::gate::decide`]) and render it — forward, serve an own
+//! endpoint, start a login, or refuse. Connections are accepted and served
+//! by `connections`.
 
-use std::convert::Infallible;
-use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 
 use crate::audit::{self, Ctx};
 use crate::config::Config;
@@ -21,11 +15,9 @@ use crate::gate::respond::{self, append_set_cookie};
 use crate::gate::{self, Asked, Decision, Via};
 use crate::identity::Identity;
 use crate::idp::{Completed, EndpointOutcome, Login, LoginCtx};
-use crate::lifecycle::SharedApp;
-use crate::listen::Listener;
 use crate::pages::{Page, PageKind, redirect};
 use crate::policy::{self, return_to::safe_return_path};
-use crate::proxy::headers::OwnHeaders;
+use crate::proxy::headers::StripRules;
 use crate::proxy::{Forward, ProxyError, Upstream};
 use crate::session::{Sessions, Transactions, cookies};
 use crate::{Body, login_loop, metrics};
@@ -37,7 +29,7 @@ pub struct App {
     pub upstream: Upstream,
     pub login: Login,
     pub transactions: Transactions,
-    own_headers: OwnHeaders,
+    own_headers: StripRules,
 }
 
 impl App {
@@ -48,7 +40,7 @@ impl App {
         upstream: Upstream,
         login: Login,
     ) -> App {
-        let own_headers = OwnHeaders::new(&config);
+        let own_headers = StripRules::new(&config);
         App {
             config,
             sessions,
@@ -174,9 +166,14 @@ impl App {
     ) -> Response<Body> {
         match rest {
             "health" => json_response(StatusCode::OK, r#"{"status":"ok"}"#),
-            "auth" => {
-                crate::forward_auth::answer(&self.config, &self.sessions, &req, rq.ctx(), rq.json)
-            }
+            "auth" => crate::forward_auth::answer(
+                &self.config,
+                &self.own_headers,
+                &self.sessions,
+                &req,
+                rq.ctx(),
+                rq.json,
+            ),
             "metrics" if metrics::allowed(&self.config.metrics, rq.client_ip) => {
                 metrics::response()
             }
@@ -399,53 +396,4 @@ fn json_response(status: StatusCode, body: &'static str) -> Response<Body> {
 
 fn signed_out_page(config: &Config, request_id: &str) -> Response<Body> {
     Page::new(PageKind::SignedOut).render(&config.pages, request_id, false)
-}
-
-/// Accepts connections until `shutdown` resolves, then waits (bounded by
-/// `shutdown_timeout`) for in-flight requests to finish. Each request is
-/// handled by the `App` in force when it arrives (see `lifecycle::reload`).
-pub async fn serve(
-    app: SharedApp,
-    listener: Listener,
-    shutdown: impl Future<Output = ()>,
-) -> std::io::Result<()> {
-    let graceful = GracefulShutdown::new();
-    let builder = auto::Builder::new(TokioExecutor::new());
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, peer) = match accepted {
-                    Ok(a) => a,
-                    Err(e) => {
-                        // Out of file descriptors and the like: back off.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let app = app.clone();
-                let svc = service_fn(move |req| {
-                    let app = app.load_full();
-                    async move { Ok::<_, Infallible>(app.handle(req, peer).await) }
-                });
-                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc).into_owned();
-                let conn = graceful.watch(conn);
-                tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!(error = %e, "connection ended with an error");
-                    }
-                });
-            }
-            () = &mut shutdown => break,
-        }
-    }
-    drop(listener);
-    tracing::info!("shutting down: no new connections, waiting for in-flight requests");
-    let timeout = app.load().config.shutdown_timeout;
-    tokio::select! {
-        () = graceful.shutdown() => tracing::info!("all connections closed"),
-        () = tokio::time::sleep(timeout) => tracing::warn!(?timeout, "shutdown timeout reached; closing remaining connections"),
-    }
-    Ok(())
 }

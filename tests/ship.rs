@@ -665,6 +665,7 @@ fn reference_yaml_spells_out_the_defaults() {
         "listen_socket_mode:",
         "# state_dir:",
         "shutdown_timeout:",
+        "connections:",
         "upstream:",
         "session:",
         "passthrough:",

@@ -16,8 +16,8 @@ use serde_saphyr::figment::Yaml;
 
 pub use model::{HeaderFamily, LogFormat, LoginConfig, PagesConfig, RawConfig, Scheme};
 pub use validate::{
-    Access, BasicAuth, Config, Headers, Hosts, Passthrough, PathRule, PathRuleKind, Session, Token,
-    Upstream,
+    Access, BasicAuth, Config, Connections, HeaderPattern, Headers, Hosts, Passthrough, PathRule,
+    PathRuleKind, Session, Token, Upstream,
 };
 
 /// Prefix of the environment variables that override the file.

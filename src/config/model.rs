@@ -42,6 +42,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub headers: HeadersConfig,
     #[serde(default)]
+    pub connections: ConnectionsConfig,
+    #[serde(default)]
     pub access: AccessConfig,
     #[serde(default)]
     pub pages: PagesConfig,
@@ -246,6 +248,10 @@ pub struct HeadersConfig {
     /// Extra identity attribute -> header name.
     #[serde(default)]
     pub extra: BTreeMap<String, String>,
+    /// More request headers to remove from every request, besides the
+    /// built-in lists: exact names, or `Prefix-*`.
+    #[serde(default)]
+    pub strip: Vec<String>,
 }
 
 impl Default for HeadersConfig {
@@ -258,6 +264,33 @@ impl Default for HeadersConfig {
             name: defaults::h_name(),
             groups_separator: defaults::groups_separator(),
             extra: BTreeMap::new(),
+            strip: Vec::new(),
+        }
+    }
+}
+
+/// Limits on client connections (from nginx or whoever connects).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionsConfig {
+    /// Client connections served at once; more wait in the listen backlog.
+    #[serde(default = "defaults::connections_max")]
+    pub max: usize,
+    /// How long a client may take to send a request's headers, counted
+    /// from connecting and, on HTTP/1.1, from each request's first byte.
+    #[serde(default = "defaults::header_read_timeout", with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// How long a kept-alive connection may sit without a request.
+    #[serde(default = "defaults::idle_timeout", with = "humantime_serde")]
+    pub idle_timeout: Duration,
+}
+
+impl Default for ConnectionsConfig {
+    fn default() -> Self {
+        ConnectionsConfig {
+            max: defaults::connections_max(),
+            header_read_timeout: defaults::header_read_timeout(),
+            idle_timeout: defaults::idle_timeout(),
         }
     }
 }
@@ -363,6 +396,15 @@ pub(crate) mod defaults {
     }
     pub fn shutdown_timeout() -> Duration {
         Duration::from_secs(30)
+    }
+    pub fn connections_max() -> usize {
+        4096
+    }
+    pub fn header_read_timeout() -> Duration {
+        Duration::from_secs(10)
+    }
+    pub fn idle_timeout() -> Duration {
+        Duration::from_secs(75)
     }
     pub fn connect_timeout() -> Duration {
         Duration::from_secs(5)

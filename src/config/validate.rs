@@ -27,6 +27,7 @@ pub struct Config {
     pub session: Session,
     pub passthrough: Passthrough,
     pub headers: Headers,
+    pub connections: Connections,
     pub access: Access,
     pub pages: PagesConfig,
     pub log: LogConfig,
@@ -138,6 +139,32 @@ pub struct Headers {
     pub name: HeaderName,
     pub groups_separator: String,
     pub extra: Vec<(String, HeaderName)>,
+    /// `headers.strip`: the operator's own names to remove.
+    pub strip: Vec<HeaderPattern>,
+}
+
+/// A header name or name prefix, canonical: lower case, `_` read as `-`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeaderPattern {
+    Exact(String),
+    Prefix(String),
+}
+
+impl HeaderPattern {
+    fn matches(&self, canonical_name: &str) -> bool {
+        match self {
+            HeaderPattern::Exact(e) => e == canonical_name,
+            HeaderPattern::Prefix(p) => canonical_name.starts_with(p.as_str()),
+        }
+    }
+}
+
+/// The checked `connections:` section.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Connections {
+    pub max: usize,
+    pub header_read_timeout: Duration,
+    pub idle_timeout: Duration,
 }
 
 impl Headers {
@@ -252,6 +279,7 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, Vec<FieldError>> {
     let session = validate_session(&raw, &state_dir, &mut errs);
     let passthrough = validate_passthrough(&raw, &mut errs);
     let headers = validate_headers(&raw, &mut errs);
+    let connections = validate_connections(&raw, &mut errs);
     let access = validate_access(&raw, &mut errs);
 
     if let Some(url) = &raw.pages.support_url
@@ -310,6 +338,7 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, Vec<FieldError>> {
         session,
         passthrough,
         headers,
+        connections,
         access,
         pages: raw.pages,
         log: raw.log,
@@ -692,6 +721,7 @@ fn validate_headers(raw: &RawConfig, errs: &mut Errors) -> Option<Headers> {
             "must be a non-empty printable string, e.g. `,`",
         );
     }
+    let strip = validate_strip(raw, errs);
     Some(Headers {
         user: user?,
         email: email?,
@@ -700,7 +730,128 @@ fn validate_headers(raw: &RawConfig, errs: &mut Errors) -> Option<Headers> {
         name: name?,
         groups_separator: h.groups_separator.clone(),
         extra,
+        strip,
     })
+}
+
+/// Headers Portcullis reads to decide, or passes on because the exchange
+/// needs them: `headers.strip` must not remove them before the decision.
+const NEEDED_HEADERS: &[&str] = &[
+    "host",
+    "cookie",
+    "authorization",
+    "content-length",
+    "content-type",
+    "content-encoding",
+    "transfer-encoding",
+    "connection",
+    "upgrade",
+    "te",
+    "trailer",
+    "expect",
+    "accept",
+    "sec-fetch-mode",
+    "sec-fetch-dest",
+    "x-requested-with",
+    "sec-websocket-key",
+    "sec-websocket-version",
+    "sec-websocket-protocol",
+    "sec-websocket-extensions",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "x-forwarded-uri",
+    "x-forwarded-method",
+    "x-original-uri",
+    "x-original-method",
+];
+
+fn validate_strip(raw: &RawConfig, errs: &mut Errors) -> Vec<HeaderPattern> {
+    let token_header = raw.passthrough.token_header.to_ascii_lowercase();
+    let mut out = Vec::new();
+    for (i, entry) in raw.headers.strip.iter().enumerate() {
+        let field = format!("headers.strip[{i}]");
+        let e = entry.trim();
+        let (name, prefix) = match e.strip_suffix('*') {
+            Some(p) => (p, true),
+            None => (e, false),
+        };
+        if name.is_empty() || name.contains('*') || HeaderName::from_bytes(name.as_bytes()).is_err()
+        {
+            errs.add(
+                field,
+                format!(
+                    "`{entry}` is not a header name or `Prefix-*`: write e.g. `X-Grafana-User` or `X-Corp-Auth-*` (one `*`, at the end, after at least one character)"
+                ),
+            );
+            continue;
+        }
+        let canonical = name.to_ascii_lowercase().replace('_', "-");
+        let pattern = if prefix {
+            HeaderPattern::Prefix(canonical)
+        } else {
+            HeaderPattern::Exact(canonical)
+        };
+        let token = token_header.replace('_', "-");
+        if let Some(needed) = NEEDED_HEADERS
+            .iter()
+            .copied()
+            .chain(std::iter::once(token.as_str()))
+            .find(|n| pattern.matches(n))
+        {
+            errs.add(
+                field,
+                format!(
+                    "`{entry}` would remove `{needed}`, which Portcullis needs to decide on or pass on every request; list the app's own header names instead"
+                ),
+            );
+            continue;
+        }
+        out.push(pattern);
+    }
+    out
+}
+
+fn validate_connections(raw: &RawConfig, errs: &mut Errors) -> Connections {
+    let c = &raw.connections;
+    if c.max == 0 || c.max > 1_000_000 {
+        errs.add(
+            "connections.max",
+            format!(
+                "`{}` is out of range: give the number of client connections served at once, from 1 to 1000000 [default 4096]",
+                c.max
+            ),
+        );
+    }
+    let within = |d: Duration, field: &str, max: Duration, errs: &mut Errors| {
+        if d < Duration::from_secs(1) || d > max {
+            errs.add(
+                field,
+                format!(
+                    "`{}` is out of range: give a duration from 1s to {}",
+                    humantime::format_duration(d),
+                    humantime::format_duration(max)
+                ),
+            );
+        }
+    };
+    within(
+        c.header_read_timeout,
+        "connections.header_read_timeout",
+        Duration::from_secs(600),
+        errs,
+    );
+    within(
+        c.idle_timeout,
+        "connections.idle_timeout",
+        Duration::from_secs(3600),
+        errs,
+    );
+    Connections {
+        max: c.max,
+        header_read_timeout: c.header_read_timeout,
+        idle_timeout: c.idle_timeout,
+    }
 }
 
 fn cidrs(list: &[String], field: &str, errs: &mut Errors) -> Vec<IpNet> {
@@ -753,6 +904,7 @@ fn validate_access(raw: &RawConfig, errs: &mut Errors) -> Option<Access> {
 #[cfg(test)]
 mod tests {
     use super::super::from_yaml_str;
+    use std::time::Duration;
 
     fn fields(yaml: &str) -> Vec<String> {
         match from_yaml_str(yaml) {
@@ -909,5 +1061,67 @@ mod tests {
         .unwrap();
         assert_eq!(c.session.lifetime.as_secs(), 8 * 3600);
         assert!(c.session.inactivity_timeout.is_none());
+    }
+
+    #[test]
+    fn connection_limits_default_and_bounds() {
+        let c = from_yaml_str(MIN).unwrap();
+        assert_eq!(c.connections.max, 4096);
+        assert_eq!(c.connections.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(c.connections.idle_timeout, Duration::from_secs(75));
+        for (yaml, field) in [
+            ("max: 0", "connections.max"),
+            ("max: 1000001", "connections.max"),
+            ("header_read_timeout: 0s", "connections.header_read_timeout"),
+            (
+                "header_read_timeout: 999ms",
+                "connections.header_read_timeout",
+            ),
+            (
+                "header_read_timeout: 11m",
+                "connections.header_read_timeout",
+            ),
+            ("idle_timeout: 0s", "connections.idle_timeout"),
+            ("idle_timeout: 2h", "connections.idle_timeout"),
+        ] {
+            let f = fields(&format!("{MIN}connections:\n  {yaml}\n"));
+            assert_eq!(f, vec![field], "{yaml}");
+        }
+        let c = from_yaml_str(&format!(
+            "{MIN}connections:\n  max: 1\n  header_read_timeout: 1s\n  idle_timeout: 1h\n"
+        ))
+        .unwrap();
+        assert_eq!(c.connections.max, 1);
+    }
+
+    #[test]
+    fn strip_entries_are_names_or_prefixes_and_spare_what_portcullis_reads() {
+        let c = from_yaml_str(&format!(
+            "{MIN}headers:\n  strip: [X-Grafana-User, 'x_corp_*', ' Remote-Login ']\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            c.headers.strip,
+            vec![
+                super::HeaderPattern::Exact("x-grafana-user".into()),
+                super::HeaderPattern::Prefix("x-corp-".into()),
+                super::HeaderPattern::Exact("remote-login".into()),
+            ]
+        );
+        for bad in [
+            "'*'",
+            "''",
+            "'X-*-User'",
+            "'X User'",
+            "Cookie",
+            "AUTHORIZATION",
+            "'Sec-Fetch-*'",
+            "'X-*'",
+            "x_original_uri",
+            "'X-Portcullis-*'",
+        ] {
+            let f = fields(&format!("{MIN}headers:\n  strip: [{bad}]\n"));
+            assert_eq!(f, vec!["headers.strip[0]"], "{bad}");
+        }
     }
 }
