@@ -1,7 +1,7 @@
 //! Micro-benchmarks of the per-request work: session cookie verification
 //! (cold, first sight of a cookie, repeated), session minting, path
 //! normalisation, and the whole decision for one request (spoofed headers
-//! out, route, session, access rules, request rewritten for the upstream)
+//! out, the gate's decision, request rewritten for the upstream)
 //! on a realistic browser request behind nginx.
 //!
 //! `cargo bench --bench gate`; results and how to read them in
@@ -14,12 +14,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request};
+use portcullis::audit::Ctx;
 use portcullis::config::Config;
+use portcullis::gate::{self, Asked, Decision};
 use portcullis::identity::{Identity, IdpKind};
-use portcullis::policy::{self, Route, TokenSource};
+use portcullis::policy;
 use portcullis::proxy::headers::StripRules;
 use portcullis::proxy::{Forward, Upstream};
-use portcullis::session::{KeyRing, Sessions, cookies};
+use portcullis::session::{KeyRing, Sessions};
 
 const TOKEN: &str = "monitoring-token-0123456789abcdef";
 
@@ -162,30 +164,21 @@ fn decide(f: &Fixture, mut req: Request<()>, peer: IpAddr) -> Option<Request<()>
     let client_ip = policy::client_ip::client_ip(peer, req.headers(), trusted);
     let peer_trusted = policy::client_ip::is_trusted(peer, trusted);
     let _json = policy::wants_json(req.headers());
-    let route = policy::route(&f.config, req.method(), req.uri().path(), req.headers());
-    let (identity, strip_auth) = match route {
-        Route::Own(_) => return None,
-        Route::Passthrough => (None, false),
-        Route::Token(m) => {
-            let identity = policy::token_identity(&m);
-            policy::authorize(&f.config, &identity, client_ip, true).ok()?;
-            (Some(identity), m.source == TokenSource::Authorization)
-        }
-        Route::Session => {
-            let jar = cookies::request_cookies(req.headers());
-            let verified = f.sessions.verify(&jar)?.ok()?;
-            let identity = verified.claims.identity();
-            policy::authorize(&f.config, &identity, client_ip, false).ok()?;
-            (Some(identity), false)
-        }
+    let ctx = Ctx {
+        request_id: &request_id,
+        client_ip,
+    };
+    let Decision::Allow(allow) = gate::decide(&f.config, &f.sessions, &Asked::proxied(&req, ctx))
+    else {
+        return None;
     };
     let fwd = Forward {
         peer,
         peer_trusted,
         client_ip,
         request_id: &request_id,
-        identity: identity.as_ref(),
-        strip_authorization: strip_auth,
+        identity: allow.identity.as_ref(),
+        strip_authorization: allow.token_in_authorization,
     };
     f.upstream
         .rewrite_request(&f.config, &mut req, &fwd, None)

@@ -44,6 +44,12 @@ pub fn logout(ctx: Ctx<'_>, user: Option<&str>) {
     tracing::info!(target: "audit", event = "logout", request_id = ctx.request_id, client_ip = %ctx.client_ip, user = user.unwrap_or("-"));
 }
 
+/// A request the gate refused to judge for the app (ambiguous path, other
+/// host, tunnel, unbelievable forward-auth question).
+pub fn request_refused(ctx: Ctx<'_>, reason: &str) {
+    tracing::warn!(target: "audit", event = "request_refused", request_id = ctx.request_id, client_ip = %ctx.client_ip, reason);
+}
+
 /// An IdP-initiated logout: `outcome` is `ended`, `no_session`, `ignored`
 /// (the request named somebody else) or `refused` (it failed a check).
 pub fn idp_logout(ctx: Ctx<'_>, user: Option<&str>, outcome: &str, reason: &str) {

@@ -1,16 +1,18 @@
 //! Portcullis: a stateless single sign-on gate in front of a web app.
 //!
 //! Reading order, following a request: [`connections`] (accepting and
-//! serving connections), [`server`] (the request flow)
-//! → [`policy`] (routes and access rules) → [`session`] or [`idp`] (who is
-//! this?) → [`proxy`] (to the upstream). [`config`] is read by all of them;
-//! [`pages`] and [`audit`] are how decisions are shown and recorded.
+//! serving connections), [`server`] (proxy mode) or [`forward_auth`] (the
+//! forward-auth answer) → [`gate`] (the one decision, built from the rules
+//! in [`policy`] and the [`session`]) → [`proxy`] (to the upstream); [`idp`]
+//! runs logins. [`config`] is read by all of them; [`pages`] and [`audit`]
+//! are how decisions are shown and recorded.
 
 pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod connections;
 pub mod forward_auth;
+pub mod gate;
 pub mod identity;
 pub mod idp;
 pub mod keys;

@@ -1,7 +1,7 @@
-//! The per-request flow of DESIGN.md: strip spoofed headers, work out the
-//! client, route (own endpoints, passthrough, token, session), apply access
-//! rules, then forward — or start a login, or refuse. Connections are
-//! accepted and served by `connections`.
+//! Proxy mode: strip spoofed headers, work out the client, take the gate's
+//! decision ([`crate::gate::decide`]) and render it — forward, serve an own
+//! endpoint, start a login, or refuse. Connections are accepted and served
+//! by `connections`.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -11,14 +11,16 @@ use hyper::body::Incoming;
 
 use crate::audit::{self, Ctx};
 use crate::config::Config;
+use crate::gate::respond::{self, append_set_cookie};
+use crate::gate::{self, Asked, Decision, Via};
 use crate::identity::Identity;
 use crate::idp::{Completed, EndpointOutcome, Login, LoginCtx};
 use crate::pages::{Page, PageKind, redirect};
-use crate::policy::{self, Route, TokenSource, return_to::safe_return_path};
+use crate::policy::{self, return_to::safe_return_path};
 use crate::proxy::headers::StripRules;
 use crate::proxy::{Forward, ProxyError, Upstream};
 use crate::session::{Sessions, Transactions, cookies};
-use crate::{Body, RESERVED_PREFIX, login_loop, metrics};
+use crate::{Body, login_loop, metrics};
 
 /// Everything a request needs, built once at start.
 pub struct App {
@@ -64,28 +66,47 @@ impl App {
             json: policy::wants_json(req.headers()),
         };
 
-        let route = policy::route(&self.config, req.method(), req.uri().path(), req.headers());
-        let route_kind = match &route {
-            Route::Own(_) => metrics::RouteKind::Own,
-            Route::Passthrough => metrics::RouteKind::Passthrough,
-            Route::Token(_) => metrics::RouteKind::Token,
-            Route::Session => metrics::RouteKind::Session,
-        };
-        let mut resp = match route {
-            Route::Own(rest) => self.own_endpoint(&rest, req, &rq).await,
-            Route::Passthrough => self.forward(req, &rq, None, false).await,
-            Route::Token(m) => {
-                let identity = policy::token_identity(&m);
-                if let Err(denied) = policy::authorize(&self.config, &identity, client_ip, true) {
-                    audit::access_denied(rq.ctx(), Some(&identity.user), denied.rule());
-                    self.page(Page::new(PageKind::Forbidden), &rq)
-                } else {
-                    audit::token_used(rq.ctx(), &m.token.name);
-                    let strip_auth = m.source == TokenSource::Authorization;
-                    self.forward(req, &rq, Some(&identity), strip_auth).await
-                }
+        let decision = gate::decide(
+            &self.config,
+            &self.sessions,
+            &Asked::proxied(&req, rq.ctx()),
+        );
+        let route_kind = match &decision {
+            Decision::Own(_) | Decision::ServerOptions => metrics::RouteKind::Own,
+            Decision::Allow(a) => match a.via {
+                Via::Passthrough => metrics::RouteKind::Passthrough,
+                Via::Token => metrics::RouteKind::Token,
+                Via::Session => metrics::RouteKind::Session,
+            },
+            Decision::NeedLogin(_) | Decision::Deny(_) | Decision::Refuse(_) => {
+                metrics::RouteKind::Session
             }
-            Route::Session => self.with_session(req, &rq).await,
+        };
+        let mut resp = match decision {
+            Decision::Own(rest) => self.own_endpoint(&rest, req, &rq).await,
+            Decision::ServerOptions => respond::server_options(),
+            Decision::Allow(allow) => {
+                let mut resp = self
+                    .forward(
+                        req,
+                        &rq,
+                        allow.identity.as_ref(),
+                        allow.token_in_authorization,
+                    )
+                    .await;
+                for c in &allow.set_cookies {
+                    append_set_cookie(&mut resp, c);
+                }
+                resp
+            }
+            Decision::NeedLogin(need) if need.navigation => {
+                self.start_login(&req, &rq, &need.return_to).await
+            }
+            Decision::NeedLogin(need) => {
+                respond::login_required(&self.config, &need, rq.request_id, rq.json)
+            }
+            Decision::Deny(_) => self.page(Page::new(PageKind::Forbidden), &rq),
+            Decision::Refuse(why) => respond::refused(&self.config, &why, rq.request_id, rq.json),
         };
         if let Ok(v) = HeaderValue::from_str(&request_id) {
             resp.headers_mut().entry("x-request-id").or_insert(v);
@@ -95,61 +116,6 @@ impl App {
             .remove::<metrics::FromUpstream>()
             .is_some();
         metrics::request(metrics::classify(route_kind, resp.status(), from_upstream));
-        resp
-    }
-
-    async fn with_session(&self, req: Request<Incoming>, rq: &Rq<'_>) -> Response<Body> {
-        let verified = {
-            let jar = cookies::request_cookies(req.headers());
-            match self.sessions.verify(&jar) {
-                Some(Ok(v)) => {
-                    metrics::session_verified("valid");
-                    Some((v, login_loop::clear_if_present(&jar, self.sessions.attrs())))
-                }
-                Some(Err(e)) => {
-                    metrics::session_verified(metrics::session_error_label(&e));
-                    audit::session_rejected(rq.ctx(), &e.to_string());
-                    None
-                }
-                None => None,
-            }
-        };
-        let Some((verified, clear_loop)) = verified else {
-            return self.unauthenticated(req, rq).await;
-        };
-        let identity = verified.claims.identity();
-        if let Err(denied) = policy::authorize(&self.config, &identity, rq.client_ip, false) {
-            audit::access_denied(rq.ctx(), Some(&identity.user), denied.rule());
-            return self.page(Page::new(PageKind::Forbidden), rq);
-        }
-        let mut resp = self.forward(req, rq, Some(&identity), false).await;
-        for c in verified.renewal.into_iter().flatten().chain(clear_loop) {
-            append_set_cookie(&mut resp, &c);
-        }
-        resp
-    }
-
-    /// No valid session: a browser navigation starts a login, anything else
-    /// gets 401 naming the login URL, never a redirect.
-    async fn unauthenticated(&self, req: Request<Incoming>, rq: &Rq<'_>) -> Response<Body> {
-        let path_and_query = req
-            .uri()
-            .path_and_query()
-            .map(|p| p.as_str())
-            .unwrap_or("/");
-        let return_to = safe_return_path(Some(path_and_query), &self.config.public_origin());
-        if policy::is_navigation(req.method(), req.headers()) {
-            return self.start_login(&req, rq, &return_to).await;
-        }
-        let login_url = login_url(&return_to);
-        let mut resp = self.page(
-            Page::new(PageKind::LoginRequired).with_login_url(login_url),
-            rq,
-        );
-        let challenge = format!("Portcullis realm=\"{}\"", self.config.domain);
-        if let Ok(v) = HeaderValue::from_str(&challenge) {
-            resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
-        }
         resp
     }
 
@@ -200,13 +166,13 @@ impl App {
     ) -> Response<Body> {
         match rest {
             "health" => json_response(StatusCode::OK, r#"{"status":"ok"}"#),
-            "auth" => crate::forward_auth::check(
-                self,
+            "auth" => crate::forward_auth::answer(
+                &self.config,
+                &self.own_headers,
+                &self.sessions,
                 &req,
-                crate::forward_auth::AuthCtx {
-                    ctx: rq.ctx(),
-                    json: rq.json,
-                },
+                rq.ctx(),
+                rq.json,
             ),
             "metrics" if metrics::allowed(&self.config.metrics, rq.client_ip) => {
                 metrics::response()
@@ -410,23 +376,10 @@ impl Rq<'_> {
     }
 }
 
-pub fn login_url(return_to: &str) -> String {
-    format!(
-        "{RESERVED_PREFIX}login?rd={}",
-        percent_encoding::utf8_percent_encode(return_to, percent_encoding::NON_ALPHANUMERIC)
-    )
-}
-
 fn query_param(query: Option<&str>, name: &str) -> Option<String> {
     url::form_urlencoded::parse(query?.as_bytes())
         .find(|(k, _)| k == name)
         .map(|(_, v)| v.into_owned())
-}
-
-fn append_set_cookie(resp: &mut Response<Body>, cookie: &str) {
-    if let Ok(v) = HeaderValue::from_str(cookie) {
-        resp.headers_mut().append(header::SET_COOKIE, v);
-    }
 }
 
 fn json_response(status: StatusCode, body: &'static str) -> Response<Body> {

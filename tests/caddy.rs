@@ -86,32 +86,14 @@ async fn forward_auth(unix: bool) {
     };
     let gate = Gate::start(
         &format!(
-            "domain: app.test\nscheme: http\nlisten: {listen}\nupstream:\n  url: {}\nsession:\n  secure_cookie: false\n  key_file: KEYFILE\npassthrough:\n  paths:\n    - prefix: /public/\n  tokens:\n    - name: backup\n      sha256: {}\nlog:\n  format: json\n",
+            "domain: app.test\nscheme: http\nlisten: {listen}\nupstream:\n  url: {}\nsession:\n  secure_cookie: false\n  key_file: KEYFILE\npassthrough:\n  paths:\n    - prefix: /public/\n  tokens:\n    - name: backup\n      sha256: {}\nlog:\n  format: json\nforward_auth:\n  headers: forwarded\n",
             up.url(),
             hex::encode(portcullis::policy::tokens::sha256(TOKEN))
         ),
         &[],
     );
-    let gate_addr = match &gate.at {
-        Where::Tcp(a) => a.to_string(),
-        Where::Unix(p) => format!("unix/{}", p.display()),
-    };
     let port = free_port();
-    let root = env!("CARGO_MANIFEST_DIR");
-    let example =
-        std::fs::read_to_string(format!("{root}/config-examples/Caddyfile-forward-auth")).unwrap();
-    let mut conf = replace_once(
-        &example,
-        "app.example.com {",
-        &format!("{{\n\tadmin off\n}}\n\nhttp://app.test:{port} {{"),
-    );
-    conf = replace_once(&conf, "127.0.0.1:4180", &gate_addr);
-    conf = replace_once(
-        &conf,
-        "reverse_proxy 127.0.0.1:3000",
-        &format!("reverse_proxy {}", up.addr),
-    );
-    let caddy = Caddy::start(&conf, port);
+    let caddy = Caddy::start(&caddyfile(&gate, port, up.addr, ""), port);
     let c = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .resolve("app.test", SocketAddr::from(([127, 0, 0, 1], port)))
@@ -176,8 +158,8 @@ async fn forward_auth(unix: bool) {
         .unwrap();
     assert_eq!(r.status(), 200);
     let v: Value = r.json().await.unwrap();
-    // Caddy's copy_headers sets each listed header to what Portcullis
-    // answered: empty here, never the client's value.
+    // The example removes the client's copies and copy_headers sets what
+    // Portcullis answered: empty here, never the client's value.
     let mut cases = common::cases::Cases::new();
     for h in ["x-forwarded-user", "x-forwarded-groups"] {
         let got = v["headers"].get(h).and_then(Value::as_str).unwrap_or("");
@@ -202,6 +184,187 @@ async fn forward_auth(unix: bool) {
 }
 
 const TOKEN: &str = "caddy-token-0123456789abcdef";
+
+/// The shipped example with this test's site address and backends, and
+/// `extra_copies` added to copy_headers (an operator's `headers.extra`).
+fn caddyfile(gate: &Gate, port: u16, app: SocketAddr, extra_copies: &str) -> String {
+    let gate_addr = match &gate.at {
+        Where::Tcp(a) => a.to_string(),
+        Where::Unix(p) => format!("unix/{}", p.display()),
+    };
+    let root = env!("CARGO_MANIFEST_DIR");
+    let example =
+        std::fs::read_to_string(format!("{root}/config-examples/Caddyfile-forward-auth")).unwrap();
+    let mut conf = replace_once(
+        &example,
+        "app.example.com {",
+        &format!("{{\n\tadmin off\n}}\n\nhttp://app.test:{port} {{"),
+    );
+    conf = replace_once(&conf, "127.0.0.1:4180", &gate_addr);
+    conf = replace_once(
+        &conf,
+        "reverse_proxy 127.0.0.1:3000",
+        &format!("reverse_proxy {app}"),
+    );
+    if !extra_copies.is_empty() {
+        conf = replace_once(
+            &conf,
+            "X-Forwarded-Name Cookie Authorization",
+            &format!("X-Forwarded-Name {extra_copies} Cookie Authorization"),
+        );
+        conf = replace_once(
+            &conf,
+            "\t\t\trequest_header -X-Forwarded-Name\n",
+            &format!(
+                "\t\t\trequest_header -X-Forwarded-Name\n\t\t\trequest_header -{extra_copies}\n"
+            ),
+        );
+    }
+    conf
+}
+
+/// Portcullis (`forward_auth.headers: forwarded`) and Caddy (the example)
+/// in front of a recording app; returns Caddy's port.
+async fn front(extra_yaml: &str) -> (common::paths::RecordingUpstream, Gate, Caddy, u16) {
+    let app = common::paths::RecordingUpstream::start().await;
+    let gate = Gate::start(
+        &format!(
+            "domain: app.test\nscheme: http\nlisten: 127.0.0.1:0\nupstream:\n  url: {}\nsession:\n  secure_cookie: false\n  key_file: KEYFILE\nlog:\n  format: json\nforward_auth:\n  headers: forwarded\n{extra_yaml}",
+            app.url()
+        ),
+        &[],
+    );
+    let port = free_port();
+    let caddy = Caddy::start(&caddyfile(&gate, port, app.addr, "X-Dept"), port);
+    (app, gate, caddy, port)
+}
+
+fn refusals(gate: &Gate) -> Vec<Value> {
+    gate.log_lines()
+        .into_iter()
+        .filter(|v| v["target"] == "audit" && v["event"] == "request_refused")
+        .collect()
+}
+
+/// The path battery through Caddy forward_auth: every shape is the gate's
+/// own answer (passed on by Caddy), refused, or reaches the app unchanged
+/// and reads as public.
+#[tokio::test]
+async fn caddy_forward_auth_path_battery() {
+    use common::paths::*;
+    let (app, gate, caddy, port) = front("passthrough:\n  paths:\n    - prefix: /public/\n").await;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let send = async |head: String| send_tcp(addr, &head).await;
+    let mut results =
+        run_battery(&format!("app.test:{port}"), &app, caddy_expect, true, send).await;
+    // The gate refused its four: CONNECT, and the reserved prefix read two
+    // ways (Caddy sends all of those to it in a question).
+    results.eq("request_refused audit events", refusals(&gate).len(), 4);
+    eprintln!("caddy log:\n{}", caddy.log());
+    results.finish();
+}
+
+/// What Caddy in front changes in the proxy-mode expectation.
+fn caddy_expect(case: &common::paths::Case) -> common::paths::Expect {
+    use common::paths::Expect::*;
+    match case.target.as_str() {
+        // Go's URL parser refuses a bad escape before Caddy asks anyone.
+        "/public/%zz" => FrontRefused(400),
+        // Go's server answers `OPTIONS *` itself, like Portcullis does.
+        _ => case.expect,
+    }
+}
+
+/// The header battery through Caddy forward_auth.
+#[tokio::test]
+async fn caddy_forward_auth_header_battery() {
+    use common::spoofs::*;
+    let (app, gate, caddy, port) = front(&gate_yaml_extra()).await;
+    let session = gate.cookie(&alice_with_department());
+    let c = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .resolve("app.test", SocketAddr::from(([127, 0, 0, 1], port)))
+        .build()
+        .unwrap();
+    let results = run_probes(&c, &format!("http://app.test:{port}"), &app, &session).await;
+    eprintln!("caddy log:\n{}", caddy.log());
+    results.finish();
+}
+
+/// Caddy sets X-Forwarded-Uri/-Method (the `forwarded` family) and copies
+/// the client's other headers into its question: a client's X-Original-URI
+/// that disagrees is refused (400, passed on by Caddy) and audited.
+#[tokio::test]
+async fn caddy_forward_auth_believes_only_its_header_family() {
+    use common::paths::*;
+    let (app, gate, _caddy, port) = front("passthrough:\n  paths:\n    - prefix: /public/\n").await;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut results = common::cases::Cases::new();
+    // (method, target, extra headers, status, reaches the app)
+    for (n, (method, target, extra, want, reaches)) in [
+        ("GET", "/admin", "\r\nX-Original-URI: /public/x", 400, false),
+        (
+            "GET",
+            "/admin",
+            "\r\nX-Original-URI: /public/x\r\nX-Original-Method: GET",
+            400,
+            false,
+        ),
+        (
+            "POST",
+            "/public/x",
+            "\r\nX-Original-Method: GET",
+            400,
+            false,
+        ),
+        ("GET", "/admin", "\r\nX-Original-URI: /admin", 401, false),
+        (
+            "GET",
+            "/public/x",
+            "\r\nX-Original-URI: /public/x",
+            200,
+            true,
+        ),
+        // A forged X-Forwarded-Uri is replaced by Caddy's own.
+        (
+            "GET",
+            "/admin",
+            "\r\nX-Forwarded-Uri: /public/x",
+            401,
+            false,
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let head = format!(
+            "{method} {target} HTTP/1.1\r\nHost: app.test:{port}\r\nAccept: application/json\r\n{CASE_HEADER}: {n}{extra}"
+        );
+        let r = send_tcp(addr, &head).await;
+        let seen = app.seen_for(n).len();
+        results.check(
+            format!("{method} {target} with {extra:?}"),
+            (r.status, seen) == (want, usize::from(reaches)),
+            || {
+                format!(
+                    "{} (the app saw {seen}), expected {want}: {}",
+                    r.status, r.body
+                )
+            },
+        );
+    }
+    let refused = refusals(&gate);
+    let ok = refused.len() == 3
+        && refused.iter().all(|e| {
+            e["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("disagrees"))
+        });
+    results.check("request_refused audit events", ok, || {
+        format!("{refused:?}")
+    });
+    results.finish();
+}
 
 #[tokio::test]
 async fn caddy_forward_auth_over_tcp() {

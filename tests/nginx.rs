@@ -493,3 +493,165 @@ async fn oidc_login_through_nginx_proxy_mode() {
 async fn oidc_login_through_nginx_auth_request_mode() {
     oidc_login_through("nginx-auth-request.conf", true).await;
 }
+
+/// Portcullis and nginx (the auth_request example) in front of a recording
+/// app; the example gets the two lines an operator adds for `headers.extra`.
+async fn auth_request_front(
+    extra_yaml: &str,
+) -> (
+    common::paths::RecordingUpstream,
+    Gate,
+    Nginx,
+    u16,
+    tempfile::TempDir,
+) {
+    let app = common::paths::RecordingUpstream::start().await;
+    let yaml = format!(
+        "domain: {DOMAIN}\nlisten: 127.0.0.1:0\nupstream:\n  url: {}\nsession:\n  key_file: KEYFILE\nlog:\n  format: json\n  level: info\n{extra_yaml}",
+        app.url()
+    );
+    let gate = Gate::start(&yaml, &[]);
+    let (tls_port, http_port) = (free_port(), free_port());
+    let (mut conf, certs) = site(
+        "nginx-auth-request.conf",
+        &gate,
+        tls_port,
+        http_port,
+        Some(app.addr),
+    );
+    conf = replace_once(
+        &conf,
+        "        proxy_set_header X-Forwarded-Name               $portcullis_name;\n",
+        "        proxy_set_header X-Forwarded-Name               $portcullis_name;\n        auth_request_set $portcullis_dept $upstream_http_x_dept;\n        proxy_set_header X-Dept $portcullis_dept;\n",
+    );
+    let nginx = Nginx::start(&conf, tls_port);
+    (app, gate, nginx, tls_port, certs)
+}
+
+/// The path battery through nginx auth_request: nginx judges nothing
+/// itself, so every shape is Portcullis' 401 (rendered by nginx's
+/// error_page), refused, or reaches the app unchanged and reads as public.
+#[tokio::test]
+async fn nginx_auth_request_path_battery() {
+    use common::paths::*;
+    let (app, gate, nginx, port, _certs) =
+        auth_request_front("passthrough:\n  paths:\n    - prefix: /public/\n").await;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let send = async |head: String| send_tls(addr, DOMAIN, &head).await;
+    let mut results = run_battery(DOMAIN, &app, nginx_expect, false, send).await;
+    // The gate refused its three: two through /.portcullis/, one question.
+    results.eq("request_refused audit events", refusals(&gate).len(), 3);
+    eprintln!("nginx error log:\n{}", nginx.error_log());
+    results.finish();
+}
+
+fn refusals(gate: &Gate) -> Vec<serde_json::Value> {
+    gate.log_lines()
+        .into_iter()
+        .filter(|v| v["target"] == "audit" && v["event"] == "request_refused")
+        .collect()
+}
+
+/// What nginx in front changes in the proxy-mode expectation.
+fn nginx_expect(case: &common::paths::Case) -> common::paths::Expect {
+    use common::paths::Expect::*;
+    match (case.method, case.target.as_str()) {
+        // nginx refuses these itself (it serves no `*` and opens no tunnel).
+        ("OPTIONS", "*") | ("CONNECT", _) => FrontRefused(400),
+        (_, "/public/..%00/admin" | "/public/%zz") => FrontRefused(400),
+        // nginx resolves it to /admin and asks; Portcullis refuses the
+        // question (audited), which nginx answers with a 500.
+        (_, "/.portcullis/../admin") => FrontRefused(500),
+        // nginx resolves these into /.portcullis/, which it sends to
+        // Portcullis itself: the proxy-mode refusal.
+        _ => case.expect,
+    }
+}
+
+/// The header battery through nginx auth_request: the app sees what
+/// Portcullis answered (identity, Cookie without the session, Authorization
+/// without a token), never the client's forgeries.
+#[tokio::test]
+async fn nginx_auth_request_header_battery() {
+    use common::spoofs::*;
+    let (app, gate, nginx, port, _certs) = auth_request_front(&gate_yaml_extra()).await;
+    let session = gate.cookie(&alice_with_department());
+    let base = format!("https://{DOMAIN}:{port}");
+    let results = run_probes(&https_client(port), &base, &app, &session).await;
+    eprintln!("nginx error log:\n{}", nginx.error_log());
+    results.finish();
+}
+
+/// nginx sets X-Original-URI/-Method (the `nginx` family, the default);
+/// a client's X-Forwarded-Uri/-Method is never believed: a copy that
+/// disagrees is refused and audited, one that agrees changes nothing.
+#[tokio::test]
+async fn nginx_auth_request_believes_only_its_header_family() {
+    use common::paths::*;
+    let (app, gate, _nginx, port, _certs) =
+        auth_request_front("passthrough:\n  paths:\n    - prefix: /public/\n").await;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut results = common::cases::Cases::new();
+    // (method, target, extra headers, status, reaches the app)
+    for (n, (method, target, extra, want, reaches)) in [
+        // The client claims its request for /admin is for /public/x.
+        (
+            "GET",
+            "/admin",
+            "\r\nX-Forwarded-Uri: /public/x",
+            500,
+            false,
+        ),
+        (
+            "GET",
+            "/admin",
+            "\r\nX-Forwarded-Uri: /public/x\r\nX-Forwarded-Method: GET",
+            500,
+            false,
+        ),
+        // …or that its POST is a GET.
+        (
+            "POST",
+            "/public/x",
+            "\r\nX-Forwarded-Method: GET",
+            500,
+            false,
+        ),
+        // Agreeing copies change nothing either way.
+        ("GET", "/admin", "\r\nX-Forwarded-Uri: /admin", 401, false),
+        (
+            "GET",
+            "/public/x",
+            "\r\nX-Forwarded-Uri: /public/x",
+            200,
+            true,
+        ),
+        // A forged X-Original-URI is replaced by nginx's own.
+        ("GET", "/admin", "\r\nX-Original-URI: /public/x", 401, false),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let head = format!(
+            "{method} {target} HTTP/1.1\r\nHost: {DOMAIN}\r\nAccept: application/json\r\n{CASE_HEADER}: {n}{extra}"
+        );
+        let r = send_tls(addr, DOMAIN, &head).await;
+        let seen = app.seen_for(n).len();
+        results.eq(
+            format!("{method} {target} with {extra:?}"),
+            (r.status, seen),
+            (want, usize::from(reaches)),
+        );
+    }
+    let refused = refusals(&gate);
+    let ok = refused.len() == 3
+        && refused.iter().all(|e| {
+            e["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("disagrees"))
+        });
+    results.check("request_refused audit events", ok, || {
+        format!("{refused:?}")
+    });
+    results.finish();
+}

@@ -230,6 +230,7 @@ async fn forward_auth_answers_for_sessions_passthrough_and_tokens() {
     let auth = |uri: &str| {
         c.get(gate.url("/.portcullis/auth"))
             .header("x-original-uri", uri)
+            .header("x-original-method", "GET")
     };
 
     // Valid session: 200 with identity headers, no body needed.
@@ -268,13 +269,19 @@ async fn forward_auth_answers_for_sessions_passthrough_and_tokens() {
         cases.eq(h, r.headers().get(h).map(|v| v.as_bytes()), Some(&b""[..]));
     }
     cases.finish();
+    // The other family is not believed (forward_auth.headers is nginx).
     let r = c
         .get(gate.url("/.portcullis/auth"))
         .header("x-forwarded-uri", "/public/x")
+        .header("x-forwarded-method", "GET")
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 200, "Traefik/Caddy header");
+    assert_eq!(
+        r.status(),
+        400,
+        "Traefik/Caddy header under the nginx family"
+    );
     let r = auth("/public/../admin")
         .header("accept", "application/json")
         .send()
@@ -312,8 +319,8 @@ async fn forward_auth_answers_for_sessions_passthrough_and_tokens() {
     );
     let r = c
         .get(gate.url("/.portcullis/auth?redirect=1"))
-        .header("x-forwarded-uri", "https://app.test/x")
-        .header("x-forwarded-method", "GET")
+        .header("x-original-uri", "https://app.test/x")
+        .header("x-original-method", "GET")
         .header("accept", BROWSER_ACCEPT)
         .send()
         .await
@@ -488,6 +495,7 @@ async fn forward_auth_renews_an_aging_session() {
     let r = client()
         .get(gate.url("/.portcullis/auth"))
         .header("x-original-uri", "/x")
+        .header("x-original-method", "GET")
         .header("cookie", aging)
         .send()
         .await
@@ -650,6 +658,8 @@ fn reference_yaml_spells_out_the_defaults() {
     // Every top-level key of the configuration appears in the reference.
     for key in [
         "domain:",
+        "strict_host:",
+        "# domain_aliases:",
         "scheme:",
         "listen:",
         "listen_socket_mode:",
@@ -665,6 +675,7 @@ fn reference_yaml_spells_out_the_defaults() {
         "log:",
         "login:",
         "metrics:",
+        "forward_auth:",
     ] {
         assert!(
             reference.lines().any(|l| l.starts_with(key)),

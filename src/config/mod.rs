@@ -15,9 +15,9 @@ use figment::Figment;
 use figment::providers::{Env, Format};
 use serde_saphyr::figment::Yaml;
 
-pub use model::{LogFormat, LoginConfig, PagesConfig, RawConfig, Scheme};
+pub use model::{HeaderFamily, LogFormat, LoginConfig, PagesConfig, RawConfig, Scheme};
 pub use validate::{
-    Access, BasicAuth, Config, Connections, HeaderPattern, Headers, Passthrough, PathRule,
+    Access, BasicAuth, Config, Connections, HeaderPattern, Headers, Hosts, Passthrough, PathRule,
     PathRuleKind, Session, Token, Upstream,
 };
 

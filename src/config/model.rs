@@ -13,6 +13,13 @@ use serde::Deserialize;
 pub struct RawConfig {
     /// Public host name of the protected app, e.g. `grafana.example.com`.
     pub domain: Option<String>,
+    /// Answer 421 to any request whose `Host` (or absolute-form authority)
+    /// is neither `domain` nor one of `domain_aliases`.
+    #[serde(default)]
+    pub strict_host: bool,
+    /// Further host names accepted when `strict_host` is on.
+    #[serde(default)]
+    pub domain_aliases: Vec<String>,
     #[serde(default)]
     pub scheme: Scheme,
     /// `HOST:PORT` to listen on, or `unix:/run/portcullis/NAME.sock`.
@@ -49,6 +56,42 @@ pub struct RawConfig {
     pub saml: Option<super::saml::RawSaml>,
     #[serde(default)]
     pub metrics: crate::metrics::MetricsConfig,
+    #[serde(default)]
+    pub forward_auth: ForwardAuthConfig,
+}
+
+/// Forward-auth mode (`/.portcullis/auth`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardAuthConfig {
+    /// Which header family carries the original method, URI and host.
+    #[serde(default)]
+    pub headers: HeaderFamily,
+}
+
+/// The headers a front proxy uses to describe the request it asks about.
+/// Only the configured family is believed: the other one is the client's
+/// to send, because the front proxy copies client headers into its
+/// question.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HeaderFamily {
+    /// `X-Original-URI`, `X-Original-Method` and `Host`, as the shipped
+    /// nginx `auth_request` example sets them.
+    #[default]
+    Nginx,
+    /// `X-Forwarded-Uri`, `X-Forwarded-Method` and `X-Forwarded-Host`, which
+    /// Caddy's `forward_auth` and Traefik's `forwardAuth` always set.
+    Forwarded,
+}
+
+impl HeaderFamily {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HeaderFamily::Nginx => "nginx",
+            HeaderFamily::Forwarded => "forwarded",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]

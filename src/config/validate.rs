@@ -35,6 +35,20 @@ pub struct Config {
     pub oidc: Option<super::oidc::Oidc>,
     pub saml: Option<super::saml::Saml>,
     pub metrics: crate::metrics::MetricsSettings,
+    /// Which headers describe the original request in forward-auth mode.
+    pub forward_auth_headers: super::HeaderFamily,
+    /// The host names requests may carry (`strict_host`).
+    pub hosts: Hosts,
+}
+
+/// `strict_host` and the names it accepts.
+#[derive(Debug, Clone)]
+pub struct Hosts {
+    pub strict: bool,
+    /// `domain` first, then `domain_aliases`; lower case, optional `:port`.
+    pub names: Vec<String>,
+    /// The scheme's port, which a client may write or leave out.
+    pub default_port: u16,
 }
 
 impl Config {
@@ -201,28 +215,31 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, Vec<FieldError>> {
             );
             String::new()
         }
-        Some(d) => {
-            let d = d.to_ascii_lowercase();
-            // A port is allowed for local use without a front proxy.
-            let valid = !d.contains(['/', '@', ' ', '?', '#', '\\'])
-                && Url::parse(&format!("https://{d}/"))
-                    .ok()
-                    .map(|u| {
-                        let host = u.host_str().unwrap_or_default();
-                        match u.port() {
-                            Some(p) => d == format!("{host}:{p}"),
-                            None => d == host,
-                        }
-                    })
-                    .unwrap_or(false);
-            if !valid {
-                errs.add(
-                    "domain",
-                    format!("`{d}` is not a host name: give only the host, e.g. `app.example.com` (no scheme or path)"),
-                );
-            }
-            d
+        Some(d) => host_name(d).unwrap_or_else(|e| {
+            errs.add("domain", e);
+            String::new()
+        }),
+    };
+    let mut host_names = vec![domain.clone()];
+    for (i, alias) in raw.domain_aliases.iter().enumerate() {
+        match host_name(alias.trim()) {
+            Ok(a) => host_names.push(a),
+            Err(e) => errs.add(format!("domain_aliases[{i}]"), e),
         }
+    }
+    if !raw.domain_aliases.is_empty() && !raw.strict_host {
+        errs.add(
+            "domain_aliases",
+            "only matters with `strict_host: true`; set that too, or remove the aliases",
+        );
+    }
+    let hosts = Hosts {
+        strict: raw.strict_host,
+        names: host_names,
+        default_port: match raw.scheme {
+            Scheme::Https => 443,
+            Scheme::Http => 80,
+        },
     };
 
     let listen = crate::listen::ListenAddr::parse(&raw.listen).unwrap_or_else(|e| {
@@ -329,7 +346,33 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, Vec<FieldError>> {
         oidc,
         saml,
         metrics,
+        forward_auth_headers: raw.forward_auth.headers,
+        hosts,
     })
+}
+
+/// A host name with an optional port, lower-cased (`domain`, aliases).
+fn host_name(d: &str) -> Result<String, String> {
+    let d = d.to_ascii_lowercase();
+    // A port is allowed for local use without a front proxy.
+    let valid = !d.contains(['/', '@', ' ', '?', '#', '\\'])
+        && Url::parse(&format!("https://{d}/"))
+            .ok()
+            .map(|u| {
+                let host = u.host_str().unwrap_or_default();
+                match u.port() {
+                    Some(p) => d == format!("{host}:{p}"),
+                    None => d == host,
+                }
+            })
+            .unwrap_or(false);
+    if valid {
+        Ok(d)
+    } else {
+        Err(format!(
+            "`{d}` is not a host name: give only the host, e.g. `app.example.com` (no scheme or path)"
+        ))
+    }
 }
 
 fn read_secret_file(path: &std::path::Path, field: &str, errs: &mut Errors) -> Option<String> {
@@ -891,6 +934,48 @@ mod tests {
     }
 
     const MIN: &str = "domain: app.example.com\nupstream:\n  url: http://127.0.0.1:3000\n";
+
+    #[test]
+    fn strict_host_is_off_by_default_and_aliases_are_host_names() {
+        let c = from_yaml_str(MIN).unwrap();
+        assert!(!c.hosts.strict);
+        assert_eq!(c.hosts.names, vec!["app.example.com"]);
+        assert_eq!(c.hosts.default_port, 443);
+        let c = from_yaml_str(&format!(
+            "{MIN}strict_host: true\ndomain_aliases: [App.Internal:8443]\n"
+        ))
+        .unwrap();
+        assert!(c.hosts.strict);
+        assert_eq!(c.hosts.names, vec!["app.example.com", "app.internal:8443"]);
+        assert_eq!(
+            fields(&format!(
+                "{MIN}strict_host: true\ndomain_aliases: [ok.example, 'https://x/']\n"
+            )),
+            vec!["domain_aliases[1]"]
+        );
+        // Aliases without strict_host would do nothing: say so.
+        assert_eq!(
+            fields(&format!("{MIN}domain_aliases: [b.example]\n")),
+            vec!["domain_aliases"]
+        );
+    }
+
+    #[test]
+    fn forward_auth_header_family() {
+        use super::super::HeaderFamily;
+        let c = from_yaml_str(MIN).unwrap();
+        assert_eq!(c.forward_auth_headers, HeaderFamily::Nginx);
+        let c = from_yaml_str(&format!("{MIN}forward_auth:\n  headers: forwarded\n")).unwrap();
+        assert_eq!(c.forward_auth_headers, HeaderFamily::Forwarded);
+        let e = from_yaml_str(&format!("{MIN}forward_auth:\n  headers: traefik\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("traefik"), "{e}");
+        let e = from_yaml_str(&format!("{MIN}forward_auth:\n  header: nginx\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("header"), "{e}");
+    }
 
     #[test]
     fn minimal_config_is_valid_and_secure_by_default() {

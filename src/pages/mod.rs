@@ -11,6 +11,8 @@ use crate::config::PagesConfig;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PageKind {
     BadRequest,
+    MethodNotAllowed,
+    Misdirected,
     LoginRequired,
     NoIdentityProvider,
     Forbidden,
@@ -28,6 +30,8 @@ impl PageKind {
     pub fn status(self) -> StatusCode {
         match self {
             PageKind::BadRequest | PageKind::LoginFailed => StatusCode::BAD_REQUEST,
+            PageKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            PageKind::Misdirected => StatusCode::MISDIRECTED_REQUEST,
             PageKind::LoginRequired => StatusCode::UNAUTHORIZED,
             PageKind::Forbidden => StatusCode::FORBIDDEN,
             PageKind::NotFound => StatusCode::NOT_FOUND,
@@ -46,6 +50,8 @@ impl PageKind {
     pub fn code(self) -> &'static str {
         match self {
             PageKind::BadRequest => "bad_request",
+            PageKind::MethodNotAllowed => "method_not_allowed",
+            PageKind::Misdirected => "misdirected_request",
             PageKind::LoginRequired => "login_required",
             PageKind::NoIdentityProvider => "no_identity_provider",
             PageKind::Forbidden => "forbidden",
@@ -63,6 +69,8 @@ impl PageKind {
     fn title(self) -> &'static str {
         match self {
             PageKind::BadRequest => "This request could not be understood",
+            PageKind::MethodNotAllowed => "This kind of request is not accepted here",
+            PageKind::Misdirected => "This address is not served here",
             PageKind::LoginRequired => "Please sign in",
             PageKind::NoIdentityProvider => "Sign-in is not set up yet",
             PageKind::Forbidden => "You do not have access to this application",
@@ -81,6 +89,12 @@ impl PageKind {
         match self {
             PageKind::BadRequest => {
                 "The request was malformed or incomplete. Go back and try again."
+            }
+            PageKind::MethodNotAllowed => {
+                "The sign-in gate does not open tunnels (CONNECT) to the application."
+            }
+            PageKind::Misdirected => {
+                "The host name in this request is not the one this sign-in gate protects. Use the application's usual address."
             }
             PageKind::LoginRequired => "This application needs you to sign in first.",
             PageKind::NoIdentityProvider => {

@@ -45,6 +45,17 @@ pub fn normalise(raw_path: &str) -> Option<String> {
     Some(out)
 }
 
+/// Whether `raw_path` is already its own normal form. Only such a path can
+/// match a passthrough rule or name an own endpoint: any other (dot
+/// segments, `//`, `\`, `;params`, escaped unreserved characters,
+/// lower-case hex, or no normal form at all) is judged as protected, and
+/// since the raw path is what the app receives, no router behind Portcullis
+/// can read an anonymous request as another path than the one the rule
+/// matched.
+pub fn is_canonical(raw_path: &str) -> bool {
+    normalise(raw_path).is_some_and(|n| n == raw_path)
+}
+
 fn decode_unreserved(raw: &str) -> Option<String> {
     let bytes = raw.as_bytes();
     let mut out = String::with_capacity(raw.len());
@@ -81,7 +92,7 @@ fn decode_unreserved(raw: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::normalise;
+    use super::{is_canonical, normalise};
 
     #[test]
     fn resolves_dot_segments_and_slashes() {
@@ -126,6 +137,32 @@ mod tests {
             "/public/caf\u{e9}",
         ] {
             assert_eq!(normalise(p), None, "{p}");
+        }
+    }
+
+    #[test]
+    fn canonical_means_unchanged_by_normalising() {
+        for p in ["/", "/public/x", "/public/", "/a%20b", "/a%3Fb", "/x/y.css"] {
+            assert!(is_canonical(p), "{p}");
+        }
+        for p in [
+            "/public/../admin",
+            "/public/./x",
+            "//public/x",
+            "/public//x",
+            "/public\\x",
+            "/public;a=1/x",
+            "/public/x;",
+            "/%70ublic/x",
+            "/a%3fb",
+            "/public/x/..",
+            "/public/%2e",
+            "/public%2Fx",
+            "/public/admin.",
+            "/public/%zz",
+            "",
+        ] {
+            assert!(!is_canonical(p), "{p}");
         }
     }
 

@@ -26,13 +26,65 @@ pub fn sha256(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
-fn bearer(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
-    let v = headers.get(name)?.to_str().ok()?;
-    let (scheme, token) = v.trim().split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim().to_string())
-        .filter(|t| !t.is_empty())
+/// The bearer credentials in every copy of header `name`.
+fn bearers<'h>(headers: &'h HeaderMap, name: &HeaderName) -> impl Iterator<Item = &'h str> {
+    headers.get_all(name).iter().filter_map(|v| {
+        let (scheme, token) = v.to_str().ok()?.trim().split_once(' ')?;
+        let token = token.trim();
+        (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+    })
+}
+
+/// The configured token `presented` stands for, compared against every
+/// entry so timing does not tell which one matched.
+fn lookup<'a>(tokens: &'a [Token], presented: &str) -> Option<&'a Token> {
+    let hash = sha256(presented);
+    let mut found = None;
+    for t in tokens {
+        if bool::from(t.sha256.ct_eq(&hash)) && found.is_none() {
+            found = Some(t);
+        }
+    }
+    found
+}
+
+/// What the request carries in the way of passthrough tokens.
+#[derive(Debug, Clone, Default)]
+pub struct Presented<'a> {
+    /// The token the request is let in with: the product header's first,
+    /// else `Authorization`'s.
+    pub matched: Option<TokenMatch<'a>>,
+    /// Some `Authorization` value is a configured token, so `Authorization`
+    /// must not leave the gate, whichever route the request takes.
+    pub in_authorization: bool,
+}
+
+/// Looks at every copy of the product header and of `Authorization`.
+pub fn presented<'a>(
+    tokens: &'a [Token],
+    headers: &HeaderMap,
+    product_header: &HeaderName,
+) -> Presented<'a> {
+    let mut out = Presented::default();
+    if tokens.is_empty() {
+        return out;
+    }
+    for (name, source) in [
+        (product_header, TokenSource::ProductHeader),
+        (&AUTHORIZATION, TokenSource::Authorization),
+    ] {
+        for value in bearers(headers, name) {
+            if let Some(token) = lookup(tokens, value) {
+                if source == TokenSource::Authorization {
+                    out.in_authorization = true;
+                }
+                if out.matched.is_none() {
+                    out.matched = Some(TokenMatch { token, source });
+                }
+            }
+        }
+    }
+    out
 }
 
 /// The configured token presented in the product header or in
@@ -42,28 +94,7 @@ pub fn find<'a>(
     headers: &HeaderMap,
     product_header: &HeaderName,
 ) -> Option<TokenMatch<'a>> {
-    if tokens.is_empty() {
-        return None;
-    }
-    for (name, source) in [
-        (product_header, TokenSource::ProductHeader),
-        (&AUTHORIZATION, TokenSource::Authorization),
-    ] {
-        if let Some(presented) = bearer(headers, name) {
-            let hash = sha256(&presented);
-            // Compare against every entry so timing does not tell which.
-            let mut found = None;
-            for t in tokens {
-                if bool::from(t.sha256.ct_eq(&hash)) && found.is_none() {
-                    found = Some(t);
-                }
-            }
-            if let Some(token) = found {
-                return Some(TokenMatch { token, source });
-            }
-        }
-    }
-    None
+    presented(tokens, headers, product_header).matched
 }
 
 #[cfg(test)]
@@ -95,6 +126,32 @@ mod tests {
             find(&t, &h, &ph).unwrap().source,
             TokenSource::ProductHeader
         );
+    }
+
+    #[test]
+    fn a_token_in_any_authorization_copy_is_seen() {
+        let ph = HeaderName::from_static("x-portcullis-authorization");
+        let t = tokens();
+        let mut h = HeaderMap::new();
+        h.append(AUTHORIZATION, "Basic YXBwOnB3".parse().unwrap());
+        h.append(AUTHORIZATION, "Bearer s3cret".parse().unwrap());
+        let p = presented(&t, &h, &ph);
+        assert!(p.in_authorization);
+        assert_eq!(p.matched.unwrap().source, TokenSource::Authorization);
+        // Let in by the product header, but the Authorization copy is a
+        // token too: it must be removed all the same.
+        let mut h = HeaderMap::new();
+        h.insert(&ph, "Bearer s3cret".parse().unwrap());
+        h.insert(AUTHORIZATION, "Bearer s3cret".parse().unwrap());
+        let p = presented(&t, &h, &ph);
+        assert!(p.in_authorization);
+        assert_eq!(p.matched.unwrap().source, TokenSource::ProductHeader);
+        // The app's own credentials are not a token.
+        let mut h = HeaderMap::new();
+        h.insert(AUTHORIZATION, "Basic czNjcmV0".parse().unwrap());
+        let p = presented(&t, &h, &ph);
+        assert!(!p.in_authorization);
+        assert!(p.matched.is_none());
     }
 
     #[test]

@@ -48,7 +48,7 @@ pub struct Forward<'a> {
     pub request_id: &'a str,
     /// `None` on passthrough paths: no identity headers at all.
     pub identity: Option<&'a Identity>,
-    /// The request carried a passthrough token in `Authorization`.
+    /// `Authorization` carries a passthrough token: removed on every route.
     pub strip_authorization: bool,
 }
 
@@ -226,12 +226,8 @@ impl Upstream {
             headers::set_identity(h, config, id).map_err(|_| {
                 ProxyError::BadRequest("an identity value cannot be sent as a header")
             })?;
-            if let Some(basic) = &config.upstream.basic_auth {
-                let cred = base64::engine::general_purpose::STANDARD
-                    .encode(format!("{}:{}", id.user, basic.password));
-                if let Ok(v) = HeaderValue::from_str(&format!("Basic {cred}")) {
-                    h.insert(header::AUTHORIZATION, v);
-                }
+            if let Some(v) = basic_credentials(config, id) {
+                h.insert(header::AUTHORIZATION, v);
             }
         }
         if let Some(proto) = upgrade_to {
@@ -241,6 +237,15 @@ impl Upstream {
 
         Ok(())
     }
+}
+
+/// `Authorization: Basic user:password` for `upstream.basic_auth`, with the
+/// signed-in user's name.
+pub fn basic_credentials(config: &Config, id: &Identity) -> Option<HeaderValue> {
+    let basic = config.upstream.basic_auth.as_ref()?;
+    let cred =
+        base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", id.user, basic.password));
+    HeaderValue::from_str(&format!("Basic {cred}")).ok()
 }
 
 /// The one Upgrade Portcullis passes on: a WebSocket handshake (a GET with

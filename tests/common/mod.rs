@@ -512,8 +512,10 @@ pub const BROWSER_ACCEPT: &str = "text/html,application/xhtml+xml,application/xm
 
 pub mod cases;
 pub mod oidc;
+pub mod paths;
 pub mod process;
 pub mod saml;
+pub mod spoofs;
 
 /// A free loopback port (bound and released; the gate binds it next).
 pub fn free_port() -> u16 {
