@@ -385,7 +385,7 @@ async fn oidc_login_through_caddy_forward_auth() {
     let idp = OidcIdp::start(&origin, 0, &[]);
     let gate = Gate::start(
         &format!(
-            "domain: app.test:{port}\nscheme: http\nlisten: 127.0.0.1:0\nupstream:\n  url: {}\nsession:\n  secure_cookie: false\n  key_file: KEYFILE\naccess:\n  allowed_groups: [admins]\nlog:\n  format: json\n{}",
+            "domain: app.test:{port}\nscheme: http\nlisten: 127.0.0.1:0\nupstream:\n  url: {}\nsession:\n  secure_cookie: false\n  key_file: KEYFILE\naccess:\n  allowed_groups: [admins]\nlog:\n  format: json\nforward_auth:\n  headers: forwarded\n{}",
             up.url(),
             oidc_yaml(&idp.issuer, "")
         ),
