@@ -125,6 +125,26 @@ mod tests {
     }
 
     #[test]
+    fn each_rule_alone_refuses_an_outsider() {
+        // One list configured is an allow list by itself: the others being
+        // empty must not open the gate to everyone.
+        let outsider = id("mallory@evil.example", &["staff"]);
+        for rule in [
+            "  allowed_groups: [admins]\n",
+            "  allowed_emails: [boss@corp.example]\n",
+            "  allowed_email_domains: [corp.example]\n",
+            "  allowed_groups: [admins]\n  allowed_emails: [boss@corp.example]\n",
+            "  allowed_emails: [boss@corp.example]\n  allowed_email_domains: [corp.example]\n",
+        ] {
+            assert_eq!(
+                check_identity(&access(rule), &outsider),
+                Err(Denied::Identity),
+                "{rule}"
+            );
+        }
+    }
+
+    #[test]
     fn ip_ranges() {
         let a = access("  allowed_ip_ranges: [10.0.0.0/8, '2001:db8::/32']\n");
         assert!(check_ip(&a, "10.1.2.3".parse().unwrap()).is_ok());
