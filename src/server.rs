@@ -129,8 +129,7 @@ impl App {
             return self.page(Page::new(PageKind::NoIdentityProvider), rq);
         }
         let jar = cookies::request_cookies(req.headers());
-        if let Some(rounds) =
-            login_loop::is_looping(&jar, &self.config.login, crate::session::now())
+        if let Some(rounds) = login_loop::is_looping(&jar, &self.config.login, crate::clock::now())
         {
             audit::login_loop(rq.ctx(), rounds);
             return self.page(Page::new(PageKind::LoginLoop), rq);
@@ -276,7 +275,7 @@ impl App {
         };
         metrics::login_succeeded(idp_name);
         audit::login_succeeded(rq.ctx(), &done.identity.user, idp_name);
-        let rounds = login_loop::count(jar, &self.config.login, crate::session::now());
+        let rounds = login_loop::count(jar, &self.config.login, crate::clock::now());
         let mut resp = redirect(&done.return_to);
         for c in done.set_cookies.iter().chain(set.iter()) {
             append_set_cookie(&mut resp, c);

@@ -633,7 +633,7 @@ async fn refresh_loop(saml: Weak<Saml>, configured: Duration, mut failing: bool)
         let Some(s) = saml.upgrade() else { return };
         failing = match s.refresh().await {
             Ok(_) => {
-                crate::metrics::idp_metadata_refreshed(true, Some(crate::session::now()));
+                crate::metrics::idp_metadata_refreshed(true, Some(crate::clock::now()));
                 false
             }
             Err(e) => {
