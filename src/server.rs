@@ -53,7 +53,8 @@ impl App {
 
     pub async fn handle(&self, mut req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
         let request_id = crate::random_id(8);
-        // Step 2 of the flow, before anything looks at the headers.
+        // Step 2 of the request flow (docs/design.md), before anything
+        // looks at the headers.
         self.own_headers.strip_spoofed(req.headers_mut());
         let peer_ip = peer.ip().to_canonical();
         let trusted = &self.config.access.trusted_proxies;
