@@ -364,12 +364,10 @@ pub fn check_site(config: &Config, root: &[Directive]) -> Vec<Check> {
     }
     let need = super::size::cookie_header_bytes(config);
     for site in &sites {
-        let have = own_value(&[*site], "large_client_header_buffers")
-            .and(
-                site.children()
-                    .iter()
-                    .find(|d| d.name() == "large_client_header_buffers"),
-            )
+        let have = site
+            .children()
+            .iter()
+            .find(|d| d.name() == "large_client_header_buffers")
             .and_then(|d| d.args.get(2))
             .and_then(|v| size_bytes(v))
             .unwrap_or(8 * 1024);
