@@ -292,7 +292,10 @@ pub fn check_site(config: &Config, root: &[Directive]) -> Vec<Check> {
     let mut out = Vec::new();
     let mut found = false;
     let mut elsewhere = Vec::new();
+    let mut fronting = Vec::new();
     for site in &sites {
+        let before = found;
+        found = false;
         let mut locs = Vec::new();
         locations(vec![*site], &mut locs);
         let forward_auth = locs.iter().any(|c| {
@@ -361,9 +364,13 @@ pub fn check_site(config: &Config, root: &[Directive]) -> Vec<Check> {
                 }
             }
         }
+        if found {
+            fronting.push(*site);
+        }
+        found |= before;
     }
     let need = super::size::cookie_header_bytes(config);
-    for site in &sites {
+    for site in &fronting {
         let have = site
             .children()
             .iter()
@@ -371,7 +378,7 @@ pub fn check_site(config: &Config, root: &[Directive]) -> Vec<Check> {
             .and_then(|d| d.args.get(2))
             .and_then(|v| size_bytes(v))
             .unwrap_or(8 * 1024);
-        if have < need && found {
+        if have < need {
             out.push(Check::warn(
                 "nginx",
                 format!("nginx accepts header lines up to {have} bytes; the Cookie header of a user with {} groups is about {need} bytes (nginx answers 400 Request Header Or Cookie Too Large)", super::size::GROUPS),
@@ -433,8 +440,7 @@ pub fn checks(config: &Config, conf: Option<&Path>) -> Vec<Check> {
             format!(
                 "`nginx -T` refuses the configuration: {}",
                 err.lines()
-                    .filter(|l| !l.trim().is_empty())
-                    .last()
+                    .rfind(|l| !l.trim().is_empty())
                     .unwrap_or_default()
             ),
             "fix what `nginx -t` names; nginx keeps serving its previous configuration until then",
