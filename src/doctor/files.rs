@@ -1,4 +1,5 @@
-//! The configuration builds as `run` builds it, and every file the
+//! The configuration builds as `run` builds it (`assemble::offline_parts`,
+//! plus the key ring and SP key pair when present), and every file the
 //! service reads (key ring, SP key pair, CA and metadata files) is readable
 //! by the user the service runs as, and secret files by nobody else.
 
@@ -80,7 +81,7 @@ fn groups_of(name: &str, primary: u32) -> Vec<u32> {
 
 /// What `run` builds before it serves, minus the IdP (checked apart).
 pub fn config_builds(config: &Config) -> Check {
-    if let Err(e) = crate::proxy::Upstream::new(config) {
+    if let Err(e) = crate::assemble::offline_parts(config) {
         return Check::fail(
             "config",
             format!("the upstream client cannot be built: {e}"),
