@@ -25,6 +25,7 @@ pub mod listen;
 pub mod logging;
 pub mod login_loop;
 pub mod metrics;
+pub mod new;
 pub mod pages;
 pub mod policy;
 pub mod proxy;

@@ -51,7 +51,7 @@ pub enum Status {
 }
 
 impl Status {
-    fn label(self) -> &'static str {
+    pub fn label(self) -> &'static str {
         match self {
             Status::Ok => "ok  ",
             Status::Warn => "warn",
@@ -207,4 +207,9 @@ async fn checks_for(args: &Args, config: &Config) -> Vec<Check> {
     checks.push(size::cookie(config));
     checks.extend(nginx::checks(config, args.nginx_conf.as_deref()));
     checks
+}
+
+/// The IdP checks alone, for `portcullis new`.
+pub async fn idp_checks(config: &Config) -> Vec<Check> {
+    idp::checks(config).await
 }

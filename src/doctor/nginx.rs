@@ -449,3 +449,51 @@ pub fn checks(config: &Config, conf: Option<&Path>) -> Vec<Check> {
     let files = split_dump(&String::from_utf8_lossy(&out.stdout));
     check_site(config, &resolve(&files))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quotes_comments_and_empty_strings_are_words() {
+        let d = parse("a \"b c\" '' # not this\n{ x 'y;z'; }");
+        assert_eq!(d[0].args, vec!["a", "b c", ""]);
+        assert_eq!(d[0].children()[0].args, vec!["x", "y;z"]);
+    }
+
+    #[test]
+    fn includes_are_resolved_from_the_dump_relative_to_the_main_file() {
+        let dump = "# configuration file /etc/nginx/nginx.conf:\nhttp { include sites-enabled/*; }\n\n# configuration file /etc/nginx/sites-enabled/a:\nserver { server_name a.test; include proxy_params; }\n# configuration file /etc/nginx/proxy_params:\nproxy_set_header Host $http_host;\n";
+        let root = resolve(&split_dump(dump));
+        let mut servers = Vec::new();
+        walk(&root, "server", &mut servers);
+        assert_eq!(servers.len(), 1);
+        assert_eq!(
+            servers[0].children()[1].args,
+            vec!["proxy_set_header", "Host", "$http_host"]
+        );
+    }
+
+    #[test]
+    fn a_location_with_own_headers_inherits_none() {
+        let d = parse(
+            "server { proxy_set_header X-Forwarded-Proto $scheme; location / { proxy_set_header Host $host; } }",
+        );
+        let chain = vec![&d[0], &d[0].children()[1]];
+        let h = set_headers(&chain);
+        assert!(h.contains_key("host"));
+        assert!(!h.contains_key("x-forwarded-proto"));
+        let d = parse("server { proxy_set_header X-Forwarded-Proto $scheme; location / { } }");
+        let chain = vec![&d[0], &d[0].children()[1]];
+        assert!(set_headers(&chain).contains_key("x-forwarded-proto"));
+    }
+
+    #[test]
+    fn server_names() {
+        assert!(server_name_matches("*.example.com", "a.example.com"));
+        assert!(!server_name_matches("*.example.com", "example.com"));
+        assert!(server_name_matches(".example.com", "example.com"));
+        assert!(server_name_matches("App.Test", "app.test"));
+        assert!(!server_name_matches("app.test", "app.test.evil"));
+    }
+}
