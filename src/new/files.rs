@@ -15,7 +15,8 @@ use crate::session::KeyRing;
 pub const SERVICE_USER: &str = "portcullis";
 
 pub fn sp_metadata_file(p: &Plan) -> PathBuf {
-    p.config_file.with_file_name(format!("{}.sp-metadata.xml", p.name))
+    p.config_file
+        .with_file_name(format!("{}.sp-metadata.xml", p.name))
 }
 
 /// What was written, for the report.
@@ -66,8 +67,12 @@ pub fn write(p: &Plan) -> anyhow::Result<Written> {
     let mut lines = Vec::new();
     let dir = p.config_file.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    std::fs::create_dir_all(&p.state_dir)
-        .with_context(|| format!("cannot create the state directory {}", p.state_dir.display()))?;
+    std::fs::create_dir_all(&p.state_dir).with_context(|| {
+        format!(
+            "cannot create the state directory {}",
+            p.state_dir.display()
+        )
+    })?;
     set(&p.state_dir, 0o700, uid, gid)?;
 
     // Keys are never replaced, not even with --force: that would sign

@@ -102,7 +102,9 @@ fn valid_host(d: &str) -> bool {
 
 fn http_url(flag: &str, v: &str) -> anyhow::Result<Url> {
     let u = Url::parse(v).map_err(|e| {
-        anyhow::anyhow!("{flag} `{v}` is not a URL ({e}); write it in full, e.g. http://127.0.0.1:3000")
+        anyhow::anyhow!(
+            "{flag} `{v}` is not a URL ({e}); write it in full, e.g. http://127.0.0.1:3000"
+        )
     })?;
     anyhow::ensure!(
         matches!(u.scheme(), "http" | "https") && u.host_str().is_some(),
@@ -155,9 +157,10 @@ impl Plan {
                 Idp::Oidc {
                     issuer: issuer.trim().to_string(),
                     client_id,
-                    secret_file: a.client_secret_file.clone().unwrap_or_else(|| {
-                        a.config_dir.join(format!("{}.client-secret", a.name))
-                    }),
+                    secret_file: a
+                        .client_secret_file
+                        .clone()
+                        .unwrap_or_else(|| a.config_dir.join(format!("{}.client-secret", a.name))),
                 }
             }
             (None, Some(m)) if m.starts_with("http://") || m.starts_with("https://") => {

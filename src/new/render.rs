@@ -87,7 +87,10 @@ pub fn nginx(p: &Plan) -> String {
         .replace("app.example.com", &p.domain);
     if p.forward_auth {
         let app = p.upstream.as_str().trim_end_matches('/');
-        s = s.replace("proxy_pass http://127.0.0.1:3000;", &format!("proxy_pass {app};"));
+        s = s.replace(
+            "proxy_pass http://127.0.0.1:3000;",
+            &format!("proxy_pass {app};"),
+        );
     }
     format!(
         "# nginx site for {domain}, written by `portcullis new {name}` from the shipped\n\
