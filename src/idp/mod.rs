@@ -5,6 +5,7 @@
 //! metadata); a completed login comes back as a [`Completed`], from which
 //! the server mints the session. Nothing here knows about the upstream.
 
+pub mod diagnose;
 pub mod oidc;
 pub mod saml;
 

@@ -203,6 +203,17 @@ impl OidcLogin {
         let clear = vec![ctx.transactions.clear(&txn.id)];
 
         if let Some(error) = get("error") {
+            if let Some(fix) = super::diagnose::authorization_error(error) {
+                return failed(
+                    PageKind::Misconfigured,
+                    None,
+                    super::diagnose::reason(
+                        &format!("provider returned error `{}`", truncate(error)),
+                        fix,
+                    ),
+                    clear,
+                );
+            }
             let description = get("error_description").unwrap_or(error);
             let kind = if error == "access_denied" {
                 PageKind::Forbidden
@@ -251,6 +262,18 @@ impl OidcLogin {
         let token = match exchange.request_async(&self.provider.http).await {
             Ok(t) => t,
             Err(RequestTokenError::ServerResponse(e)) => {
+                let code = e.error().as_ref();
+                if let Some(fix) = super::diagnose::token_error(code) {
+                    return failed(
+                        PageKind::Misconfigured,
+                        None,
+                        super::diagnose::reason(
+                            &format!("token endpoint refused the code: {code}"),
+                            fix,
+                        ),
+                        clear,
+                    );
+                }
                 return failed(
                     PageKind::LoginFailed,
                     None,
@@ -307,12 +330,16 @@ impl OidcLogin {
         let mut claims = match verified {
             Ok(c) => c,
             Err(e) => {
-                return failed(
-                    PageKind::LoginFailed,
-                    None,
-                    format!("ID token refused: {}", provider::error_chain(&e)),
-                    clear,
-                );
+                let what = format!("ID token refused: {}", provider::error_chain(&e));
+                if let Some(fix) = super::diagnose::id_token_error(&e, &self.cfg) {
+                    return failed(
+                        PageKind::Misconfigured,
+                        None,
+                        super::diagnose::reason(&what, &fix),
+                        clear,
+                    );
+                }
+                return failed(PageKind::LoginFailed, None, what, clear);
             }
         };
         if self.cfg.userinfo {
