@@ -69,8 +69,3 @@ pub fn id_token_error(e: &ClaimsVerificationError, cfg: &Oidc) -> Option<String>
         _ => return None,
     })
 }
-
-/// The audit reason: what happened, then what to do.
-pub fn reason(what: &str, fix: &str) -> String {
-    format!("{what}; operator fix: {fix}")
-}
