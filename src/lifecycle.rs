@@ -87,7 +87,7 @@ pub async fn reload(
 ) -> Result<(), ReloadError> {
     let config = crate::config::load(path)?;
     let new_fixed = Fixed::of(&config);
-    let app = crate::run::build_app(config)
+    let app = crate::assemble::app(config)
         .await
         .map_err(ReloadError::Build)?;
     prepare(&app).await.map_err(ReloadError::Build)?;

@@ -8,23 +8,8 @@ use anyhow::Context;
 use arc_swap::ArcSwap;
 
 use crate::config::Config;
-use crate::idp::Login;
 use crate::lifecycle::{self, Fixed};
 use crate::listen::Listener;
-use crate::proxy::Upstream;
-use crate::server::App;
-use crate::session::{KeyRing, Sessions, Transactions};
-
-/// Everything that can be checked without serving: used by `run` and
-/// configuration reloads.
-pub async fn build_app(config: Config) -> anyhow::Result<App> {
-    let ring = Arc::new(KeyRing::load_or_create(&config.session.key_file)?);
-    let sessions = Sessions::new(&config, ring.clone());
-    let transactions = Transactions::new(&config, ring);
-    let upstream = Upstream::new(&config)?;
-    let login = Login::from_config(&config).await?;
-    Ok(App::new(config, sessions, transactions, upstream, login))
-}
 
 /// `config_path` is read again on SIGHUP.
 pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<()> {
@@ -40,7 +25,7 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
         );
     }
     let fixed = Fixed::of(&config);
-    let app = build_app(config).await?;
+    let app = crate::assemble::app(config).await?;
     lifecycle::prepare(&app).await?;
     if !app.login.is_configured() {
         tracing::warn!(

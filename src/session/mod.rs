@@ -20,19 +20,12 @@ pub use cookies::CookieAttrs;
 pub use keyring::{KeyRing, KeyRingError};
 pub use transaction::{Transaction, TransactionError, Transactions};
 
-/// Names of Portcullis' internal cookies start with this (after `__Host-`).
-pub const INTERNAL_COOKIE_PREFIX: &str = "portcullis_";
+pub use crate::INTERNAL_COOKIE_PREFIX;
+pub use crate::clock::now;
 
 /// Clock leeway when checking `exp`: small, because Portcullis is both the
 /// signer and the verifier (only instances' clocks can differ).
 const LEEWAY_SECS: u64 = 5;
-
-pub fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
 
 /// What the session cookie holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -94,6 +87,22 @@ pub enum SessionError {
     TooLarge,
     #[error("the session could not be signed")]
     Signing,
+}
+
+impl SessionError {
+    /// The `result` label of `portcullis_session_verifications_total` for this
+    /// refusal.
+    pub fn metric_label(self) -> &'static str {
+        match self {
+            SessionError::Malformed => "malformed",
+            SessionError::UnknownKey => "unknown_key",
+            SessionError::BadSignature => "bad_signature",
+            SessionError::Expired => "expired",
+            SessionError::WrongDomain => "wrong_domain",
+            SessionError::TooLarge => "too_large",
+            SessionError::Signing => "signing_failed",
+        }
+    }
 }
 
 /// A verified session, and the cookies to send back if it was renewed.
