@@ -191,6 +191,12 @@ fn parse_target(v: &str) -> Option<(String, Option<String>, Form)> {
     if v == "*" {
         return Some(("*".into(), None, Form::Asterisk));
     }
+    // A request target has no fragment (RFC 9112 §3.2). `http` would drop
+    // it, so the gate would judge `/public/x` while the front proxy
+    // forwards `/public/x#/../../admin` to an app that may resolve it.
+    if v.contains('#') {
+        return None;
+    }
     let uri: Uri = v.parse().ok()?;
     match (uri.scheme(), uri.authority(), uri.path_and_query()) {
         (Some(_), Some(a), pq) => {
@@ -417,5 +423,24 @@ mod tests {
                 header: "x-original-method"
             })
         );
+    }
+
+    /// Found by `tests/fuzz_request.rs`: `http` drops a fragment, so the
+    /// gate judged `/public/x` while the front proxy forwards the target
+    /// with `#/../../admin` to the app.
+    #[test]
+    fn regression_a_fragment_in_the_described_uri_is_refused() {
+        for bad in ["/public/x#/../../admin", "/#", "http://app.test/public/#x"] {
+            assert_eq!(
+                read(
+                    HeaderFamily::Nginx,
+                    &[("x-original-uri", bad), ("x-original-method", "GET")]
+                ),
+                Err(OriginalError::Invalid {
+                    header: "x-original-uri"
+                }),
+                "{bad}"
+            );
+        }
     }
 }
