@@ -65,8 +65,8 @@ pub enum Login {
     None,
     /// OpenID Connect ([`oidc::OidcLogin`]).
     Oidc(Box<oidc::OidcLogin>),
-    /// SAML 2.0 ([`saml::Saml`]).
-    Saml(Arc<saml::Saml>),
+    /// SAML 2.0 ([`saml::SamlLogin`]).
+    Saml(Arc<saml::SamlLogin>),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -109,7 +109,7 @@ impl Login {
             )));
         }
         if let Some(s) = &config.saml {
-            return Ok(Login::Saml(saml::Saml::new(config, s).await?));
+            return Ok(Login::Saml(saml::SamlLogin::new(config, s).await?));
         }
         Ok(Login::None)
     }
