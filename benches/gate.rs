@@ -20,7 +20,7 @@ use portcullis::gate::{self, Asked, Decision};
 use portcullis::identity::{Identity, IdpKind};
 use portcullis::policy;
 use portcullis::proxy::headers::StripRules;
-use portcullis::proxy::{Forward, Upstream};
+use portcullis::proxy::{Forward, UpstreamClient};
 use portcullis::session::{KeyRing, Sessions};
 
 const TOKEN: &str = "monitoring-token-0123456789abcdef";
@@ -69,7 +69,7 @@ fn alice() -> Identity {
 struct Fixture {
     config: Config,
     sessions: Sessions,
-    upstream: Upstream,
+    upstream: UpstreamClient,
     own: StripRules,
     /// `name=value` of a freshly minted session cookie.
     cookie: String,
@@ -91,7 +91,7 @@ fn fixture_with(extra: &str) -> Fixture {
         .split_once('=')
         .map(|(_, v)| v.to_string())
         .unwrap_or_default();
-    let upstream = Upstream::new(&config).expect("upstream client builds");
+    let upstream = UpstreamClient::new(&config).expect("upstream client builds");
     let own = StripRules::new(&config);
     Fixture {
         config,

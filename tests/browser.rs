@@ -6,7 +6,7 @@
 //! different site, so the round trip is a real cross-site one.
 
 mod common;
-mod ship_support;
+mod operations_support;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -368,11 +368,14 @@ async fn oidc_login_through_nginx_auth_request_in_chromium() {
     // Production-like: TLS at nginx (the shipped auth_request example),
     // __Host- Secure cookies over https, the provider on another site.
     let up = TestUpstream::start().await;
-    let (tls_port, http_port) = (ship_support::free_port(), ship_support::free_port());
+    let (tls_port, http_port) = (
+        operations_support::free_port(),
+        operations_support::free_port(),
+    );
     let domain = "app.test";
     let origin = format!("https://{domain}:{tls_port}");
     let idp = OidcIdp::start(&origin, 0, &[]);
-    let gate = ship_support::Gate::start(
+    let gate = operations_support::Gate::start(
         &format!(
             "domain: {domain}:{tls_port}\nlisten: 127.0.0.1:0\nupstream:\n  url: {}\nsession:\n  key_file: KEYFILE\nlog:\n  format: json\n  level: info\n{}",
             up.url(),
@@ -380,7 +383,7 @@ async fn oidc_login_through_nginx_auth_request_in_chromium() {
         ),
         &[],
     );
-    let (conf, _certs) = ship_support::nginx_site(
+    let (conf, _certs) = operations_support::nginx_site(
         "nginx-auth-request.conf",
         domain,
         &gate.at,
@@ -388,7 +391,7 @@ async fn oidc_login_through_nginx_auth_request_in_chromium() {
         http_port,
         Some(up.addr),
     );
-    let nginx = ship_support::Nginx::start(&conf, tls_port);
+    let nginx = operations_support::Nginx::start(&conf, tls_port);
     let chrome = Chrome::start_with(&[
         format!("--host-resolver-rules=MAP {domain} 127.0.0.1"),
         "--ignore-certificate-errors".into(),
