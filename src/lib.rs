@@ -24,6 +24,7 @@ pub mod metrics;
 pub mod pages;
 pub mod policy;
 pub mod proxy;
+pub mod revocation;
 pub mod run;
 pub mod server;
 pub mod session;

@@ -12,14 +12,31 @@ use crate::idp::Login;
 use crate::lifecycle::{self, Fixed};
 use crate::listen::Listener;
 use crate::proxy::Upstream;
+use crate::revocation::Revocations;
 use crate::server::App;
 use crate::session::{KeyRing, Sessions, Transactions};
 
 /// Everything that can be checked without serving: used by `run` and
 /// configuration reloads.
-pub async fn build_app(config: Config) -> anyhow::Result<App> {
+///
+/// `revocations` is the running instance's list, kept across reloads;
+/// `None` opens it from the configured file.
+pub async fn build_app(
+    config: Config,
+    revocations: Option<Arc<Revocations>>,
+) -> anyhow::Result<App> {
     let ring = Arc::new(KeyRing::load_or_create(&config.session.key_file)?);
-    let sessions = Sessions::new(&config, ring.clone());
+    let revocations = match revocations {
+        Some(r) => {
+            r.set_lifetime(config.session.lifetime.as_secs());
+            r
+        }
+        None => Arc::new(Revocations::open(
+            &config.revocation.file,
+            config.session.lifetime.as_secs(),
+        )?),
+    };
+    let sessions = Sessions::new(&config, ring.clone()).with_revocations(revocations);
     let transactions = Transactions::new(&config, ring);
     let upstream = Upstream::new(&config)?;
     let login = Login::from_config(&config).await?;
@@ -40,7 +57,11 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
         );
     }
     let fixed = Fixed::of(&config);
-    let app = build_app(config).await?;
+    let app = build_app(config, None).await?;
+    let revocations = app.sessions.revocations().clone();
+    if !revocations.is_empty() {
+        tracing::info!(revocations = revocations.len(), "revocation list loaded");
+    }
     lifecycle::prepare(&app).await?;
     if !app.login.is_configured() {
         tracing::warn!(
@@ -69,6 +90,7 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
         config_path,
         fixed,
     ));
+    tokio::spawn(crate::revocation::watch::watch(revocations));
     lifecycle::notify_ready(&format!("serving on {local}"));
     crate::connections::serve(shared, listener, max_connections, stop.wait()).await?;
     tracing::info!("stopped");

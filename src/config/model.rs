@@ -38,6 +38,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub session: SessionConfig,
     #[serde(default)]
+    pub revocation: RevocationConfig,
+    #[serde(default)]
     pub passthrough: PassthroughConfig,
     #[serde(default)]
     pub headers: HeadersConfig,
@@ -58,6 +60,14 @@ pub struct RawConfig {
     pub metrics: crate::metrics::MetricsConfig,
     #[serde(default)]
     pub forward_auth: ForwardAuthConfig,
+}
+
+/// Where revoked sessions are remembered.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevocationConfig {
+    /// The list's file; default `revocations.json` in the state directory.
+    pub file: Option<PathBuf>,
 }
 
 /// Forward-auth mode (`/.portcullis/auth`).

@@ -25,6 +25,7 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     pub upstream: Upstream,
     pub session: Session,
+    pub revocation: Revocation,
     pub passthrough: Passthrough,
     pub headers: Headers,
     pub connections: Connections,
@@ -94,6 +95,12 @@ pub struct Session {
     pub secure_cookie: bool,
     /// Verified-cookie cache entries; 0 = off.
     pub verify_cache_size: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct Revocation {
+    /// The revocation list's file.
+    pub file: PathBuf,
 }
 
 #[derive(Debug, Clone)]
@@ -319,6 +326,14 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, Vec<FieldError>> {
         errs.add("login.loop_max", "must be at least 1");
     }
 
+    let revocation = Revocation {
+        file: raw
+            .revocation
+            .file
+            .clone()
+            .unwrap_or_else(|| state_dir.join("revocations.json")),
+    };
+
     if !errs.0.is_empty() {
         return Err(errs.0);
     }
@@ -336,6 +351,7 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, Vec<FieldError>> {
         shutdown_timeout: raw.shutdown_timeout,
         upstream,
         session,
+        revocation,
         passthrough,
         headers,
         connections,

@@ -5,6 +5,7 @@
 pub mod cache;
 pub mod cookies;
 pub mod keyring;
+pub mod sid;
 pub mod transaction;
 
 use std::collections::BTreeMap;
@@ -56,12 +57,35 @@ pub struct SessionClaims {
     /// IdP-initiated logout must name the same NameID.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sub_fmt: Option<String>,
+    /// Portcullis' own id of this login ([`sid`]): what `portcullis revoke
+    /// --session` names. Absent only in cookies minted before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+    /// The IdP's id of the login: the OpenID Provider's `sid` claim, the
+    /// SAML `SessionIndex`. Compact names: the cookie stays small.
+    #[serde(default, rename = "isid", skip_serializing_if = "Option::is_none")]
+    pub idp_sid: Option<String>,
+    /// The SAML NameID, only when the subject was mapped from another
+    /// attribute (else it is `sub`): a logout names the NameID.
+    #[serde(default, rename = "nid", skip_serializing_if = "Option::is_none")]
+    pub name_id: Option<String>,
     pub auth_time: u64,
     pub iat: u64,
     pub exp: u64,
 }
 
 impl SessionClaims {
+    /// When this login happened, in milliseconds: from the session id when
+    /// there is one (revocations "issued before T" need better than the
+    /// second, or a login right after `revoke --all` would be cut too),
+    /// else the login second.
+    pub fn login_ms(&self) -> u64 {
+        self.sid
+            .as_deref()
+            .and_then(sid::minted_ms)
+            .unwrap_or(self.auth_time.saturating_mul(1000))
+    }
+
     pub fn identity(&self) -> Identity {
         Identity {
             subject: self.sub.clone(),
@@ -94,6 +118,20 @@ pub enum SessionError {
     TooLarge,
     #[error("the session could not be signed")]
     Signing,
+    #[error("the session was revoked; sign in again")]
+    Revoked,
+}
+
+/// What the IdP said about a login besides the identity: the names a
+/// logout or revocation from the IdP can use.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LoginRefs {
+    /// The SAML NameID Format of the subject.
+    pub subject_format: Option<String>,
+    /// OIDC `sid` claim or SAML `SessionIndex`.
+    pub idp_sid: Option<String>,
+    /// The SAML NameID when it is not the subject.
+    pub name_id: Option<String>,
 }
 
 /// A verified session, and the cookies to send back if it was renewed.
@@ -115,6 +153,9 @@ pub struct Sessions {
     validation: Validation,
     /// Cookies whose signature was already checked (see [`cache`]).
     cache: cache::VerifiedCache,
+    /// Checked after the signature on every verification, cache hits
+    /// included: a cached cookie never outlives its revocation.
+    revocations: Arc<crate::revocation::Revocations>,
 }
 
 impl Sessions {
@@ -137,7 +178,22 @@ impl Sessions {
             },
             validation,
             cache: cache::VerifiedCache::new(config.session.verify_cache_size, LEEWAY_SECS),
+            revocations: Arc::new(crate::revocation::Revocations::in_memory()),
         }
+    }
+
+    /// The same, checking sessions against `revocations` (shared by the
+    /// instance across configuration reloads).
+    pub fn with_revocations(
+        mut self,
+        revocations: Arc<crate::revocation::Revocations>,
+    ) -> Sessions {
+        self.revocations = revocations;
+        self
+    }
+
+    pub fn revocations(&self) -> &Arc<crate::revocation::Revocations> {
+        &self.revocations
     }
 
     pub fn cookie_name(&self) -> &str {
@@ -162,6 +218,9 @@ impl Sessions {
             extra: identity.extra.clone(),
             idp,
             sub_fmt: None,
+            sid: Some(sid::new(sid::ms_within(now))),
+            idp_sid: None,
+            name_id: None,
             auth_time: now,
             iat: now,
             exp: 0,
@@ -195,20 +254,22 @@ impl Sessions {
         idp: IdpKind,
         request_cookies: &[(&str, &str)],
     ) -> Result<Vec<String>, SessionError> {
-        self.mint_with_subject_format(identity, idp, None, request_cookies)
+        self.mint_login(identity, idp, &LoginRefs::default(), request_cookies)
     }
 
-    /// [`Self::mint`], remembering the NameID Format of the subject.
-    pub fn mint_with_subject_format(
+    /// [`Self::mint`], remembering what the IdP named the login by.
+    pub fn mint_login(
         &self,
         identity: &Identity,
         idp: IdpKind,
-        subject_format: Option<&str>,
+        refs: &LoginRefs,
         request_cookies: &[(&str, &str)],
     ) -> Result<Vec<String>, SessionError> {
         let now = now();
         let mut claims = self.claims_for(identity, idp, now);
-        claims.sub_fmt = subject_format.map(str::to_string);
+        claims.sub_fmt = refs.subject_format.clone();
+        claims.idp_sid = refs.idp_sid.clone();
+        claims.name_id = refs.name_id.clone().filter(|n| *n != claims.sub);
         self.cookies_for(&claims, request_cookies, now)
     }
 
@@ -314,6 +375,10 @@ impl Sessions {
         if claims.auth_time.saturating_add(self.lifetime.as_secs()) + LEEWAY_SECS < now {
             return Err(SessionError::Expired);
         }
+        if self.revocations.revokes(&claims) {
+            crate::metrics::revoked_request();
+            return Err(SessionError::Revoked);
+        }
         let renewal = match self.inactivity {
             Some(idle) if now.saturating_sub(claims.iat) >= idle.as_secs() / 2 => {
                 let mut renewed = SessionClaims::clone(&claims);
@@ -370,7 +435,15 @@ mod tests {
                 .to_string()
         };
         let with = s
-            .mint_with_subject_format(&alice(), IdpKind::Saml, Some(fmt), &[])
+            .mint_login(
+                &alice(),
+                IdpKind::Saml,
+                &LoginRefs {
+                    subject_format: Some(fmt.into()),
+                    ..Default::default()
+                },
+                &[],
+            )
             .unwrap();
         assert_eq!(
             s.decode(&token_of(with)).unwrap().sub_fmt.as_deref(),

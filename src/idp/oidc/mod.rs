@@ -26,6 +26,7 @@ use crate::config::Config;
 use crate::config::oidc::{Oidc, ResponseMode, TokenEndpointAuth};
 use crate::identity::IdpKind;
 use crate::pages::{Page, PageKind};
+use crate::session::LoginRefs;
 use provider::{ExtraClaims, Metadata, OidcClient, Provider, ProviderError};
 
 type IdToken = openidconnect::IdToken<
@@ -378,7 +379,14 @@ impl OidcLogin {
             idp: IdpKind::Oidc,
             return_to: txn.return_to,
             set_cookies: clear,
-            subject_format: None,
+            refs: LoginRefs {
+                // The OP's session: what a back-channel logout may name.
+                idp_sid: claims
+                    .get("sid")
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
+                ..Default::default()
+            },
         })
     }
 
