@@ -647,6 +647,139 @@ mod tests {
         assert!(s.cache.get(&key, t0 + 606).is_none());
     }
 
+    fn revoked(target: crate::revocation::Target) -> Arc<crate::revocation::Revocations> {
+        let r = Arc::new(crate::revocation::Revocations::in_memory());
+        r.add(crate::revocation::Entry {
+            target,
+            at_ms: sid::now_ms() + 1,
+            source: crate::revocation::entry::Source::Cli,
+            by: "test".into(),
+        })
+        .unwrap();
+        r
+    }
+
+    #[test]
+    fn a_cached_verification_does_not_outlive_a_revocation() {
+        use crate::revocation::{Entry, Revocations, Target, entry::Source};
+        let list = Arc::new(Revocations::in_memory());
+        let s = Sessions::new(&config(""), Arc::new(KeyRing::generate()))
+            .with_revocations(list.clone());
+        let t0 = now();
+        let token = token_for(&s, t0, "alice-sub");
+        let bob = {
+            let mut c = s.claims_for(&alice(), IdpKind::Oidc, t0);
+            c.user = "bob".into();
+            c.sub = "bob-sub".into();
+            s.encode(&c).unwrap()
+        };
+        assert!(s.verify_token(&token, &[], t0).is_ok());
+        assert!(s.verify_token(&bob, &[], t0).is_ok());
+        assert_eq!(s.cache.len(), 2, "both are served from the cache now");
+        list.add(Entry {
+            target: Target::User("alice".into()),
+            at_ms: sid::now_ms() + 1,
+            source: Source::Cli,
+            by: "test".into(),
+        })
+        .unwrap();
+        assert_eq!(
+            s.verify_token(&token, &[], t0).unwrap_err(),
+            SessionError::Revoked
+        );
+        assert!(s.verify_token(&bob, &[], t0).is_ok(), "only alice is cut");
+    }
+
+    #[test]
+    fn every_kind_of_revocation_refuses_the_session() {
+        use crate::revocation::Target;
+        let ring = Arc::new(KeyRing::generate());
+        let plain = Sessions::new(&config(""), ring.clone());
+        let t0 = now();
+        let claims = plain.claims_for(&alice(), IdpKind::Oidc, t0);
+        let token = plain.encode(&claims).unwrap();
+        let sid = claims.sid.clone().unwrap();
+        for target in [
+            Target::All,
+            Target::User("alice".into()),
+            Target::Subject("alice-sub".into()),
+            Target::Session(sid),
+        ] {
+            let s =
+                Sessions::new(&config(""), ring.clone()).with_revocations(revoked(target.clone()));
+            assert_eq!(
+                s.verify_token(&token, &[], t0).unwrap_err(),
+                SessionError::Revoked,
+                "{target:?}"
+            );
+        }
+        for target in [
+            Target::User("alice2".into()),
+            Target::Subject("alice".into()),
+            Target::Session(sid::new(sid::now_ms())),
+        ] {
+            let s =
+                Sessions::new(&config(""), ring.clone()).with_revocations(revoked(target.clone()));
+            assert!(s.verify_token(&token, &[], t0).is_ok(), "{target:?}");
+        }
+    }
+
+    #[test]
+    fn the_session_id_keeps_a_large_session_in_as_many_cookies_as_before() {
+        let s = Sessions::new(&config(""), Arc::new(KeyRing::generate()));
+        // Entra ID sends group object ids: 36 characters each.
+        let groups: Vec<String> = (0..20)
+            .map(|i| format!("5f1c2a9e-7b3d-4e8f-9a60-0000000000{i:02}"))
+            .collect();
+        let id = Identity {
+            groups,
+            name: Some("Alice Example".into()),
+            ..alice()
+        };
+        let refs = LoginRefs {
+            idp_sid: Some("8e2f1c6a-3b5d-4c7e-9f10-2a4b6c8d0e1f".into()),
+            ..Default::default()
+        };
+        let with = s.mint_login(&id, IdpKind::Oidc, &refs, &[]).unwrap();
+        let mut before = s.claims_for(&id, IdpKind::Oidc, now());
+        before.sid = None;
+        let old_token = s.encode(&before).unwrap();
+        let new_token = with[0]
+            .split(';')
+            .next()
+            .unwrap()
+            .split_once('=')
+            .unwrap()
+            .1;
+        // One cookie, as before this session carried ids.
+        assert_eq!(with.len(), 1);
+        assert!(old_token.len() <= cookies::CHUNK_BYTES);
+        // The session id and the OP's session id cost about 100 bytes.
+        let grown = new_token.len() - old_token.len();
+        assert!(grown <= 110, "grew by {grown}");
+        let claims = s.decode(new_token).unwrap();
+        assert_eq!(claims.idp_sid, refs.idp_sid);
+        assert_eq!(claims.sid.as_deref().map(str::len), Some(22));
+    }
+
+    #[test]
+    fn renewal_keeps_the_session_id() {
+        let s = Sessions::new(
+            &config("session:\n  lifetime: 2h\n  inactivity_timeout: 10m\n"),
+            Arc::new(KeyRing::generate()),
+        );
+        let t0 = now();
+        let claims = s.claims_for(&alice(), IdpKind::Oidc, t0);
+        let token = s.encode(&claims).unwrap();
+        let set = s
+            .verify_token(&token, &[], t0 + 301)
+            .unwrap()
+            .renewal
+            .unwrap();
+        let value = set[0].split(';').next().unwrap().split_once('=').unwrap().1;
+        assert_eq!(s.decode(value).unwrap().sid, claims.sid);
+    }
+
     #[test]
     fn renewal_works_from_the_cache() {
         let s = Sessions::new(
