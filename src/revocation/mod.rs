@@ -104,15 +104,18 @@ impl Revocations {
     /// Adds an entry in memory (and in the file, when there is one); audited
     /// and counted. Returns whether it was new.
     pub fn add(&self, entry: Entry) -> Result<bool, StoreError> {
+        self.add_many(std::slice::from_ref(&entry)).map(|n| n > 0)
+    }
+
+    /// [`Self::add`] for several entries at once; returns how many were new.
+    pub fn add_many(&self, entries: &[Entry]) -> Result<usize, StoreError> {
         if let Some(file) = &self.file {
             let lifetime = self.lifetime_secs.load(Ordering::Relaxed);
-            let stamp = store::update(file, |list| {
-                store::merge(list, std::slice::from_ref(&entry), lifetime)
-            })?;
+            let stamp = store::update(file, |list| store::merge(list, entries, lifetime))?;
             // Our own write: nothing for the watcher to pick up again.
             let _ = self.reload_from(file, Some(stamp));
         }
-        Ok(self.apply(&[entry]) > 0)
+        Ok(self.apply(entries))
     }
 
     /// Puts entries into the index; audits and counts the new ones.

@@ -90,14 +90,15 @@ pub fn load(path: &Path) -> Result<(Vec<Entry>, Option<Stamp>), StoreError> {
 /// Adds `new` to `list` (no duplicates) and drops expired entries.
 pub fn merge(list: &mut Vec<Entry>, new: &[Entry], lifetime_secs: u64) {
     let now = crate::session::sid::now_ms();
+    let mut known: std::collections::HashSet<(&super::Target, u64)> =
+        list.iter().map(|e| (&e.target, e.at_ms)).collect();
+    let mut fresh = Vec::new();
     for e in new {
-        if !list
-            .iter()
-            .any(|o| o.target == e.target && o.at_ms == e.at_ms)
-        {
-            list.push(e.clone());
+        if known.insert((&e.target, e.at_ms)) {
+            fresh.push(e.clone());
         }
     }
+    list.extend(fresh);
     list.retain(|e| !e.expired(lifetime_secs, now));
 }
 
@@ -185,7 +186,7 @@ mod tests {
         let path = dir.path().join("sub/revocations.json");
         assert!(load(&path).unwrap().0.is_empty());
         let a = entry("alice");
-        update(&path, |l| merge(l, &[a.clone()], 3600)).unwrap();
+        update(&path, |l| merge(l, std::slice::from_ref(&a), 3600)).unwrap();
         update(&path, |l| merge(l, &[a.clone(), entry("bob")], 3600)).unwrap();
         let (list, stamp) = load(&path).unwrap();
         assert_eq!(list.len(), 2);
