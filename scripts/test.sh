@@ -127,6 +127,7 @@ leftovers() {
 step setup setup
 step fmt cargo fmt --all -- --check
 step clippy cargo clippy --locked --all-targets -- -D warnings
+step modules python3 scripts/modcycles.py src
 step cargo-test cargo test --locked --no-fail-fast
 step package scripts/test-package.sh
 # The container boots the package the previous step built and checked.

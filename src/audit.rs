@@ -53,8 +53,8 @@ pub fn request_refused(ctx: Ctx<'_>, reason: &str) {
 /// A revocation came into force on this instance: `source` (cli, …),
 /// what it matches (`kind`, `value`: a user name, subject or session id,
 /// never a token) and who asked.
-pub fn revoked(e: &crate::revocation::Entry) {
-    tracing::warn!(target: "audit", event = "revoked", source = e.source.metric_label(), kind = e.target.kind(), value = e.target.value(), by = e.by.as_str(), revoked_at_ms = e.at_ms);
+pub fn revoked(source: &str, kind: &str, value: &str, by: &str, revoked_at_ms: u64) {
+    tracing::warn!(target: "audit", event = "revoked", source, kind, value, by, revoked_at_ms);
 }
 
 /// An IdP-initiated logout: `outcome` is `ended`, `no_session`, `ignored`

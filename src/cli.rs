@@ -91,7 +91,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         }
         Command::CheckConfig => match crate::config::load(cli.config.as_deref()) {
             Ok(c) => {
-                if let Err(e) = crate::proxy::Upstream::new(&c) {
+                if let Err(e) = crate::assemble::offline_parts(&c) {
                     eprintln!("portcullis: {e}");
                     return Ok(ExitCode::FAILURE);
                 }

@@ -67,7 +67,7 @@ pub fn prune_file(
     dry_run: bool,
 ) -> Result<PruneReport, KeyRingError> {
     let mut ring = KeyRing::load(path)?;
-    let report = prune(&mut ring, max_age, crate::session::now());
+    let report = prune(&mut ring, max_age, crate::clock::now());
     if !dry_run && !report.removed.is_empty() {
         ring.write(path)?;
     }
@@ -77,7 +77,7 @@ pub fn prune_file(
 /// One line per key: id, created (unix seconds, and age), active or not.
 pub fn list(path: &Path) -> Result<String, KeyRingError> {
     let ring = KeyRing::load(path)?;
-    let now = crate::session::now();
+    let now = crate::clock::now();
     let active = ring.active().kid.clone();
     let mut out = String::new();
     for k in ring.keys() {

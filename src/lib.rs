@@ -7,8 +7,10 @@
 //! runs logins. [`config`] is read by all of them; [`pages`] and [`audit`]
 //! are how decisions are shown and recorded.
 
+pub mod assemble;
 pub mod audit;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod connections;
 pub mod forward_auth;
@@ -34,6 +36,11 @@ use http_body_util::{BodyExt, Empty, Full};
 
 /// Paths under this prefix are Portcullis' own endpoints.
 pub const RESERVED_PREFIX: &str = "/.portcullis/";
+
+/// Names of Portcullis' internal cookies start with this (after `__Host-`
+/// and the operator's cookie prefix). The configuration refuses operator
+/// cookie names that start with it; only `session` builds such names.
+pub const INTERNAL_COOKIE_PREFIX: &str = "portcullis_";
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 

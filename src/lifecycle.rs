@@ -91,7 +91,7 @@ pub async fn reload(
     let config = crate::config::load(path)?;
     let new_fixed = Fixed::of(&config);
     let revocations = shared.load().sessions.revocations().clone();
-    let app = crate::run::build_app(config, Some(revocations))
+    let app = crate::assemble::app(config, Some(revocations))
         .await
         .map_err(ReloadError::Build)?;
     prepare(&app).await.map_err(ReloadError::Build)?;

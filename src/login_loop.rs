@@ -30,7 +30,7 @@ impl Attempts {
     /// `Set-Cookie` value recording this attempt.
     pub fn set_cookie(&self, attrs: CookieAttrs) -> String {
         let remaining = (self.window_start + self.window_secs)
-            .saturating_sub(crate::session::now())
+            .saturating_sub(crate::clock::now())
             .max(1);
         cookies::set_cookie(
             &name(attrs),

@@ -12,7 +12,6 @@ use std::sync::LazyLock;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
-use ipnet::IpNet;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -20,97 +19,11 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::{Registry, Unit};
-use serde::Deserialize;
+
+use crate::config::MetricsSettings;
 
 /// `Content-Type` of the metrics answer.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-
-/// `metrics:` in the YAML.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MetricsConfig {
-    /// Serve metrics at all.
-    #[serde(default = "yes")]
-    pub enabled: bool,
-    /// A separate `IP:PORT` for metrics only (e.g. `127.0.0.1:9180`). When
-    /// set, `/.portcullis/metrics` on the main listener answers 404.
-    #[serde(default)]
-    pub listen: Option<String>,
-    /// Clients allowed to read `/.portcullis/metrics` on the main listener
-    /// (the client address after trusted proxies). Through the public host
-    /// the client is a visitor, so only local scrapers get in by default.
-    #[serde(default = "loopback")]
-    pub allowed_ip_ranges: Vec<String>,
-}
-
-fn yes() -> bool {
-    true
-}
-
-fn loopback() -> Vec<String> {
-    vec!["127.0.0.0/8".into(), "::1/128".into()]
-}
-
-impl Default for MetricsConfig {
-    fn default() -> Self {
-        MetricsConfig {
-            enabled: true,
-            listen: None,
-            allowed_ip_ranges: loopback(),
-        }
-    }
-}
-
-/// The checked `metrics:` section.
-#[derive(Debug, Clone)]
-pub struct MetricsSettings {
-    pub enabled: bool,
-    pub listen: Option<std::net::SocketAddr>,
-    pub allowed_ip_ranges: Vec<IpNet>,
-}
-
-impl MetricsConfig {
-    /// Checks the section; each error is `(field, message)`.
-    pub fn validate(&self) -> Result<MetricsSettings, Vec<(String, String)>> {
-        let mut errs = Vec::new();
-        let listen = match &self.listen {
-            None => None,
-            Some(s) => match s.trim().parse() {
-                Ok(a) => Some(a),
-                Err(_) => {
-                    errs.push((
-                        "metrics.listen".to_string(),
-                        format!("`{s}` is not an address: use `IP:PORT`, e.g. `127.0.0.1:9180`"),
-                    ));
-                    None
-                }
-            },
-        };
-        let mut ranges = Vec::new();
-        for (i, s) in self.allowed_ip_ranges.iter().enumerate() {
-            let s = s.trim();
-            match s
-                .parse::<IpNet>()
-                .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
-            {
-                Ok(n) => ranges.push(n),
-                Err(_) => errs.push((
-                    format!("metrics.allowed_ip_ranges[{i}]"),
-                    format!("`{s}` is not a CIDR range: write e.g. `127.0.0.0/8` or `192.0.2.7`"),
-                )),
-            }
-        }
-        if errs.is_empty() {
-            Ok(MetricsSettings {
-                enabled: self.enabled,
-                listen,
-                allowed_ip_ranges: ranges,
-            })
-        } else {
-            Err(errs)
-        }
-    }
-}
 
 type Labels = Vec<(&'static str, &'static str)>;
 
@@ -376,21 +289,6 @@ pub fn session_verified(result: &'static str) {
         .inc();
 }
 
-/// The `result` label for a refused session cookie.
-pub fn session_error_label(e: &crate::session::SessionError) -> &'static str {
-    use crate::session::SessionError as E;
-    match e {
-        E::Malformed => "malformed",
-        E::UnknownKey => "unknown_key",
-        E::BadSignature => "bad_signature",
-        E::Expired => "expired",
-        E::WrongDomain => "wrong_domain",
-        E::TooLarge => "too_large",
-        E::Signing => "signing_failed",
-        E::Revoked => "revoked",
-    }
-}
-
 /// `budget`: `transaction`, `client` or `global`.
 pub fn saml_verify_refused(budget: &'static str) {
     METRICS
@@ -486,7 +384,7 @@ pub fn render() -> String {
     let m = &*METRICS;
     let loaded = m.idp_loaded_at.load(Ordering::Relaxed);
     if loaded > 0 {
-        let now = i64::try_from(crate::session::now()).unwrap_or(i64::MAX);
+        let now = i64::try_from(crate::clock::now()).unwrap_or(i64::MAX);
         m.idp_age.set(now.saturating_sub(loaded).max(0) as f64);
     }
     let mut out = String::new();
@@ -605,16 +503,8 @@ mod tests {
     }
 
     #[test]
-    fn settings_validation_names_fields() {
-        let c = MetricsConfig {
-            enabled: true,
-            listen: Some("nope".into()),
-            allowed_ip_ranges: vec!["10.0.0.0/8".into(), "x".into()],
-        };
-        let errs = c.validate().unwrap_err();
-        let fields: Vec<&str> = errs.iter().map(|(f, _)| f.as_str()).collect();
-        assert_eq!(fields, ["metrics.listen", "metrics.allowed_ip_ranges[1]"]);
-        let ok = MetricsConfig::default().validate().unwrap();
+    fn by_default_only_loopback_reads_metrics_on_the_main_listener() {
+        let ok = crate::config::MetricsConfig::default().validate().unwrap();
         assert!(allowed(&ok, "127.0.0.1".parse().unwrap()));
         assert!(!allowed(&ok, "203.0.113.9".parse().unwrap()));
     }

@@ -8,40 +8,8 @@ use anyhow::Context;
 use arc_swap::ArcSwap;
 
 use crate::config::Config;
-use crate::idp::Login;
 use crate::lifecycle::{self, Fixed};
 use crate::listen::Listener;
-use crate::proxy::Upstream;
-use crate::revocation::Revocations;
-use crate::server::App;
-use crate::session::{KeyRing, Sessions, Transactions};
-
-/// Everything that can be checked without serving: used by `run` and
-/// configuration reloads.
-///
-/// `revocations` is the running instance's list, kept across reloads;
-/// `None` opens it from the configured file.
-pub async fn build_app(
-    config: Config,
-    revocations: Option<Arc<Revocations>>,
-) -> anyhow::Result<App> {
-    let ring = Arc::new(KeyRing::load_or_create(&config.session.key_file)?);
-    let revocations = match revocations {
-        Some(r) => {
-            r.set_lifetime(config.session.lifetime.as_secs());
-            r
-        }
-        None => Arc::new(Revocations::open(
-            &config.revocation.file,
-            config.session.lifetime.as_secs(),
-        )?),
-    };
-    let sessions = Sessions::new(&config, ring.clone()).with_revocations(revocations);
-    let transactions = Transactions::new(&config, ring);
-    let upstream = Upstream::new(&config)?;
-    let login = Login::from_config(&config).await?;
-    Ok(App::new(config, sessions, transactions, upstream, login))
-}
 
 /// `config_path` is read again on SIGHUP.
 pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<()> {
@@ -57,7 +25,7 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
         );
     }
     let fixed = Fixed::of(&config);
-    let app = build_app(config, None).await?;
+    let app = crate::assemble::app(config, None).await?;
     let revocations = app.sessions.revocations().clone();
     if !revocations.is_empty() {
         tracing::info!(revocations = revocations.len(), "revocation list loaded");

@@ -53,7 +53,8 @@ impl App {
 
     pub async fn handle(&self, mut req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
         let request_id = crate::random_id(8);
-        // Step 2 of the flow, before anything looks at the headers.
+        // Step 2 of the request flow (docs/design.md), before anything
+        // looks at the headers.
         self.own_headers.strip_spoofed(req.headers_mut());
         let peer_ip = peer.ip().to_canonical();
         let trusted = &self.config.access.trusted_proxies;
@@ -129,8 +130,7 @@ impl App {
             return self.page(Page::new(PageKind::NoIdentityProvider), rq);
         }
         let jar = cookies::request_cookies(req.headers());
-        if let Some(rounds) =
-            login_loop::is_looping(&jar, &self.config.login, crate::session::now())
+        if let Some(rounds) = login_loop::is_looping(&jar, &self.config.login, crate::clock::now())
         {
             audit::login_loop(rq.ctx(), rounds);
             return self.page(Page::new(PageKind::LoginLoop), rq);
@@ -274,7 +274,7 @@ impl App {
         };
         metrics::login_succeeded(idp_name);
         audit::login_succeeded(rq.ctx(), &done.identity.user, idp_name);
-        let rounds = login_loop::count(jar, &self.config.login, crate::session::now());
+        let rounds = login_loop::count(jar, &self.config.login, crate::clock::now());
         let mut resp = redirect(&done.return_to);
         for c in done.set_cookies.iter().chain(set.iter()) {
             append_set_cookie(&mut resp, c);

@@ -1,6 +1,6 @@
 //! The gate's decisions end to end: the real binary between a test client
-//! and a real upstream. Each security invariant of DESIGN.md that the core
-//! owns is attacked here.
+//! and a real upstream. Each security invariant the core owns (docs/design.md,
+//! "Security invariants") is attacked here.
 
 mod common;
 

@@ -1191,8 +1191,8 @@ async fn idp_key_rollover_is_picked_up_by_the_metadata_refresh() {
     assert_eq!(header(&echo, "x-forwarded-user"), "alice");
 }
 
-/// Guard rail 2: replayed or unsolicited posts never reach the (leaky)
-/// signature verification, so memory stays flat across many of them.
+/// Guard rail 2 (docs/design.md): replayed or unsolicited posts never
+/// reach the (leaky) signature verification, so memory stays flat across many of them.
 #[tokio::test]
 async fn many_acs_posts_do_not_grow_memory() {
     let pair = sp_pair();
@@ -1331,8 +1331,8 @@ async fn logout_is_local_and_single_logout_goes_through_the_idp() {
     panic!("the IdP never answered the logout");
 }
 
-/// Guard rails 7 and 9: an encrypted assertion needs a signed Response, and
-/// a validly signed Response whose encrypted data is malformed (samael's
+/// Guard rails 7 and 9 (docs/design.md): an encrypted assertion needs a
+/// signed Response, and a validly signed Response whose encrypted data is malformed (samael's
 /// decrypt panics on it) is refused without taking the gate down.
 #[tokio::test]
 async fn encrypted_assertions_need_a_signed_response_and_bad_ciphertext_is_contained() {

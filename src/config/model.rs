@@ -57,7 +57,7 @@ pub struct RawConfig {
     pub oidc: Option<super::oidc::OidcRaw>,
     pub saml: Option<super::saml::RawSaml>,
     #[serde(default)]
-    pub metrics: crate::metrics::MetricsConfig,
+    pub metrics: super::metrics::MetricsConfig,
     #[serde(default)]
     pub forward_auth: ForwardAuthConfig,
 }
@@ -431,8 +431,10 @@ pub(crate) mod defaults {
     pub fn cookie_name() -> String {
         "portcullis_session".into()
     }
+    /// Cached session verifications: one per concurrently active user is
+    /// plenty; about 0.5 kB each.
     pub fn verify_cache_size() -> usize {
-        crate::session::cache::DEFAULT_CAPACITY
+        16_384
     }
     pub fn token_header() -> String {
         "X-Portcullis-Authorization".into()

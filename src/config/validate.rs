@@ -35,7 +35,7 @@ pub struct Config {
     pub login: LoginConfig,
     pub oidc: Option<super::oidc::Oidc>,
     pub saml: Option<super::saml::Saml>,
-    pub metrics: crate::metrics::MetricsSettings,
+    pub metrics: super::metrics::MetricsSettings,
     /// Which headers describe the original request in forward-auth mode.
     pub forward_auth_headers: super::HeaderFamily,
     /// The host names requests may carry (`strict_host`).
@@ -511,15 +511,14 @@ fn validate_session(raw: &RawConfig, state_dir: &std::path::Path, errs: &mut Err
             "use letters, digits, `_` and `-` only, without a `__` prefix (Portcullis adds `__Host-` itself)",
         );
     }
-    if s.cookie_name
-        .starts_with(crate::session::INTERNAL_COOKIE_PREFIX)
+    if s.cookie_name.starts_with(crate::INTERNAL_COOKIE_PREFIX)
         && s.cookie_name != "portcullis_session"
     {
         errs.add(
             "session.cookie_name",
             format!(
                 "must not start with `{}`, which Portcullis uses for its other cookies",
-                crate::session::INTERNAL_COOKIE_PREFIX
+                crate::INTERNAL_COOKIE_PREFIX
             ),
         );
     }

@@ -214,7 +214,7 @@ fn judge(config: &Config, sessions: &Sessions, asked: &Asked<'_>) -> Decision {
         }
         other => {
             if let Some(Err(e)) = other {
-                metrics::session_verified(metrics::session_error_label(&e));
+                metrics::session_verified(e.metric_label());
                 audit::session_rejected(asked.ctx, &e.to_string());
             }
             Decision::NeedLogin(NeedLogin {

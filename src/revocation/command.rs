@@ -64,7 +64,7 @@ pub fn revoke(config: Option<&Path>, args: RevokeArgs) -> anyhow::Result<ExitCod
     let lifetime = config.session.lifetime.as_secs();
     let entry = Entry {
         target: args.target()?,
-        at_ms: crate::session::sid::now_ms(),
+        at_ms: crate::clock::now_ms(),
         source: Source::Cli,
         by: operator(),
     };
@@ -88,7 +88,7 @@ pub fn revoke(config: Option<&Path>, args: RevokeArgs) -> anyhow::Result<ExitCod
 pub fn list(config: Option<&Path>) -> anyhow::Result<ExitCode> {
     let config = crate::config::load(config)?;
     let lifetime = config.session.lifetime.as_secs();
-    let now = crate::session::sid::now_ms();
+    let now = crate::clock::now_ms();
     let (entries, _) = store::load(&config.revocation.file)?;
     let live: Vec<&Entry> = entries
         .iter()

@@ -3,8 +3,8 @@
 
 use std::collections::{HashMap, HashSet};
 
+use super::Login;
 use super::entry::{Entry, Target};
-use crate::session::SessionClaims;
 
 #[derive(Debug, Default)]
 pub struct Index {
@@ -68,16 +68,15 @@ impl Index {
         before - self.entries.len()
     }
 
-    pub fn revokes(&self, c: &SessionClaims) -> bool {
+    pub fn revokes(&self, l: &Login<'_>) -> bool {
         if self.entries.is_empty() {
             return false;
         }
-        let login = c.login_ms();
-        let before = |m: &HashMap<String, u64>, k: &str| m.get(k).is_some_and(|at| login < *at);
-        login < self.all_before
-            || c.sid.as_ref().is_some_and(|s| self.sessions.contains(s))
-            || before(&self.users, &c.user)
-            || before(&self.subjects, &c.sub)
+        let before = |m: &HashMap<String, u64>, k: &str| m.get(k).is_some_and(|at| l.at_ms < *at);
+        l.at_ms < self.all_before
+            || l.sid.is_some_and(|s| self.sessions.contains(s))
+            || before(&self.users, l.user)
+            || before(&self.subjects, l.subject)
     }
 
     pub fn len(&self) -> usize {
@@ -97,28 +96,22 @@ impl Index {
 mod tests {
     use super::*;
     use crate::revocation::entry::Source;
-    use crate::session::sid;
 
-    fn claims(user: &str, sub: &str, login_ms: u64) -> SessionClaims {
-        SessionClaims {
-            iss: "a".into(),
-            aud: "a".into(),
-            sub: sub.into(),
-            user: user.into(),
-            email: None,
-            name: None,
-            preferred_username: None,
-            groups: vec![],
-            extra: Default::default(),
-            idp: crate::identity::IdpKind::Oidc,
-            sub_fmt: None,
-            sid: Some(sid::new(login_ms)),
-            idp_sid: None,
-            name_id: None,
-            auth_time: login_ms / 1000,
-            iat: login_ms / 1000,
-            exp: login_ms / 1000 + 3600,
+    struct Owned(u64, Option<String>, String, String);
+
+    impl Owned {
+        fn login(&self) -> Login<'_> {
+            Login {
+                at_ms: self.0,
+                sid: self.1.as_deref(),
+                user: &self.2,
+                subject: &self.3,
+            }
         }
+    }
+
+    fn session(user: &str, sub: &str, at_ms: u64, sid: &str) -> Owned {
+        Owned(at_ms, Some(sid.into()), user.into(), sub.into())
     }
 
     fn entry(target: Target, at_ms: u64) -> Entry {
@@ -133,46 +126,40 @@ mod tests {
     #[test]
     fn each_kind_cuts_exactly_what_it_names() {
         let t = 1_764_000_000_500;
-        let alice = claims("alice", "sub-a", t - 1);
-        let bob = claims("bob", "sub-b", t - 1);
-        let alice_later = claims("alice", "sub-a", t + 1);
+        let alice = session("alice", "sub-a", t - 1, "sid-a1");
+        let bob = session("bob", "sub-b", t - 1, "sid-b1");
+        let alice_later = session("alice", "sub-a", t + 1, "sid-a2");
         let mut i = Index::default();
-        assert!(!i.revokes(&alice));
+        assert!(!i.revokes(&alice.login()));
         i.insert(&entry(Target::User("alice".into()), t));
-        assert!(i.revokes(&alice));
-        assert!(!i.revokes(&bob));
-        assert!(!i.revokes(&alice_later), "a login after the revocation");
+        assert!(i.revokes(&alice.login()));
+        assert!(!i.revokes(&bob.login()));
+        assert!(
+            !i.revokes(&alice_later.login()),
+            "a login after the revocation"
+        );
 
         let mut i = Index::default();
         i.insert(&entry(Target::Subject("sub-b".into()), t));
-        assert!(!i.revokes(&alice));
-        assert!(i.revokes(&bob));
+        assert!(!i.revokes(&alice.login()));
+        assert!(i.revokes(&bob.login()));
 
         let mut i = Index::default();
-        i.insert(&entry(Target::Session(bob.sid.clone().unwrap()), t));
-        assert!(i.revokes(&bob));
+        i.insert(&entry(Target::Session("sid-b1".into()), t));
+        assert!(i.revokes(&bob.login()));
         assert!(
-            !i.revokes(&claims("bob", "sub-b", t - 1)),
+            !i.revokes(&session("bob", "sub-b", t - 1, "sid-b2").login()),
             "bob's other session"
         );
 
         let mut i = Index::default();
         i.insert(&entry(Target::All, t));
-        assert!(i.revokes(&alice) && i.revokes(&bob));
-        assert!(!i.revokes(&alice_later));
+        assert!(i.revokes(&alice.login()) && i.revokes(&bob.login()));
+        assert!(!i.revokes(&alice_later.login()));
         // Same millisecond as the revocation: it was made after it.
-        assert!(!i.revokes(&claims("carol", "sub-c", t)));
-    }
-
-    #[test]
-    fn a_cookie_without_a_session_id_is_judged_by_its_login_second() {
-        let t = 1_764_000_000_500;
-        let mut old = claims("alice", "sub-a", t);
-        old.sid = None;
-        old.auth_time = t / 1000 - 1;
-        let mut i = Index::default();
-        i.insert(&entry(Target::All, t));
-        assert!(i.revokes(&old));
+        assert!(!i.revokes(&session("carol", "sub-c", t, "sid-c").login()));
+        // A cookie without a session id is still cut by the others.
+        assert!(i.revokes(&Owned(t - 1000, None, "dave".into(), "sub-d".into()).login()));
     }
 
     #[test]

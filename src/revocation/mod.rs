@@ -1,6 +1,6 @@
 //! Revocations: sessions ended before their cookie expires, without state
 //! on the request path. The list lives in memory ([`index`], checked in
-//! O(1) by [`crate::session::Sessions`] after the signature, cached
+//! O(1) by `Sessions::verify_token` after the signature, cached
 //! verifications included), is kept in a file in the state directory
 //! ([`store`], written atomically, loaded at start), and a running
 //! instance picks up what `portcullis revoke` ([`command`]) wrote by
@@ -24,8 +24,19 @@ use std::sync::{Mutex, RwLock};
 pub use entry::{Entry, Target};
 pub use store::StoreError;
 
-use crate::session::SessionClaims;
 use index::Index;
+
+/// What a revocation can match in a verified session.
+#[derive(Debug, Clone, Copy)]
+pub struct Login<'a> {
+    /// When the session signed in, in milliseconds since the epoch.
+    pub at_ms: u64,
+    /// Its session id (absent in cookies older than session ids).
+    pub sid: Option<&'a str>,
+    pub user: &'a str,
+    /// The IdP's subject.
+    pub subject: &'a str,
+}
 
 /// The instance's revocation list.
 pub struct Revocations {
@@ -58,7 +69,7 @@ impl Revocations {
             seen: Mutex::new(None),
         };
         let (entries, stamp) = store::load(file)?;
-        let now = crate::session::sid::now_ms();
+        let now = crate::clock::now_ms();
         if let Ok(mut index) = r.index.write() {
             for e in entries.iter().filter(|e| !e.expired(lifetime_secs, now)) {
                 index.insert(e);
@@ -81,9 +92,9 @@ impl Revocations {
 
     /// Whether a verified session is revoked. Fails closed: a poisoned
     /// lock (a panic while writing) refuses the session.
-    pub fn revokes(&self, claims: &SessionClaims) -> bool {
+    pub fn revokes(&self, login: &Login<'_>) -> bool {
         match self.index.read() {
-            Ok(index) => index.revokes(claims),
+            Ok(index) => index.revokes(login),
             Err(_) => true,
         }
     }
@@ -121,7 +132,7 @@ impl Revocations {
     /// Puts entries into the index; audits and counts the new ones.
     fn apply(&self, entries: &[Entry]) -> usize {
         let lifetime = self.lifetime_secs.load(Ordering::Relaxed);
-        let now = crate::session::sid::now_ms();
+        let now = crate::clock::now_ms();
         let Ok(mut index) = self.index.write() else {
             return 0;
         };
@@ -129,7 +140,13 @@ impl Revocations {
         for e in entries.iter().filter(|e| !e.expired(lifetime, now)) {
             if index.insert(e) {
                 added += 1;
-                crate::audit::revoked(e);
+                crate::audit::revoked(
+                    e.source.metric_label(),
+                    e.target.kind(),
+                    e.target.value(),
+                    &e.by,
+                    e.at_ms,
+                );
                 crate::metrics::revocation_added(e.source.metric_label());
             }
         }

@@ -89,7 +89,7 @@ pub fn load(path: &Path) -> Result<(Vec<Entry>, Option<Stamp>), StoreError> {
 
 /// Adds `new` to `list` (no duplicates) and drops expired entries.
 pub fn merge(list: &mut Vec<Entry>, new: &[Entry], lifetime_secs: u64) {
-    let now = crate::session::sid::now_ms();
+    let now = crate::clock::now_ms();
     let mut known: std::collections::HashSet<(&super::Target, u64)> =
         list.iter().map(|e| (&e.target, e.at_ms)).collect();
     let mut fresh = Vec::new();
@@ -174,7 +174,7 @@ mod tests {
     fn entry(v: &str) -> Entry {
         Entry {
             target: Target::User(v.into()),
-            at_ms: crate::session::sid::now_ms(),
+            at_ms: crate::clock::now_ms(),
             source: Source::Cli,
             by: "t".into(),
         }

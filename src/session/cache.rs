@@ -35,10 +35,6 @@ pub type TokenHash = [u8; 32];
 
 const SHARDS: usize = 16;
 
-/// Default number of cached cookies: one per concurrently active user is
-/// plenty; about 0.5 kB each.
-pub const DEFAULT_CAPACITY: usize = 16_384;
-
 pub fn token_hash(token: &str) -> TokenHash {
     Sha256::digest(token.as_bytes()).into()
 }

@@ -21,19 +21,12 @@ pub use cookies::CookieAttrs;
 pub use keyring::{KeyRing, KeyRingError};
 pub use transaction::{Transaction, TransactionError, Transactions};
 
-/// Names of Portcullis' internal cookies start with this (after `__Host-`).
-pub const INTERNAL_COOKIE_PREFIX: &str = "portcullis_";
+pub use crate::INTERNAL_COOKIE_PREFIX;
+pub use crate::clock::now;
 
 /// Clock leeway when checking `exp`: small, because Portcullis is both the
 /// signer and the verifier (only instances' clocks can differ).
 const LEEWAY_SECS: u64 = 5;
-
-pub fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
 
 /// What the session cookie holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,6 +79,16 @@ impl SessionClaims {
             .unwrap_or(self.auth_time.saturating_mul(1000))
     }
 
+    /// What a revocation can match.
+    pub fn revocable(&self) -> crate::revocation::Login<'_> {
+        crate::revocation::Login {
+            at_ms: self.login_ms(),
+            sid: self.sid.as_deref(),
+            user: &self.user,
+            subject: &self.sub,
+        }
+    }
+
     pub fn identity(&self) -> Identity {
         Identity {
             subject: self.sub.clone(),
@@ -132,6 +135,23 @@ pub struct LoginRefs {
     pub idp_sid: Option<String>,
     /// The SAML NameID when it is not the subject.
     pub name_id: Option<String>,
+}
+
+impl SessionError {
+    /// The `result` label of `portcullis_session_verifications_total` for this
+    /// refusal.
+    pub fn metric_label(self) -> &'static str {
+        match self {
+            SessionError::Malformed => "malformed",
+            SessionError::UnknownKey => "unknown_key",
+            SessionError::BadSignature => "bad_signature",
+            SessionError::Expired => "expired",
+            SessionError::WrongDomain => "wrong_domain",
+            SessionError::TooLarge => "too_large",
+            SessionError::Signing => "signing_failed",
+            SessionError::Revoked => "revoked",
+        }
+    }
 }
 
 /// A verified session, and the cookies to send back if it was renewed.
@@ -375,7 +395,7 @@ impl Sessions {
         if claims.auth_time.saturating_add(self.lifetime.as_secs()) + LEEWAY_SECS < now {
             return Err(SessionError::Expired);
         }
-        if self.revocations.revokes(&claims) {
+        if self.revocations.revokes(&claims.revocable()) {
             crate::metrics::revoked_request();
             return Err(SessionError::Revoked);
         }

@@ -11,13 +11,7 @@ use rand::RngCore;
 const TIME_BYTES: usize = 6;
 const RANDOM_BYTES: usize = 10;
 
-/// Milliseconds since the epoch now.
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
-}
+pub use crate::clock::now_ms;
 
 /// The clock in milliseconds when it is within second `now`, else the
 /// start of that second (a login minted for another time, in tests).

@@ -169,7 +169,7 @@ impl Provider {
                 return Err(e);
             }
         };
-        crate::metrics::idp_metadata_refreshed(true, Some(crate::session::now()));
+        crate::metrics::idp_metadata_refreshed(true, Some(crate::clock::now()));
         self.touch();
         let now = SystemTime::now();
         self.write_cache(&metadata, now);

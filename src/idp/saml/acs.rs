@@ -6,8 +6,9 @@
 //! the IdP metadata keys and reduces the document to what the signature
 //! covers (no XML Signature Wrapping), then the conditions; the values
 //! used come from that reduced, signed element only. Signature work is the
-//! expensive part and leaks memory in libxml (guard rail 2), so nothing
-//! reaches it without a live transaction of this browser.
+//! expensive part and leaks memory in libxml (guard rail 2 in
+//! docs/design.md), so nothing reaches it without a live transaction of
+//! this browser.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Mutex;
@@ -376,7 +377,7 @@ pub fn verify(
     let ids: Vec<&str> = request_id.into_iter().collect();
     let result = {
         let _one = VERIFY.lock().unwrap_or_else(|p| p.into_inner());
-        // Guard rail 9: samael's decrypt can panic on malformed plaintext.
+        // Guard rail 9 (docs/design.md): samael's decrypt can panic on malformed plaintext.
         std::panic::catch_unwind(AssertUnwindSafe(|| {
             sp.parse_xml_response(xml, request_id.map(|_| ids.as_slice()))
         }))

@@ -1,7 +1,7 @@
 //! How many ACS signature verifications may run, and for whom. Verifying
-//! is the expensive step (and leaks memory in libxml, guard rail 2), and
-//! anyone can get a transaction cookie with a matching `InResponseTo` from
-//! `/.portcullis/login`. So a response is charged, in this order, to its
+//! is the expensive step (and leaks memory in libxml: guard rail 2 in
+//! docs/design.md), and anyone can get a transaction cookie with a
+//! matching `InResponseTo` from `/.portcullis/login`. So a response is charged, in this order, to its
 //! login transaction, to its client address and only then to the budget
 //! all clients share: one client, or one transaction cookie copied to many
 //! clients, runs out of its own budget long before it can spend what other

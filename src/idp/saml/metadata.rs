@@ -402,7 +402,7 @@ pub(crate) mod tests {
         assert_eq!(md.signing_certs.len(), 1);
     }
 
-    /// Guard rail 1: without a signing key samael would accept anything.
+    /// Guard rail 1 (docs/design.md): without a signing key samael would accept anything.
     #[test]
     fn metadata_without_signing_key_is_refused() {
         let cert = test_cert_b64();

@@ -52,7 +52,7 @@ use crate::pages::{Page, PageKind};
 use crate::policy::return_to::safe_return_path;
 use crate::session::LoginRefs;
 
-/// Guard rail 3: samael accepts SHA-1 unless told otherwise.
+/// Guard rail 3 (docs/design.md): samael accepts SHA-1 unless told otherwise.
 pub const ALLOWED_SIGNATURE_ALGORITHMS: &[AllowedSignatureAlgorithm] = &[
     AllowedSignatureAlgorithm::RsaSha256,
     AllowedSignatureAlgorithm::RsaSha384,
@@ -280,8 +280,9 @@ impl Saml {
             return Err(AcsError::Status(env.status_text()));
         }
 
-        // Cheap checks first (guard rail 2): no signature work without a
-        // live transaction of this browser whose request this answers.
+        // Cheap checks first (guard rail 2, docs/design.md): no signature
+        // work without a live transaction of this browser whose request
+        // this answers.
         let lookup = relay_state
             .as_deref()
             .filter(|r| r.len() == 32 && r.bytes().all(|b| b.is_ascii_hexdigit()))
@@ -640,7 +641,7 @@ async fn refresh_loop(saml: Weak<Saml>, configured: Duration, mut failing: bool)
         let Some(s) = saml.upgrade() else { return };
         failing = match s.refresh().await {
             Ok(_) => {
-                crate::metrics::idp_metadata_refreshed(true, Some(crate::session::now()));
+                crate::metrics::idp_metadata_refreshed(true, Some(crate::clock::now()));
                 false
             }
             Err(e) => {

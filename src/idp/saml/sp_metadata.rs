@@ -53,7 +53,7 @@ pub fn render(cfg: &SamlConfig, keys: &SpKeys) -> Result<String, SpMetadataError
 mod tests {
     use super::*;
 
-    /// Guard rail 6.
+    /// Guard rail 6 (docs/design.md).
     #[test]
     fn key_uses_and_request_signing_flag_are_right() {
         let dir = tempfile::tempdir().unwrap();
