@@ -102,6 +102,16 @@ pub fn merge(list: &mut Vec<Entry>, new: &[Entry], lifetime_secs: u64) {
     list.retain(|e| !e.expired(lifetime_secs, now));
 }
 
+/// Who the file should belong to: its current owner, else the state
+/// directory's.
+fn owner_for(path: &Path) -> Option<(u32, u32)> {
+    let m = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(_) => std::fs::metadata(path.parent()?).ok()?,
+    };
+    Some((m.uid(), m.gid()))
+}
+
 fn lock_path(path: &Path) -> PathBuf {
     let mut p = path.as_os_str().to_owned();
     p.push(".lock");
@@ -125,6 +135,10 @@ pub fn update(path: &Path, change: impl FnOnce(&mut Vec<Entry>)) -> Result<Stamp
         .mode(0o600)
         .open(lock_path(path))
         .map_err(write_err)?;
+    let owner = owner_for(path);
+    if let Some((uid, gid)) = owner {
+        let _ = std::os::unix::fs::fchown(&lock, Some(uid), Some(gid));
+    }
     lock.lock().map_err(write_err)?;
     let (mut entries, _) = load(path)?;
     change(&mut entries);
@@ -146,6 +160,11 @@ pub fn update(path: &Path, change: impl FnOnce(&mut Vec<Entry>)) -> Result<Stamp
             .write(true)
             .mode(0o600)
             .open(&tmp)?;
+        if let Some((uid, gid)) = owner {
+            // Run as root (`sudo portcullis revoke`), the file still
+            // belongs to the service; as anyone else this is a no-op.
+            let _ = std::os::unix::fs::fchown(&f, Some(uid), Some(gid));
+        }
         f.write_all(&json)?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)?;
@@ -198,6 +217,22 @@ mod tests {
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
         assert_eq!(names.len(), 2, "{names:?}");
+    }
+
+    #[test]
+    fn written_as_root_the_file_still_belongs_to_the_state_directorys_owner() {
+        if rustix::process::getuid().as_raw() != 0 {
+            return; // only root can give files away
+        }
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::chown(dir.path(), Some(65534), Some(65534)).unwrap();
+        let path = dir.path().join("revocations.json");
+        update(&path, |l| merge(l, &[entry("alice")], 3600)).unwrap();
+        for p in [path.clone(), lock_path(&path)] {
+            let m = std::fs::metadata(&p).unwrap();
+            assert_eq!((m.uid(), m.gid()), (65534, 65534), "{}", p.display());
+            assert_eq!(m.mode() & 0o777, 0o600, "{}", p.display());
+        }
     }
 
     #[test]
