@@ -25,7 +25,7 @@ cargo build --release --locked --bin portcullis --example bench_cookie
 # 10,000 client sockets plus as many server sockets, plus the upstream pool.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 echo "==> load average: $(cut -d' ' -f1-3 /proc/loadavg) (take final numbers below ~1.5)"
-exec python3 scripts/bench_load.py \
+exec python3 scripts/bench-load-driver.py \
     --rounds "${ROUNDS:-3}" \
     --duration "${DURATION:-10}" \
     --connections "${CONNECTIONS:-16,64,256}" \

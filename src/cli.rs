@@ -1,5 +1,5 @@
 //! The command line: `run` (default), `check-config`, `keygen`, `keys`,
-//! `hash-token`, `revoke`, `revocations`, `version`.
+//! `hash-token`, `new`, `doctor`, `revoke`, `revocations`, `version`.
 
 use std::io::BufRead;
 use std::path::PathBuf;
@@ -62,6 +62,13 @@ pub enum Command {
     },
     /// List the revocations in force.
     Revocations,
+    /// Check everything about a domain that needs no user (config, key
+    /// files, IdP, clock, upstream, instance, cookie size, nginx site);
+    /// exit 0 when nothing fails, 1 otherwise.
+    Doctor(crate::doctor::Args),
+    /// Write a new domain: NAME.yaml, its keys, an nginx snippet, and print
+    /// what to register at the IdP.
+    New(crate::new::Args),
     /// Print the version.
     Version,
 }
@@ -172,6 +179,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::New(args) => crate::new::command(args),
+        Command::Doctor(args) => crate::doctor::command(args, cli.config.as_deref()),
         Command::Version => {
             println!("portcullis {}", env!("CARGO_PKG_VERSION"));
             Ok(ExitCode::SUCCESS)

@@ -6,29 +6,37 @@
 //! in [`policy`] and the [`session`]) → [`proxy`] (to the upstream); [`idp`]
 //! runs logins. [`config`] is read by all of them; [`pages`] and [`audit`]
 //! are how decisions are shown and recorded.
+//!
+//! The public modules are what the binary, the integration tests and the
+//! benchmarks use; the others are the crate's own.
 
-pub mod assemble;
+#![forbid(unsafe_code)]
+
+pub(crate) mod assemble;
 pub mod audit;
 pub mod cli;
-pub mod clock;
+pub(crate) mod clock;
 pub mod config;
-pub mod connections;
-pub mod forward_auth;
+pub(crate) mod connections;
+pub(crate) mod doctor;
+pub(crate) mod forward_auth;
 pub mod gate;
 pub mod identity;
 pub mod idp;
-pub mod keys;
-pub mod lifecycle;
-pub mod listen;
-pub mod logging;
-pub mod login_loop;
-pub mod metrics;
-pub mod pages;
+pub(crate) mod instance;
+pub(crate) mod keys;
+pub(crate) mod lifecycle;
+pub(crate) mod listen;
+pub(crate) mod logging;
+pub(crate) mod login_loop;
+pub(crate) mod metrics;
+pub(crate) mod new;
+pub(crate) mod pages;
 pub mod policy;
 pub mod proxy;
 pub mod revocation;
-pub mod run;
-pub mod server;
+pub(crate) mod run;
+pub(crate) mod server;
 pub mod session;
 
 use bytes::Bytes;

@@ -209,6 +209,12 @@ impl App {
                 };
                 match self.login.endpoint(rest, ctx, req).await {
                     Some(EndpointOutcome::Respond(resp)) => resp,
+                    Some(EndpointOutcome::EndSession(mut resp)) => {
+                        for c in self.sessions.clear(&view) {
+                            append_set_cookie(&mut resp, &c);
+                        }
+                        resp
+                    }
                     Some(EndpointOutcome::Refused(page)) => self.page(page, rq),
                     Some(EndpointOutcome::LoggedIn(done)) => self.complete_login(done, &view, rq),
                     Some(EndpointOutcome::Failed {

@@ -191,6 +191,14 @@ fn parse_target(v: &str) -> Option<(String, Option<String>, Form)> {
     if v == "*" {
         return Some(("*".into(), None, Form::Asterisk));
     }
+    // A request target has no fragment (RFC 9112 §3.2), yet nginx's
+    // `$request_uri` keeps one a client sends. `http` would drop it, so the
+    // gate would judge `/public/x` while a front that forwards
+    // `$request_uri` hands `/public/x#/../../admin` to an app that may
+    // resolve it.
+    if v.contains('#') {
+        return None;
+    }
     let uri: Uri = v.parse().ok()?;
     match (uri.scheme(), uri.authority(), uri.path_and_query()) {
         (Some(_), Some(a), pq) => {
@@ -417,5 +425,24 @@ mod tests {
                 header: "x-original-method"
             })
         );
+    }
+
+    /// Found by `tests/fuzz_request.rs`: `http` drops a fragment, so the
+    /// gate judged `/public/x` while a front proxy forwarding nginx's
+    /// `$request_uri` hands the target with `#/../../admin` to the app.
+    #[test]
+    fn regression_a_fragment_in_the_described_uri_is_refused() {
+        for bad in ["/public/x#/../../admin", "/#", "http://app.test/public/#x"] {
+            assert_eq!(
+                read(
+                    HeaderFamily::Nginx,
+                    &[("x-original-uri", bad), ("x-original-method", "GET")]
+                ),
+                Err(OriginalError::Invalid {
+                    header: "x-original-uri"
+                }),
+                "{bad}"
+            );
+        }
     }
 }

@@ -48,6 +48,10 @@ pub enum EndpointOutcome {
         reason: String,
         set_cookies: Vec<String>,
     },
+    /// Send this response and end the browser's session: the server adds
+    /// the `Set-Cookie` values that clear it (only `session` knows the
+    /// session cookies' names and attributes). An IdP-initiated logout.
+    EndSession(Response<Body>),
     /// A request the flavour refused and already audited (not a login,
     /// e.g. an IdP-initiated logout): show this page.
     Refused(Page),

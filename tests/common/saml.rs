@@ -40,6 +40,16 @@ impl Idp {
     pub fn start(sps: Value) -> Idp {
         let dir = tempfile::tempdir().unwrap();
         let (key, cert) = new_pair(dir.path(), "idp-1");
+        Self::start_in(dir, sps, key, cert)
+    }
+
+    /// Signs with the test's own key pair (e.g. a certificate that
+    /// expires soon).
+    pub fn start_with_pair(sps: Value, key: PathBuf, cert: PathBuf) -> Idp {
+        Self::start_in(tempfile::tempdir().unwrap(), sps, key, cert)
+    }
+
+    fn start_in(dir: tempfile::TempDir, sps: Value, key: PathBuf, cert: PathBuf) -> Idp {
         let mut idp = Idp {
             port: free_port(),
             dir,

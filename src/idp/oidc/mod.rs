@@ -3,6 +3,7 @@
 //! (signature with the allowed algorithms only, iss, aud, azp, exp, iat with
 //! bounded skew, nonce), claims mapped to an [`Identity`].
 
+mod callback_error;
 pub mod claims;
 pub mod provider;
 
@@ -27,6 +28,7 @@ use crate::config::oidc::{Oidc, ResponseMode, TokenEndpointAuth};
 use crate::identity::IdpKind;
 use crate::pages::{Page, PageKind};
 use crate::session::LoginRefs;
+pub use callback_error::CallbackError;
 use provider::{ExtraClaims, Metadata, OidcClient, Provider, ProviderError};
 
 type IdToken = openidconnect::IdToken<
@@ -171,119 +173,82 @@ impl OidcLogin {
     }
 
     async fn callback(&self, ctx: LoginCtx<'_>, req: Request<Incoming>) -> EndpointOutcome {
-        let params = match read_params(req).await {
-            Ok(p) => p,
-            Err(reason) => return failed(PageKind::BadRequest, None, reason, vec![]),
-        };
+        // `Set-Cookie` values that clear the login transaction, once found:
+        // sent whether the login completes or not.
+        let mut clear = Vec::new();
+        match self.complete(ctx, req, &mut clear).await {
+            Ok(done) => EndpointOutcome::LoggedIn(done),
+            Err(e) => {
+                let mut page = Page::new(e.page_kind());
+                page.detail = e.user_detail();
+                EndpointOutcome::Failed {
+                    page,
+                    reason: e.to_string(),
+                    set_cookies: clear,
+                }
+            }
+        }
+    }
+
+    /// The callback's checks, in order: the transaction named by `state`
+    /// first (an answer no login of this browser asked for is refused,
+    /// whatever it says), the provider's error, the code exchange with
+    /// the PKCE verifier, the ID token (nonce from the transaction), the
+    /// optional userinfo, the claim mapping and the email domains.
+    async fn complete(
+        &self,
+        ctx: LoginCtx<'_>,
+        req: Request<Incoming>,
+        clear: &mut Vec<String>,
+    ) -> Result<Completed, CallbackError> {
+        let params = read_params(req).await?;
         let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
 
-        // The transaction first: an answer that no login of this browser
-        // asked for is refused, whatever it says.
         let txn = match ctx
             .transactions
             .find(ctx.request_cookies, get("state").unwrap_or(""))
         {
             Ok(t) if t.idp == IdpKind::Oidc => t,
-            Ok(_) => {
-                return failed(
-                    PageKind::LoginFailed,
-                    None,
-                    "transaction belongs to another login kind".into(),
-                    vec![],
-                );
-            }
-            Err(e) => {
-                return failed(
-                    PageKind::LoginFailed,
-                    Some("This sign-in answer does not belong to a sign-in started in this browser, or it took too long. Open the application's address again to start over.".into()),
-                    format!("state/transaction check failed: {e}"),
-                    vec![],
-                );
-            }
+            Ok(_) => return Err(CallbackError::OtherLoginKind),
+            Err(e) => return Err(CallbackError::Transaction(e)),
         };
-        let clear = vec![ctx.transactions.clear(&txn.id)];
+        clear.push(ctx.transactions.clear(&txn.id));
 
         if let Some(error) = get("error") {
-            let description = get("error_description").unwrap_or(error);
-            let kind = if error == "access_denied" {
-                PageKind::Forbidden
-            } else {
-                PageKind::LoginFailed
-            };
-            return failed(
-                kind,
-                Some(format!("The identity provider said: {description}")),
-                format!("provider returned error `{}`", truncate(error)),
-                clear,
-            );
+            return Err(CallbackError::Provider {
+                error: truncate(error),
+                description: get("error_description").unwrap_or(error).to_string(),
+            });
         }
-        let Some(code) = get("code") else {
-            return failed(
-                PageKind::LoginFailed,
-                None,
-                "callback without code".into(),
-                clear,
-            );
-        };
-        let Some(loaded) = self.provider.current() else {
-            return failed(
-                PageKind::IdpUnavailable,
-                None,
-                "provider not loaded".into(),
-                clear,
-            );
-        };
+        let code = get("code").ok_or(CallbackError::NoCode)?;
+        let loaded = self
+            .provider
+            .current()
+            .ok_or(CallbackError::ProviderNotLoaded)?;
         let mut client = self.client(&loaded.metadata);
-        let exchange = match client.exchange_code(AuthorizationCode::new(code.to_string())) {
-            Ok(e) => e,
-            Err(e) => {
-                return failed(
-                    PageKind::LoginFailed,
-                    None,
-                    format!("token endpoint not configured: {e}"),
-                    clear,
-                );
-            }
-        };
+        let exchange = client
+            .exchange_code(AuthorizationCode::new(code.to_string()))
+            .map_err(|e| CallbackError::NoTokenEndpoint(e.to_string()))?;
         let exchange = match txn.data.get("pkce").and_then(Value::as_str) {
             Some(v) => exchange.set_pkce_verifier(PkceCodeVerifier::new(v.to_string())),
             None => exchange,
         };
-        let token = match exchange.request_async(&self.provider.http).await {
-            Ok(t) => t,
-            Err(RequestTokenError::ServerResponse(e)) => {
-                return failed(
-                    PageKind::LoginFailed,
-                    None,
-                    format!("token endpoint refused the code: {}", e.error().as_ref()),
-                    clear,
-                );
-            }
-            Err(RequestTokenError::Request(e)) => {
-                return failed(
-                    PageKind::IdpUnavailable,
-                    None,
-                    format!("token endpoint unreachable: {}", provider::error_chain(&e)),
-                    clear,
-                );
-            }
-            Err(e) => {
-                return failed(
-                    PageKind::LoginFailed,
-                    None,
-                    format!("token endpoint answer not understood: {e}"),
-                    clear,
-                );
-            }
-        };
-        let Some(id_token) = token.extra_fields().id_token() else {
-            return failed(
-                PageKind::LoginFailed,
-                None,
-                "token response without an ID token".into(),
-                clear,
-            );
-        };
+        let token = exchange
+            .request_async(&self.provider.http)
+            .await
+            .map_err(|e| match e {
+                RequestTokenError::ServerResponse(e) => {
+                    CallbackError::CodeRefused(e.error().as_ref().to_string())
+                }
+                RequestTokenError::Request(e) => {
+                    CallbackError::TokenEndpointUnreachable(provider::error_chain(&e))
+                }
+                e => CallbackError::TokenAnswer(e.to_string()),
+            })?;
+        let id_token = token
+            .extra_fields()
+            .id_token()
+            .ok_or(CallbackError::NoIdToken)?;
         let nonce = Nonce::new(
             txn.data
                 .get("nonce")
@@ -305,60 +270,30 @@ impl OidcLogin {
                 verified = self.verify(&client, id_token, &nonce);
             }
         }
-        let mut claims = match verified {
-            Ok(c) => c,
-            Err(e) => {
-                return failed(
-                    PageKind::LoginFailed,
-                    None,
-                    format!("ID token refused: {}", provider::error_chain(&e)),
-                    clear,
-                );
-            }
-        };
+        let mut claims = verified.map_err(|e| CallbackError::IdToken(provider::error_chain(&e)))?;
         if self.cfg.userinfo {
             let subject = claims
                 .get("sub")
                 .and_then(Value::as_str)
                 .map(|s| SubjectIdentifier::new(s.to_string()));
-            let request = match client.user_info(token.access_token().clone(), subject) {
-                Ok(r) => r,
-                Err(e) => {
-                    return failed(
-                        PageKind::LoginFailed,
-                        None,
-                        format!("userinfo not configured: {e}"),
-                        clear,
-                    );
-                }
-            };
+            let request = client
+                .user_info(token.access_token().clone(), subject)
+                .map_err(|e| CallbackError::NoUserinfoEndpoint(e.to_string()))?;
             let info: Result<
                 openidconnect::UserInfoClaims<ExtraClaims, openidconnect::core::CoreGenderClaim>,
                 _,
             > = request.request_async(&self.provider.http).await;
-            match info.map(|i| serde_json::to_value(i).unwrap_or(Value::Null)) {
-                Ok(v) => claims::merge_missing(&mut claims, v),
-                Err(e) => {
-                    return failed(
-                        PageKind::LoginFailed,
-                        None,
-                        format!("userinfo failed: {}", provider::error_chain(&e)),
-                        clear,
-                    );
-                }
-            }
+            let info = info.map_err(|e| CallbackError::Userinfo(provider::error_chain(&e)))?;
+            claims::merge_missing(
+                &mut claims,
+                serde_json::to_value(info).unwrap_or(Value::Null),
+            );
         }
         if !self.cfg.allow_unverified_email {
             claims::distrust_unverified_email(&mut claims);
         }
-        let Some(identity) = claims::identity(&claims, &self.cfg.claims) else {
-            return failed(
-                PageKind::LoginFailed,
-                None,
-                "ID token has no claim usable as the user name".into(),
-                clear,
-            );
-        };
+        let identity =
+            claims::identity(&claims, &self.cfg.claims).ok_or(CallbackError::NoUserName)?;
         if !self.cfg.allowed_email_domains.is_empty() {
             let domain = identity
                 .email
@@ -366,19 +301,14 @@ impl OidcLogin {
                 .and_then(|e| e.rsplit_once('@'))
                 .map(|(_, d)| d.to_ascii_lowercase());
             if !domain.is_some_and(|d| self.cfg.allowed_email_domains.contains(&d)) {
-                return failed(
-                    PageKind::Forbidden,
-                    None,
-                    "email domain not in oidc.allowed_email_domains".into(),
-                    clear,
-                );
+                return Err(CallbackError::EmailDomain);
             }
         }
-        EndpointOutcome::LoggedIn(Completed {
+        Ok(Completed {
             identity,
             idp: IdpKind::Oidc,
             return_to: txn.return_to,
-            set_cookies: clear,
+            set_cookies: std::mem::take(clear),
             refs: LoginRefs {
                 // The OP's session: what a back-channel logout may name.
                 idp_sid: claims
@@ -475,28 +405,13 @@ impl OidcLogin {
     }
 }
 
-fn failed(
-    kind: PageKind,
-    detail: Option<String>,
-    reason: String,
-    set_cookies: Vec<String>,
-) -> EndpointOutcome {
-    let mut page = Page::new(kind);
-    page.detail = detail;
-    EndpointOutcome::Failed {
-        page,
-        reason,
-        set_cookies,
-    }
-}
-
 /// Provider-chosen strings end up in logs: keep them short.
 fn truncate(s: &str) -> String {
     s.chars().take(64).collect()
 }
 
 /// Callback parameters from the query (GET) or the form body (form_post).
-async fn read_params(req: Request<Incoming>) -> Result<Vec<(String, String)>, String> {
+async fn read_params(req: Request<Incoming>) -> Result<Vec<(String, String)>, CallbackError> {
     let parse = |bytes: &[u8]| {
         url::form_urlencoded::parse(bytes)
             .map(|(k, v)| (k.into_owned(), v.into_owned()))
@@ -506,12 +421,12 @@ async fn read_params(req: Request<Incoming>) -> Result<Vec<(String, String)>, St
         let body = http_body_util::Limited::new(req.into_body(), MAX_FORM_BYTES)
             .collect()
             .await
-            .map_err(|_| "callback form too large or interrupted".to_string())?
+            .map_err(|_| CallbackError::Request("callback form too large or interrupted"))?
             .to_bytes();
         Ok(parse(&body))
     } else if req.method() == Method::GET {
         Ok(parse(req.uri().query().unwrap_or("").as_bytes()))
     } else {
-        Err("callback with an unexpected method".into())
+        Err(CallbackError::Request("callback with an unexpected method"))
     }
 }

@@ -8,6 +8,7 @@
 //! |---|---|
 //! | [`metadata`] | IdP metadata: file or URL, disk cache, checks |
 //! | [`request`] | AuthnRequest / LogoutRequest redirect URLs |
+//! | `acs_endpoint` | the ACS endpoint: the order of the checks, `InResponseTo` against the transaction |
 //! | [`acs`] | response checks: cheap envelope first, then signature |
 //! | [`attributes`] | assertion -> [`Identity`](crate::identity::Identity) |
 //! | [`sp_metadata`] | the SP metadata for the IdP admin |
@@ -16,25 +17,33 @@
 //! | [`redirect`] | incoming HTTP-Redirect messages: parsed once, verified |
 //! | [`logout`] | IdP-initiated LogoutRequest checks |
 //! | [`replay`] | assertion and LogoutRequest IDs already used |
+//! | `slo` | the Single Logout endpoint |
+//! | `refresh` | loading the IdP metadata at start and keeping it fresh |
+//!
+//! This module holds setup, login start, the endpoint dispatch and the
+//! SP-initiated logout URL; it never sets or clears session cookies (the
+//! server does, from [`Completed`](super::Completed) and
+//! [`EndpointOutcome::EndSession`]).
 
 pub mod acs;
+mod acs_endpoint;
 pub mod attributes;
 pub mod budget;
 pub mod keys;
 pub mod logout;
 pub mod metadata;
 pub mod redirect;
+mod refresh;
 mod replay;
 pub mod request;
+mod slo;
 pub mod sp_metadata;
 
-use std::sync::{Arc, RwLock, Weak};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
 
-use base64::Engine;
 use bytes::Bytes;
-use http::{HeaderValue, Method, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, Limited};
+use http::{HeaderValue, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 use samael::crypto::{AllowedSignatureAlgorithm, CertificateDer};
 use samael::service_provider::ServiceProvider;
@@ -42,15 +51,14 @@ use samael::service_provider::ServiceProvider;
 use self::acs::AcsError;
 use self::keys::SpKeys;
 use self::metadata::{IdpMetadata, MetadataError};
-use super::{Completed, EndpointOutcome, LoginCtx};
+use self::refresh::{initial_metadata, refresh_loop};
+use super::{EndpointOutcome, LoginCtx};
 use crate::Body;
 use crate::config::Config;
 use crate::config::saml::MetadataSource;
 use crate::config::saml::Saml as SamlConfig;
 use crate::identity::{Identity, IdpKind};
 use crate::pages::{Page, PageKind};
-use crate::policy::return_to::safe_return_path;
-use crate::session::LoginRefs;
 
 /// Guard rail 3 (docs/design.md): samael accepts SHA-1 unless told otherwise.
 pub const ALLOWED_SIGNATURE_ALGORITHMS: &[AllowedSignatureAlgorithm] = &[
@@ -61,10 +69,6 @@ pub const ALLOWED_SIGNATURE_ALGORITHMS: &[AllowedSignatureAlgorithm] = &[
     AllowedSignatureAlgorithm::EcdsaSha384,
     AllowedSignatureAlgorithm::EcdsaSha512,
 ];
-
-/// A POSTed ACS form larger than this is refused unread (a response with
-/// hundreds of groups is still far below).
-const MAX_ACS_FORM_BYTES: usize = 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SamlSetupError {
@@ -159,35 +163,6 @@ impl Saml {
         }
     }
 
-    /// Fetches the metadata URL once; keeps the last good copy on failure.
-    pub async fn refresh(&self) -> Result<bool, MetadataError> {
-        let MetadataSource::Url { url, .. } = &self.cfg.metadata else {
-            return Ok(false);
-        };
-        let xml = metadata::fetch(url).await?;
-        if xml == self.active().md.xml {
-            return Ok(false);
-        }
-        let md = metadata::parse(
-            &xml,
-            url.as_str(),
-            self.metadata_signer.as_ref(),
-            chrono::Utc::now(),
-        )?;
-        if let Err(e) = metadata::write_cache(&self.cfg.metadata_cache_file, &md.xml) {
-            tracing::warn!(error = %e, path = %self.cfg.metadata_cache_file.display(), "cannot write the IdP metadata cache");
-        }
-        let keys = md.signing_certs.len();
-        let sp = service_provider(&self.cfg, &self.keys, &md);
-        let next = Arc::new(Active { md, sp });
-        match self.active.write() {
-            Ok(mut a) => *a = next,
-            Err(p) => *p.into_inner() = next,
-        }
-        tracing::info!(signing_keys = keys, "IdP metadata updated");
-        Ok(true)
-    }
-
     pub fn sp_metadata(&self) -> &str {
         &self.sp_metadata_xml
     }
@@ -258,251 +233,6 @@ impl Saml {
         }
     }
 
-    async fn acs(&self, ctx: LoginCtx<'_>, req: Request<Incoming>) -> Result<Completed, AcsError> {
-        if req.method() != Method::POST {
-            return Err(AcsError::NotPost);
-        }
-        let body = Limited::new(req.into_body(), MAX_ACS_FORM_BYTES)
-            .collect()
-            .await
-            .map_err(|e| {
-                if e.is::<http_body_util::LengthLimitError>() {
-                    AcsError::TooLarge
-                } else {
-                    AcsError::Malformed
-                }
-            })?
-            .to_bytes();
-        let (xml, relay_state) = read_form(&body)?;
-        let env = acs::prescan(&xml)?;
-        // The IdP's own refusal: show it (it grants nothing).
-        if !env.is_success() {
-            return Err(AcsError::Status(env.status_text()));
-        }
-
-        // Cheap checks first (guard rail 2, docs/design.md): no signature
-        // work without a live transaction of this browser whose request
-        // this answers.
-        let lookup = relay_state
-            .as_deref()
-            .filter(|r| r.len() == 32 && r.bytes().all(|b| b.is_ascii_hexdigit()))
-            .map(|r| ctx.transactions.find(ctx.request_cookies, r));
-        let (txn, request_id) = match (lookup, &env.in_response_to) {
-            (Some(Ok(txn)), irt) => {
-                let rid = txn
-                    .data
-                    .get("request_id")
-                    .and_then(|v| v.as_str())
-                    .filter(|_| txn.idp == IdpKind::Saml)
-                    .ok_or_else(|| {
-                        AcsError::Transaction("the transaction is not a SAML login".into())
-                    })?
-                    .to_string();
-                if irt.as_deref() != Some(rid.as_str()) {
-                    return Err(AcsError::InResponseTo);
-                }
-                (Some(txn), Some(rid))
-            }
-            (Some(Err(e)), Some(_)) => return Err(AcsError::Transaction(e.to_string())),
-            (None, Some(_)) => {
-                return Err(AcsError::Transaction(
-                    crate::session::TransactionError::Missing.to_string(),
-                ));
-            }
-            (_, None) if self.cfg.allow_idp_initiated => (None, None),
-            (_, None) => return Err(AcsError::Unsolicited),
-        };
-        if env
-            .destination
-            .as_deref()
-            .is_some_and(|d| d != self.cfg.acs_url)
-        {
-            return Err(AcsError::Destination);
-        }
-        let now = chrono::Utc::now();
-        if env
-            .assertion_ids
-            .iter()
-            .any(|id| self.replay.seen(id, now.timestamp()))
-        {
-            return Err(AcsError::Replay);
-        }
-        let active = self.active();
-        if active.md.is_expired(now) {
-            return Err(AcsError::MetadataExpired);
-        }
-        acs::signatures_precheck(&env, ALLOWED_SIGNATURE_ALGORITHMS)?;
-        let txn_id = txn.as_ref().map(|t| t.id.as_str());
-        if let Err(spent) = self.budget.take(ctx.client_ip, txn_id, Instant::now()) {
-            crate::metrics::saml_verify_refused(spent.label());
-            return Err(AcsError::Busy(spent));
-        }
-
-        let rid = request_id.clone();
-        let certs = active.md.signing_certs.clone();
-        let assertion = tokio::task::spawn_blocking(move || {
-            if rid.is_some() {
-                acs::verify(&active.sp, &xml, rid.as_deref())
-            } else {
-                let mut sp = active.sp.clone();
-                sp.allow_idp_initiated = true;
-                acs::verify(&sp, &xml, None)
-            }
-        })
-        .await
-        .map_err(|_| AcsError::Other("verification task failed".into()))?
-        .map_err(|e| match e {
-            AcsError::SignatureInvalid => acs::explain_signature_failure(&env, &certs),
-            other => other,
-        })?;
-
-        let skew = chrono::Duration::from_std(self.cfg.clock_skew)
-            .unwrap_or_else(|_| chrono::Duration::seconds(60));
-        if !self.replay.first_use(
-            &assertion.id,
-            acs::replay_expiry(&assertion, skew),
-            now.timestamp(),
-        ) {
-            return Err(AcsError::Replay);
-        }
-        let mut identity: Identity = attributes::identity(&assertion, &self.cfg.attributes)
-            .map_err(|e| AcsError::Mapping(e.to_string()))?;
-        identity.extra.retain(|k, _| self.wanted_extra.contains(k));
-        let name_id = assertion.subject.as_ref().and_then(|s| s.name_id.as_ref());
-        let refs = LoginRefs {
-            // Kept with the session when the subject is the NameID.
-            subject_format: name_id
-                .filter(|n| n.value.trim() == identity.subject)
-                .and_then(|n| n.format.clone()),
-            idp_sid: assertion
-                .authn_statements
-                .iter()
-                .flatten()
-                .find_map(|a| a.session_index.clone()),
-            name_id: name_id.map(|n| n.value.trim().to_string()),
-        };
-        let (return_to, set_cookies) = match txn {
-            Some(t) => (t.return_to.clone(), vec![ctx.transactions.clear(&t.id)]),
-            None => (
-                safe_return_path(relay_state.as_deref(), &self.origin),
-                vec![],
-            ),
-        };
-        Ok(Completed {
-            identity,
-            idp: IdpKind::Saml,
-            return_to,
-            set_cookies,
-            refs,
-        })
-    }
-
-    /// `GET /.portcullis/saml/slo`: the IdP's LogoutResponse after an
-    /// SP-initiated logout (back to the return path), or an IdP-initiated
-    /// LogoutRequest ([`logout`] checks it; then the session it names is
-    /// ended and the IdP gets its LogoutResponse).
-    fn slo(&self, ctx: LoginCtx<'_>, req: &Request<Incoming>) -> EndpointOutcome {
-        let query = req.uri().query().unwrap_or("");
-        let parsed = redirect::RedirectMessage::parse(query).and_then(|m| {
-            let relay = m.relay_state()?;
-            Ok((m, relay))
-        });
-        let (msg, relay) = match parsed {
-            Ok(p) => p,
-            Err(e) => return self.logout_refused(ctx, logout::LogoutError::Query(e)),
-        };
-        match msg.kind {
-            // It grants nothing: only the (checked) way back is used.
-            redirect::Kind::Response => {
-                let back = safe_return_path(relay.as_deref(), &self.origin);
-                EndpointOutcome::Respond(crate::pages::redirect(&back))
-            }
-            redirect::Kind::Request => self.idp_logout(ctx, &msg, relay.as_deref()),
-        }
-    }
-
-    fn idp_logout(
-        &self,
-        ctx: LoginCtx<'_>,
-        msg: &redirect::RedirectMessage<'_>,
-        relay: Option<&str>,
-    ) -> EndpointOutcome {
-        let active = self.active();
-        let Some(slo) = active.md.slo_redirect.clone() else {
-            return self.logout_refused(ctx, logout::LogoutError::NoSloEndpoint);
-        };
-        let expect = logout::Expect {
-            md: &active.md,
-            slo_url: &self.cfg.slo_url,
-            skew: chrono::Duration::from_std(self.cfg.clock_skew)
-                .unwrap_or_else(|_| chrono::Duration::seconds(60)),
-            now: chrono::Utc::now(),
-        };
-        let request = match logout::check(msg, &expect, &self.logout_ids) {
-            Ok(r) => r,
-            Err(e) => return self.logout_refused(ctx, e),
-        };
-        let session = match ctx.sessions.verify(ctx.request_cookies) {
-            Some(Ok(v)) => Some(v.claims),
-            _ => None,
-        };
-        let (status, clear, outcome, user) = match &session {
-            None => (request::LogoutStatus::Success, true, "no_session", None),
-            Some(c) if request.name_id.names(&c.sub, c.sub_fmt.as_deref()) => (
-                request::LogoutStatus::Success,
-                true,
-                "ended",
-                Some(c.user.as_str()),
-            ),
-            Some(c) => (
-                request::LogoutStatus::UnknownPrincipal,
-                false,
-                "ignored",
-                Some(c.user.as_str()),
-            ),
-        };
-        let reason = match outcome {
-            "ignored" => {
-                "the LogoutRequest names another NameID than this session's; the session is kept"
-            }
-            "no_session" => "no session in this browser",
-            _ => "the session named by the LogoutRequest is ended",
-        };
-        crate::audit::idp_logout(ctx.audit(), user, outcome, reason);
-        crate::metrics::saml_idp_logout(outcome);
-        let sign = self.cfg.sign_requests.then_some(&self.keys.key);
-        match request::logout_response_url(
-            &self.cfg.sp_entity_id,
-            &slo,
-            &request.id,
-            status,
-            relay.unwrap_or(""),
-            sign,
-        ) {
-            Ok(url) => {
-                let mut resp = crate::pages::redirect(url.as_str());
-                if clear {
-                    for c in ctx.sessions.clear(ctx.request_cookies) {
-                        if let Ok(v) = HeaderValue::from_str(&c) {
-                            resp.headers_mut().append(header::SET_COOKIE, v);
-                        }
-                    }
-                }
-                EndpointOutcome::Respond(resp)
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot build the LogoutResponse");
-                EndpointOutcome::Refused(Page::new(PageKind::LoginFailed))
-            }
-        }
-    }
-
-    fn logout_refused(&self, ctx: LoginCtx<'_>, e: logout::LogoutError) -> EndpointOutcome {
-        crate::audit::idp_logout(ctx.audit(), None, "refused", &e.to_string());
-        crate::metrics::saml_idp_logout("refused");
-        EndpointOutcome::Refused(Page::new(PageKind::BadRequest))
-    }
-
     /// SP-initiated Single Logout, when the IdP offers it over HTTP-Redirect
     /// and the session says who to log out.
     pub fn logout_redirect(&self, return_to: &str, identity: Option<&Identity>) -> Option<String> {
@@ -521,28 +251,6 @@ impl Saml {
         .ok()
         .map(|u| u.to_string())
     }
-}
-
-fn read_form(body: &Bytes) -> Result<(String, Option<String>), AcsError> {
-    let mut response = None;
-    let mut relay = None;
-    for (k, v) in url::form_urlencoded::parse(body) {
-        match k.as_ref() {
-            "SAMLResponse" => response = Some(v.into_owned()),
-            "RelayState" => relay = Some(v.into_owned()),
-            _ => {}
-        }
-    }
-    let b64: String = response
-        .ok_or(AcsError::Malformed)?
-        .chars()
-        .filter(|c| !c.is_ascii_whitespace())
-        .collect();
-    let raw = base64::engine::general_purpose::STANDARD
-        .decode(b64)
-        .map_err(|_| AcsError::Malformed)?;
-    let xml = String::from_utf8(raw).map_err(|_| AcsError::Malformed)?;
-    Ok((xml, relay))
 }
 
 fn xml_response(xml: String, content_type: &'static str) -> Response<Body> {
@@ -574,110 +282,5 @@ fn service_provider(cfg: &SamlConfig, keys: &SpKeys, md: &IdpMetadata) -> Servic
         max_issue_delay: skew + chrono::Duration::minutes(3),
         max_clock_skew: skew,
         allowed_signature_algorithms: Some(ALLOWED_SIGNATURE_ALGORITHMS.to_vec()),
-    }
-}
-
-async fn initial_metadata(
-    cfg: &SamlConfig,
-    signer: Option<&CertificateDer>,
-) -> Result<(IdpMetadata, bool), MetadataError> {
-    let now = chrono::Utc::now();
-    match &cfg.metadata {
-        MetadataSource::File(path) => {
-            let xml = metadata::read_file(path)?;
-            metadata::parse(&xml, &path.display().to_string(), signer, now).map(|md| (md, false))
-        }
-        MetadataSource::Url { url, .. } => {
-            let fetched = match metadata::fetch(url).await {
-                Ok(xml) => metadata::parse(&xml, url.as_str(), signer, now),
-                Err(e) => Err(e),
-            };
-            match fetched {
-                Ok(md) => {
-                    if let Err(e) = metadata::write_cache(&cfg.metadata_cache_file, &md.xml) {
-                        tracing::warn!(error = %e, path = %cfg.metadata_cache_file.display(), "cannot write the IdP metadata cache");
-                    }
-                    Ok((md, false))
-                }
-                Err(fetch_err) => {
-                    let cache = &cfg.metadata_cache_file;
-                    let cached = metadata::read_file(cache).and_then(|xml| {
-                        metadata::parse(&xml, &cache.display().to_string(), signer, now)
-                    });
-                    match cached {
-                        Ok(md) => {
-                            tracing::warn!(error = %fetch_err, cache = %cache.display(), "IdP metadata URL unreachable at start; using the cached copy");
-                            Ok((md, true))
-                        }
-                        Err(cache_err) => Err(MetadataError::NoCache {
-                            fetch: fetch_err.to_string(),
-                            cache: cache.display().to_string(),
-                            cache_reason: cache_err.to_string(),
-                        }),
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// After a failure (or a start from the cache) the next try comes sooner.
-const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(60);
-
-async fn refresh_loop(saml: Weak<Saml>, configured: Duration, mut failing: bool) {
-    loop {
-        let wait = {
-            let Some(s) = saml.upgrade() else { return };
-            let cache = s.active().md.cache_duration;
-            let normal = cache.map_or(configured, |c| c.min(configured));
-            if failing {
-                normal.min(RETRY_AFTER_FAILURE)
-            } else {
-                normal
-            }
-            .max(Duration::from_secs(1))
-        };
-        tokio::time::sleep(wait).await;
-        let Some(s) = saml.upgrade() else { return };
-        failing = match s.refresh().await {
-            Ok(_) => {
-                crate::metrics::idp_metadata_refreshed(true, Some(crate::clock::now()));
-                false
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "IdP metadata refresh failed; keeping the last good copy");
-                crate::metrics::idp_metadata_refreshed(false, None);
-                true
-            }
-        };
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_acs_form_is_base64_xml() {
-        let xml = "<samlp:Response/>";
-        let b64 = base64::engine::general_purpose::STANDARD.encode(xml);
-        let body = format!(
-            "SAMLResponse={}&RelayState=abc",
-            url::form_urlencoded::byte_serialize(
-                format!("{}\r\n{}", &b64[..4], &b64[4..]).as_bytes()
-            )
-            .collect::<String>()
-        );
-        let (got, relay) = read_form(&Bytes::from(body)).unwrap();
-        assert_eq!(got, xml);
-        assert_eq!(relay.as_deref(), Some("abc"));
-        assert_eq!(
-            read_form(&Bytes::from("RelayState=x")),
-            Err(AcsError::Malformed)
-        );
-        assert_eq!(
-            read_form(&Bytes::from("SAMLResponse=%%%")),
-            Err(AcsError::Malformed)
-        );
     }
 }

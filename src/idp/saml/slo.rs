@@ -1,0 +1,120 @@
+//! The Single Logout endpoint (`GET /.portcullis/saml/slo`, HTTP-Redirect
+//! binding): the IdP's LogoutResponse after a logout started here, or a
+//! LogoutRequest from the IdP, checked by [`super::logout`] before it may
+//! end a session.
+//!
+//! It never touches session cookies itself: ending the session is asked of
+//! the server through [`EndpointOutcome::EndSession`].
+
+use http::Request;
+use hyper::body::Incoming;
+
+use super::{Saml, logout, redirect, request};
+use crate::idp::{EndpointOutcome, LoginCtx};
+use crate::pages::{Page, PageKind};
+use crate::policy::return_to::safe_return_path;
+
+impl Saml {
+    /// `GET /.portcullis/saml/slo`: the IdP's LogoutResponse after an
+    /// SP-initiated logout (back to the return path), or an IdP-initiated
+    /// LogoutRequest ([`logout`] checks it; then the session it names is
+    /// ended and the IdP gets its LogoutResponse).
+    pub(super) fn slo(&self, ctx: LoginCtx<'_>, req: &Request<Incoming>) -> EndpointOutcome {
+        let query = req.uri().query().unwrap_or("");
+        let parsed = redirect::RedirectMessage::parse(query).and_then(|m| {
+            let relay = m.relay_state()?;
+            Ok((m, relay))
+        });
+        let (msg, relay) = match parsed {
+            Ok(p) => p,
+            Err(e) => return self.logout_refused(ctx, logout::LogoutError::Query(e)),
+        };
+        match msg.kind {
+            // It grants nothing: only the (checked) way back is used.
+            redirect::Kind::Response => {
+                let back = safe_return_path(relay.as_deref(), &self.origin);
+                EndpointOutcome::Respond(crate::pages::redirect(&back))
+            }
+            redirect::Kind::Request => self.idp_logout(ctx, &msg, relay.as_deref()),
+        }
+    }
+
+    fn idp_logout(
+        &self,
+        ctx: LoginCtx<'_>,
+        msg: &redirect::RedirectMessage<'_>,
+        relay: Option<&str>,
+    ) -> EndpointOutcome {
+        let active = self.active();
+        let Some(slo) = active.md.slo_redirect.clone() else {
+            return self.logout_refused(ctx, logout::LogoutError::NoSloEndpoint);
+        };
+        let expect = logout::Expect {
+            md: &active.md,
+            slo_url: &self.cfg.slo_url,
+            skew: chrono::Duration::from_std(self.cfg.clock_skew)
+                .unwrap_or_else(|_| chrono::Duration::seconds(60)),
+            now: chrono::Utc::now(),
+        };
+        let request = match logout::check(msg, &expect, &self.logout_ids) {
+            Ok(r) => r,
+            Err(e) => return self.logout_refused(ctx, e),
+        };
+        let session = match ctx.sessions.verify(ctx.request_cookies) {
+            Some(Ok(v)) => Some(v.claims),
+            _ => None,
+        };
+        let (status, clear, outcome, user) = match &session {
+            None => (request::LogoutStatus::Success, true, "no_session", None),
+            Some(c) if request.name_id.names(&c.sub, c.sub_fmt.as_deref()) => (
+                request::LogoutStatus::Success,
+                true,
+                "ended",
+                Some(c.user.as_str()),
+            ),
+            Some(c) => (
+                request::LogoutStatus::UnknownPrincipal,
+                false,
+                "ignored",
+                Some(c.user.as_str()),
+            ),
+        };
+        let reason = match outcome {
+            "ignored" => {
+                "the LogoutRequest names another NameID than this session's; the session is kept"
+            }
+            "no_session" => "no session in this browser",
+            _ => "the session named by the LogoutRequest is ended",
+        };
+        crate::audit::idp_logout(ctx.audit(), user, outcome, reason);
+        crate::metrics::saml_idp_logout(outcome);
+        let sign = self.cfg.sign_requests.then_some(&self.keys.key);
+        match request::logout_response_url(
+            &self.cfg.sp_entity_id,
+            &slo,
+            &request.id,
+            status,
+            relay.unwrap_or(""),
+            sign,
+        ) {
+            Ok(url) => {
+                let resp = crate::pages::redirect(url.as_str());
+                if clear {
+                    EndpointOutcome::EndSession(resp)
+                } else {
+                    EndpointOutcome::Respond(resp)
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot build the LogoutResponse");
+                EndpointOutcome::Refused(Page::new(PageKind::LoginFailed))
+            }
+        }
+    }
+
+    fn logout_refused(&self, ctx: LoginCtx<'_>, e: logout::LogoutError) -> EndpointOutcome {
+        crate::audit::idp_logout(ctx.audit(), None, "refused", &e.to_string());
+        crate::metrics::saml_idp_logout("refused");
+        EndpointOutcome::Refused(Page::new(PageKind::BadRequest))
+    }
+}
