@@ -37,8 +37,9 @@ pub struct RawConfig {
     pub upstream: Option<UpstreamConfig>,
     #[serde(default)]
     pub session: SessionConfig,
+    /// `None` also for a section with only comments in it.
     #[serde(default)]
-    pub revocation: RevocationConfig,
+    pub revocation: Option<RevocationConfig>,
     #[serde(default)]
     pub passthrough: PassthroughConfig,
     #[serde(default)]

@@ -329,8 +329,8 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, Vec<FieldError>> {
     let revocation = Revocation {
         file: raw
             .revocation
-            .file
-            .clone()
+            .as_ref()
+            .and_then(|r| r.file.clone())
             .unwrap_or_else(|| state_dir.join("revocations.json")),
     };
 
@@ -929,6 +929,25 @@ mod tests {
     }
 
     const MIN: &str = "domain: app.example.com\nupstream:\n  url: http://127.0.0.1:3000\n";
+
+    #[test]
+    fn the_revocation_list_lives_in_the_state_directory_unless_told() {
+        let c = from_yaml_str(&format!("{MIN}state_dir: /var/lib/p\nrevocation:\n")).unwrap();
+        assert_eq!(
+            c.revocation.file,
+            std::path::PathBuf::from("/var/lib/p/revocations.json")
+        );
+        let c =
+            from_yaml_str(&format!("{MIN}revocation:\n  file: /srv/shared/rev.json\n")).unwrap();
+        assert_eq!(
+            c.revocation.file,
+            std::path::PathBuf::from("/srv/shared/rev.json")
+        );
+        assert_eq!(
+            fields(&format!("{MIN}revocation:\n  fil: x\n")),
+            ["revocation.fil"]
+        );
+    }
 
     #[test]
     fn strict_host_is_off_by_default_and_aliases_are_host_names() {
