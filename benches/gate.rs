@@ -21,7 +21,7 @@ use portcullis::gate::{self, Asked, Decision};
 use portcullis::identity::{Identity, IdpKind};
 use portcullis::policy;
 use portcullis::proxy::headers::StripRules;
-use portcullis::proxy::{Forward, Upstream};
+use portcullis::proxy::{Forward, UpstreamClient};
 use portcullis::revocation::{Entry, Revocations, Target, entry::Source};
 use portcullis::session::{KeyRing, Sessions};
 
@@ -71,7 +71,7 @@ fn alice() -> Identity {
 struct Fixture {
     config: Config,
     sessions: Sessions,
-    upstream: Upstream,
+    upstream: UpstreamClient,
     own: StripRules,
     /// `name=value` of a freshly minted session cookie.
     cookie: String,
@@ -98,7 +98,7 @@ fn fixture_revoking(extra: &str, revocations: Arc<Revocations>) -> Fixture {
         .split_once('=')
         .map(|(_, v)| v.to_string())
         .unwrap_or_default();
-    let upstream = Upstream::new(&config).expect("upstream client builds");
+    let upstream = UpstreamClient::new(&config).expect("upstream client builds");
     let own = StripRules::new(&config);
     Fixture {
         config,

@@ -8,15 +8,15 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::idp::Login;
-use crate::proxy::{Upstream, UpstreamSetupError};
+use crate::proxy::{UpstreamClient, UpstreamSetupError};
 use crate::revocation::Revocations;
 use crate::server::App;
 use crate::session::{KeyRing, Sessions, Transactions};
 
 /// The parts of an [`App`] that need neither the network nor files
 /// written: checked by `check-config`, and built by [`app`] too.
-pub fn offline_parts(config: &Config) -> Result<Upstream, UpstreamSetupError> {
-    Upstream::new(config)
+pub fn offline_parts(config: &Config) -> Result<UpstreamClient, UpstreamSetupError> {
+    UpstreamClient::new(config)
 }
 
 /// Everything that can be checked without serving: the key ring (created

@@ -5,6 +5,7 @@
 //! metadata); a completed login comes back as a [`Completed`], from which
 //! the server mints the session. Nothing here knows about the upstream.
 
+pub mod diagnose;
 pub mod oidc;
 pub mod saml;
 
@@ -64,8 +65,8 @@ pub enum Login {
     None,
     /// OpenID Connect ([`oidc::OidcLogin`]).
     Oidc(Box<oidc::OidcLogin>),
-    /// SAML 2.0 ([`saml::Saml`]).
-    Saml(Arc<saml::Saml>),
+    /// SAML 2.0 ([`saml::SamlLogin`]).
+    Saml(Arc<saml::SamlLogin>),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -108,7 +109,7 @@ impl Login {
             )));
         }
         if let Some(s) = &config.saml {
-            return Ok(Login::Saml(saml::Saml::new(config, s).await?));
+            return Ok(Login::Saml(saml::SamlLogin::new(config, s).await?));
         }
         Ok(Login::None)
     }

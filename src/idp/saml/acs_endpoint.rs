@@ -19,7 +19,7 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
 use super::acs::{self, AcsError};
-use super::{ALLOWED_SIGNATURE_ALGORITHMS, Saml, attributes};
+use super::{ALLOWED_SIGNATURE_ALGORITHMS, SamlLogin, attributes};
 use crate::identity::{Identity, IdpKind};
 use crate::idp::{Completed, LoginCtx};
 use crate::policy::return_to::safe_return_path;
@@ -29,7 +29,7 @@ use crate::session::LoginRefs;
 /// hundreds of groups is still far below).
 const MAX_ACS_FORM_BYTES: usize = 1024 * 1024;
 
-impl Saml {
+impl SamlLogin {
     pub(super) async fn acs(
         &self,
         ctx: LoginCtx<'_>,
