@@ -58,6 +58,8 @@ pub struct RawConfig {
     pub metrics: super::metrics::MetricsConfig,
     #[serde(default)]
     pub forward_auth: ForwardAuthConfig,
+    #[serde(default)]
+    pub assertion: super::assertion::AssertionConfig,
 }
 
 /// Forward-auth mode (`/.portcullis/auth`).
