@@ -334,3 +334,76 @@ fn decode(e: &Entry) -> Result<Key, String> {
         jwk,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const AHEAD: Duration = Duration::from_secs(600);
+
+    #[test]
+    fn a_new_key_is_published_at_once_and_signs_only_after_publish_ahead() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.json");
+        let mut keys = AssertionKeys::load_or_create(&path, AssertionAlg::ES256).unwrap();
+        let first = keys.keys()[0].kid.clone();
+        let t0 = keys.keys()[0].created;
+        // The only key of a new file signs at once.
+        assert_eq!(keys.signer(t0, AHEAD).kid, first);
+        let t1 = t0 + 10_000;
+        let second = keys.add(AssertionAlg::EdDSA, t1).unwrap().kid.clone();
+        keys.write(&path).unwrap();
+        let keys = AssertionKeys::load(&path).unwrap();
+        assert_eq!(keys.jwks().matches("\"kid\"").count(), 2, "both published");
+        assert_eq!(keys.signer(t1 + 599, AHEAD).kid, first);
+        assert_eq!(keys.signer(t1 + 600, AHEAD).kid, second);
+    }
+
+    #[test]
+    fn prune_keeps_the_old_key_until_its_assertions_have_expired() {
+        let mut keys = AssertionKeys {
+            keys: Vec::new(),
+            entries: Vec::new(),
+        };
+        keys.add(AssertionAlg::ES256, 1000).unwrap();
+        let new = keys.add(AssertionAlg::ES256, 5000).unwrap().kid.clone();
+        // The new key signs from 5600; assertions of the old one end by
+        // 5600 + 300 (+60 skew).
+        assert!(keys.prune(5959, AHEAD, Duration::from_secs(300)).is_empty());
+        assert_eq!(keys.prune(5960, AHEAD, Duration::from_secs(300)).len(), 1);
+        assert_eq!(keys.keys()[0].kid, new);
+    }
+
+    #[test]
+    fn every_algorithm_signs_what_its_published_key_verifies() {
+        for alg in [AssertionAlg::ES256, AssertionAlg::EdDSA, AssertionAlg::RS256] {
+            let mut keys = AssertionKeys {
+                keys: Vec::new(),
+                entries: Vec::new(),
+            };
+            let key = keys.add(alg, 1).unwrap();
+            let mut header = jsonwebtoken::Header::new(alg.jwt());
+            header.kid = Some(key.kid.clone());
+            let claims = serde_json::json!({"sub": "s", "exp": 4_000_000_000u64});
+            let jwt = jsonwebtoken::encode(&header, &claims, &key.encoding).unwrap();
+            let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(key.jwk.clone()).unwrap();
+            let dk = jsonwebtoken::DecodingKey::from_jwk(&jwk).unwrap();
+            let mut v = jsonwebtoken::Validation::new(alg.jwt());
+            v.required_spec_claims.clear();
+            jsonwebtoken::decode::<serde_json::Value>(&jwt, &dk, &v)
+                .unwrap_or_else(|e| panic!("{alg:?}: {e}"));
+        }
+    }
+
+    #[test]
+    fn a_key_of_another_algorithm_than_named_is_refused() {
+        let mut keys = AssertionKeys {
+            keys: Vec::new(),
+            entries: Vec::new(),
+        };
+        keys.add(AssertionAlg::EdDSA, 1).unwrap();
+        let mut e = keys.entries[0].clone();
+        e.alg = AssertionAlg::ES256;
+        assert!(decode(&e).unwrap_err().contains("not a ES256 key"));
+    }
+}
