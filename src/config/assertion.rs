@@ -29,7 +29,7 @@ impl AssertionAlg {
 }
 
 /// `assertion:` in the YAML.
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AssertionConfig {
     #[serde(default)]
@@ -51,6 +51,20 @@ pub struct AssertionConfig {
     /// cache the key set have fetched it first.
     #[serde(default = "publish_ahead", with = "humantime_serde")]
     pub publish_ahead: Duration,
+}
+
+impl Default for AssertionConfig {
+    fn default() -> Self {
+        AssertionConfig {
+            enabled: false,
+            header: None,
+            audience: None,
+            algorithm: AssertionAlg::default(),
+            key_file: None,
+            lifetime: lifetime(),
+            publish_ahead: publish_ahead(),
+        }
+    }
 }
 
 fn lifetime() -> Duration {
@@ -131,5 +145,33 @@ impl AssertionConfig {
             lifetime: self.lifetime,
             publish_ahead: self.publish_ahead,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    fn fields(extra: &str) -> Vec<String> {
+        match crate::config::from_yaml_str(&format!(
+            "domain: a.example.com\nupstream:\n  url: http://127.0.0.1:1\n{extra}"
+        )) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.fields().into_iter().map(|f| f.field).collect(),
+        }
+    }
+
+    #[test]
+    fn defaults_and_bounds() {
+        let c = crate::config::from_yaml_str(
+            "domain: a.example.com\nupstream:\n  url: http://127.0.0.1:1\nassertion:\n  enabled: true\n",
+        )
+        .unwrap();
+        let a = c.assertion.unwrap();
+        assert_eq!(a.header.as_str(), "x-portcullis-assertion");
+        assert_eq!(a.audience, "a.example.com");
+        assert_eq!(a.lifetime.as_secs(), 120);
+        assert_eq!(fields("assertion:\n  lifetime: 6m\n"), vec!["assertion.lifetime"]);
+        assert_eq!(fields("assertion:\n  header: \"a b\"\n"), vec!["assertion.header"]);
+        assert_eq!(fields("assertion:\n  algorithm: HS256\n").len(), 1);
+        assert!(fields("").is_empty());
     }
 }
