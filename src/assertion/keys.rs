@@ -376,7 +376,11 @@ mod tests {
 
     #[test]
     fn every_algorithm_signs_what_its_published_key_verifies() {
-        for alg in [AssertionAlg::ES256, AssertionAlg::EdDSA, AssertionAlg::RS256] {
+        for alg in [
+            AssertionAlg::ES256,
+            AssertionAlg::EdDSA,
+            AssertionAlg::RS256,
+        ] {
             let mut keys = AssertionKeys {
                 keys: Vec::new(),
                 entries: Vec::new(),

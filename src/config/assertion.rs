@@ -169,8 +169,14 @@ mod tests {
         assert_eq!(a.header.as_str(), "x-portcullis-assertion");
         assert_eq!(a.audience, "a.example.com");
         assert_eq!(a.lifetime.as_secs(), 120);
-        assert_eq!(fields("assertion:\n  lifetime: 6m\n"), vec!["assertion.lifetime"]);
-        assert_eq!(fields("assertion:\n  header: \"a b\"\n"), vec!["assertion.header"]);
+        assert_eq!(
+            fields("assertion:\n  lifetime: 6m\n"),
+            vec!["assertion.lifetime"]
+        );
+        assert_eq!(
+            fields("assertion:\n  header: \"a b\"\n"),
+            vec!["assertion.header"]
+        );
         assert_eq!(fields("assertion:\n  algorithm: HS256\n").len(), 1);
         assert!(fields("").is_empty());
     }
