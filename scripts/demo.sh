@@ -50,6 +50,10 @@ passthrough:
   tokens:
     - name: demo-monitoring
       sha256: $(printf %s "$token" | sha256sum | cut -d' ' -f1)
+access:
+  # Only the staff group may use the app: carol (contractors) signs in and
+  # gets the 403 page. Remove this to let everyone the IdP knows in.
+  allowed_groups: [staff]
 log:
   format: text
 oidc:
@@ -66,9 +70,10 @@ cat <<MSG
   Portcullis is protecting a demo app.
 
     Open:      $origin/
-    Sign in:   alice / alice-pw   (groups admins, staff)
-               bob   / bob-pw     (group staff)
-               carol / carol-pw   (group contractors)
+    Sign in:   alice / alice-pw   (groups admins, staff)   allowed
+               bob   / bob-pw     (group staff)            allowed
+               carol / carol-pw   (group contractors)      refused: the app allows
+                                                           only group staff (403 page)
     Public:    $origin/public/info     (passthrough path)
     API:       curl -H 'Authorization: Bearer $token' $origin/api
                curl $origin/api        (401, no redirect)

@@ -18,7 +18,7 @@ use crate::idp::{Completed, EndpointOutcome, Login, LoginCtx};
 use crate::pages::{Page, PageKind, redirect};
 use crate::policy::{self, return_to::safe_return_path};
 use crate::proxy::headers::StripRules;
-use crate::proxy::{Forward, ProxyError, Upstream};
+use crate::proxy::{Forward, ProxyError, UpstreamClient};
 use crate::session::{Sessions, Transactions, cookies};
 use crate::{Body, login_loop, metrics};
 
@@ -26,7 +26,7 @@ use crate::{Body, login_loop, metrics};
 pub struct App {
     pub config: Config,
     pub sessions: Sessions,
-    pub upstream: Upstream,
+    pub upstream: UpstreamClient,
     pub login: Login,
     pub transactions: Transactions,
     own_headers: StripRules,
@@ -39,7 +39,7 @@ impl App {
         config: Config,
         sessions: Sessions,
         transactions: Transactions,
-        upstream: Upstream,
+        upstream: UpstreamClient,
         login: Login,
     ) -> App {
         let own_headers = StripRules::new(&config);
@@ -296,12 +296,10 @@ impl App {
             }
             return resp;
         }
-        let set = match self.sessions.mint_with_subject_format(
-            &done.identity,
-            done.idp,
-            done.subject_format.as_deref(),
-            jar,
-        ) {
+        let set = match self
+            .sessions
+            .mint_login(&done.identity, done.idp, &done.refs, jar)
+        {
             Ok(set) => set,
             Err(e) => {
                 metrics::login_failed(PageKind::TooLarge.code());

@@ -4,7 +4,7 @@
 //! on TCP and on a Unix socket.
 
 mod common;
-mod ship_support;
+mod operations_support;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use common::process::{Server, Shutdown};
 use common::{BROWSER_ACCEPT, TestUpstream, alice};
+use operations_support::*;
 use serde_json::Value;
-use ship_support::*;
 
 /// Dropping it stops Caddy gracefully (SIGTERM), before its temp dir goes.
 struct Caddy {

@@ -6,7 +6,7 @@
 //! reported with its check's status and exit code 1; a sound setup passes.
 
 mod common;
-mod ship_support;
+mod operations_support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -97,7 +97,7 @@ fn oidc_section(issuer: &str, secret: &str) -> String {
     )
 }
 
-/// nginx's main file around `site` (as tests/ship_support's Nginx writes it).
+/// nginx's main file around `site` (as tests/operations_support's Nginx writes it).
 fn nginx_main(dir: &Path, site: &str) -> PathBuf {
     let d = dir.to_str().unwrap();
     write(dir, "site.conf", site);
@@ -114,7 +114,7 @@ fn nginx_main(dir: &Path, site: &str) -> PathBuf {
 fn nginx_site(certs: &Path, listen_port: u16) -> String {
     let root = env!("CARGO_MANIFEST_DIR");
     let text = std::fs::read_to_string(format!("{root}/config-examples/nginx-proxy.conf")).unwrap();
-    let (cert, key) = ship_support::self_signed(certs, "app.test");
+    let (cert, key) = operations_support::self_signed(certs, "app.test");
     text.replace("/etc/ssl/certs/app.example.com.pem", cert.to_str().unwrap())
         .replace(
             "/etc/ssl/private/app.example.com.key",

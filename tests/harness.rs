@@ -3,7 +3,7 @@
 //! and makes later runs on the same machine flaky.
 
 mod common;
-mod ship_support;
+mod operations_support;
 
 use std::process::Command;
 use std::time::Duration;
@@ -19,8 +19,8 @@ fn alive(pid: u32) -> bool {
 
 #[test]
 fn nginx_workers_stop_with_their_master() {
-    let port = ship_support::free_port();
-    let nginx = ship_support::Nginx::start(
+    let port = operations_support::free_port();
+    let nginx = operations_support::Nginx::start(
         &format!("server {{ listen 127.0.0.1:{port}; return 204; }}\n"),
         port,
     );
@@ -35,7 +35,7 @@ fn nginx_workers_stop_with_their_master() {
     );
 }
 
-fn nginx_master(nginx: &ship_support::Nginx) -> u32 {
+fn nginx_master(nginx: &operations_support::Nginx) -> u32 {
     std::fs::read_to_string(nginx.dir.path().join("nginx.pid"))
         .expect("nginx wrote its pid file")
         .trim()

@@ -4,7 +4,7 @@
 //! nginx snippet read by the real `nginx -T`).
 
 mod common;
-mod ship_support;
+mod operations_support;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -170,7 +170,7 @@ fn a_bad_value_is_refused_naming_its_flag_and_nothing_is_written() {
 fn nginx_main(etc: &Path, name: &str, domain: &str) -> PathBuf {
     let certs = etc.join("certs");
     std::fs::create_dir_all(&certs).unwrap();
-    let (cert, key) = ship_support::self_signed(&certs, domain);
+    let (cert, key) = operations_support::self_signed(&certs, domain);
     let snippet = std::fs::read_to_string(etc.join(format!("{name}.nginx.conf")))
         .unwrap()
         .replace(

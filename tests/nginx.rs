@@ -4,13 +4,13 @@
 //! auth_request mode, with Portcullis on TCP and on a Unix socket.
 
 mod common;
-mod ship_support;
+mod operations_support;
 
 use std::net::SocketAddr;
 
 use common::{BROWSER_ACCEPT, TestUpstream, alice, bob};
+use operations_support::*;
 use serde_json::Value;
-use ship_support::*;
 
 const DOMAIN: &str = "app.test";
 

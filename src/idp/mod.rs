@@ -5,6 +5,7 @@
 //! metadata); a completed login comes back as a [`Completed`], from which
 //! the server mints the session. Nothing here knows about the upstream.
 
+pub mod diagnose;
 pub mod oidc;
 pub mod saml;
 
@@ -18,7 +19,7 @@ use crate::Body;
 use crate::config::Config;
 use crate::identity::{Identity, IdpKind};
 use crate::pages::{Page, PageKind};
-use crate::session::{Sessions, Transactions};
+use crate::session::{LoginRefs, Sessions, Transactions};
 
 /// What a finished login hands back to the server.
 #[derive(Debug)]
@@ -30,9 +31,9 @@ pub struct Completed {
     /// `Set-Cookie` values the flavour needs sent (e.g. clearing its
     /// transaction cookie).
     pub set_cookies: Vec<String>,
-    /// The SAML NameID Format of `identity.subject`, kept in the session
-    /// so that an IdP-initiated logout is compared with the whole NameID.
-    pub subject_format: Option<String>,
+    /// What the IdP names the login by (NameID Format, its session id,
+    /// the NameID), kept in the session for logouts and revocations.
+    pub refs: LoginRefs,
 }
 
 /// The outcome of a request to an IdP-owned endpoint.
@@ -64,8 +65,8 @@ pub enum Login {
     None,
     /// OpenID Connect ([`oidc::OidcLogin`]).
     Oidc(Box<oidc::OidcLogin>),
-    /// SAML 2.0 ([`saml::Saml`]).
-    Saml(Arc<saml::Saml>),
+    /// SAML 2.0 ([`saml::SamlLogin`]).
+    Saml(Arc<saml::SamlLogin>),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -108,7 +109,7 @@ impl Login {
             )));
         }
         if let Some(s) = &config.saml {
-            return Ok(Login::Saml(saml::Saml::new(config, s).await?));
+            return Ok(Login::Saml(saml::SamlLogin::new(config, s).await?));
         }
         Ok(Login::None)
     }

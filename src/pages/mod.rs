@@ -22,6 +22,8 @@ pub enum PageKind {
     GatewayTimeout,
     LoginLoop,
     LoginFailed,
+    /// A login failed for a reason only the operator can fix.
+    Misconfigured,
     TooLarge,
     SignedOut,
 }
@@ -41,6 +43,7 @@ impl PageKind {
             }
             PageKind::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
             PageKind::LoginLoop => StatusCode::LOOP_DETECTED,
+            PageKind::Misconfigured => StatusCode::INTERNAL_SERVER_ERROR,
             PageKind::TooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             PageKind::SignedOut => StatusCode::OK,
         }
@@ -61,6 +64,7 @@ impl PageKind {
             PageKind::GatewayTimeout => "gateway_timeout",
             PageKind::LoginLoop => "login_loop",
             PageKind::LoginFailed => "login_failed",
+            PageKind::Misconfigured => "sign_in_misconfigured",
             PageKind::TooLarge => "session_too_large",
             PageKind::SignedOut => "signed_out",
         }
@@ -80,6 +84,7 @@ impl PageKind {
             PageKind::GatewayTimeout => "The application took too long to answer",
             PageKind::LoginLoop => "Sign-in keeps starting over",
             PageKind::LoginFailed => "Sign-in did not complete",
+            PageKind::Misconfigured => "Sign-in to this application is misconfigured",
             PageKind::TooLarge => "Your account information is too large for a cookie",
             PageKind::SignedOut => "You are signed out",
         }
@@ -118,6 +123,9 @@ impl PageKind {
             }
             PageKind::LoginFailed => {
                 "The identity provider's answer could not be accepted. Start again from the application's address; if it keeps failing, tell the support contact and quote the request id."
+            }
+            PageKind::Misconfigured => {
+                "Sign-in to this application is misconfigured, so trying again will not help: tell the support contact and quote the request id below. The log names the fix."
             }
             PageKind::TooLarge => {
                 "Your identity provider sends more groups or attributes than a browser cookie can hold. Administrators: limit the groups the identity provider releases for this application."

@@ -54,7 +54,7 @@ pub struct Forward<'a> {
     pub assertion: Option<(&'a http::HeaderName, &'a HeaderValue)>,
 }
 
-pub struct Upstream {
+pub struct UpstreamClient {
     client: Client<HttpsConnector<HttpConnector>, Incoming>,
     /// `scheme://authority` of the upstream.
     origin: String,
@@ -66,8 +66,8 @@ pub struct Upstream {
     uri_base: Option<(http::uri::Scheme, http::uri::Authority)>,
 }
 
-impl Upstream {
-    pub fn new(config: &Config) -> Result<Upstream, UpstreamSetupError> {
+impl UpstreamClient {
+    pub fn new(config: &Config) -> Result<UpstreamClient, UpstreamSetupError> {
         let u = &config.upstream;
         let mut http = HttpConnector::new();
         http.enforce_http(false);
@@ -90,7 +90,7 @@ impl Upstream {
             Some(p) => format!("{host}:{p}"),
             None => host.to_string(),
         };
-        Ok(Upstream {
+        Ok(UpstreamClient {
             client,
             origin: format!("{}://{}", u.url.scheme(), authority),
             base_path: u.url.path().trim_end_matches('/').to_string(),

@@ -58,6 +58,10 @@ pub enum CallbackError {
     /// No claim of the mapping holds a user name.
     #[error("ID token has no claim usable as the user name")]
     NoUserName,
+    /// A failure only the operator can fix (see `idp::diagnose`): the
+    /// user sees the "misconfigured" page, the audit reason the fix.
+    #[error("{what}; operator fix: {fix}")]
+    Misconfigured { what: String, fix: String },
     /// The email's domain is not one of `oidc.allowed_email_domains`.
     #[error("email domain not in oidc.allowed_email_domains")]
     EmailDomain,
@@ -72,6 +76,7 @@ impl CallbackError {
                 PageKind::Forbidden
             }
             CallbackError::EmailDomain => PageKind::Forbidden,
+            CallbackError::Misconfigured { .. } => PageKind::Misconfigured,
             CallbackError::ProviderNotLoaded | CallbackError::TokenEndpointUnreachable(_) => {
                 PageKind::IdpUnavailable
             }

@@ -27,6 +27,7 @@ use crate::config::Config;
 use crate::config::oidc::{Oidc, ResponseMode, TokenEndpointAuth};
 use crate::identity::IdpKind;
 use crate::pages::{Page, PageKind};
+use crate::session::LoginRefs;
 pub use callback_error::CallbackError;
 use provider::{ExtraClaims, Metadata, OidcClient, Provider, ProviderError};
 
@@ -214,6 +215,12 @@ impl OidcLogin {
         clear.push(ctx.transactions.clear(&txn.id));
 
         if let Some(error) = get("error") {
+            if let Some(fix) = super::diagnose::authorization_error(error) {
+                return Err(CallbackError::Misconfigured {
+                    what: format!("provider returned error `{}`", truncate(error)),
+                    fix: fix.to_string(),
+                });
+            }
             return Err(CallbackError::Provider {
                 error: truncate(error),
                 description: get("error_description").unwrap_or(error).to_string(),
@@ -237,7 +244,14 @@ impl OidcLogin {
             .await
             .map_err(|e| match e {
                 RequestTokenError::ServerResponse(e) => {
-                    CallbackError::CodeRefused(e.error().as_ref().to_string())
+                    let code = e.error().as_ref();
+                    match super::diagnose::token_error(code) {
+                        Some(fix) => CallbackError::Misconfigured {
+                            what: format!("token endpoint refused the code: {code}"),
+                            fix: fix.to_string(),
+                        },
+                        None => CallbackError::CodeRefused(code.to_string()),
+                    }
                 }
                 RequestTokenError::Request(e) => {
                     CallbackError::TokenEndpointUnreachable(provider::error_chain(&e))
@@ -269,7 +283,16 @@ impl OidcLogin {
                 verified = self.verify(&client, id_token, &nonce);
             }
         }
-        let mut claims = verified.map_err(|e| CallbackError::IdToken(provider::error_chain(&e)))?;
+        let mut claims = verified.map_err(|e| {
+            let what = provider::error_chain(&e);
+            match super::diagnose::id_token_error(&e, &self.cfg) {
+                Some(fix) => CallbackError::Misconfigured {
+                    what: format!("ID token refused: {what}"),
+                    fix,
+                },
+                None => CallbackError::IdToken(what),
+            }
+        })?;
         if self.cfg.userinfo {
             let subject = claims
                 .get("sub")
@@ -308,7 +331,14 @@ impl OidcLogin {
             idp: IdpKind::Oidc,
             return_to: txn.return_to,
             set_cookies: std::mem::take(clear),
-            subject_format: None,
+            refs: LoginRefs {
+                // The OP's session: what a back-channel logout may name.
+                idp_sid: claims
+                    .get("sid")
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
+                ..Default::default()
+            },
         })
     }
 

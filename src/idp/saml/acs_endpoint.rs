@@ -19,16 +19,17 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
 use super::acs::{self, AcsError};
-use super::{ALLOWED_SIGNATURE_ALGORITHMS, Saml, attributes};
+use super::{ALLOWED_SIGNATURE_ALGORITHMS, SamlLogin, attributes};
 use crate::identity::{Identity, IdpKind};
 use crate::idp::{Completed, LoginCtx};
 use crate::policy::return_to::safe_return_path;
+use crate::session::LoginRefs;
 
 /// A POSTed ACS form larger than this is refused unread (a response with
 /// hundreds of groups is still far below).
 const MAX_ACS_FORM_BYTES: usize = 1024 * 1024;
 
-impl Saml {
+impl SamlLogin {
     pub(super) async fn acs(
         &self,
         ctx: LoginCtx<'_>,
@@ -143,13 +144,19 @@ impl Saml {
         let mut identity: Identity = attributes::identity(&assertion, &self.cfg.attributes)
             .map_err(|e| AcsError::Mapping(e.to_string()))?;
         identity.extra.retain(|k, _| self.wanted_extra.contains(k));
-        // Kept with the session when the subject is the NameID.
-        let subject_format = assertion
-            .subject
-            .as_ref()
-            .and_then(|s| s.name_id.as_ref())
-            .filter(|n| n.value.trim() == identity.subject)
-            .and_then(|n| n.format.clone());
+        let name_id = assertion.subject.as_ref().and_then(|s| s.name_id.as_ref());
+        let refs = LoginRefs {
+            // Kept with the session when the subject is the NameID.
+            subject_format: name_id
+                .filter(|n| n.value.trim() == identity.subject)
+                .and_then(|n| n.format.clone()),
+            idp_sid: assertion
+                .authn_statements
+                .iter()
+                .flatten()
+                .find_map(|a| a.session_index.clone()),
+            name_id: name_id.map(|n| n.value.trim().to_string()),
+        };
         let (return_to, set_cookies) = match txn {
             Some(t) => (t.return_to.clone(), vec![ctx.transactions.clear(&t.id)]),
             None => (
@@ -162,7 +169,7 @@ impl Saml {
             idp: IdpKind::Saml,
             return_to,
             set_cookies,
-            subject_format,
+            refs,
         })
     }
 }

@@ -1,5 +1,5 @@
-//! SAML 2.0 Web Browser SSO, SP side, on samael. [`Saml`] is the entry
-//! point: built once from the configuration ([`Saml::new`]), it starts
+//! SAML 2.0 Web Browser SSO, SP side, on samael. [`SamlLogin`] is the entry
+//! point: built once from the configuration ([`SamlLogin::new`]), it starts
 //! logins (AuthnRequest over HTTP-Redirect, bound to the signed
 //! transaction cookie by its request ID), serves the ACS, the SP metadata
 //! and the SLO endpoint, and keeps the IdP metadata fresh.
@@ -94,7 +94,7 @@ struct Active {
     sp: ServiceProvider,
 }
 
-pub struct Saml {
+pub struct SamlLogin {
     cfg: SamlConfig,
     origin: String,
     keys: SpKeys,
@@ -109,10 +109,10 @@ pub struct Saml {
     wanted_extra: Vec<String>,
 }
 
-impl Saml {
+impl SamlLogin {
     /// Keys, IdP metadata (fetched, or from the cache when the IdP is
     /// down), and a refresh task when the metadata comes from a URL.
-    pub async fn new(config: &Config, cfg: &SamlConfig) -> Result<Arc<Saml>, SamlSetupError> {
+    pub async fn new(config: &Config, cfg: &SamlConfig) -> Result<Arc<SamlLogin>, SamlSetupError> {
         let keys = SpKeys::load_or_create(&cfg.sp_key_file, &cfg.sp_cert_file, &cfg.sp_entity_id)?;
         if cfg.sign_requests && keys.key.rsa().is_err() {
             return Err(SamlSetupError::SigningKeyNotRsa(
@@ -133,7 +133,7 @@ impl Saml {
         let (md, from_cache) = initial_metadata(cfg, metadata_signer.as_ref()).await?;
         let sp_metadata_xml = sp_metadata::render(cfg, &keys)?;
         let sp = service_provider(cfg, &keys, &md);
-        let saml = Arc::new(Saml {
+        let saml = Arc::new(SamlLogin {
             cfg: cfg.clone(),
             origin: config.public_origin(),
             keys,

@@ -11,11 +11,11 @@ use std::time::Duration;
 use samael::crypto::CertificateDer;
 
 use super::metadata::{self, IdpMetadata, MetadataError};
-use super::{Active, Saml, service_provider};
+use super::{Active, SamlLogin, service_provider};
 use crate::config::saml::MetadataSource;
 use crate::config::saml::Saml as SamlConfig;
 
-impl Saml {
+impl SamlLogin {
     /// Fetches the metadata URL once; keeps the last good copy on failure.
     pub async fn refresh(&self) -> Result<bool, MetadataError> {
         let MetadataSource::Url { url, .. } = &self.cfg.metadata else {
@@ -93,7 +93,7 @@ pub(super) async fn initial_metadata(
 /// After a failure (or a start from the cache) the next try comes sooner.
 const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(60);
 
-pub(super) async fn refresh_loop(saml: Weak<Saml>, configured: Duration, mut failing: bool) {
+pub(super) async fn refresh_loop(saml: Weak<SamlLogin>, configured: Duration, mut failing: bool) {
     loop {
         let wait = {
             let Some(s) = saml.upgrade() else { return };

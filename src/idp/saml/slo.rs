@@ -9,12 +9,12 @@
 use http::Request;
 use hyper::body::Incoming;
 
-use super::{Saml, logout, redirect, request};
+use super::{SamlLogin, logout, redirect, request};
 use crate::idp::{EndpointOutcome, LoginCtx};
 use crate::pages::{Page, PageKind};
 use crate::policy::return_to::safe_return_path;
 
-impl Saml {
+impl SamlLogin {
     /// `GET /.portcullis/saml/slo`: the IdP's LogoutResponse after an
     /// SP-initiated logout (back to the return path), or an IdP-initiated
     /// LogoutRequest ([`logout`] checks it; then the session it names is

@@ -3,13 +3,13 @@
 //! metrics, and key rotation with `keygen --rotate` / `keys prune`.
 
 mod common;
-mod ship_support;
+mod operations_support;
 
 use std::time::Duration;
 
 use common::{BROWSER_ACCEPT, TestUpstream, alice, bob, client};
+use operations_support::*;
 use serde_json::Value;
-use ship_support::*;
 
 fn yaml(upstream: &str, extra: &str) -> String {
     common::base_yaml(upstream, extra)
@@ -668,6 +668,7 @@ fn reference_yaml_spells_out_the_defaults() {
         "connections:",
         "upstream:",
         "session:",
+        "revocation:",
         "passthrough:",
         "headers:",
         "access:",

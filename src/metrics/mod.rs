@@ -1,13 +1,15 @@
 //! Prometheus metrics (OpenMetrics text) at `/.portcullis/metrics`, or on a
 //! separate listen address that the public host never reaches.
 //!
-//! The counters live for the whole process, across configuration reloads,
-//! in one registry built on first use. The server records with the small
+//! This file owns the registry and the recording functions: the counters
+//! live for the whole process, across configuration reloads, in one
+//! registry built on first use. The server records with the small
 //! functions below; nothing here knows about HTTP requests beyond labels.
+//! [`answer`] turns the registry into an HTTP answer and says who may read
+//! it on the main listener; [`listener`] serves it on `metrics.listen`.
 //! Label values are always from a short fixed list, never user input, so
 //! the number of series stays bounded.
 
-use std::net::IpAddr;
 use std::sync::LazyLock;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
@@ -20,10 +22,11 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::config::MetricsSettings;
+mod answer;
+mod listener;
 
-/// `Content-Type` of the metrics answer.
-pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+pub use answer::{allowed, response};
+pub use listener::serve_separate;
 
 type Labels = Vec<(&'static str, &'static str)>;
 
@@ -44,6 +47,9 @@ struct Metrics {
     connections_timed_out: Family<Labels, Counter>,
     saml_verify_refused: Family<Labels, Counter>,
     saml_logouts: Family<Labels, Counter>,
+    revocations: Family<Labels, Counter>,
+    revoked_requests: Counter,
+    revocation_list: Gauge,
     /// Unix seconds of the last successful IdP metadata load; 0: never.
     idp_loaded_at: AtomicI64,
 }
@@ -147,6 +153,24 @@ impl Metrics {
             "IdP-initiated SAML LogoutRequests by outcome: ended, no_session, ignored, refused",
             saml_logouts.clone(),
         );
+        let revocations = Family::<Labels, Counter>::default();
+        r.register(
+            "revocations",
+            "Revocations that came into force on this instance, by source: cli",
+            revocations.clone(),
+        );
+        let revoked_requests = Counter::default();
+        r.register(
+            "revoked_requests",
+            "Requests whose session cookie verified but was revoked",
+            revoked_requests.clone(),
+        );
+        let revocation_list = Gauge::default();
+        r.register(
+            "revocation_list_size",
+            "Revocation entries in force on this instance",
+            revocation_list.clone(),
+        );
         r.register(
             "build",
             "Portcullis version",
@@ -169,6 +193,9 @@ impl Metrics {
             connections_timed_out,
             saml_verify_refused,
             saml_logouts,
+            revocations,
+            revoked_requests,
+            revocation_list,
             idp_loaded_at: AtomicI64::new(0),
         }
     }
@@ -273,6 +300,24 @@ pub fn saml_verify_refused(budget: &'static str) {
         .inc();
 }
 
+/// `source`: where a revocation came from (`cli`, …).
+pub fn revocation_added(source: &'static str) {
+    METRICS
+        .revocations
+        .get_or_create(&vec![("source", source)])
+        .inc();
+}
+
+pub fn revoked_request() {
+    METRICS.revoked_requests.inc();
+}
+
+pub fn revocation_list_size(entries: usize) {
+    METRICS
+        .revocation_list
+        .set(i64::try_from(entries).unwrap_or(i64::MAX));
+}
+
 /// `outcome`: `ended`, `no_session`, `ignored` or `refused`.
 pub fn saml_idp_logout(outcome: &'static str) {
     METRICS
@@ -353,62 +398,6 @@ pub fn render() -> String {
     out
 }
 
-/// The metrics as an HTTP answer.
-pub fn response() -> http::Response<crate::Body> {
-    let mut resp = http::Response::new(crate::full_body(bytes::Bytes::from(render())));
-    let h = resp.headers_mut();
-    h.insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static(CONTENT_TYPE),
-    );
-    h.insert(
-        http::header::CACHE_CONTROL,
-        http::HeaderValue::from_static("no-store"),
-    );
-    resp
-}
-
-/// Serves metrics alone on `metrics.listen`: `/metrics` and
-/// `/.portcullis/metrics` answer, everything else is 404.
-pub async fn serve_separate(listener: tokio::net::TcpListener) {
-    use hyper_util::rt::{TokioExecutor, TokioIo};
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            continue;
-        };
-        let svc =
-            hyper::service::service_fn(|req: http::Request<hyper::body::Incoming>| async move {
-                let resp = match req.uri().path() {
-                    "/metrics" | "/.portcullis/metrics" => response(),
-                    _ => {
-                        let mut r = http::Response::new(crate::full_body(
-                            bytes::Bytes::from_static(b"not found: metrics are at /metrics\n"),
-                        ));
-                        *r.status_mut() = http::StatusCode::NOT_FOUND;
-                        r
-                    }
-                };
-                Ok::<_, std::convert::Infallible>(resp)
-            });
-        tokio::spawn(async move {
-            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(stream), svc)
-                .await;
-        });
-    }
-}
-
-/// Whether `client` may read metrics on the main listener.
-pub fn allowed(settings: &MetricsSettings, client: IpAddr) -> bool {
-    settings.enabled
-        && settings.listen.is_none()
-        && settings
-            .allowed_ip_ranges
-            .iter()
-            .any(|n| n.contains(&client.to_canonical()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -458,12 +447,5 @@ mod tests {
         assert!(text.contains("# TYPE portcullis_upstream_response_seconds histogram"));
         assert!(text.contains("portcullis_idp_metadata_age_seconds -1"));
         assert!(text.ends_with("# EOF\n"));
-    }
-
-    #[test]
-    fn by_default_only_loopback_reads_metrics_on_the_main_listener() {
-        let ok = crate::config::MetricsConfig::default().validate().unwrap();
-        assert!(allowed(&ok, "127.0.0.1".parse().unwrap()));
-        assert!(!allowed(&ok, "203.0.113.9".parse().unwrap()));
     }
 }
