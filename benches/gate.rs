@@ -76,6 +76,10 @@ struct Fixture {
     /// `name=value` of a freshly minted session cookie.
     cookie: String,
     token: String,
+    /// Set when the fixture's config enables `assertion`.
+    assertions: Option<portcullis::assertion::Assertions>,
+    /// Keeps the assertion key file alive.
+    _dir: tempfile::TempDir,
 }
 
 fn fixture() -> Fixture {
@@ -87,7 +91,15 @@ fn fixture_with(extra: &str) -> Fixture {
 }
 
 fn fixture_revoking(extra: &str, revocations: Arc<Revocations>) -> Fixture {
-    let config = config_with(extra);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let extra = extra.replace(
+        "ASSERTION_KEYS",
+        &dir.path().join("a.json").display().to_string(),
+    );
+    let config = config_with(&extra);
+    let assertions = config.assertion.clone().map(|a| {
+        portcullis::assertion::Assertions::new(a, &config.public_origin()).expect("assertion keys")
+    });
     let sessions =
         Sessions::new(&config, Arc::new(KeyRing::generate())).with_revocations(revocations);
     let set = sessions
@@ -107,6 +119,8 @@ fn fixture_revoking(extra: &str, revocations: Arc<Revocations>) -> Fixture {
         own,
         cookie,
         token,
+        assertions,
+        _dir: dir,
     }
 }
 
@@ -179,7 +193,14 @@ fn decide(f: &Fixture, mut req: Request<()>, peer: IpAddr) -> Option<Request<()>
     else {
         return None;
     };
+    let assertion = match (&f.assertions, &allow.identity, allow.source) {
+        (Some(a), Some(id), Some(source)) => a
+            .for_identity(id, source, portcullis::session::now())
+            .map(|v| (a.header(), v)),
+        _ => None,
+    };
     let fwd = Forward {
+        assertion: assertion.as_ref().map(|(n, v)| (*n, v)),
         peer,
         peer_trusted,
         client_ip,
@@ -219,6 +240,19 @@ fn sessions(c: &mut Criterion) {
     g.bench_function("verify_repeated", |b| {
         b.iter(|| f.sessions.verify(black_box(&jar)).map(|r| r.is_ok()))
     });
+    // What the assertion cache saves: one signature (ES256) per request.
+    let asserted = fixture_with("assertion:\n  enabled: true\n  key_file: ASSERTION_KEYS\n");
+    if let Some(a) = &asserted.assertions {
+        let id = alice();
+        let source = portcullis::assertion::Source::Session {
+            idp: IdpKind::Oidc,
+            auth_time: now,
+            exp: now + 3600,
+        };
+        g.bench_function("assertion_sign_uncached", |b| {
+            b.iter(|| a.mint(black_box(&id), source, now).is_ok())
+        });
+    }
     g.bench_function("mint", |b| {
         let id = alice();
         b.iter(|| f.sessions.mint(black_box(&id), IdpKind::Oidc, &[]))
@@ -231,6 +265,8 @@ fn decision(c: &mut Criterion) {
     // The same, with the verified-cookie cache off: every request runs the
     // full signature check, as before the cache existed.
     let uncached = fixture_with("session:\n  verify_cache_size: 0\n");
+    // With the signed identity assertion (cached per identity).
+    let asserted = fixture_with("assertion:\n  enabled: true\n  key_file: ASSERTION_KEYS\n");
     let peer: IpAddr = "127.0.0.1".parse().unwrap_or(IpAddr::from([127, 0, 0, 1]));
     let mut g = c.benchmark_group("decision");
     for (name, path, kind, f) in [
@@ -239,6 +275,12 @@ fn decision(c: &mut Criterion) {
             "/d/overview?orgId=1&refresh=30s",
             "session",
             &cached,
+        ),
+        (
+            "session_with_assertion",
+            "/d/overview?orgId=1&refresh=30s",
+            "session",
+            &asserted,
         ),
         (
             "session_cache_off",

@@ -87,10 +87,12 @@ step() { # step NAME command...: runs it, keeps going, records the outcome
 setup() {
     # Build: a C toolchain; libxmlsec1/libxml2 and clang for the SAML code.
     # Tests: Chromium for the browser logins, nginx and Caddy in front of
-    # Portcullis, the packaging tools; SimpleSAMLphp as the SAML IdP.
+    # Portcullis, the packaging tools; SimpleSAMLphp as the SAML IdP;
+    # PyJWT (Debian's python3) verifies identity assertions as an app would.
     # shellcheck disable=SC2046
     ensure_apt ca-certificates build-essential pkg-config libxmlsec1-dev libclang-dev \
-        chromium chromium-driver $(cat scripts/apt-packages-ship.txt) &&
+        chromium chromium-driver python3-jwt python3-cryptography \
+        $(cat scripts/apt-packages-ship.txt) &&
         ensure_rust &&
         ensure_rust_components &&
         ensure_node &&

@@ -41,5 +41,12 @@ pub async fn app(config: Config, revocations: Option<Arc<Revocations>>) -> anyho
     let transactions = Transactions::new(&config, ring);
     let upstream = offline_parts(&config)?;
     let login = Login::from_config(&config).await?;
-    Ok(App::new(config, sessions, transactions, upstream, login))
+    let assertions = match &config.assertion {
+        Some(settings) => Some(crate::assertion::Assertions::new(
+            settings.clone(),
+            &config.public_origin(),
+        )?),
+        None => None,
+    };
+    Ok(App::new(config, sessions, transactions, upstream, login).with_assertions(assertions))
 }

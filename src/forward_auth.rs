@@ -198,6 +198,7 @@ mod tests {
             }),
             set_cookies: vec!["s=renewed; Path=/".into()],
             token_in_authorization,
+            source: None,
         }
     }
 

@@ -117,6 +117,127 @@ pub enum KeysCommand {
         #[arg(long)]
         dry_run: bool,
     },
+    /// The identity-assertion signing keys (`assertion.key_file`): list
+    /// them, add one (published at once, signing after
+    /// `assertion.publish_ahead`), or drop those no unexpired assertion can
+    /// have been signed with.
+    Assertion {
+        #[command(subcommand)]
+        action: AssertionKeysCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AssertionKeysCommand {
+    /// Show the keys: id, algorithm, creation time, which one signs now.
+    List {
+        /// Key file; defaults to the configured `assertion.key_file`.
+        #[arg(long, value_name = "FILE")]
+        file: Option<PathBuf>,
+    },
+    /// Add a new key; reload every instance sharing the file.
+    Rotate {
+        #[arg(long, value_name = "FILE")]
+        file: Option<PathBuf>,
+        /// ES256, EdDSA or RS256; defaults to `assertion.algorithm`.
+        #[arg(long, value_name = "ALG")]
+        algorithm: Option<String>,
+    },
+    /// Drop keys replaced longer ago than the assertion lifetime.
+    Prune {
+        #[arg(long, value_name = "FILE")]
+        file: Option<PathBuf>,
+    },
+}
+
+/// `portcullis keys assertion …`.
+fn assertion_command(
+    config: Option<&std::path::Path>,
+    action: AssertionKeysCommand,
+) -> anyhow::Result<()> {
+    use crate::assertion::AssertionKeys;
+    use crate::config::AssertionAlg;
+    let raw_file = match &action {
+        AssertionKeysCommand::List { file }
+        | AssertionKeysCommand::Rotate { file, .. }
+        | AssertionKeysCommand::Prune { file } => file.clone(),
+    };
+    // Without a configuration (only --file), the defaults of the
+    // `assertion:` section apply.
+    let c = match (&raw_file, config) {
+        (Some(_), None) => None,
+        _ => Some(
+            crate::config::load(config)
+                .context("keys assertion needs the configuration for the key file, or --file")?,
+        ),
+    };
+    let settings = c.as_ref().and_then(|c| c.assertion.clone());
+    let path = raw_file
+        .or_else(|| settings.as_ref().map(|s| s.key_file.clone()))
+        .or_else(|| c.as_ref().map(|c| c.state_dir.join("assertion-keys.json")))
+        .context("give --file")?;
+    let publish_ahead = settings
+        .as_ref()
+        .map_or(Duration::from_secs(600), |s| s.publish_ahead);
+    let lifetime = settings
+        .as_ref()
+        .map_or(Duration::from_secs(300), |s| s.lifetime);
+    let now = crate::clock::now();
+    match action {
+        AssertionKeysCommand::List { .. } => {
+            let keys = AssertionKeys::load(&path)?;
+            let signer = keys.signer(now, publish_ahead).kid.clone();
+            for k in keys.keys() {
+                let age =
+                    humantime::format_duration(Duration::from_secs(now.saturating_sub(k.created)));
+                println!(
+                    "{}  {}  created {} ({age} ago){}",
+                    k.kid,
+                    k.alg.as_str(),
+                    k.created,
+                    if k.kid == signer { "  signing" } else { "" }
+                );
+            }
+        }
+        AssertionKeysCommand::Rotate { algorithm, .. } => {
+            let alg = match algorithm.as_deref() {
+                None => settings
+                    .as_ref()
+                    .map_or(AssertionAlg::ES256, |s| s.algorithm),
+                Some("ES256") => AssertionAlg::ES256,
+                Some("EdDSA") => AssertionAlg::EdDSA,
+                Some("RS256") => AssertionAlg::RS256,
+                Some(other) => {
+                    anyhow::bail!("--algorithm {other} is not one of ES256, EdDSA, RS256")
+                }
+            };
+            let mut keys = AssertionKeys::load_or_create(&path, alg)?;
+            let kid = keys.add(alg, now)?.kid.clone();
+            keys.write(&path)?;
+            println!(
+                "added {} key {kid} to {}; it is published on reload and signs {} later. Reload every instance that shares this file: systemctl reload 'portcullis@*'",
+                alg.as_str(),
+                path.display(),
+                humantime::format_duration(publish_ahead)
+            );
+        }
+        AssertionKeysCommand::Prune { .. } => {
+            let mut keys = AssertionKeys::load(&path)?;
+            let dropped = keys.prune(now, publish_ahead, lifetime);
+            if dropped.is_empty() {
+                println!("nothing to drop in {}", path.display());
+            } else {
+                keys.write(&path)?;
+                println!(
+                    "dropped {} key(s) from {}: {}; reload every instance that shares this file",
+                    dropped.len(),
+                    path.display(),
+                    dropped.join(", ")
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Runs `portcullis keys …`.
@@ -125,6 +246,7 @@ pub fn command(
     action: KeysCommand,
 ) -> anyhow::Result<std::process::ExitCode> {
     match action {
+        KeysCommand::Assertion { action } => assertion_command(config, action)?,
         KeysCommand::List { file } => {
             let path = match file {
                 Some(p) => p,

@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 pub(crate) mod assemble;
+pub mod assertion;
 pub mod audit;
 pub mod cli;
 pub(crate) mod clock;

@@ -30,6 +30,8 @@ pub struct App {
     pub login: Login,
     pub transactions: Transactions,
     own_headers: StripRules,
+    /// `None` unless `assertion.enabled`.
+    assertions: Option<crate::assertion::Assertions>,
 }
 
 impl App {
@@ -48,7 +50,15 @@ impl App {
             login,
             transactions,
             own_headers,
+            assertions: None,
         }
+    }
+
+    /// Signs an identity assertion onto every forwarded authenticated
+    /// request.
+    pub fn with_assertions(mut self, assertions: Option<crate::assertion::Assertions>) -> App {
+        self.assertions = assertions;
+        self
     }
 
     pub async fn handle(&self, mut req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
@@ -87,12 +97,20 @@ impl App {
             Decision::Own(rest) => self.own_endpoint(&rest, req, &rq).await,
             Decision::ServerOptions => respond::server_options(),
             Decision::Allow(allow) => {
+                let assertion = match (&self.assertions, &allow.identity, allow.source) {
+                    (Some(a), Some(id), Some(source)) => a
+                        .for_identity(id, source, crate::clock::now())
+                        .map(|v| (a.header(), v)),
+                    _ => None,
+                };
+                let assertion = assertion.as_ref().map(|(n, v)| (*n, v));
                 let mut resp = self
                     .forward(
                         req,
                         &rq,
                         allow.identity.as_ref(),
                         allow.token_in_authorization,
+                        assertion,
                     )
                     .await;
                 for c in &allow.set_cookies {
@@ -166,6 +184,21 @@ impl App {
     ) -> Response<Body> {
         match rest {
             "health" => json_response(StatusCode::OK, r#"{"status":"ok"}"#),
+            "jwks.json" => match &self.assertions {
+                Some(a) => {
+                    let mut resp = json_response(StatusCode::OK, "");
+                    *resp.body_mut() = crate::full_body(bytes::Bytes::from(a.jwks()));
+                    // Apps may cache the set; a new key is published
+                    // `assertion.publish_ahead` (10m by default) before it
+                    // signs.
+                    resp.headers_mut().insert(
+                        header::CACHE_CONTROL,
+                        HeaderValue::from_static("public, max-age=300"),
+                    );
+                    resp
+                }
+                None => self.page(Page::new(PageKind::NotFound), rq),
+            },
             "auth" => crate::forward_auth::answer(
                 &self.config,
                 &self.own_headers,
@@ -323,8 +356,10 @@ impl App {
         rq: &Rq<'_>,
         identity: Option<&Identity>,
         strip_authorization: bool,
+        assertion: Option<(&http::HeaderName, &HeaderValue)>,
     ) -> Response<Body> {
         let fwd = Forward {
+            assertion,
             peer: rq.peer,
             peer_trusted: rq.peer_trusted,
             client_ip: rq.client_ip,

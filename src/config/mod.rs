@@ -3,6 +3,7 @@
 //! `PORTCULLIS_UPSTREAM__URL`). `load` reads, validates and returns the typed
 //! [`Config`] the rest of Portcullis uses; every error names its field.
 
+pub mod assertion;
 mod metrics;
 mod model;
 pub mod oidc;
@@ -16,6 +17,7 @@ use figment::Figment;
 use figment::providers::{Env, Format};
 use serde_saphyr::figment::Yaml;
 
+pub use assertion::{AssertionAlg, AssertionSettings};
 pub use metrics::{MetricsConfig, MetricsSettings};
 pub use model::{HeaderFamily, LogFormat, LoginConfig, PagesConfig, RawConfig, Scheme};
 pub use validate::{

@@ -61,6 +61,8 @@ pub struct RawConfig {
     pub metrics: super::metrics::MetricsConfig,
     #[serde(default)]
     pub forward_auth: ForwardAuthConfig,
+    #[serde(default)]
+    pub assertion: super::assertion::AssertionConfig,
 }
 
 /// Where revoked sessions are remembered.

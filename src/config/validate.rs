@@ -40,6 +40,11 @@ pub struct Config {
     pub forward_auth_headers: super::HeaderFamily,
     /// The host names requests may carry (`strict_host`).
     pub hosts: Hosts,
+    /// The signed identity assertion; `None` when `assertion.enabled` is off.
+    pub assertion: Option<super::AssertionSettings>,
+    /// The assertion's header name, stripped from every request even when
+    /// assertions are off.
+    pub assertion_header: HeaderName,
 }
 
 /// `strict_host` and the names it accepts.
@@ -322,6 +327,11 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, Vec<FieldError>> {
             "and `saml` are both set: one instance logs in through one identity provider; remove one of them",
         );
     }
+    let assertion = raw.assertion.validate(&domain, &state_dir, &mut errs.0);
+    let assertion_header = raw
+        .assertion
+        .header_name()
+        .unwrap_or(HeaderName::from_static(super::assertion::DEFAULT_HEADER));
     if raw.login.loop_max == 0 {
         errs.add("login.loop_max", "must be at least 1");
     }
@@ -364,6 +374,8 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, Vec<FieldError>> {
         metrics,
         forward_auth_headers: raw.forward_auth.headers,
         hosts,
+        assertion,
+        assertion_header,
     })
 }
 

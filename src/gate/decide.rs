@@ -67,6 +67,9 @@ pub struct Allow {
     /// `Authorization` carries a configured token: it must not reach the
     /// app, whatever the route. Any other `Authorization` is the app's.
     pub token_in_authorization: bool,
+    /// What a signed identity assertion says about where the identity came
+    /// from; `None` on passthrough paths (no assertion).
+    pub source: Option<crate::assertion::Source>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -172,6 +175,7 @@ fn judge(config: &Config, sessions: &Sessions, asked: &Asked<'_>) -> Decision {
             identity: None,
             set_cookies: Vec::new(),
             token_in_authorization: presented.in_authorization,
+            source: None,
         });
     }
 
@@ -187,6 +191,7 @@ fn judge(config: &Config, sessions: &Sessions, asked: &Asked<'_>) -> Decision {
             identity: Some(identity),
             set_cookies: Vec::new(),
             token_in_authorization: presented.in_authorization,
+            source: Some(crate::assertion::Source::Token),
         });
     }
 
@@ -195,6 +200,11 @@ fn judge(config: &Config, sessions: &Sessions, asked: &Asked<'_>) -> Decision {
         Some(Ok(verified)) => {
             metrics::session_verified("valid");
             let identity = verified.claims.identity();
+            let source = crate::assertion::Source::Session {
+                idp: verified.claims.idp,
+                auth_time: verified.claims.auth_time,
+                exp: verified.claims.exp,
+            };
             if let Err(denied) = policy::authorize(config, &identity, asked.ctx.client_ip, false) {
                 audit::access_denied(asked.ctx, Some(&identity.user), denied.rule());
                 return Decision::Deny(denied);
@@ -210,6 +220,7 @@ fn judge(config: &Config, sessions: &Sessions, asked: &Asked<'_>) -> Decision {
                 identity: Some(identity),
                 set_cookies,
                 token_in_authorization: presented.in_authorization,
+                source: Some(source),
             })
         }
         other => {

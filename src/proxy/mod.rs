@@ -50,6 +50,8 @@ pub struct Forward<'a> {
     pub identity: Option<&'a Identity>,
     /// `Authorization` carries a passthrough token: removed on every route.
     pub strip_authorization: bool,
+    /// The signed identity assertion, header name and value.
+    pub assertion: Option<(&'a http::HeaderName, &'a HeaderValue)>,
 }
 
 pub struct UpstreamClient {
@@ -221,6 +223,9 @@ impl UpstreamClient {
         // on Portcullis' log lines and pages.
         if let Ok(v) = HeaderValue::from_str(fwd.request_id) {
             h.insert("x-request-id", v);
+        }
+        if let Some((name, value)) = fwd.assertion {
+            h.insert(name.clone(), value.clone());
         }
         if let Some(id) = fwd.identity {
             headers::set_identity(h, config, id).map_err(|_| {

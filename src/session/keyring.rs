@@ -249,7 +249,7 @@ impl KeyRing {
 /// new file: an administrator running `keygen --rotate` or `keys prune` as
 /// root must not leave a key file the service user cannot read. Only root
 /// can change owners; for anyone else this is a no-op.
-fn keep_owner(tmp: &Path, path: &Path) {
+pub(crate) fn keep_owner(tmp: &Path, path: &Path) {
     use std::os::unix::fs::MetadataExt;
     let like = std::fs::metadata(path)
         .or_else(|_| std::fs::metadata(path.parent().unwrap_or(Path::new("."))));

@@ -45,7 +45,11 @@ impl StripRules {
     pub fn new(config: &Config) -> StripRules {
         let mut any_spelling = NameSet::new();
         let mut exact: Vec<HeaderName> = Vec::new();
-        let own = config.headers.all().map(|h| h.as_str().to_string());
+        let own = config
+            .headers
+            .all()
+            .chain(std::iter::once(&config.assertion_header))
+            .map(|h| h.as_str().to_string());
         let operator_exact = config.headers.strip.iter().filter_map(|p| match p {
             HeaderPattern::Exact(e) => Some(e.clone()),
             HeaderPattern::Prefix(_) => None,
