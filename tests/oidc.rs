@@ -429,9 +429,11 @@ async fn callback_attacks_are_refused_and_audited() {
     let txns = portcullis::session::Transactions::new(&other_cfg, ring);
     let (txn, set_cookie) = txns
         .begin(
-            portcullis::identity::IdpKind::Oidc,
             "/",
-            json!({"nonce": "n", "pkce": "p"}),
+            portcullis::session::LoginFlow::Oidc {
+                nonce: "n".into(),
+                pkce_verifier: Some("p".into()),
+            },
         )
         .unwrap();
     let cookie = set_cookie.split(';').next().unwrap().to_string();

@@ -27,6 +27,7 @@ use crate::config::Config;
 use crate::config::oidc::{Oidc, ResponseMode, TokenEndpointAuth};
 use crate::identity::IdpKind;
 use crate::pages::{Page, PageKind};
+use crate::session::LoginFlow;
 pub use callback_error::CallbackError;
 use provider::{ExtraClaims, Metadata, OidcClient, Provider, ProviderError};
 
@@ -127,13 +128,13 @@ impl OidcLogin {
         let client = self.client(&loaded.metadata);
         let nonce = Nonce::new_random();
         let pkce = self.cfg.pkce.then(PkceCodeChallenge::new_random_sha256);
-        let data = serde_json::json!({
-            "nonce": nonce.secret(),
-            "pkce": pkce.as_ref().map(|(_, v)| v.secret().clone()),
-        });
+        let flow = LoginFlow::Oidc {
+            nonce: nonce.secret().clone(),
+            pkce_verifier: pkce.as_ref().map(|(_, v)| v.secret().clone()),
+        };
         let (txn, cookie) = ctx
             .transactions
-            .begin(IdpKind::Oidc, return_to, data)
+            .begin(return_to, flow)
             .map_err(|_| Page::new(PageKind::LoginFailed))?;
         let state = txn.id.clone();
         let mut request = client.authorize_url(
@@ -203,13 +204,16 @@ impl OidcLogin {
         let params = read_params(req).await?;
         let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
 
-        let txn = match ctx
+        let txn = ctx
             .transactions
             .find(ctx.request_cookies, get("state").unwrap_or(""))
-        {
-            Ok(t) if t.idp == IdpKind::Oidc => t,
-            Ok(_) => return Err(CallbackError::OtherLoginKind),
-            Err(e) => return Err(CallbackError::Transaction(e)),
+            .map_err(CallbackError::Transaction)?;
+        let LoginFlow::Oidc {
+            nonce,
+            pkce_verifier,
+        } = txn.flow
+        else {
+            return Err(CallbackError::OtherLoginKind);
         };
         clear.push(ctx.transactions.clear(&txn.id));
 
@@ -234,8 +238,8 @@ impl OidcLogin {
         let exchange = client
             .exchange_code(AuthorizationCode::new(code.to_string()))
             .map_err(|e| CallbackError::NoTokenEndpoint(e.to_string()))?;
-        let exchange = match txn.data.get("pkce").and_then(Value::as_str) {
-            Some(v) => exchange.set_pkce_verifier(PkceCodeVerifier::new(v.to_string())),
+        let exchange = match pkce_verifier {
+            Some(v) => exchange.set_pkce_verifier(PkceCodeVerifier::new(v)),
             None => exchange,
         };
         let token = exchange
@@ -261,13 +265,7 @@ impl OidcLogin {
             .extra_fields()
             .id_token()
             .ok_or(CallbackError::NoIdToken)?;
-        let nonce = Nonce::new(
-            txn.data
-                .get("nonce")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string(),
-        );
+        let nonce = Nonce::new(nonce);
         let mut verified = self.verify(&client, id_token, &nonce);
         if matches!(
             verified,
