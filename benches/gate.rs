@@ -2,7 +2,8 @@
 //! (cold, first sight of a cookie, repeated), session minting, path
 //! normalisation, and the whole decision for one request (spoofed headers
 //! out, the gate's decision, request rewritten for the upstream)
-//! on a realistic browser request behind nginx.
+//! on a realistic browser request behind nginx, with no revocations and
+//! with 100,000.
 //!
 //! `cargo bench --bench gate`; results and how to read them in
 //! docs/performance.md.
@@ -21,6 +22,7 @@ use portcullis::identity::{Identity, IdpKind};
 use portcullis::policy;
 use portcullis::proxy::headers::StripRules;
 use portcullis::proxy::{Forward, UpstreamClient};
+use portcullis::revocation::{Entry, Revocations, Target, entry::Source};
 use portcullis::session::{KeyRing, Sessions};
 
 const TOKEN: &str = "monitoring-token-0123456789abcdef";
@@ -81,8 +83,13 @@ fn fixture() -> Fixture {
 }
 
 fn fixture_with(extra: &str) -> Fixture {
+    fixture_revoking(extra, Arc::new(Revocations::in_memory()))
+}
+
+fn fixture_revoking(extra: &str, revocations: Arc<Revocations>) -> Fixture {
     let config = config_with(extra);
-    let sessions = Sessions::new(&config, Arc::new(KeyRing::generate()));
+    let sessions =
+        Sessions::new(&config, Arc::new(KeyRing::generate())).with_revocations(revocations);
     let set = sessions
         .mint(&alice(), IdpKind::Oidc, &[])
         .expect("session mints");
@@ -262,6 +269,58 @@ fn decision(c: &mut Criterion) {
     g.finish();
 }
 
+/// 100,000 revocations in force, none of them alice's: 50,000 sessions,
+/// 25,000 users, 25,000 subjects, and an "everyone before" from an hour ago.
+fn long_list() -> Arc<Revocations> {
+    let list = Revocations::in_memory();
+    let now = portcullis::session::sid::now_ms();
+    let entry = |i: usize, target: Target| Entry {
+        target,
+        at_ms: now - 1000 * 3600 + i as u64,
+        source: Source::Cli,
+        by: "bench".into(),
+    };
+    let mut entries: Vec<Entry> = (0..50_000)
+        .map(|i| {
+            entry(
+                i,
+                Target::Session(portcullis::session::sid::new(now - i as u64)),
+            )
+        })
+        .collect();
+    entries.extend((0..25_000).map(|i| entry(i, Target::User(format!("user-{i}")))));
+    entries.extend((0..24_999).map(|i| entry(i, Target::Subject(format!("sub-{i}")))));
+    entries.push(entry(0, Target::All));
+    let added = list.add_many(&entries).unwrap_or(0);
+    assert_eq!(added, 100_000);
+    Arc::new(list)
+}
+
+/// The whole decision for a session request with no revocations and with
+/// 100,000: side by side, the cost of the per-request check.
+fn revocation(c: &mut Criterion) {
+    let none = fixture();
+    let long = fixture_revoking("", long_list());
+    let peer: IpAddr = "127.0.0.1".parse().unwrap_or(IpAddr::from([127, 0, 0, 1]));
+    let path = "/d/overview?orgId=1&refresh=30s";
+    let mut g = c.benchmark_group("revocation");
+    for (name, f) in [("decision_none", &none), ("decision_100k", &long)] {
+        let headers = browser_headers(&f.cookie, "session");
+        assert!(
+            decide(f, request(&headers, path), peer).is_some(),
+            "{name}: forwarded"
+        );
+        g.bench_function(name, |b| {
+            b.iter_batched(
+                || request(&headers, path),
+                |req| decide(f, req, peer).is_some(),
+                BatchSize::SmallInput,
+            )
+        });
+    }
+    g.finish();
+}
+
 fn paths(c: &mut Criterion) {
     let mut g = c.benchmark_group("path");
     for (name, p) in [
@@ -276,5 +335,5 @@ fn paths(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, sessions, decision, paths);
+criterion_group!(benches, sessions, decision, revocation, paths);
 criterion_main!(benches);

@@ -50,6 +50,13 @@ pub fn request_refused(ctx: Ctx<'_>, reason: &str) {
     tracing::warn!(target: "audit", event = "request_refused", request_id = ctx.request_id, client_ip = %ctx.client_ip, reason);
 }
 
+/// A revocation came into force on this instance: `source` (cli, …),
+/// what it matches (`kind`, `value`: a user name, subject or session id,
+/// never a token) and who asked.
+pub fn revoked(source: &str, kind: &str, value: &str, by: &str, revoked_at_ms: u64) {
+    tracing::warn!(target: "audit", event = "revoked", source, kind, value, by, revoked_at_ms);
+}
+
 /// An IdP-initiated logout: `outcome` is `ended`, `no_session`, `ignored`
 /// (the request named somebody else) or `refused` (it failed a check).
 pub fn idp_logout(ctx: Ctx<'_>, user: Option<&str>, outcome: &str, reason: &str) {

@@ -1,5 +1,5 @@
 //! The command line: `run` (default), `check-config`, `keygen`, `keys`,
-//! `hash-token`, `new`, `doctor`, `version`.
+//! `hash-token`, `new`, `doctor`, `revoke`, `revocations`, `version`.
 
 use std::io::BufRead;
 use std::path::PathBuf;
@@ -54,6 +54,14 @@ pub enum Command {
         #[arg(long)]
         generate: bool,
     },
+    /// End sessions now: one (--session), a user's (--user, --subject) or
+    /// everybody's (--all). Running instances pick it up within seconds.
+    Revoke {
+        #[command(flatten)]
+        what: crate::revocation::command::RevokeArgs,
+    },
+    /// List the revocations in force.
+    Revocations,
     /// Check everything about a domain that needs no user (config, key
     /// files, IdP, clock, upstream, instance, cookie size, nginx site);
     /// exit 0 when nothing fails, 1 otherwise.
@@ -142,6 +150,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             println!("{}", crate::idp::saml::sp_metadata::render(saml, &keys)?);
             Ok(ExitCode::SUCCESS)
         }
+        Command::Revoke { what } => crate::revocation::command::revoke(cli.config.as_deref(), what),
+        Command::Revocations => crate::revocation::command::list(cli.config.as_deref()),
         Command::Keys { action } => crate::keys::command(cli.config.as_deref(), action),
         Command::HashToken { generate } => {
             let token = if generate {

@@ -34,6 +34,7 @@ pub(crate) mod new;
 pub(crate) mod pages;
 pub mod policy;
 pub mod proxy;
+pub mod revocation;
 pub(crate) mod run;
 pub(crate) mod server;
 pub mod session;

@@ -57,6 +57,8 @@ pub struct Fixed {
     pub listen_socket_mode: u32,
     pub metrics_listen: Option<std::net::SocketAddr>,
     pub connections_max: usize,
+    /// The running list stays on its file until a restart.
+    pub revocation_file: PathBuf,
 }
 
 impl Fixed {
@@ -66,6 +68,7 @@ impl Fixed {
             listen_socket_mode: config.listen_socket_mode,
             metrics_listen: config.metrics.listen,
             connections_max: config.connections.max,
+            revocation_file: config.revocation.file.clone(),
         }
     }
 }
@@ -87,7 +90,8 @@ pub async fn reload(
 ) -> Result<(), ReloadError> {
     let config = crate::config::load(path)?;
     let new_fixed = Fixed::of(&config);
-    let app = crate::assemble::app(config)
+    let revocations = shared.load().sessions.revocations().clone();
+    let app = crate::assemble::app(config, Some(revocations))
         .await
         .map_err(ReloadError::Build)?;
     prepare(&app).await.map_err(ReloadError::Build)?;
@@ -95,7 +99,7 @@ pub async fn reload(
         tracing::warn!(
             running = %fixed.listen,
             configured = %new_fixed.listen,
-            "listen, listen_socket_mode, metrics.listen or connections.max changed: these take effect only after a restart (systemctl restart portcullis@NAME); everything else of the new configuration is applied now"
+            "listen, listen_socket_mode, metrics.listen, connections.max or revocation.file changed: these take effect only after a restart (systemctl restart portcullis@NAME); everything else of the new configuration is applied now"
         );
     }
     shared.store(Arc::new(app));

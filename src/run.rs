@@ -25,7 +25,11 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
         );
     }
     let fixed = Fixed::of(&config);
-    let app = crate::assemble::app(config).await?;
+    let app = crate::assemble::app(config, None).await?;
+    let revocations = app.sessions.revocations().clone();
+    if !revocations.is_empty() {
+        tracing::info!(revocations = revocations.len(), "revocation list loaded");
+    }
     lifecycle::prepare(&app).await?;
     if !app.login.is_configured() {
         tracing::warn!(
@@ -54,6 +58,7 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
         config_path,
         fixed,
     ));
+    tokio::spawn(crate::revocation::watch::watch(revocations));
     lifecycle::notify_ready(&format!("serving on {local}"));
     crate::connections::serve(shared, listener, max_connections, stop.wait()).await?;
     tracing::info!("stopped");

@@ -263,12 +263,10 @@ impl App {
             }
             return resp;
         }
-        let set = match self.sessions.mint_with_subject_format(
-            &done.identity,
-            done.idp,
-            done.subject_format.as_deref(),
-            jar,
-        ) {
+        let set = match self
+            .sessions
+            .mint_login(&done.identity, done.idp, &done.refs, jar)
+        {
             Ok(set) => set,
             Err(e) => {
                 metrics::login_failed(PageKind::TooLarge.code());

@@ -654,6 +654,7 @@ fn reference_yaml_spells_out_the_defaults() {
         "connections:",
         "upstream:",
         "session:",
+        "revocation:",
         "passthrough:",
         "headers:",
         "access:",

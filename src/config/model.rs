@@ -37,6 +37,9 @@ pub struct RawConfig {
     pub upstream: Option<UpstreamConfig>,
     #[serde(default)]
     pub session: SessionConfig,
+    /// `None` also for a section with only comments in it.
+    #[serde(default)]
+    pub revocation: Option<RevocationConfig>,
     #[serde(default)]
     pub passthrough: PassthroughConfig,
     #[serde(default)]
@@ -58,6 +61,14 @@ pub struct RawConfig {
     pub metrics: super::metrics::MetricsConfig,
     #[serde(default)]
     pub forward_auth: ForwardAuthConfig,
+}
+
+/// Where revoked sessions are remembered.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevocationConfig {
+    /// The list's file; default `revocations.json` in the state directory.
+    pub file: Option<PathBuf>,
 }
 
 /// Forward-auth mode (`/.portcullis/auth`).

@@ -25,6 +25,7 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     pub upstream: Upstream,
     pub session: Session,
+    pub revocation: Revocation,
     pub passthrough: Passthrough,
     pub headers: Headers,
     pub connections: Connections,
@@ -94,6 +95,12 @@ pub struct Session {
     pub secure_cookie: bool,
     /// Verified-cookie cache entries; 0 = off.
     pub verify_cache_size: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct Revocation {
+    /// The revocation list's file.
+    pub file: PathBuf,
 }
 
 #[derive(Debug, Clone)]
@@ -319,6 +326,14 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, Vec<FieldError>> {
         errs.add("login.loop_max", "must be at least 1");
     }
 
+    let revocation = Revocation {
+        file: raw
+            .revocation
+            .as_ref()
+            .and_then(|r| r.file.clone())
+            .unwrap_or_else(|| state_dir.join("revocations.json")),
+    };
+
     if !errs.0.is_empty() {
         return Err(errs.0);
     }
@@ -336,6 +351,7 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, Vec<FieldError>> {
         shutdown_timeout: raw.shutdown_timeout,
         upstream,
         session,
+        revocation,
         passthrough,
         headers,
         connections,
@@ -913,6 +929,25 @@ mod tests {
     }
 
     const MIN: &str = "domain: app.example.com\nupstream:\n  url: http://127.0.0.1:3000\n";
+
+    #[test]
+    fn the_revocation_list_lives_in_the_state_directory_unless_told() {
+        let c = from_yaml_str(&format!("{MIN}state_dir: /var/lib/p\nrevocation:\n")).unwrap();
+        assert_eq!(
+            c.revocation.file,
+            std::path::PathBuf::from("/var/lib/p/revocations.json")
+        );
+        let c =
+            from_yaml_str(&format!("{MIN}revocation:\n  file: /srv/shared/rev.json\n")).unwrap();
+        assert_eq!(
+            c.revocation.file,
+            std::path::PathBuf::from("/srv/shared/rev.json")
+        );
+        assert_eq!(
+            fields(&format!("{MIN}revocation:\n  fil: x\n")),
+            ["revocation.fil"]
+        );
+    }
 
     #[test]
     fn strict_host_is_off_by_default_and_aliases_are_host_names() {

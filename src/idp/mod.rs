@@ -19,7 +19,7 @@ use crate::Body;
 use crate::config::Config;
 use crate::identity::{Identity, IdpKind};
 use crate::pages::{Page, PageKind};
-use crate::session::{Sessions, Transactions};
+use crate::session::{LoginRefs, Sessions, Transactions};
 
 /// What a finished login hands back to the server.
 #[derive(Debug)]
@@ -31,9 +31,9 @@ pub struct Completed {
     /// `Set-Cookie` values the flavour needs sent (e.g. clearing its
     /// transaction cookie).
     pub set_cookies: Vec<String>,
-    /// The SAML NameID Format of `identity.subject`, kept in the session
-    /// so that an IdP-initiated logout is compared with the whole NameID.
-    pub subject_format: Option<String>,
+    /// What the IdP names the login by (NameID Format, its session id,
+    /// the NameID), kept in the session for logouts and revocations.
+    pub refs: LoginRefs,
 }
 
 /// The outcome of a request to an IdP-owned endpoint.

@@ -47,6 +47,9 @@ struct Metrics {
     connections_timed_out: Family<Labels, Counter>,
     saml_verify_refused: Family<Labels, Counter>,
     saml_logouts: Family<Labels, Counter>,
+    revocations: Family<Labels, Counter>,
+    revoked_requests: Counter,
+    revocation_list: Gauge,
     /// Unix seconds of the last successful IdP metadata load; 0: never.
     idp_loaded_at: AtomicI64,
 }
@@ -150,6 +153,24 @@ impl Metrics {
             "IdP-initiated SAML LogoutRequests by outcome: ended, no_session, ignored, refused",
             saml_logouts.clone(),
         );
+        let revocations = Family::<Labels, Counter>::default();
+        r.register(
+            "revocations",
+            "Revocations that came into force on this instance, by source: cli",
+            revocations.clone(),
+        );
+        let revoked_requests = Counter::default();
+        r.register(
+            "revoked_requests",
+            "Requests whose session cookie verified but was revoked",
+            revoked_requests.clone(),
+        );
+        let revocation_list = Gauge::default();
+        r.register(
+            "revocation_list_size",
+            "Revocation entries in force on this instance",
+            revocation_list.clone(),
+        );
         r.register(
             "build",
             "Portcullis version",
@@ -172,6 +193,9 @@ impl Metrics {
             connections_timed_out,
             saml_verify_refused,
             saml_logouts,
+            revocations,
+            revoked_requests,
+            revocation_list,
             idp_loaded_at: AtomicI64::new(0),
         }
     }
@@ -274,6 +298,24 @@ pub fn saml_verify_refused(budget: &'static str) {
         .saml_verify_refused
         .get_or_create(&vec![("budget", budget)])
         .inc();
+}
+
+/// `source`: where a revocation came from (`cli`, …).
+pub fn revocation_added(source: &'static str) {
+    METRICS
+        .revocations
+        .get_or_create(&vec![("source", source)])
+        .inc();
+}
+
+pub fn revoked_request() {
+    METRICS.revoked_requests.inc();
+}
+
+pub fn revocation_list_size(entries: usize) {
+    METRICS
+        .revocation_list
+        .set(i64::try_from(entries).unwrap_or(i64::MAX));
 }
 
 /// `outcome`: `ended`, `no_session`, `ignored` or `refused`.

@@ -5,6 +5,7 @@
 pub mod cache;
 pub mod cookies;
 pub mod keyring;
+pub mod sid;
 pub mod transaction;
 
 use std::collections::BTreeMap;
@@ -49,12 +50,45 @@ pub struct SessionClaims {
     /// IdP-initiated logout must name the same NameID.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sub_fmt: Option<String>,
+    /// Portcullis' own id of this login ([`sid`]): what `portcullis revoke
+    /// --session` names. Absent only in cookies minted before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+    /// The IdP's id of the login: the OpenID Provider's `sid` claim, the
+    /// SAML `SessionIndex`. Compact names: the cookie stays small.
+    #[serde(default, rename = "isid", skip_serializing_if = "Option::is_none")]
+    pub idp_sid: Option<String>,
+    /// The SAML NameID, only when the subject was mapped from another
+    /// attribute (else it is `sub`): a logout names the NameID.
+    #[serde(default, rename = "nid", skip_serializing_if = "Option::is_none")]
+    pub name_id: Option<String>,
     pub auth_time: u64,
     pub iat: u64,
     pub exp: u64,
 }
 
 impl SessionClaims {
+    /// When this login happened, in milliseconds: from the session id when
+    /// there is one (revocations "issued before T" need better than the
+    /// second, or a login right after `revoke --all` would be cut too),
+    /// else the login second.
+    pub fn login_ms(&self) -> u64 {
+        self.sid
+            .as_deref()
+            .and_then(sid::minted_ms)
+            .unwrap_or(self.auth_time.saturating_mul(1000))
+    }
+
+    /// What a revocation can match.
+    pub fn revocable(&self) -> crate::revocation::Login<'_> {
+        crate::revocation::Login {
+            at_ms: self.login_ms(),
+            sid: self.sid.as_deref(),
+            user: &self.user,
+            subject: &self.sub,
+        }
+    }
+
     pub fn identity(&self) -> Identity {
         Identity {
             subject: self.sub.clone(),
@@ -87,6 +121,20 @@ pub enum SessionError {
     TooLarge,
     #[error("the session could not be signed")]
     Signing,
+    #[error("the session was revoked; sign in again")]
+    Revoked,
+}
+
+/// What the IdP said about a login besides the identity: the names a
+/// logout or revocation from the IdP can use.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LoginRefs {
+    /// The SAML NameID Format of the subject.
+    pub subject_format: Option<String>,
+    /// OIDC `sid` claim or SAML `SessionIndex`.
+    pub idp_sid: Option<String>,
+    /// The SAML NameID when it is not the subject.
+    pub name_id: Option<String>,
 }
 
 impl SessionError {
@@ -101,6 +149,7 @@ impl SessionError {
             SessionError::WrongDomain => "wrong_domain",
             SessionError::TooLarge => "too_large",
             SessionError::Signing => "signing_failed",
+            SessionError::Revoked => "revoked",
         }
     }
 }
@@ -124,6 +173,9 @@ pub struct Sessions {
     validation: Validation,
     /// Cookies whose signature was already checked (see [`cache`]).
     cache: cache::VerifiedCache,
+    /// Checked after the signature on every verification, cache hits
+    /// included: a cached cookie never outlives its revocation.
+    revocations: Arc<crate::revocation::Revocations>,
 }
 
 impl Sessions {
@@ -146,7 +198,22 @@ impl Sessions {
             },
             validation,
             cache: cache::VerifiedCache::new(config.session.verify_cache_size, LEEWAY_SECS),
+            revocations: Arc::new(crate::revocation::Revocations::in_memory()),
         }
+    }
+
+    /// The same, checking sessions against `revocations` (shared by the
+    /// instance across configuration reloads).
+    pub fn with_revocations(
+        mut self,
+        revocations: Arc<crate::revocation::Revocations>,
+    ) -> Sessions {
+        self.revocations = revocations;
+        self
+    }
+
+    pub fn revocations(&self) -> &Arc<crate::revocation::Revocations> {
+        &self.revocations
     }
 
     pub fn cookie_name(&self) -> &str {
@@ -171,6 +238,9 @@ impl Sessions {
             extra: identity.extra.clone(),
             idp,
             sub_fmt: None,
+            sid: Some(sid::new(sid::ms_within(now))),
+            idp_sid: None,
+            name_id: None,
             auth_time: now,
             iat: now,
             exp: 0,
@@ -204,20 +274,22 @@ impl Sessions {
         idp: IdpKind,
         request_cookies: &[(&str, &str)],
     ) -> Result<Vec<String>, SessionError> {
-        self.mint_with_subject_format(identity, idp, None, request_cookies)
+        self.mint_login(identity, idp, &LoginRefs::default(), request_cookies)
     }
 
-    /// [`Self::mint`], remembering the NameID Format of the subject.
-    pub fn mint_with_subject_format(
+    /// [`Self::mint`], remembering what the IdP named the login by.
+    pub fn mint_login(
         &self,
         identity: &Identity,
         idp: IdpKind,
-        subject_format: Option<&str>,
+        refs: &LoginRefs,
         request_cookies: &[(&str, &str)],
     ) -> Result<Vec<String>, SessionError> {
         let now = now();
         let mut claims = self.claims_for(identity, idp, now);
-        claims.sub_fmt = subject_format.map(str::to_string);
+        claims.sub_fmt = refs.subject_format.clone();
+        claims.idp_sid = refs.idp_sid.clone();
+        claims.name_id = refs.name_id.clone().filter(|n| *n != claims.sub);
         self.cookies_for(&claims, request_cookies, now)
     }
 
@@ -323,6 +395,10 @@ impl Sessions {
         if claims.auth_time.saturating_add(self.lifetime.as_secs()) + LEEWAY_SECS < now {
             return Err(SessionError::Expired);
         }
+        if self.revocations.revokes(&claims.revocable()) {
+            crate::metrics::revoked_request();
+            return Err(SessionError::Revoked);
+        }
         let renewal = match self.inactivity {
             Some(idle) if now.saturating_sub(claims.iat) >= idle.as_secs() / 2 => {
                 let mut renewed = SessionClaims::clone(&claims);
@@ -379,7 +455,15 @@ mod tests {
                 .to_string()
         };
         let with = s
-            .mint_with_subject_format(&alice(), IdpKind::Saml, Some(fmt), &[])
+            .mint_login(
+                &alice(),
+                IdpKind::Saml,
+                &LoginRefs {
+                    subject_format: Some(fmt.into()),
+                    ..Default::default()
+                },
+                &[],
+            )
             .unwrap();
         assert_eq!(
             s.decode(&token_of(with)).unwrap().sub_fmt.as_deref(),
@@ -581,6 +665,139 @@ mod tests {
         // The expired entry is gone from the cache.
         let key = cache::token_hash(&token);
         assert!(s.cache.get(&key, t0 + 606).is_none());
+    }
+
+    fn revoked(target: crate::revocation::Target) -> Arc<crate::revocation::Revocations> {
+        let r = Arc::new(crate::revocation::Revocations::in_memory());
+        r.add(crate::revocation::Entry {
+            target,
+            at_ms: sid::now_ms() + 1,
+            source: crate::revocation::entry::Source::Cli,
+            by: "test".into(),
+        })
+        .unwrap();
+        r
+    }
+
+    #[test]
+    fn a_cached_verification_does_not_outlive_a_revocation() {
+        use crate::revocation::{Entry, Revocations, Target, entry::Source};
+        let list = Arc::new(Revocations::in_memory());
+        let s = Sessions::new(&config(""), Arc::new(KeyRing::generate()))
+            .with_revocations(list.clone());
+        let t0 = now();
+        let token = token_for(&s, t0, "alice-sub");
+        let bob = {
+            let mut c = s.claims_for(&alice(), IdpKind::Oidc, t0);
+            c.user = "bob".into();
+            c.sub = "bob-sub".into();
+            s.encode(&c).unwrap()
+        };
+        assert!(s.verify_token(&token, &[], t0).is_ok());
+        assert!(s.verify_token(&bob, &[], t0).is_ok());
+        assert_eq!(s.cache.len(), 2, "both are served from the cache now");
+        list.add(Entry {
+            target: Target::User("alice".into()),
+            at_ms: sid::now_ms() + 1,
+            source: Source::Cli,
+            by: "test".into(),
+        })
+        .unwrap();
+        assert_eq!(
+            s.verify_token(&token, &[], t0).unwrap_err(),
+            SessionError::Revoked
+        );
+        assert!(s.verify_token(&bob, &[], t0).is_ok(), "only alice is cut");
+    }
+
+    #[test]
+    fn every_kind_of_revocation_refuses_the_session() {
+        use crate::revocation::Target;
+        let ring = Arc::new(KeyRing::generate());
+        let plain = Sessions::new(&config(""), ring.clone());
+        let t0 = now();
+        let claims = plain.claims_for(&alice(), IdpKind::Oidc, t0);
+        let token = plain.encode(&claims).unwrap();
+        let sid = claims.sid.clone().unwrap();
+        for target in [
+            Target::All,
+            Target::User("alice".into()),
+            Target::Subject("alice-sub".into()),
+            Target::Session(sid),
+        ] {
+            let s =
+                Sessions::new(&config(""), ring.clone()).with_revocations(revoked(target.clone()));
+            assert_eq!(
+                s.verify_token(&token, &[], t0).unwrap_err(),
+                SessionError::Revoked,
+                "{target:?}"
+            );
+        }
+        for target in [
+            Target::User("alice2".into()),
+            Target::Subject("alice".into()),
+            Target::Session(sid::new(sid::now_ms())),
+        ] {
+            let s =
+                Sessions::new(&config(""), ring.clone()).with_revocations(revoked(target.clone()));
+            assert!(s.verify_token(&token, &[], t0).is_ok(), "{target:?}");
+        }
+    }
+
+    #[test]
+    fn the_session_id_keeps_a_large_session_in_as_many_cookies_as_before() {
+        let s = Sessions::new(&config(""), Arc::new(KeyRing::generate()));
+        // Entra ID sends group object ids: 36 characters each.
+        let groups: Vec<String> = (0..20)
+            .map(|i| format!("5f1c2a9e-7b3d-4e8f-9a60-0000000000{i:02}"))
+            .collect();
+        let id = Identity {
+            groups,
+            name: Some("Alice Example".into()),
+            ..alice()
+        };
+        let refs = LoginRefs {
+            idp_sid: Some("8e2f1c6a-3b5d-4c7e-9f10-2a4b6c8d0e1f".into()),
+            ..Default::default()
+        };
+        let with = s.mint_login(&id, IdpKind::Oidc, &refs, &[]).unwrap();
+        let mut before = s.claims_for(&id, IdpKind::Oidc, now());
+        before.sid = None;
+        let old_token = s.encode(&before).unwrap();
+        let new_token = with[0]
+            .split(';')
+            .next()
+            .unwrap()
+            .split_once('=')
+            .unwrap()
+            .1;
+        // One cookie, as before this session carried ids.
+        assert_eq!(with.len(), 1);
+        assert!(old_token.len() <= cookies::CHUNK_BYTES);
+        // The session id and the OP's session id cost about 100 bytes.
+        let grown = new_token.len() - old_token.len();
+        assert!(grown <= 110, "grew by {grown}");
+        let claims = s.decode(new_token).unwrap();
+        assert_eq!(claims.idp_sid, refs.idp_sid);
+        assert_eq!(claims.sid.as_deref().map(str::len), Some(22));
+    }
+
+    #[test]
+    fn renewal_keeps_the_session_id() {
+        let s = Sessions::new(
+            &config("session:\n  lifetime: 2h\n  inactivity_timeout: 10m\n"),
+            Arc::new(KeyRing::generate()),
+        );
+        let t0 = now();
+        let claims = s.claims_for(&alice(), IdpKind::Oidc, t0);
+        let token = s.encode(&claims).unwrap();
+        let set = s
+            .verify_token(&token, &[], t0 + 301)
+            .unwrap()
+            .renewal
+            .unwrap();
+        let value = set[0].split(';').next().unwrap().split_once('=').unwrap().1;
+        assert_eq!(s.decode(value).unwrap().sid, claims.sid);
     }
 
     #[test]

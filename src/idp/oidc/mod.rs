@@ -27,7 +27,7 @@ use crate::config::Config;
 use crate::config::oidc::{Oidc, ResponseMode, TokenEndpointAuth};
 use crate::identity::IdpKind;
 use crate::pages::{Page, PageKind};
-use crate::session::LoginFlow;
+use crate::session::{LoginFlow, LoginRefs};
 pub use callback_error::CallbackError;
 use provider::{ExtraClaims, Metadata, OidcClient, Provider, ProviderError};
 
@@ -328,7 +328,14 @@ impl OidcLogin {
             idp: IdpKind::Oidc,
             return_to: txn.return_to,
             set_cookies: std::mem::take(clear),
-            subject_format: None,
+            refs: LoginRefs {
+                // The OP's session: what a back-channel logout may name.
+                idp_sid: claims
+                    .get("sid")
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
+                ..Default::default()
+            },
         })
     }
 

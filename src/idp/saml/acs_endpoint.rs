@@ -23,7 +23,7 @@ use super::{ALLOWED_SIGNATURE_ALGORITHMS, SamlLogin, attributes};
 use crate::identity::{Identity, IdpKind};
 use crate::idp::{Completed, LoginCtx};
 use crate::policy::return_to::safe_return_path;
-use crate::session::LoginFlow;
+use crate::session::{LoginFlow, LoginRefs};
 
 /// A POSTed ACS form larger than this is refused unread (a response with
 /// hundreds of groups is still far below).
@@ -141,13 +141,19 @@ impl SamlLogin {
         let mut identity: Identity = attributes::identity(&assertion, &self.cfg.attributes)
             .map_err(|e| AcsError::Mapping(e.to_string()))?;
         identity.extra.retain(|k, _| self.wanted_extra.contains(k));
-        // Kept with the session when the subject is the NameID.
-        let subject_format = assertion
-            .subject
-            .as_ref()
-            .and_then(|s| s.name_id.as_ref())
-            .filter(|n| n.value.trim() == identity.subject)
-            .and_then(|n| n.format.clone());
+        let name_id = assertion.subject.as_ref().and_then(|s| s.name_id.as_ref());
+        let refs = LoginRefs {
+            // Kept with the session when the subject is the NameID.
+            subject_format: name_id
+                .filter(|n| n.value.trim() == identity.subject)
+                .and_then(|n| n.format.clone()),
+            idp_sid: assertion
+                .authn_statements
+                .iter()
+                .flatten()
+                .find_map(|a| a.session_index.clone()),
+            name_id: name_id.map(|n| n.value.trim().to_string()),
+        };
         let (return_to, set_cookies) = match txn {
             Some(t) => (t.return_to.clone(), vec![ctx.transactions.clear(&t.id)]),
             None => (
@@ -160,7 +166,7 @@ impl SamlLogin {
             idp: IdpKind::Saml,
             return_to,
             set_cookies,
-            subject_format,
+            refs,
         })
     }
 }

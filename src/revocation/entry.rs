@@ -1,0 +1,123 @@
+//! One revocation: what it names, since when, who asked.
+
+use serde::{Deserialize, Serialize};
+
+/// Clock difference between instances that an entry's end allows for.
+const LEEWAY_SECS: u64 = 5;
+
+/// What a revocation matches.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "value", rename_all = "snake_case")]
+pub enum Target {
+    /// One session, by its `sid`.
+    Session(String),
+    /// Every session of this user name (the user header's value) that
+    /// logged in before the entry was made.
+    User(String),
+    /// Every session of this IdP subject (OIDC `sub`, SAML NameID or the
+    /// mapped subject) that logged in before the entry was made.
+    Subject(String),
+    /// Every session that logged in before the entry was made.
+    All,
+}
+
+impl Target {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Target::Session(_) => "session",
+            Target::User(_) => "user",
+            Target::Subject(_) => "subject",
+            Target::All => "all",
+        }
+    }
+
+    pub fn value(&self) -> &str {
+        match self {
+            Target::Session(v) | Target::User(v) | Target::Subject(v) => v,
+            Target::All => "*",
+        }
+    }
+}
+
+/// Where a revocation came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// `portcullis revoke`.
+    Cli,
+}
+
+impl Source {
+    pub fn metric_label(self) -> &'static str {
+        match self {
+            Source::Cli => "cli",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    pub target: Target,
+    /// When it was made, in milliseconds since the epoch: sessions that
+    /// logged in before this are cut.
+    pub at_ms: u64,
+    pub source: Source,
+    /// Who asked (an operator's login name, an IdP): for the audit log.
+    pub by: String,
+}
+
+impl Entry {
+    /// Whether no session it could match can still be alive at `now_ms`:
+    /// every such session logged in before `at_ms` and lives at most
+    /// `lifetime_secs`.
+    pub fn expired(&self, lifetime_secs: u64, now_ms: u64) -> bool {
+        let end_secs = (self.at_ms / 1000)
+            .saturating_add(lifetime_secs)
+            .saturating_add(LEEWAY_SECS);
+        now_ms / 1000 > end_secs
+    }
+
+    /// Seconds since the epoch when it is forgotten.
+    pub fn expires(&self, lifetime_secs: u64) -> u64 {
+        (self.at_ms / 1000)
+            .saturating_add(lifetime_secs)
+            .saturating_add(LEEWAY_SECS)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lives_as_long_as_the_sessions_it_could_match() {
+        let e = Entry {
+            target: Target::All,
+            at_ms: 1_000_000,
+            source: Source::Cli,
+            by: "ops".into(),
+        };
+        // Made at second 1000; lifetime 3600; 5 s for the clocks.
+        assert!(!e.expired(3600, 4_605_000));
+        assert!(e.expired(3600, 4_606_000));
+    }
+
+    #[test]
+    fn file_form_is_stable() {
+        let e = Entry {
+            target: Target::User("alice".into()),
+            at_ms: 7,
+            source: Source::Cli,
+            by: "root".into(),
+        };
+        assert_eq!(
+            serde_json::to_string(&e).unwrap(),
+            r#"{"target":{"kind":"user","value":"alice"},"at_ms":7,"source":"cli","by":"root"}"#
+        );
+        let all: Entry = serde_json::from_str(
+            r#"{"target":{"kind":"all"},"at_ms":7,"source":"cli","by":"root"}"#,
+        )
+        .unwrap();
+        assert_eq!(all.target, Target::All);
+    }
+}
