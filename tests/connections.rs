@@ -435,7 +435,6 @@ async fn at_most_max_connections_are_served_at_once_and_the_rest_after() {
 
 #[test]
 fn check_config_refuses_absurd_connection_limits() {
-    let dir = tempfile::tempdir().unwrap();
     let mut cases = Cases::new();
     for (extra, field) in [
         ("connections:\n  max: 0\n", "connections.max:"),
@@ -473,18 +472,7 @@ fn check_config_refuses_absurd_connection_limits() {
             "headers.strip[0]:",
         ),
     ] {
-        let path = dir.path().join("c.yaml");
-        std::fs::write(
-            &path,
-            format!("domain: a.example.com\nupstream:\n  url: http://127.0.0.1:1\n{extra}"),
-        )
-        .unwrap();
-        let out = std::process::Command::new(bin())
-            .arg("--config")
-            .arg(&path)
-            .arg("check-config")
-            .output()
-            .unwrap();
+        let out = check_config_with(extra);
         let err = String::from_utf8_lossy(&out.stderr);
         cases.check(
             format!("{extra:?}"),

@@ -147,15 +147,7 @@ async fn forged_expired_and_foreign_sessions_are_refused() {
     let get = |cookie: String| {
         let c = c.clone();
         let url = gate.url("/x");
-        async move {
-            c.get(url)
-                .header("cookie", cookie)
-                .header("accept", "application/json")
-                .send()
-                .await
-                .unwrap()
-                .status()
-        }
+        async move { api_get(&c, url, &cookie).await.status() }
     };
     let good = gate.session_cookie(&alice());
     assert_eq!(get(good.clone()).await, 200);
@@ -497,13 +489,7 @@ async fn session_cookie_attributes_in_production_settings() {
     );
     // An unprefixed twin (planted from a sibling subdomain) is not read.
     let planted = cookie.replacen("__Host-", "", 1);
-    let r = client()
-        .get(gate.url("/"))
-        .header("cookie", planted)
-        .header("accept", "application/json")
-        .send()
-        .await
-        .unwrap();
+    let r = api_get(&client(), gate.url("/"), &planted).await;
     assert_eq!(r.status(), 401);
 }
 
@@ -724,13 +710,7 @@ async fn inactivity_timeout_renews_and_expires() {
         cl.iat = now - 1200;
         cl.exp = now - 600;
     });
-    let r = c
-        .get(gate.url("/"))
-        .header("cookie", idle)
-        .header("accept", "application/json")
-        .send()
-        .await
-        .unwrap();
+    let r = api_get(&c, gate.url("/"), &idle).await;
     assert_eq!(r.status(), 401);
 
     // Past the absolute lifetime, even if recently used: refused.
@@ -739,13 +719,7 @@ async fn inactivity_timeout_renews_and_expires() {
         cl.iat = now - 10;
         cl.exp = now + 590;
     });
-    let r = c
-        .get(gate.url("/"))
-        .header("cookie", old)
-        .header("accept", "application/json")
-        .send()
-        .await
-        .unwrap();
+    let r = api_get(&c, gate.url("/"), &old).await;
     assert_eq!(r.status(), 401);
 }
 

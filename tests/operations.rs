@@ -406,12 +406,7 @@ async fn metrics_parse_and_move_with_traffic() {
         .send()
         .await
         .unwrap();
-    c.get(gate.url("/api"))
-        .header("cookie", format!("{}x", cookie))
-        .header("accept", "application/json")
-        .send()
-        .await
-        .unwrap();
+    common::api_get(&c, gate.url("/api"), &format!("{cookie}x")).await;
 
     let after = scrape().await;
     let delta = |k: &str| get(&after, k) - get(&before, k);
@@ -553,16 +548,7 @@ async fn rotated_out_key_verifies_until_pruned() {
     let status = |cookie: String| {
         let c = c.clone();
         let url = gate.url("/");
-        async move {
-            c.get(url)
-                .header("cookie", cookie)
-                .header("accept", "application/json")
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        }
+        async move { common::api_get(&c, url, &cookie).await.status().as_u16() }
     };
     let old_cookie = gate.cookie(&alice());
     assert_eq!(status(old_cookie.clone()).await, 200);
@@ -687,7 +673,6 @@ fn reference_yaml_spells_out_the_defaults() {
 
 #[test]
 fn check_config_names_listen_socket_and_metrics_errors() {
-    let dir = tempfile::tempdir().unwrap();
     let mut cases = common::cases::Cases::new();
     for (extra, field, hint) in [
         (
@@ -721,18 +706,7 @@ fn check_config_names_listen_socket_and_metrics_errors() {
             "unknown key",
         ),
     ] {
-        let path = dir.path().join("c.yaml");
-        std::fs::write(
-            &path,
-            format!("domain: a.example.com\nupstream:\n  url: http://127.0.0.1:1\n{extra}"),
-        )
-        .unwrap();
-        let out = std::process::Command::new(common::bin())
-            .arg("--config")
-            .arg(&path)
-            .arg("check-config")
-            .output()
-            .unwrap();
+        let out = common::check_config_with(extra);
         let err = String::from_utf8_lossy(&out.stderr);
         cases.check(
             extra.trim_end(),

@@ -115,13 +115,7 @@ async fn upstream_down_is_502_and_hanging_is_504() {
     let up = TestUpstream::start().await;
     let gate = Gate::start(&base_yaml(&up.url(), "").replace("timeout: 3s", "timeout: 1s"));
     let cookie = gate.session_cookie(&alice());
-    let r = client()
-        .get(gate.url("/hang"))
-        .header("cookie", &cookie)
-        .header("accept", "application/json")
-        .send()
-        .await
-        .unwrap();
+    let r = api_get(&client(), gate.url("/hang"), &cookie).await;
     assert_eq!(r.status(), 504);
     let v: serde_json::Value = r.json().await.unwrap();
     assert_eq!(v["error"], "gateway_timeout");

@@ -19,7 +19,7 @@ use crate::config::Config;
 use crate::identity::{Identity, IdpKind};
 pub use cookies::CookieAttrs;
 pub use keyring::{KeyRing, KeyRingError};
-pub use transaction::{Transaction, TransactionError, Transactions};
+pub use transaction::{LoginFlow, Transaction, TransactionError, Transactions};
 
 pub use crate::INTERNAL_COOKIE_PREFIX;
 pub use crate::clock::now;

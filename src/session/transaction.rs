@@ -28,10 +28,38 @@ pub struct Transaction {
     /// Random, 128 bits, hex; also the OIDC `state` / SAML `RelayState`.
     pub id: String,
     pub return_to: String,
-    pub idp: IdpKind,
-    /// Flavour-specific fields (nonce, PKCE verifier, request id…).
-    pub data: serde_json::Value,
+    /// What the IdP's answer must be checked against, per login flavour.
+    pub flow: LoginFlow,
     pub exp: u64,
+}
+
+/// The flavour-specific half of a login transaction: typed, so each IdP
+/// module reads its own fields and a transaction of the other flavour
+/// cannot be mistaken for one of its own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "idp", rename_all = "lowercase")]
+pub enum LoginFlow {
+    Oidc {
+        /// The `nonce` the ID token must carry.
+        nonce: String,
+        /// The PKCE code verifier, when PKCE is on.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pkce_verifier: Option<String>,
+    },
+    Saml {
+        /// The AuthnRequest ID the Response's `InResponseTo` must name.
+        request_id: String,
+    },
+}
+
+impl LoginFlow {
+    /// Which kind of login this transaction belongs to.
+    pub fn idp(&self) -> IdpKind {
+        match self {
+            LoginFlow::Oidc { .. } => IdpKind::Oidc,
+            LoginFlow::Saml { .. } => IdpKind::Saml,
+        }
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -95,16 +123,14 @@ impl Transactions {
     /// Starts a transaction; returns it and the `Set-Cookie` value.
     pub fn begin(
         &self,
-        idp: IdpKind,
         return_to: &str,
-        data: serde_json::Value,
+        flow: LoginFlow,
     ) -> Result<(Transaction, String), TransactionError> {
         let exp = now() + self.lifetime.as_secs();
         let txn = Transaction {
             id: crate::random_id(16),
             return_to: return_to.to_string(),
-            idp,
-            data,
+            flow,
             exp,
         };
         let claims = Claims {
@@ -199,6 +225,19 @@ mod tests {
         Transactions::new(&c, ring)
     }
 
+    fn oidc_flow() -> LoginFlow {
+        LoginFlow::Oidc {
+            nonce: "n".into(),
+            pkce_verifier: None,
+        }
+    }
+
+    fn saml_flow() -> LoginFlow {
+        LoginFlow::Saml {
+            request_id: "_r".into(),
+        }
+    }
+
     fn cookie_pair(set_cookie: &str) -> (String, String) {
         let nv = set_cookie.split(';').next().unwrap();
         let (n, v) = nv.split_once('=').unwrap();
@@ -208,9 +247,7 @@ mod tests {
     #[test]
     fn round_trip_and_cross_site_attributes() {
         let t = txns("a.example.com", Arc::new(KeyRing::generate()));
-        let (txn, set) = t
-            .begin(IdpKind::Oidc, "/x", serde_json::json!({"nonce": "n"}))
-            .unwrap();
+        let (txn, set) = t.begin("/x", oidc_flow()).unwrap();
         assert_eq!(txn.id.len(), 32);
         assert!(set.starts_with("__Host-portcullis_txn_"));
         assert!(
@@ -223,14 +260,61 @@ mod tests {
     }
 
     #[test]
+    fn each_flavour_comes_back_typed() {
+        let t = txns("a.example.com", Arc::new(KeyRing::generate()));
+        let flows = [
+            LoginFlow::Oidc {
+                nonce: "nonce-1".into(),
+                pkce_verifier: Some("verifier-1".into()),
+            },
+            LoginFlow::Oidc {
+                nonce: "nonce-2".into(),
+                pkce_verifier: None,
+            },
+            LoginFlow::Saml {
+                request_id: "_req-3".into(),
+            },
+        ];
+        for flow in flows {
+            let (txn, set) = t.begin("/back", flow.clone()).unwrap();
+            let (n, v) = cookie_pair(&set);
+            let found = t.find(&[(&n, &v)], &txn.id).unwrap();
+            assert_eq!(found.flow, flow);
+            assert_eq!(found.return_to, "/back");
+        }
+    }
+
+    #[test]
+    fn flavours_serialise_tagged_by_idp() {
+        let oidc = LoginFlow::Oidc {
+            nonce: "n".into(),
+            pkce_verifier: Some("p".into()),
+        };
+        assert_eq!(
+            serde_json::to_string(&oidc).unwrap(),
+            r#"{"idp":"oidc","nonce":"n","pkce_verifier":"p"}"#
+        );
+        assert_eq!(oidc.idp(), IdpKind::Oidc);
+        let saml: LoginFlow = serde_json::from_str(r#"{"idp":"saml","request_id":"_r"}"#).unwrap();
+        assert_eq!(
+            saml,
+            LoginFlow::Saml {
+                request_id: "_r".into()
+            }
+        );
+        assert_eq!(saml.idp(), IdpKind::Saml);
+        // A SAML transaction lacking its request id, or an unknown flavour,
+        // does not decode: the ACS never sees a half transaction.
+        assert!(serde_json::from_str::<LoginFlow>(r#"{"idp":"saml"}"#).is_err());
+        assert!(serde_json::from_str::<LoginFlow>(r#"{"idp":"cas","request_id":"_r"}"#).is_err());
+        assert!(serde_json::from_str::<LoginFlow>(r#"{"idp":"oidc"}"#).is_err());
+    }
+
+    #[test]
     fn two_tabs_do_not_clobber() {
         let t = txns("a.example.com", Arc::new(KeyRing::generate()));
-        let (a, sa) = t
-            .begin(IdpKind::Oidc, "/a", serde_json::Value::Null)
-            .unwrap();
-        let (b, sb) = t
-            .begin(IdpKind::Oidc, "/b", serde_json::Value::Null)
-            .unwrap();
+        let (a, sa) = t.begin("/a", oidc_flow()).unwrap();
+        let (b, sb) = t.begin("/b", oidc_flow()).unwrap();
         let (na, va) = cookie_pair(&sa);
         let (nb, vb) = cookie_pair(&sb);
         let jar = [(na.as_str(), va.as_str()), (nb.as_str(), vb.as_str())];
@@ -243,12 +327,8 @@ mod tests {
         let ring = Arc::new(KeyRing::generate());
         let t = txns("a.example.com", ring.clone());
         let other = txns("b.example.com", ring);
-        let (a, sa) = t
-            .begin(IdpKind::Saml, "/a", serde_json::Value::Null)
-            .unwrap();
-        let (b, sb) = t
-            .begin(IdpKind::Saml, "/b", serde_json::Value::Null)
-            .unwrap();
+        let (a, sa) = t.begin("/a", saml_flow()).unwrap();
+        let (b, sb) = t.begin("/b", saml_flow()).unwrap();
         let (_, va) = cookie_pair(&sa);
         let (nb, _) = cookie_pair(&sb);
         // a's value under b's name.
@@ -257,9 +337,7 @@ mod tests {
             Err(TransactionError::Invalid)
         );
         // Minted for another domain with the same keys.
-        let (o, so) = other
-            .begin(IdpKind::Saml, "/", serde_json::Value::Null)
-            .unwrap();
+        let (o, so) = other.begin("/", saml_flow()).unwrap();
         let (_, vo) = cookie_pair(&so);
         let name = format!("__Host-portcullis_txn_{}", o.id);
         assert_eq!(
@@ -275,13 +353,7 @@ mod tests {
         let t = txns("a.example.com", Arc::new(KeyRing::generate()));
         // The README promises 4 unfinished logins per browser.
         let cookies: Vec<(String, String)> = (0..4)
-            .map(|_| {
-                cookie_pair(
-                    &t.begin(IdpKind::Oidc, "/", serde_json::Value::Null)
-                        .unwrap()
-                        .1,
-                )
-            })
+            .map(|_| cookie_pair(&t.begin("/", oidc_flow()).unwrap().1))
             .collect();
         let jar: Vec<(&str, &str)> = cookies
             .iter()
@@ -302,9 +374,7 @@ mod tests {
         .unwrap();
         let t = Transactions::new(&c, ring.clone());
         let s = super::super::Sessions::new(&c, ring);
-        let (_, set) = t
-            .begin(IdpKind::Oidc, "/", serde_json::Value::Null)
-            .unwrap();
+        let (_, set) = t.begin("/", oidc_flow()).unwrap();
         let (_, v) = cookie_pair(&set);
         assert!(s.decode(&v).is_err());
     }
@@ -318,8 +388,7 @@ mod tests {
             txn: Transaction {
                 id: id.into(),
                 return_to: "/".into(),
-                idp: IdpKind::Oidc,
-                data: serde_json::Value::Null,
+                flow: oidc_flow(),
                 exp,
             },
         };
@@ -356,9 +425,7 @@ mod tests {
         .unwrap();
         let t = Transactions::new(&c, Arc::new(KeyRing::generate()));
         let before = now();
-        let (txn, set) = t
-            .begin(IdpKind::Oidc, "/", serde_json::Value::Null)
-            .unwrap();
+        let (txn, set) = t.begin("/", oidc_flow()).unwrap();
         assert!(set.contains("; Max-Age=420;"), "{set}");
         assert!(
             (before + 420..=now() + 420).contains(&txn.exp),
@@ -403,13 +470,9 @@ mod tests {
     #[test]
     fn ids_are_32_hex_digits_and_odd_ones_are_never_looked_up() {
         let t = txns("a.example.com", Arc::new(KeyRing::generate()));
-        let (txn, _) = t
-            .begin(IdpKind::Oidc, "/", serde_json::Value::Null)
-            .unwrap();
+        let (txn, _) = t.begin("/", oidc_flow()).unwrap();
         assert!(txn.id.bytes().all(|b| b.is_ascii_hexdigit()));
-        let (other, _) = t
-            .begin(IdpKind::Oidc, "/", serde_json::Value::Null)
-            .unwrap();
+        let (other, _) = t.begin("/", oidc_flow()).unwrap();
         assert_ne!(txn.id, other.id);
         for odd in ["", "g1", "ab/cd", &"a".repeat(65)] {
             let name = t.cookie_name(odd);
@@ -435,9 +498,7 @@ mod tests {
         )
         .unwrap();
         let t = Transactions::new(&c, Arc::new(KeyRing::generate()));
-        let (txn, set) = t
-            .begin(IdpKind::Oidc, "/", serde_json::Value::Null)
-            .unwrap();
+        let (txn, set) = t.begin("/", oidc_flow()).unwrap();
         assert!(
             set.starts_with(&format!("portcullis_txn_{}=", txn.id)),
             "{set}"

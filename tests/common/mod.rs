@@ -508,6 +508,35 @@ pub fn client() -> reqwest::Client {
         .unwrap()
 }
 
+/// `portcullis check-config` on the smallest valid configuration plus
+/// `extra` (top-level YAML keys), as an operator would run it.
+pub fn check_config_with(extra: &str) -> std::process::Output {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.yaml");
+    std::fs::write(
+        &path,
+        format!("domain: a.example.com\nupstream:\n  url: http://127.0.0.1:1\n{extra}"),
+    )
+    .unwrap();
+    std::process::Command::new(bin())
+        .arg("--config")
+        .arg(&path)
+        .arg("check-config")
+        .output()
+        .unwrap()
+}
+
+/// An API client's GET with a session cookie: it accepts JSON, so a refusal
+/// is a 401 rather than a redirect to the IdP.
+pub async fn api_get(c: &reqwest::Client, url: String, cookie: &str) -> reqwest::Response {
+    c.get(url)
+        .header("cookie", cookie)
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap()
+}
+
 pub const BROWSER_ACCEPT: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
 
 pub mod cases;

@@ -27,7 +27,7 @@ use crate::config::Config;
 use crate::config::oidc::{Oidc, ResponseMode, TokenEndpointAuth};
 use crate::identity::IdpKind;
 use crate::pages::{Page, PageKind};
-use crate::session::LoginRefs;
+use crate::session::{LoginFlow, LoginRefs};
 pub use callback_error::CallbackError;
 use provider::{ExtraClaims, Metadata, OidcClient, Provider, ProviderError};
 
@@ -128,13 +128,13 @@ impl OidcLogin {
         let client = self.client(&loaded.metadata);
         let nonce = Nonce::new_random();
         let pkce = self.cfg.pkce.then(PkceCodeChallenge::new_random_sha256);
-        let data = serde_json::json!({
-            "nonce": nonce.secret(),
-            "pkce": pkce.as_ref().map(|(_, v)| v.secret().clone()),
-        });
+        let flow = LoginFlow::Oidc {
+            nonce: nonce.secret().clone(),
+            pkce_verifier: pkce.as_ref().map(|(_, v)| v.secret().clone()),
+        };
         let (txn, cookie) = ctx
             .transactions
-            .begin(IdpKind::Oidc, return_to, data)
+            .begin(return_to, flow)
             .map_err(|_| Page::new(PageKind::LoginFailed))?;
         let state = txn.id.clone();
         let mut request = client.authorize_url(
@@ -204,13 +204,16 @@ impl OidcLogin {
         let params = read_params(req).await?;
         let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
 
-        let txn = match ctx
+        let txn = ctx
             .transactions
             .find(ctx.request_cookies, get("state").unwrap_or(""))
-        {
-            Ok(t) if t.idp == IdpKind::Oidc => t,
-            Ok(_) => return Err(CallbackError::OtherLoginKind),
-            Err(e) => return Err(CallbackError::Transaction(e)),
+            .map_err(CallbackError::Transaction)?;
+        let LoginFlow::Oidc {
+            nonce,
+            pkce_verifier,
+        } = txn.flow
+        else {
+            return Err(CallbackError::OtherLoginKind);
         };
         clear.push(ctx.transactions.clear(&txn.id));
 
@@ -229,13 +232,10 @@ impl OidcLogin {
         let code = get("code").ok_or(CallbackError::NoCode)?;
         // Never compare against an empty nonce: a token with `nonce: ""`
         // would match it.
-        let nonce = txn
-            .data
-            .get("nonce")
-            .and_then(Value::as_str)
-            .filter(|n| !n.is_empty())
-            .map(|n| Nonce::new(n.to_string()))
-            .ok_or(CallbackError::NoNonce)?;
+        if nonce.is_empty() {
+            return Err(CallbackError::NoNonce);
+        }
+        let nonce = Nonce::new(nonce);
         let loaded = self
             .provider
             .current()
@@ -244,8 +244,8 @@ impl OidcLogin {
         let exchange = client
             .exchange_code(AuthorizationCode::new(code.to_string()))
             .map_err(|e| CallbackError::NoTokenEndpoint(e.to_string()))?;
-        let exchange = match txn.data.get("pkce").and_then(Value::as_str) {
-            Some(v) => exchange.set_pkce_verifier(PkceCodeVerifier::new(v.to_string())),
+        let exchange = match pkce_verifier {
+            Some(v) => exchange.set_pkce_verifier(PkceCodeVerifier::new(v)),
             None => exchange,
         };
         let token = exchange

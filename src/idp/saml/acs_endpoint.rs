@@ -23,7 +23,7 @@ use super::{ALLOWED_SIGNATURE_ALGORITHMS, SamlLogin, attributes};
 use crate::identity::{Identity, IdpKind};
 use crate::idp::{Completed, LoginCtx};
 use crate::policy::return_to::safe_return_path;
-use crate::session::LoginRefs;
+use crate::session::{LoginFlow, LoginRefs};
 
 /// A POSTed ACS form larger than this is refused unread (a response with
 /// hundreds of groups is still far below).
@@ -65,15 +65,12 @@ impl SamlLogin {
             .map(|r| ctx.transactions.find(ctx.request_cookies, r));
         let (txn, request_id) = match (lookup, &env.in_response_to) {
             (Some(Ok(txn)), irt) => {
-                let rid = txn
-                    .data
-                    .get("request_id")
-                    .and_then(|v| v.as_str())
-                    .filter(|_| txn.idp == IdpKind::Saml)
-                    .ok_or_else(|| {
-                        AcsError::Transaction("the transaction is not a SAML login".into())
-                    })?
-                    .to_string();
+                let LoginFlow::Saml { request_id: rid } = &txn.flow else {
+                    return Err(AcsError::Transaction(
+                        "the transaction is not a SAML login".into(),
+                    ));
+                };
+                let rid = rid.clone();
                 if irt.as_deref() != Some(rid.as_str()) {
                     return Err(AcsError::InResponseTo);
                 }

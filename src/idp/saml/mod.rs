@@ -57,8 +57,9 @@ use crate::Body;
 use crate::config::Config;
 use crate::config::saml::MetadataSource;
 use crate::config::saml::Saml as SamlConfig;
-use crate::identity::{Identity, IdpKind};
+use crate::identity::Identity;
 use crate::pages::{Page, PageKind};
+use crate::session::LoginFlow;
 
 /// Guard rail 3 (docs/design.md): samael accepts SHA-1 unless told otherwise.
 pub const ALLOWED_SIGNATURE_ALGORITHMS: &[AllowedSignatureAlgorithm] = &[
@@ -179,9 +180,10 @@ impl SamlLogin {
         let (txn, set_cookie) = ctx
             .transactions
             .begin(
-                IdpKind::Saml,
                 return_to,
-                serde_json::json!({ "request_id": request_id }),
+                LoginFlow::Saml {
+                    request_id: request_id.clone(),
+                },
             )
             .map_err(|_| Page::new(PageKind::LoginFailed))?;
         let sign = self.cfg.sign_requests.then_some(&self.keys.key);
