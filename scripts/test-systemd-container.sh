@@ -140,9 +140,16 @@ check "enable both instances" ns sh -c '
 echo "==> boot"
 systemd-nspawn -q --register=no --keep-unit -D "$root" --boot >target/nspawn-console.log 2>&1 &
 ct_pid=$!
-for _ in $(seq 100); do
-    leader=$(pgrep -P "$ct_pid" | head -1 || true)
-    [ -n "$leader" ] && break
+# The container's init: nspawn's first child may be a short-lived helper
+# that forks it and exits, so wait for the child that has become systemd.
+leader=
+for _ in $(seq 300); do
+    for p in $(pgrep -P "$ct_pid" || true); do
+        if [ "$(cat "/proc/$p/comm" 2>/dev/null)" = systemd ]; then
+            leader=$p
+            break 2
+        fi
+    done
     sleep 0.1
 done
 [ -n "$leader" ] || {
