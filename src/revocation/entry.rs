@@ -17,6 +17,10 @@ pub enum Target {
     /// Every session of this IdP subject (OIDC `sub`, SAML NameID or the
     /// mapped subject) that logged in before the entry was made.
     Subject(String),
+    /// Every session of this IdP session that logged in before the entry
+    /// was made: the OpenID Provider's `sid`, the SAML `SessionIndex` (the
+    /// session's `isid`).
+    IdpSession(String),
     /// Every session that logged in before the entry was made.
     All,
 }
@@ -27,13 +31,14 @@ impl Target {
             Target::Session(_) => "session",
             Target::User(_) => "user",
             Target::Subject(_) => "subject",
+            Target::IdpSession(_) => "idp_session",
             Target::All => "all",
         }
     }
 
     pub fn value(&self) -> &str {
         match self {
-            Target::Session(v) | Target::User(v) | Target::Subject(v) => v,
+            Target::Session(v) | Target::User(v) | Target::Subject(v) | Target::IdpSession(v) => v,
             Target::All => "*",
         }
     }
@@ -45,12 +50,22 @@ impl Target {
 pub enum Source {
     /// `portcullis revoke`.
     Cli,
+    /// An OpenID Connect back-channel logout token from the provider.
+    BackchannelLogout,
+    /// A SAML LogoutRequest from the IdP (redirect or SOAP binding).
+    SamlLogout,
+    /// A SCIM call from the IdP's provisioning (deactivation, deletion,
+    /// group removal).
+    Scim,
 }
 
 impl Source {
     pub fn metric_label(self) -> &'static str {
         match self {
             Source::Cli => "cli",
+            Source::BackchannelLogout => "backchannel_logout",
+            Source::SamlLogout => "saml_logout",
+            Source::Scim => "scim",
         }
     }
 }

@@ -16,6 +16,7 @@ pub struct Index {
     /// The latest `at_ms` per user name / subject.
     users: HashMap<String, u64>,
     subjects: HashMap<String, u64>,
+    idp_sessions: HashMap<String, u64>,
     /// Sessions that logged in before this are revoked (0: none).
     all_before: u64,
 }
@@ -42,6 +43,7 @@ impl Index {
             }
             Target::User(u) => latest(&mut self.users, u),
             Target::Subject(s) => latest(&mut self.subjects, s),
+            Target::IdpSession(s) => latest(&mut self.idp_sessions, s),
             Target::All => self.all_before = self.all_before.max(e.at_ms),
         }
     }
@@ -77,6 +79,7 @@ impl Index {
             || l.sid.is_some_and(|s| self.sessions.contains(s))
             || before(&self.users, l.user)
             || before(&self.subjects, l.subject)
+            || l.idp_session.is_some_and(|s| before(&self.idp_sessions, s))
     }
 
     pub fn len(&self) -> usize {
@@ -97,7 +100,7 @@ mod tests {
     use super::*;
     use crate::revocation::entry::Source;
 
-    struct Owned(u64, Option<String>, String, String);
+    struct Owned(u64, Option<String>, String, String, Option<String>);
 
     impl Owned {
         fn login(&self) -> Login<'_> {
@@ -106,12 +109,18 @@ mod tests {
                 sid: self.1.as_deref(),
                 user: &self.2,
                 subject: &self.3,
+                idp_session: self.4.as_deref(),
             }
         }
     }
 
     fn session(user: &str, sub: &str, at_ms: u64, sid: &str) -> Owned {
-        Owned(at_ms, Some(sid.into()), user.into(), sub.into())
+        Owned(at_ms, Some(sid.into()), user.into(), sub.into(), None)
+    }
+
+    fn at_idp(mut s: Owned, isid: &str) -> Owned {
+        s.4 = Some(isid.into());
+        s
     }
 
     fn entry(target: Target, at_ms: u64) -> Entry {
@@ -159,7 +168,25 @@ mod tests {
         // Same millisecond as the revocation: it was made after it.
         assert!(!i.revokes(&session("carol", "sub-c", t, "sid-c").login()));
         // A cookie without a session id is still cut by the others.
-        assert!(i.revokes(&Owned(t - 1000, None, "dave".into(), "sub-d".into()).login()));
+        assert!(i.revokes(&Owned(t - 1000, None, "dave".into(), "sub-d".into(), None).login()));
+
+        let mut i = Index::default();
+        i.insert(&entry(Target::IdpSession("op-1".into()), t));
+        let at_op1 = at_idp(session("alice", "sub-a", t - 1, "sid-a1"), "op-1");
+        let at_op2 = at_idp(session("alice", "sub-a", t - 1, "sid-a3"), "op-2");
+        assert!(i.revokes(&at_op1.login()));
+        assert!(
+            !i.revokes(&at_op2.login()),
+            "alice's session at another IdP session"
+        );
+        assert!(
+            !i.revokes(&alice.login()),
+            "a session without an IdP session id"
+        );
+        assert!(
+            !i.revokes(&at_idp(session("alice", "sub-a", t + 1, "sid-a4"), "op-1").login()),
+            "a login after the revocation"
+        );
     }
 
     #[test]

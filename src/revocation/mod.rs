@@ -36,6 +36,8 @@ pub struct Login<'a> {
     pub user: &'a str,
     /// The IdP's subject.
     pub subject: &'a str,
+    /// The IdP's session id (`isid`), when the IdP gave one.
+    pub idp_session: Option<&'a str>,
 }
 
 /// The instance's revocation list.

@@ -86,6 +86,7 @@ impl SessionClaims {
             sid: self.sid.as_deref(),
             user: &self.user,
             subject: &self.sub,
+            idp_session: self.idp_sid.as_deref(),
         }
     }
 
