@@ -207,6 +207,7 @@ fn decide(f: &Fixture, mut req: Request<()>, peer: IpAddr) -> Option<Request<()>
         request_id: &request_id,
         identity: allow.identity.as_ref(),
         strip_authorization: allow.token_in_authorization,
+        session: allow.session.as_ref(),
     };
     f.upstream
         .rewrite_request(&f.config, &mut req, &fwd, None)

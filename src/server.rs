@@ -111,6 +111,7 @@ impl App {
                         allow.identity.as_ref(),
                         allow.token_in_authorization,
                         assertion,
+                        allow.session.as_ref(),
                     )
                     .await;
                 for c in &allow.set_cookies {
@@ -357,9 +358,11 @@ impl App {
         identity: Option<&Identity>,
         strip_authorization: bool,
         assertion: Option<(&http::HeaderName, &HeaderValue)>,
+        session: Option<&crate::proxy::SessionBound>,
     ) -> Response<Body> {
         let fwd = Forward {
             assertion,
+            session,
             peer: rq.peer,
             peer_trusted: rq.peer_trusted,
             client_ip: rq.client_ip,

@@ -26,6 +26,7 @@ use super::request::{Asked, Mode, Target};
 use crate::config::Config;
 use crate::identity::Identity;
 use crate::policy::{self, Denied, path, return_to::safe_return_path};
+use crate::proxy::SessionBound;
 use crate::session::{Sessions, cookies};
 use crate::{RESERVED_PREFIX, audit, login_loop, metrics};
 
@@ -70,6 +71,9 @@ pub struct Allow {
     /// What a signed identity assertion says about where the identity came
     /// from; `None` on passthrough paths (no assertion).
     pub source: Option<crate::assertion::Source>,
+    /// The session that let the request in: a WebSocket or streaming
+    /// response ends with it. `None` for passthrough paths and tokens.
+    pub session: Option<SessionBound>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -176,6 +180,7 @@ fn judge(config: &Config, sessions: &Sessions, asked: &Asked<'_>) -> Decision {
             set_cookies: Vec::new(),
             token_in_authorization: presented.in_authorization,
             source: None,
+            session: None,
         });
     }
 
@@ -192,6 +197,7 @@ fn judge(config: &Config, sessions: &Sessions, asked: &Asked<'_>) -> Decision {
             set_cookies: Vec::new(),
             token_in_authorization: presented.in_authorization,
             source: Some(crate::assertion::Source::Token),
+            session: None,
         });
     }
 
@@ -215,12 +221,18 @@ fn judge(config: &Config, sessions: &Sessions, asked: &Asked<'_>) -> Decision {
                 .flatten()
                 .chain(login_loop::clear_if_present(&jar, sessions.attrs()))
                 .collect();
+            let session = SessionBound::new(
+                verified.claims.clone(),
+                sessions.ends_at(&verified.claims),
+                sessions.revocations().clone(),
+            );
             Decision::Allow(Allow {
                 via: Via::Session,
                 identity: Some(identity),
                 set_cookies,
                 token_in_authorization: presented.in_authorization,
                 source: Some(source),
+                session: Some(session),
             })
         }
         other => {

@@ -50,6 +50,7 @@ struct Metrics {
     revocations: Family<Labels, Counter>,
     revoked_requests: Counter,
     revocation_list: Gauge,
+    long_lived_closed: Family<Labels, Counter>,
     /// Unix seconds of the last successful IdP metadata load; 0: never.
     idp_loaded_at: AtomicI64,
 }
@@ -171,6 +172,12 @@ impl Metrics {
             "Revocation entries in force on this instance",
             revocation_list.clone(),
         );
+        let long_lived_closed = Family::<Labels, Counter>::default();
+        r.register(
+            "long_lived_closed",
+            "WebSockets and streaming responses closed because their session ended, by connection (websocket, stream) and reason (revoked, expired)",
+            long_lived_closed.clone(),
+        );
         r.register(
             "build",
             "Portcullis version",
@@ -196,6 +203,7 @@ impl Metrics {
             revocations,
             revoked_requests,
             revocation_list,
+            long_lived_closed,
             idp_loaded_at: AtomicI64::new(0),
         }
     }
@@ -316,6 +324,14 @@ pub fn revocation_list_size(entries: usize) {
     METRICS
         .revocation_list
         .set(i64::try_from(entries).unwrap_or(i64::MAX));
+}
+
+/// `connection`: `websocket` or `stream`; `reason`: `revoked` or `expired`.
+pub fn long_lived_closed(connection: &'static str, reason: &'static str) {
+    METRICS
+        .long_lived_closed
+        .get_or_create(&vec![("connection", connection), ("reason", reason)])
+        .inc();
 }
 
 /// `outcome`: `ended`, `no_session`, `ignored` or `refused`.

@@ -4,7 +4,8 @@
 //! verifications included), is kept in a file in the state directory
 //! ([`store`], written atomically, loaded at start), and a running
 //! instance picks up what `portcullis revoke` ([`command`]) wrote by
-//! watching that file ([`watch`]).
+//! watching that file ([`watch`]). Long-lived connections learn of new
+//! entries from [`notify`] and re-check their own session then.
 //!
 //! An entry ([`entry::Entry`]) names one session, every session of a user
 //! or IdP subject that logged in before it, or every session that logged
@@ -14,6 +15,7 @@
 pub mod command;
 pub mod entry;
 pub mod index;
+pub mod notify;
 pub mod store;
 pub mod watch;
 
@@ -49,6 +51,8 @@ pub struct Revocations {
     lifetime_secs: AtomicU64,
     /// What the file looked like when last read.
     seen: Mutex<Option<store::Stamp>>,
+    /// Bumped whenever entries came into force.
+    added: notify::Notifier,
 }
 
 impl Revocations {
@@ -59,6 +63,7 @@ impl Revocations {
             file: None,
             lifetime_secs: AtomicU64::new(u64::MAX / 4),
             seen: Mutex::new(None),
+            added: notify::Notifier::default(),
         }
     }
 
@@ -69,6 +74,7 @@ impl Revocations {
             file: Some(file.to_path_buf()),
             lifetime_secs: AtomicU64::new(lifetime_secs),
             seen: Mutex::new(None),
+            added: notify::Notifier::default(),
         };
         let (entries, stamp) = store::load(file)?;
         let now = crate::clock::now_ms();
@@ -107,6 +113,12 @@ impl Revocations {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Wakes at every batch of new entries: for connections that hold a
+    /// session open and re-check it then ([`notify`]).
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.added.subscribe()
     }
 
     /// Every entry in force, oldest first.
@@ -155,6 +167,11 @@ impl Revocations {
         let dropped = index.prune(lifetime, now);
         if added > 0 || dropped > 0 {
             crate::metrics::revocation_list_size(index.len());
+        }
+        // After the lock is released: the woken connections read the index.
+        drop(index);
+        if added > 0 {
+            self.added.bump();
         }
         added
     }

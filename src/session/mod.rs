@@ -414,6 +414,15 @@ impl Sessions {
         Ok(Verified { claims, renewal })
     }
 
+    /// When a verified session stops being accepted, in Unix seconds: its
+    /// `exp`, or the end of `session.lifetime` after login if that comes
+    /// first (the lifetime may have been shortened since it was minted).
+    pub fn ends_at(&self, claims: &SessionClaims) -> u64 {
+        claims
+            .exp
+            .min(claims.auth_time.saturating_add(self.lifetime.as_secs()))
+    }
+
     /// `Set-Cookie` values that end the session (logout).
     pub fn clear(&self, request_cookies: &[(&str, &str)]) -> Vec<String> {
         cookies::clear_chunked(request_cookies, &self.cookie_name, self.attrs)
