@@ -1,5 +1,6 @@
 //! Shared test harness: a real upstream HTTP server (echo, WebSocket echo,
-//! streaming download/upload, slow and hanging endpoints) and the real
+//! streaming download/upload, an endless slow stream, slow and hanging
+//! endpoints) and the real
 //! `portcullis` binary started with a generated configuration, both on
 //! loopback ports chosen at run time.
 
@@ -221,6 +222,24 @@ async fn upstream_handler(mut req: Request<Incoming>) -> Result<Response<BoxBody
         });
         return Ok(Response::builder()
             .header("content-length", total.to_string())
+            .body(BodyExt::boxed(StreamBody::new(stream)))
+            .unwrap());
+    }
+    if path == "/trickle" {
+        // A response that never ends by itself (a log tail, server-sent
+        // events): `tick N` every `ms` milliseconds, chunked.
+        let every = Duration::from_millis(param("ms").unwrap_or(100));
+        let stream = futures_util::stream::unfold(0u64, move |n| async move {
+            if n > 0 {
+                tokio::time::sleep(every).await;
+            }
+            Some((
+                Ok::<_, Infallible>(Frame::data(Bytes::from(format!("tick {n}\n")))),
+                n + 1,
+            ))
+        });
+        return Ok(Response::builder()
+            .header("content-type", "text/plain")
             .body(BodyExt::boxed(StreamBody::new(stream)))
             .unwrap());
     }
@@ -543,6 +562,7 @@ pub mod cases;
 pub mod oidc;
 pub mod paths;
 pub mod process;
+pub mod revoke;
 pub mod saml;
 pub mod spoofs;
 
