@@ -199,6 +199,10 @@ fn decide(f: &Fixture, mut req: Request<()>, peer: IpAddr) -> Option<Request<()>
             .map(|v| (a.header(), v)),
         _ => None,
     };
+    let session = allow.session.map(|claims| {
+        let ends_at = f.sessions.ends_at(&claims);
+        portcullis::proxy::SessionBound::new(claims, ends_at, f.sessions.revocations().clone())
+    });
     let fwd = Forward {
         assertion: assertion.as_ref().map(|(n, v)| (*n, v)),
         peer,
@@ -207,7 +211,7 @@ fn decide(f: &Fixture, mut req: Request<()>, peer: IpAddr) -> Option<Request<()>
         request_id: &request_id,
         identity: allow.identity.as_ref(),
         strip_authorization: allow.token_in_authorization,
-        session: allow.session.as_ref(),
+        session: session.as_ref(),
     };
     f.upstream
         .rewrite_request(&f.config, &mut req, &fwd, None)

@@ -104,6 +104,14 @@ impl App {
                     _ => None,
                 };
                 let assertion = assertion.as_ref().map(|(n, v)| (*n, v));
+                let session = allow.session.map(|claims| {
+                    let ends_at = self.sessions.ends_at(&claims);
+                    crate::proxy::SessionBound::new(
+                        claims,
+                        ends_at,
+                        self.sessions.revocations().clone(),
+                    )
+                });
                 let mut resp = self
                     .forward(
                         req,
@@ -111,7 +119,7 @@ impl App {
                         allow.identity.as_ref(),
                         allow.token_in_authorization,
                         assertion,
-                        allow.session.as_ref(),
+                        session.as_ref(),
                     )
                     .await;
                 for c in &allow.set_cookies {

@@ -19,6 +19,8 @@
 //! Metrics and audit events for all of that happen here, once; the callers
 //! only render the outcome.
 
+use std::sync::Arc;
+
 use http::Method;
 
 use super::original::OriginalError;
@@ -26,8 +28,7 @@ use super::request::{Asked, Mode, Target};
 use crate::config::Config;
 use crate::identity::Identity;
 use crate::policy::{self, Denied, path, return_to::safe_return_path};
-use crate::proxy::SessionBound;
-use crate::session::{Sessions, cookies};
+use crate::session::{SessionClaims, Sessions, cookies};
 use crate::{RESERVED_PREFIX, audit, login_loop, metrics};
 
 /// What to do with a request.
@@ -72,8 +73,9 @@ pub struct Allow {
     /// from; `None` on passthrough paths (no assertion).
     pub source: Option<crate::assertion::Source>,
     /// The session that let the request in: a WebSocket or streaming
-    /// response ends with it. `None` for passthrough paths and tokens.
-    pub session: Option<SessionBound>,
+    /// response ends with it (`proxy::SessionBound`). `None` for
+    /// passthrough paths and tokens.
+    pub session: Option<Arc<SessionClaims>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -221,18 +223,13 @@ fn judge(config: &Config, sessions: &Sessions, asked: &Asked<'_>) -> Decision {
                 .flatten()
                 .chain(login_loop::clear_if_present(&jar, sessions.attrs()))
                 .collect();
-            let session = SessionBound::new(
-                verified.claims.clone(),
-                sessions.ends_at(&verified.claims),
-                sessions.revocations().clone(),
-            );
             Decision::Allow(Allow {
                 via: Via::Session,
                 identity: Some(identity),
                 set_cookies,
                 token_in_authorization: presented.in_authorization,
                 source: Some(source),
-                session: Some(session),
+                session: Some(verified.claims),
             })
         }
         other => {

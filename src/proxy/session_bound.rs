@@ -68,6 +68,7 @@ impl Held {
 }
 
 impl SessionBound {
+    /// `ends_at`: `Sessions::ends_at` of the claims.
     pub fn new(
         claims: Arc<SessionClaims>,
         ends_at: u64,
