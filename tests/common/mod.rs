@@ -1,8 +1,7 @@
 //! Shared test harness: a real upstream HTTP server (echo, WebSocket echo,
 //! streaming download/upload, an endless slow stream, slow and hanging
-//! endpoints) and the real
-//! `portcullis` binary started with a generated configuration, both on
-//! loopback ports chosen at run time.
+//! endpoints) and the real `portcullis` binary started with a generated
+//! configuration, both on loopback ports chosen at run time.
 
 #![allow(dead_code)]
 
