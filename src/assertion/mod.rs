@@ -15,7 +15,7 @@ use http::HeaderValue;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::config::AssertionSettings;
+use crate::config;
 use crate::identity::{Identity, IdpKind};
 pub use keys::{AssertionKeyError, AssertionKeys};
 
@@ -59,7 +59,7 @@ const CACHE_MAX: usize = 16384;
 /// Mints assertions for one configuration.
 #[derive(Debug)]
 pub struct Assertions {
-    settings: AssertionSettings,
+    settings: config::Assertion,
     issuer: String,
     keys: AssertionKeys,
     /// Identity digest -> (header value, exp).
@@ -69,7 +69,7 @@ pub struct Assertions {
 impl Assertions {
     /// Loads (or creates) the key file.
     pub fn new(
-        settings: AssertionSettings,
+        settings: config::Assertion,
         public_origin: &str,
     ) -> Result<Assertions, AssertionKeyError> {
         let keys = AssertionKeys::load_or_create(&settings.key_file, settings.algorithm)?;
