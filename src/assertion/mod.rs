@@ -1,12 +1,12 @@
 //! The signed identity assertion: a short-lived JWT in a header of every
 //! forwarded authenticated request, signed with a key of its own
-//! ([`keys`]), so the app can check who is calling however its network is
+//! ([`signing_keys`]), so the app can check who is calling however its network is
 //! laid out. The public keys are served at `/.portcullis/jwks.json`.
 //!
 //! Signing costs more than the rest of a cached request, so an assertion is
 //! reused for the same identity while at least half its lifetime is left.
 
-pub mod keys;
+pub mod signing_keys;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config;
 use crate::identity::{Identity, IdpKind};
-pub use keys::{AssertionKeyError, AssertionKeys};
+pub use signing_keys::{AssertionKeyError, AssertionKeys};
 
 /// Where the identity came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
