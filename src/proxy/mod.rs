@@ -8,8 +8,6 @@ pub mod headers;
 pub mod session_bound;
 pub(crate) mod tls;
 
-use std::net::IpAddr;
-
 use base64::Engine;
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode, Uri, Version};
@@ -24,6 +22,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use crate::Body;
 use crate::config::Config;
 use crate::identity::Identity;
+use crate::request_ctx::RequestCtx;
 pub use session_bound::SessionBound;
 use session_bound::{Held, Watch};
 
@@ -48,10 +47,7 @@ pub enum UpstreamSetupError {
 /// Who is asking, as the forwarding step needs to know.
 #[derive(Debug, Clone, Copy)]
 pub struct Forward<'a> {
-    pub peer: IpAddr,
-    pub peer_trusted: bool,
-    pub client_ip: IpAddr,
-    pub request_id: &'a str,
+    pub ctx: RequestCtx<'a>,
     /// `None` on passthrough paths: no identity headers at all.
     pub identity: Option<&'a Identity>,
     /// `Authorization` carries a passthrough token: removed on every route.
@@ -147,7 +143,7 @@ impl UpstreamClient {
                 let upstream_upgrade = hyper::upgrade::on(&mut resp);
                 let watch = fwd
                     .session
-                    .map(|s| Watch::new(s.clone(), Held::WebSocket, fwd.request_id, fwd.client_ip));
+                    .map(|s| Watch::new(s.clone(), Held::WebSocket, fwd.ctx));
                 tokio::spawn(async move {
                     match tokio::try_join!(client_upgrade, upstream_upgrade) {
                         Ok((c, u)) => {
@@ -186,7 +182,7 @@ impl UpstreamClient {
                     && !resp.body().is_end_stream() =>
             {
                 resp.map(|b| {
-                    let watch = Watch::new(s.clone(), Held::Stream, fwd.request_id, fwd.client_ip);
+                    let watch = Watch::new(s.clone(), Held::Stream, fwd.ctx);
                     bound_body::BoundBody::new(b, watch).boxed_unsync()
                 })
             }
@@ -241,9 +237,9 @@ impl UpstreamClient {
         }
         headers::set_forwarded(
             h,
-            fwd.peer,
-            fwd.peer_trusted,
-            fwd.client_ip,
+            fwd.ctx.peer,
+            fwd.ctx.peer_trusted,
+            fwd.ctx.client_ip,
             config.scheme.as_str(),
             client_host.as_ref(),
         );
@@ -257,7 +253,7 @@ impl UpstreamClient {
         }
         // Ours, not the client's: the id in the upstream's log is the one
         // on Portcullis' log lines and pages.
-        if let Ok(v) = HeaderValue::from_str(fwd.request_id) {
+        if let Ok(v) = HeaderValue::from_str(fwd.ctx.request_id) {
             h.insert("x-request-id", v);
         }
         if let Some((name, value)) = fwd.assertion {

@@ -14,6 +14,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::request_ctx::RequestCtx;
 use crate::revocation::Revocations;
 use crate::session::SessionClaims;
 
@@ -125,16 +126,20 @@ pub struct Watch {
     bound: SessionBound,
     held: Held,
     request_id: String,
+    peer: IpAddr,
+    peer_trusted: bool,
     client_ip: IpAddr,
 }
 
 impl Watch {
-    pub fn new(bound: SessionBound, held: Held, request_id: &str, client_ip: IpAddr) -> Watch {
+    pub fn new(bound: SessionBound, held: Held, ctx: RequestCtx<'_>) -> Watch {
         Watch {
             bound,
             held,
-            request_id: request_id.to_string(),
-            client_ip,
+            request_id: ctx.request_id.to_string(),
+            peer: ctx.peer,
+            peer_trusted: ctx.peer_trusted,
+            client_ip: ctx.client_ip,
         }
     }
 
@@ -150,8 +155,10 @@ impl Watch {
             "closing a long-lived connection: its session ended"
         );
         crate::audit::long_lived_closed(
-            crate::audit::Ctx {
+            RequestCtx {
                 request_id: &self.request_id,
+                peer: self.peer,
+                peer_trusted: self.peer_trusted,
                 client_ip: self.client_ip,
             },
             &self.bound.claims.user,
