@@ -7,6 +7,7 @@ pub mod assertion;
 mod metrics;
 mod model;
 pub mod oidc;
+pub mod revocation;
 pub mod saml;
 mod trusted_proxies;
 mod validate;
@@ -20,6 +21,7 @@ use serde_saphyr::figment::Yaml;
 pub use assertion::{AssertionAlg, AssertionSettings};
 pub use metrics::{MetricsConfig, MetricsSettings};
 pub use model::{HeaderFamily, LogFormat, LoginConfig, PagesConfig, RawConfig, Scheme};
+pub use revocation::{RedisStore, Revocation};
 pub use validate::{
     Access, BasicAuth, Config, Connections, HeaderPattern, Headers, Hosts, Passthrough, PathRule,
     PathRuleKind, Session, Token, Upstream,

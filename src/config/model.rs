@@ -39,7 +39,7 @@ pub struct RawConfig {
     pub session: SessionConfig,
     /// `None` also for a section with only comments in it.
     #[serde(default)]
-    pub revocation: Option<RevocationConfig>,
+    pub revocation: Option<super::revocation::RevocationConfig>,
     #[serde(default)]
     pub passthrough: PassthroughConfig,
     #[serde(default)]
@@ -63,14 +63,6 @@ pub struct RawConfig {
     pub forward_auth: ForwardAuthConfig,
     #[serde(default)]
     pub assertion: super::assertion::AssertionConfig,
-}
-
-/// Where revoked sessions are remembered.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RevocationConfig {
-    /// The list's file; default `revocations.json` in the state directory.
-    pub file: Option<PathBuf>,
 }
 
 /// Forward-auth mode (`/.portcullis/auth`).

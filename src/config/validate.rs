@@ -13,6 +13,7 @@ use url::Url;
 
 use super::FieldError;
 use super::model::{LogConfig, LoginConfig, PagesConfig, RawConfig, Scheme};
+use super::revocation::Revocation;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -100,12 +101,6 @@ pub struct Session {
     pub secure_cookie: bool,
     /// Verified-cookie cache entries; 0 = off.
     pub verify_cache_size: usize,
-}
-
-#[derive(Debug, Clone)]
-pub struct Revocation {
-    /// The revocation list's file.
-    pub file: PathBuf,
 }
 
 #[derive(Debug, Clone)]
@@ -336,19 +331,32 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, Vec<FieldError>> {
         errs.add("login.loop_max", "must be at least 1");
     }
 
-    let revocation = Revocation {
-        file: raw
-            .revocation
-            .as_ref()
-            .and_then(|r| r.file.clone())
-            .unwrap_or_else(|| state_dir.join("revocations.json")),
+    let revocation = match raw
+        .revocation
+        .clone()
+        .unwrap_or_default()
+        .validate(&domain, &state_dir)
+    {
+        Ok(r) => Some(r),
+        Err(e) => {
+            for (field, message) in e {
+                errs.add(field, message);
+            }
+            None
+        }
     };
 
     if !errs.0.is_empty() {
         return Err(errs.0);
     }
-    let (Some(upstream), Some(passthrough), Some(headers), Some(access), Some(metrics)) =
-        (upstream, passthrough, headers, access, metrics)
+    let (
+        Some(upstream),
+        Some(passthrough),
+        Some(headers),
+        Some(access),
+        Some(metrics),
+        Some(revocation),
+    ) = (upstream, passthrough, headers, access, metrics, revocation)
     else {
         return Err(errs.0);
     };

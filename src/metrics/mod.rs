@@ -50,6 +50,7 @@ struct Metrics {
     revocations: Family<Labels, Counter>,
     revoked_requests: Counter,
     revocation_list: Gauge,
+    revocation_store_up: Gauge,
     /// Unix seconds of the last successful IdP metadata load; 0: never.
     idp_loaded_at: AtomicI64,
 }
@@ -171,6 +172,12 @@ impl Metrics {
             "Revocation entries in force on this instance",
             revocation_list.clone(),
         );
+        let revocation_store_up = Gauge::default();
+        r.register(
+            "revocation_store_up",
+            "1 while the shared revocation store (Redis, revocation.redis_url) is reachable, else 0 (always 0 without one)",
+            revocation_store_up.clone(),
+        );
         r.register(
             "build",
             "Portcullis version",
@@ -196,6 +203,7 @@ impl Metrics {
             revocations,
             revoked_requests,
             revocation_list,
+            revocation_store_up,
             idp_loaded_at: AtomicI64::new(0),
         }
     }
@@ -316,6 +324,11 @@ pub fn revocation_list_size(entries: usize) {
     METRICS
         .revocation_list
         .set(i64::try_from(entries).unwrap_or(i64::MAX));
+}
+
+/// Whether the shared revocation store (Redis) is reachable.
+pub fn revocation_store_up(up: bool) {
+    METRICS.revocation_store_up.set(i64::from(up));
 }
 
 /// `outcome`: `ended`, `no_session`, `ignored` or `refused`.

@@ -543,6 +543,8 @@ pub mod cases;
 pub mod oidc;
 pub mod paths;
 pub mod process;
+pub mod redis;
+pub mod revocation;
 pub mod saml;
 pub mod spoofs;
 
