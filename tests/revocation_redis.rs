@@ -332,3 +332,47 @@ async fn a_tls_redis_whose_ca_is_not_trusted_is_down() {
         down[0]
     );
 }
+
+#[test]
+fn check_config_names_a_bad_redis_setting_and_never_prints_the_password() {
+    let mut cases = common::cases::Cases::new();
+    for (extra, field, hint) in [
+        (
+            "revocation:\n  redis_url: http://:hunter2@r.example.com\n",
+            "revocation.redis_url",
+            "use `redis://` or, for TLS, `rediss://`",
+        ),
+        (
+            "revocation:\n  redis_url: redis://:hunter2@r.example.com/x\n",
+            "revocation.redis_url",
+            "is not a Redis URL the client accepts",
+        ),
+        (
+            "revocation:\n  redis_url: redis://r.example.com\n  redis_password_file: /nonexistent/redis-pw\n",
+            "revocation.redis_password_file",
+            "cannot read `/nonexistent/redis-pw`",
+        ),
+        (
+            "revocation:\n  redis_url: redis://r.example.com\n  redis_ca_file: /etc/hostname\n",
+            "revocation.redis_ca_file",
+            "applies only to TLS",
+        ),
+    ] {
+        let out = common::check_config_with(extra);
+        let err = String::from_utf8_lossy(&out.stderr);
+        cases.check(
+            extra.trim_end(),
+            out.status.code() == Some(1)
+                && err.contains(&format!("{field}: "))
+                && err.contains(hint)
+                && !err.contains("hunter2"),
+            || {
+                format!(
+                    "exit {:?}, expected 1 naming `{field}` with `{hint}`: {err}",
+                    out.status.code()
+                )
+            },
+        );
+    }
+    cases.finish();
+}
