@@ -1,29 +1,12 @@
-//! The `revocation` section: where the list of revoked sessions lives (a
-//! file in the state directory, and optionally Redis, shared by every
-//! instance of the domain).
+//! The checked `revocation:` section ([`Revocation`]) and its checks: where
+//! the list of revoked sessions lives (a file in the state directory, and
+//! optionally Redis, shared by every instance of the domain). The YAML form
+//! is `raw::Revocation`.
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
-
-/// Where revoked sessions are remembered.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RevocationConfig {
-    /// The list's file; default `revocations.json` in the state directory.
-    pub file: Option<PathBuf>,
-    /// `redis://` or `rediss://` (TLS): the Redis that the instances of
-    /// this domain share their revocations through.
-    pub redis_url: Option<String>,
-    /// A file holding the Redis password (instead of one in the URL).
-    pub redis_password_file: Option<PathBuf>,
-    /// PEM CA certificates for a `rediss://` server not signed by a CA of
-    /// the system store.
-    pub redis_ca_file: Option<PathBuf>,
-    /// Prefix of the Redis key and channel; default `portcullis:DOMAIN`, so
-    /// several protected domains can share one Redis.
-    pub redis_key_prefix: Option<String>,
-}
+use super::FieldError;
+use super::raw;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Revocation {
@@ -75,175 +58,178 @@ impl RedisStore {
     }
 }
 
-impl RevocationConfig {
-    /// Checks the section; each error is `(field, message)`.
-    pub fn validate(
-        &self,
-        domain: &str,
-        state_dir: &Path,
-    ) -> Result<Revocation, Vec<(String, String)>> {
-        let mut errs = Vec::new();
-        let file = self
-            .file
-            .clone()
-            .unwrap_or_else(|| state_dir.join("revocations.json"));
-        let redis = match &self.redis_url {
-            Some(url) => self.redis(url, domain, &mut errs),
-            None => {
-                for (set, field) in [
-                    (self.redis_password_file.is_some(), "redis_password_file"),
-                    (self.redis_ca_file.is_some(), "redis_ca_file"),
-                    (self.redis_key_prefix.is_some(), "redis_key_prefix"),
-                ] {
-                    if set {
-                        errs.push((
-                            format!("revocation.{field}"),
-                            "applies only with `revocation.redis_url`; set that too, or remove this".into(),
-                        ));
-                    }
+/// Checks the section, adding one error per bad field to `errs`.
+pub(super) fn validate(
+    raw: &raw::Revocation,
+    domain: &str,
+    state_dir: &Path,
+    errs: &mut Vec<FieldError>,
+) -> Option<Revocation> {
+    let mut found = Vec::new();
+    let file = raw
+        .file
+        .clone()
+        .unwrap_or_else(|| state_dir.join("revocations.json"));
+    let redis = match &raw.redis_url {
+        Some(url) => redis(raw, url, domain, &mut found),
+        None => {
+            for (set, field) in [
+                (raw.redis_password_file.is_some(), "redis_password_file"),
+                (raw.redis_ca_file.is_some(), "redis_ca_file"),
+                (raw.redis_key_prefix.is_some(), "redis_key_prefix"),
+            ] {
+                if set {
+                    found.push((
+                        format!("revocation.{field}"),
+                        "applies only with `revocation.redis_url`; set that too, or remove this"
+                            .into(),
+                    ));
                 }
-                None
             }
-        };
-        if errs.is_empty() {
-            Ok(Revocation { file, redis })
-        } else {
-            Err(errs)
+            None
         }
+    };
+    if !found.is_empty() {
+        errs.extend(
+            found
+                .into_iter()
+                .map(|(field, message)| FieldError { field, message }),
+        );
+        return None;
     }
+    Some(Revocation { file, redis })
+}
 
-    fn redis(
-        &self,
-        raw: &str,
-        domain: &str,
-        errs: &mut Vec<(String, String)>,
-    ) -> Option<RedisStore> {
-        let field = "revocation.redis_url".to_string();
-        // The messages never repeat the URL: it may carry a password.
-        let url = match url::Url::parse(raw.trim()) {
-            Ok(u) => u,
-            Err(e) => {
-                errs.push((
-                    field,
-                    format!("is not a URL ({e}): write e.g. `redis://127.0.0.1:6379` or `rediss://redis.example.com:6380`"),
-                ));
-                return None;
-            }
-        };
-        let tls = match url.scheme() {
-            "redis" => false,
-            "rediss" => true,
-            other => {
-                errs.push((
-                    field,
-                    format!("has the scheme `{other}`: use `redis://` or, for TLS, `rediss://`"),
-                ));
-                return None;
-            }
-        };
-        let Some(host) = url.host_str().filter(|h| !h.is_empty()) else {
+fn redis(
+    section: &raw::Revocation,
+    raw: &str,
+    domain: &str,
+    errs: &mut Vec<(String, String)>,
+) -> Option<RedisStore> {
+    let field = "revocation.redis_url".to_string();
+    // The messages never repeat the URL: it may carry a password.
+    let url = match url::Url::parse(raw.trim()) {
+        Ok(u) => u,
+        Err(e) => {
             errs.push((
                 field,
-                "has no host: write e.g. `redis://127.0.0.1:6379`".into(),
-            ));
-            return None;
-        };
-        if url.query().is_some() || url.fragment().is_some() {
-            errs.push((
-                field,
-                "must not have a query or fragment: the database number goes in the path (`redis://host/2`)".into(),
+                format!("is not a URL ({e}): write e.g. `redis://127.0.0.1:6379` or `rediss://redis.example.com:6380`"),
             ));
             return None;
         }
-        let address = format!("{host}:{}", url.port().unwrap_or(6379));
-        if let Err(e) = redis::IntoConnectionInfo::into_connection_info(url.as_str()) {
+    };
+    let tls = match url.scheme() {
+        "redis" => false,
+        "rediss" => true,
+        other => {
             errs.push((
                 field,
-                format!(
-                    "is not a Redis URL the client accepts ({}): write e.g. `redis://127.0.0.1:6379/0`",
-                    e.detail().unwrap_or("invalid")
-                ),
+                format!("has the scheme `{other}`: use `redis://` or, for TLS, `rediss://`"),
             ));
             return None;
         }
-        let password = match &self.redis_password_file {
-            None => None,
-            Some(_) if url.password().is_some() => {
+    };
+    let Some(host) = url.host_str().filter(|h| !h.is_empty()) else {
+        errs.push((
+            field,
+            "has no host: write e.g. `redis://127.0.0.1:6379`".into(),
+        ));
+        return None;
+    };
+    if url.query().is_some() || url.fragment().is_some() {
+        errs.push((
+            field,
+            "must not have a query or fragment: the database number goes in the path (`redis://host/2`)".into(),
+        ));
+        return None;
+    }
+    let address = format!("{host}:{}", url.port().unwrap_or(6379));
+    if let Err(e) = redis::IntoConnectionInfo::into_connection_info(url.as_str()) {
+        errs.push((
+            field,
+            format!(
+                "is not a Redis URL the client accepts ({}): write e.g. `redis://127.0.0.1:6379/0`",
+                e.detail().unwrap_or("invalid")
+            ),
+        ));
+        return None;
+    }
+    let password = match &section.redis_password_file {
+        None => None,
+        Some(_) if url.password().is_some() => {
+            errs.push((
+                "revocation.redis_password_file".into(),
+                "the password is also in `revocation.redis_url`: keep it in one place (the file is better: URLs end up in shell histories)".into(),
+            ));
+            None
+        }
+        Some(f) => match std::fs::read_to_string(f) {
+            Ok(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
+            Ok(_) => {
                 errs.push((
                     "revocation.redis_password_file".into(),
-                    "the password is also in `revocation.redis_url`: keep it in one place (the file is better: URLs end up in shell histories)".into(),
+                    format!("`{}` is empty: put the Redis password in it", f.display()),
                 ));
                 None
             }
-            Some(f) => match std::fs::read_to_string(f) {
-                Ok(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
-                Ok(_) => {
-                    errs.push((
-                        "revocation.redis_password_file".into(),
-                        format!("`{}` is empty: put the Redis password in it", f.display()),
-                    ));
-                    None
-                }
-                Err(e) => {
-                    errs.push((
-                        "revocation.redis_password_file".into(),
-                        format!(
-                            "cannot read `{}`: {e}; check the path and that the portcullis user may read it",
-                            f.display()
-                        ),
-                    ));
-                    None
-                }
-            },
-        };
-        let ca_pem = match &self.redis_ca_file {
-            None => None,
-            Some(_) if !tls => {
+            Err(e) => {
+                errs.push((
+                    "revocation.redis_password_file".into(),
+                    format!(
+                        "cannot read `{}`: {e}; check the path and that the portcullis user may read it",
+                        f.display()
+                    ),
+                ));
+                None
+            }
+        },
+    };
+    let ca_pem = match &section.redis_ca_file {
+        None => None,
+        Some(_) if !tls => {
+            errs.push((
+                "revocation.redis_ca_file".into(),
+                "applies only to TLS: use a `rediss://` URL, or remove this".into(),
+            ));
+            None
+        }
+        Some(f) => match std::fs::read(f) {
+            Ok(pem) if pem.windows(11).any(|w| w == b"-----BEGIN ") => Some(pem),
+            Ok(_) => {
                 errs.push((
                     "revocation.redis_ca_file".into(),
-                    "applies only to TLS: use a `rediss://` URL, or remove this".into(),
+                    format!("`{}` holds no PEM certificate", f.display()),
                 ));
                 None
             }
-            Some(f) => match std::fs::read(f) {
-                Ok(pem) if pem.windows(11).any(|w| w == b"-----BEGIN ") => Some(pem),
-                Ok(_) => {
-                    errs.push((
-                        "revocation.redis_ca_file".into(),
-                        format!("`{}` holds no PEM certificate", f.display()),
-                    ));
-                    None
-                }
-                Err(e) => {
-                    errs.push((
-                        "revocation.redis_ca_file".into(),
-                        format!("cannot read `{}`: {e}", f.display()),
-                    ));
-                    None
-                }
-            },
-        };
-        let key_prefix = match &self.redis_key_prefix {
-            Some(p) if p.trim().is_empty() || p.chars().any(|c| c.is_whitespace()) => {
+            Err(e) => {
                 errs.push((
-                    "revocation.redis_key_prefix".into(),
-                    "must be a non-empty word without spaces, e.g. `portcullis:app.example.com`"
-                        .into(),
+                    "revocation.redis_ca_file".into(),
+                    format!("cannot read `{}`: {e}", f.display()),
                 ));
-                return None;
+                None
             }
-            Some(p) => p.clone(),
-            None => format!("portcullis:{domain}"),
-        };
-        Some(RedisStore {
-            url: url.as_str().to_string(),
-            password,
-            ca_pem,
-            key_prefix,
-            address,
-            tls,
-        })
-    }
+        },
+    };
+    let key_prefix = match &section.redis_key_prefix {
+        Some(p) if p.trim().is_empty() || p.chars().any(|c| c.is_whitespace()) => {
+            errs.push((
+                "revocation.redis_key_prefix".into(),
+                "must be a non-empty word without spaces, e.g. `portcullis:app.example.com`".into(),
+            ));
+            return None;
+        }
+        Some(p) => p.clone(),
+        None => format!("portcullis:{domain}"),
+    };
+    Some(RedisStore {
+        url: url.as_str().to_string(),
+        password,
+        ca_pem,
+        key_prefix,
+        address,
+        tls,
+    })
 }
 
 #[cfg(test)]
@@ -251,8 +237,10 @@ mod tests {
     use super::*;
 
     fn check(yaml: &str) -> Result<Revocation, Vec<(String, String)>> {
-        let c: RevocationConfig = serde_saphyr::from_str(yaml).unwrap();
-        c.validate("app.example.com", Path::new("/var/lib/p"))
+        let c: raw::Revocation = serde_saphyr::from_str(yaml).unwrap();
+        let mut errs = Vec::new();
+        validate(&c, "app.example.com", Path::new("/var/lib/p"), &mut errs)
+            .ok_or_else(|| errs.into_iter().map(|e| (e.field, e.message)).collect())
     }
 
     #[test]
