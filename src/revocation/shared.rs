@@ -193,7 +193,7 @@ impl Session<'_> {
                     self.publish(&mut conn, &e).await?;
                 }
                 _ = heartbeat.tick() => {
-                    within(sink.ping::<String>()).await?;
+                    within(sink.ping::<redis::Value>()).await?;
                     self.trim(&mut conn).await?;
                 }
             }
