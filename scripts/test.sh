@@ -91,7 +91,7 @@ setup() {
     # PyJWT (Debian's python3) verifies identity assertions as an app would.
     # shellcheck disable=SC2046
     ensure_apt ca-certificates build-essential pkg-config libxmlsec1-dev libclang-dev \
-        chromium chromium-driver python3-jwt python3-cryptography \
+        chromium chromium-driver python3-jwt python3-cryptography redis-server \
         $(cat scripts/apt-packages-ship.txt) &&
         ensure_rust &&
         ensure_rust_components &&

@@ -59,6 +59,8 @@ pub struct Fixed {
     pub connections_max: usize,
     /// The running list stays on its file until a restart.
     pub revocation_file: PathBuf,
+    /// The running instance stays on its Redis until a restart.
+    pub revocation_redis: Option<crate::config::RedisStore>,
 }
 
 impl Fixed {
@@ -69,6 +71,7 @@ impl Fixed {
             metrics_listen: config.metrics.listen,
             connections_max: config.connections.max,
             revocation_file: config.revocation.file.clone(),
+            revocation_redis: config.revocation.redis.clone(),
         }
     }
 }
@@ -99,7 +102,7 @@ pub async fn reload(
         tracing::warn!(
             running = %fixed.listen,
             configured = %new_fixed.listen,
-            "listen, listen_socket_mode, metrics.listen, connections.max or revocation.file changed: these take effect only after a restart (systemctl restart portcullis@NAME); everything else of the new configuration is applied now"
+            "listen, listen_socket_mode, metrics.listen, connections.max, revocation.file or the revocation.redis_* settings changed: these take effect only after a restart (systemctl restart portcullis@NAME); everything else of the new configuration is applied now"
         );
     }
     shared.store(Arc::new(app));

@@ -8,7 +8,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::revoke::{login, metric, revoke};
+use common::revocation::{login, metric, revoke};
 use common::{Gate, TestUpstream, alice, base_yaml, bob, client, mint_cookie};
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::{self, Message};

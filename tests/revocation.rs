@@ -8,21 +8,9 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::revoke::{cli, login, metric, revoke};
-use common::{Gate, TestUpstream, alice, base_yaml, bin, bob, client};
+use common::revocation::{cli, login, metric, revoke, status};
+use common::{Gate, TestUpstream, alice, base_yaml, bin, bob};
 use portcullis::identity::Identity;
-
-async fn status(gate: &Gate, cookie: &str) -> u16 {
-    client()
-        .get(gate.url("/app/page"))
-        .header("cookie", cookie)
-        .header("accept", "application/json")
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
-}
 
 #[tokio::test]
 async fn revoke_all_logs_everyone_out_without_a_key_change_and_new_sessions_work() {

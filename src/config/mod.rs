@@ -8,7 +8,7 @@
 //! checked types carry the same name here (`config::Upstream`). `checked`
 //! holds the checked types of the sections without a file of their own,
 //! `validate` the checks; a section with its own file (`oidc`, `saml`,
-//! `metrics`, `assertion`) has its checked type and checks in that file
+//! `metrics`, `assertion`, `revocation`) has its checked type and checks in that file
 //! and its raw type in the same name under `raw/`.
 
 pub mod assertion;
@@ -16,6 +16,7 @@ mod checked;
 mod metrics;
 pub mod oidc;
 mod raw;
+mod revocation;
 pub mod saml;
 mod trusted_proxies;
 mod validate;
@@ -29,12 +30,13 @@ use serde_saphyr::figment::Yaml;
 pub use assertion::{Assertion, AssertionAlg};
 pub use checked::{
     Access, BasicAuth, Config, Connections, HeaderPattern, Headers, Hosts, Passthrough, PathRule,
-    PathRuleKind, Revocation, Session, Token, Upstream,
+    PathRuleKind, Session, Token, Upstream,
 };
 pub use metrics::Metrics;
 /// Sections and values used as written: their types are all the checking
 /// they need, so the checked form is the raw one.
 pub use raw::{HeaderFamily, Log, LogFormat, Login, Pages, Scheme};
+pub use revocation::{RedisStore, Revocation};
 
 /// Prefix of the environment variables that override the file.
 pub const ENV_PREFIX: &str = "PORTCULLIS_";

@@ -15,7 +15,7 @@ use url::Url;
 use super::FieldError;
 use super::checked::{
     Access, BasicAuth, Config, Connections, HeaderPattern, Headers, Hosts, Passthrough, PathRule,
-    PathRuleKind, Revocation, Session, Token, Upstream,
+    PathRuleKind, Session, Token, Upstream,
 };
 use super::raw::{self, Scheme};
 
@@ -142,19 +142,24 @@ pub(super) fn validate(raw: raw::Config) -> Result<Config, Vec<FieldError>> {
         errs.add("login.loop_max", "must be at least 1");
     }
 
-    let revocation = Revocation {
-        file: raw
-            .revocation
-            .as_ref()
-            .and_then(|r| r.file.clone())
-            .unwrap_or_else(|| state_dir.join("revocations.json")),
-    };
+    let revocation = super::revocation::validate(
+        &raw.revocation.clone().unwrap_or_default(),
+        &domain,
+        &state_dir,
+        &mut errs.0,
+    );
 
     if !errs.0.is_empty() {
         return Err(errs.0);
     }
-    let (Some(upstream), Some(passthrough), Some(headers), Some(access), Some(metrics)) =
-        (upstream, passthrough, headers, access, metrics)
+    let (
+        Some(upstream),
+        Some(passthrough),
+        Some(headers),
+        Some(access),
+        Some(metrics),
+        Some(revocation),
+    ) = (upstream, passthrough, headers, access, metrics, revocation)
     else {
         return Err(errs.0);
     };

@@ -51,6 +51,7 @@ struct Metrics {
     revoked_requests: Counter,
     revocation_list: Gauge,
     long_lived_closed: Family<Labels, Counter>,
+    revocation_store_up: Gauge,
     /// Unix seconds of the last successful IdP metadata load; 0: never.
     idp_loaded_at: AtomicI64,
 }
@@ -177,6 +178,11 @@ impl Metrics {
             "long_lived_closed",
             "WebSockets and streaming responses closed because their session ended, by connection (websocket, stream) and reason (revoked, expired)",
             long_lived_closed.clone(),
+        let revocation_store_up = Gauge::default();
+        r.register(
+            "revocation_store_up",
+            "1 while the shared revocation store (Redis, revocation.redis_url) is reachable, else 0 (always 0 without one)",
+            revocation_store_up.clone(),
         );
         r.register(
             "build",
@@ -204,6 +210,7 @@ impl Metrics {
             revoked_requests,
             revocation_list,
             long_lived_closed,
+            revocation_store_up,
             idp_loaded_at: AtomicI64::new(0),
         }
     }
@@ -332,6 +339,9 @@ pub fn long_lived_closed(connection: &'static str, reason: &'static str) {
         .long_lived_closed
         .get_or_create(&vec![("connection", connection), ("reason", reason)])
         .inc();
+/// Whether the shared revocation store (Redis) is reachable.
+pub fn revocation_store_up(up: bool) {
+    METRICS.revocation_store_up.set(i64::from(up));
 }
 
 /// `outcome`: `ended`, `no_session`, `ignored` or `refused`.

@@ -561,7 +561,9 @@ pub mod cases;
 pub mod oidc;
 pub mod paths;
 pub mod process;
-pub mod revoke;
+
+pub mod redis;
+pub mod revocation;
 pub mod saml;
 pub mod spoofs;
 

@@ -1,6 +1,5 @@
-//! Revocations as an operator makes them: `portcullis revoke` against a
-//! running gate's configuration and state directory, waiting until the
-//! instance has applied it; sessions minted like a login; metric values.
+//! Helpers of the revocation tests: sessions minted like logins, the
+//! operator's `portcullis revoke`, the answers and metrics of a gate.
 
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -54,6 +53,18 @@ pub fn wait_for_revoked_events(gate: &Gate, n: usize) {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+pub async fn status(gate: &Gate, cookie: &str) -> u16 {
+    client()
+        .get(gate.url("/app/page"))
+        .header("cookie", cookie)
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
 }
 
 pub async fn metric(gate: &Gate, name: &str) -> String {
