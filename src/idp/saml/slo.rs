@@ -13,6 +13,8 @@ use super::{SamlLogin, logout, redirect, request};
 use crate::idp::{EndpointOutcome, LoginCtx};
 use crate::pages::{Page, PageKind};
 use crate::policy::return_to::safe_return_path;
+use crate::revocation::entry::Source;
+use crate::revocation::{Entry, Target};
 
 impl SamlLogin {
     /// `GET /.portcullis/saml/slo`: the IdP's LogoutResponse after an
@@ -60,6 +62,7 @@ impl SamlLogin {
             Ok(r) => r,
             Err(e) => return self.logout_refused(ctx, e),
         };
+        revoke_named(ctx, &request, &active.md.entity_id);
         let session = match ctx.sessions.verify(ctx.request_cookies) {
             Some(Ok(v)) => Some(v.claims),
             _ => None,
@@ -112,9 +115,43 @@ impl SamlLogin {
         }
     }
 
-    fn logout_refused(&self, ctx: LoginCtx<'_>, e: logout::LogoutError) -> EndpointOutcome {
+    pub(super) fn logout_refused_quietly(&self, ctx: LoginCtx<'_>, e: &logout::LogoutError) {
         crate::audit::idp_logout(ctx.audit(), None, "refused", &e.to_string());
         crate::metrics::saml_idp_logout("refused");
+    }
+
+    fn logout_refused(&self, ctx: LoginCtx<'_>, e: logout::LogoutError) -> EndpointOutcome {
+        self.logout_refused_quietly(ctx, &e);
         EndpointOutcome::Refused(Page::new(PageKind::BadRequest))
+    }
+}
+
+/// What a checked LogoutRequest ends everywhere, not only in the browser
+/// that carried it: each IdP session it names by `SessionIndex`, else every
+/// session of its NameID. Goes through `Revocations::add_many`, which
+/// audits and counts; `false` when the list could not be stored.
+pub(super) fn revoke_named(ctx: LoginCtx<'_>, request: &logout::LogoutRequest, idp: &str) -> bool {
+    let at_ms = crate::clock::now_ms();
+    let entry = |target| Entry {
+        target,
+        at_ms,
+        source: Source::SamlLogout,
+        by: format!("saml:{idp}"),
+    };
+    let entries: Vec<Entry> = if request.session_indexes.is_empty() {
+        vec![entry(Target::Subject(request.name_id.value.clone()))]
+    } else {
+        request
+            .session_indexes
+            .iter()
+            .map(|i| entry(Target::IdpSession(i.clone())))
+            .collect()
+    };
+    match ctx.sessions.revocations().add_many(&entries) {
+        Ok(_) => true,
+        Err(e) => {
+            tracing::error!(error = %e, "SAML logout: revocation not stored");
+            false
+        }
     }
 }
