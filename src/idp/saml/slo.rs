@@ -62,11 +62,13 @@ impl SamlLogin {
             Ok(r) => r,
             Err(e) => return self.logout_refused(ctx, e),
         };
-        revoke_named(ctx, &request, &active.md.entity_id);
         let session = match ctx.sessions.verify(ctx.request_cookies) {
             Some(Ok(v)) => Some(v.claims),
             _ => None,
         };
+        // After reading this browser's session (the revocation would hide
+        // it), before answering.
+        revoke_named(ctx, &request, &active.md.entity_id);
         let (status, clear, outcome, user) = match &session {
             None => (request::LogoutStatus::Success, true, "no_session", None),
             Some(c) if request.name_id.names(&c.sub, c.sub_fmt.as_deref()) => (
