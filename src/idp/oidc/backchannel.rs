@@ -337,7 +337,7 @@ pub struct Endpoint<'a> {
     pub provider: &'a Provider,
     pub replay: &'a Replay,
     pub revocations: &'a crate::revocation::Revocations,
-    pub audit: crate::audit::Ctx<'a>,
+    pub audit: crate::request_ctx::RequestCtx<'a>,
 }
 
 impl Endpoint<'_> {

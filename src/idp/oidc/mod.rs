@@ -126,7 +126,7 @@ impl OidcLogin {
         return_to: &str,
     ) -> Result<http::Response<Body>, Page> {
         let loaded = self.provider.ensure_reachable().await.map_err(|e| {
-            tracing::warn!(request_id = ctx.request_id, error = %e, "OpenID provider unreachable at login start");
+            tracing::warn!(request_id = ctx.request.request_id, error = %e, "OpenID provider unreachable at login start");
             Page::new(PageKind::IdpUnavailable)
         })?;
         let client = self.client(&loaded.metadata);
@@ -198,7 +198,7 @@ impl OidcLogin {
             provider: &self.provider,
             replay: &self.logout_tokens,
             revocations: ctx.sessions.revocations(),
-            audit: ctx.audit(),
+            audit: ctx.request,
         }
         .answer(req)
         .await

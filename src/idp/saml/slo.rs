@@ -91,7 +91,7 @@ impl SamlLogin {
             "no_session" => "no session in this browser",
             _ => "the session named by the LogoutRequest is ended",
         };
-        crate::audit::idp_logout(ctx.audit(), user, outcome, reason);
+        crate::audit::idp_logout(ctx.request, user, outcome, reason);
         crate::metrics::saml_idp_logout(outcome);
         let sign = self.cfg.sign_requests.then_some(&self.keys.key);
         match request::logout_response_url(
@@ -117,13 +117,9 @@ impl SamlLogin {
         }
     }
 
-    pub(super) fn logout_refused_quietly(&self, ctx: LoginCtx<'_>, e: &logout::LogoutError) {
-        crate::audit::idp_logout(ctx.audit(), None, "refused", &e.to_string());
-        crate::metrics::saml_idp_logout("refused");
-    }
-
     fn logout_refused(&self, ctx: LoginCtx<'_>, e: logout::LogoutError) -> EndpointOutcome {
-        self.logout_refused_quietly(ctx, &e);
+        crate::audit::idp_logout(ctx.request, None, "refused", &e.to_string());
+        crate::metrics::saml_idp_logout("refused");
         EndpointOutcome::Refused(Page::new(PageKind::BadRequest))
     }
 }
@@ -131,8 +127,9 @@ impl SamlLogin {
 /// What a checked LogoutRequest ends everywhere, not only in the browser
 /// that carried it: each IdP session it names by `SessionIndex`, else every
 /// session of its NameID. Goes through `Revocations::add_many`, which
-/// audits and counts; `false` when the list could not be stored.
-pub(super) fn revoke_named(ctx: LoginCtx<'_>, request: &logout::LogoutRequest, idp: &str) -> bool {
+/// audits and counts. A list that cannot be stored is logged; the browser's
+/// own session still ends.
+fn revoke_named(ctx: LoginCtx<'_>, request: &logout::LogoutRequest, idp: &str) {
     let at_ms = crate::clock::now_ms();
     let entry = |target| Entry {
         target,
@@ -149,11 +146,7 @@ pub(super) fn revoke_named(ctx: LoginCtx<'_>, request: &logout::LogoutRequest, i
             .map(|i| entry(Target::IdpSession(i.clone())))
             .collect()
     };
-    match ctx.sessions.revocations().add_many(&entries) {
-        Ok(_) => true,
-        Err(e) => {
-            tracing::error!(error = %e, "SAML logout: revocation not stored");
-            false
-        }
+    if let Err(e) = ctx.sessions.revocations().add_many(&entries) {
+        tracing::error!(error = %e, "SAML logout: revocation not stored");
     }
 }
