@@ -1854,7 +1854,12 @@ async fn idp_initiated_logout_is_signed_fresh_once_and_for_this_session() {
     }
 
     // The real thing: SimpleSAMLphp's own LogoutRequest ends the session
-    // and the IdP accepts the answer.
+    // and the IdP accepts the answer; a copy of the same cookie held by
+    // another client (a second device, a stolen copy) dies with it, because
+    // the logout revokes the IdP session its SessionIndex names.
+    let copy = b.cookie_header(&gate.url("/"));
+    assert_eq!(api_get(&client(), gate.url("/"), &copy).await.status(), 200);
+    let revoked_before = gate.events("revoked").len();
     let real = idp_initiated_slo(&mut b, &gate, &idp).await;
     assert_eq!(
         b.get(&gate.url("/")).await.status(),
@@ -1864,6 +1869,23 @@ async fn idp_initiated_logout_is_signed_fresh_once_and_for_this_session() {
     assert_eq!(
         gate.events("idp_logout").last().unwrap()["outcome"],
         "ended"
+    );
+    assert_eq!(
+        api_get(&client(), gate.url("/"), &copy).await.status(),
+        401,
+        "the copy of the cookie survived the IdP's logout"
+    );
+    let revoked = gate.events("revoked");
+    assert_eq!(revoked.len(), revoked_before + 1, "{revoked:#?}");
+    let r = &revoked[revoked_before];
+    assert_eq!(
+        (r["source"].as_str(), r["kind"].as_str(), r["by"].as_str()),
+        (
+            Some("saml_logout"),
+            Some("idp_session"),
+            Some(format!("saml:{issuer}").as_str())
+        ),
+        "{r}"
     );
 
     // Replayed, in a new session of the same user: refused, session kept.

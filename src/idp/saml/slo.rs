@@ -13,6 +13,8 @@ use super::{SamlLogin, logout, redirect, request};
 use crate::idp::{EndpointOutcome, LoginCtx};
 use crate::pages::{Page, PageKind};
 use crate::policy::return_to::safe_return_path;
+use crate::revocation::entry::Source;
+use crate::revocation::{Entry, Target};
 
 impl SamlLogin {
     /// `GET /.portcullis/saml/slo`: the IdP's LogoutResponse after an
@@ -64,6 +66,9 @@ impl SamlLogin {
             Some(Ok(v)) => Some(v.claims),
             _ => None,
         };
+        // After reading this browser's session (the revocation would hide
+        // it), before answering.
+        revoke_named(ctx, &request, &active.md.entity_id);
         let (status, clear, outcome, user) = match &session {
             None => (request::LogoutStatus::Success, true, "no_session", None),
             Some(c) if request.name_id.names(&c.sub, c.sub_fmt.as_deref()) => (
@@ -116,5 +121,32 @@ impl SamlLogin {
         crate::audit::idp_logout(ctx.request, None, "refused", &e.to_string());
         crate::metrics::saml_idp_logout("refused");
         EndpointOutcome::Refused(Page::new(PageKind::BadRequest))
+    }
+}
+
+/// What a checked LogoutRequest ends everywhere, not only in the browser
+/// that carried it: each IdP session it names by `SessionIndex`, else every
+/// session of its NameID. Goes through `Revocations::add_many`, which
+/// audits and counts. A list that cannot be stored is logged; the browser's
+/// own session still ends.
+fn revoke_named(ctx: LoginCtx<'_>, request: &logout::LogoutRequest, idp: &str) {
+    let at_ms = crate::clock::now_ms();
+    let entry = |target| Entry {
+        target,
+        at_ms,
+        source: Source::SamlLogout,
+        by: format!("saml:{idp}"),
+    };
+    let entries: Vec<Entry> = if request.session_indexes.is_empty() {
+        vec![entry(Target::Subject(request.name_id.value.clone()))]
+    } else {
+        request
+            .session_indexes
+            .iter()
+            .map(|i| entry(Target::IdpSession(i.clone())))
+            .collect()
+    };
+    if let Err(e) = ctx.sessions.revocations().add_many(&entries) {
+        tracing::error!(error = %e, "SAML logout: revocation not stored");
     }
 }
