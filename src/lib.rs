@@ -37,8 +37,10 @@ pub mod policy;
 pub mod proxy;
 pub mod revocation;
 pub(crate) mod run;
+pub(crate) mod scim;
 pub(crate) mod server;
 pub mod session;
+pub(crate) mod state_file;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Full};

@@ -8,6 +8,7 @@ mod metrics;
 mod model;
 pub mod oidc;
 pub mod saml;
+pub mod scim;
 mod trusted_proxies;
 mod validate;
 

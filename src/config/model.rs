@@ -63,6 +63,7 @@ pub struct RawConfig {
     pub forward_auth: ForwardAuthConfig,
     #[serde(default)]
     pub assertion: super::assertion::AssertionConfig,
+    pub scim: Option<super::scim::ScimRaw>,
 }
 
 /// Where revoked sessions are remembered.

@@ -45,6 +45,8 @@ pub struct Config {
     /// The assertion's header name, stripped from every request even when
     /// assertions are off.
     pub assertion_header: HeaderName,
+    /// SCIM provisioning; `None` unless a `scim:` section is set.
+    pub scim: Option<super::scim::Scim>,
 }
 
 /// `strict_host` and the names it accepts.
@@ -352,6 +354,7 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, Vec<FieldError>> {
     else {
         return Err(errs.0);
     };
+    let scim = super::scim::validate(raw.scim.as_ref(), &state_dir)?;
     Ok(Config {
         domain,
         scheme: raw.scheme,
@@ -376,6 +379,7 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, Vec<FieldError>> {
         hosts,
         assertion,
         assertion_header,
+        scim,
     })
 }
 
