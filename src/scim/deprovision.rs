@@ -15,10 +15,10 @@ use super::directory::{Directory, Group, User};
 /// The entries for a user's change from `before` to `after` (`None`: did
 /// not exist / deleted). A user already inactive is not revoked again.
 pub fn user_change(before: Option<&User>, after: Option<&User>, by: &str) -> Vec<Entry> {
-    let was_active = before.is_none_or(|u| u.active);
+    let was_active = before.is_none_or(User::is_active);
     let names: BTreeSet<&str> = match after {
         None => before.map(|u| u.user_name.as_str()).into_iter().collect(),
-        Some(a) if !a.active && was_active => [Some(a), before]
+        Some(a) if !a.is_active() && was_active => [Some(a), before]
             .into_iter()
             .flatten()
             .map(|u| u.user_name.as_str())
@@ -86,7 +86,7 @@ mod tests {
             id: id.into(),
             user_name: name.into(),
             external_id: None,
-            active,
+            active: Some(active),
             display_name: None,
             created_ms: 0,
             modified_ms: 0,

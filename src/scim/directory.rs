@@ -17,11 +17,20 @@ pub struct User {
     pub user_name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external_id: Option<String>,
-    pub active: bool,
+    /// `None`: never set, which counts as active (RFC 7643 §4.1.1 gives
+    /// no default; an IdP that deprovisions sets `false`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub display_name: Option<String>,
     pub created_ms: u64,
     pub modified_ms: u64,
+}
+
+impl User {
+    pub fn is_active(&self) -> bool {
+        self.active != Some(false)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -169,7 +178,7 @@ mod tests {
             id: id.into(),
             user_name: name.into(),
             external_id: None,
-            active: true,
+            active: Some(true),
             display_name: None,
             created_ms: 1,
             modified_ms: 1,

@@ -130,17 +130,6 @@ pub fn schemas(base: &str) -> Vec<Value> {
                         "uniqueness": "none",
                     },
                     {
-                        "name": "display",
-                        "type": "string",
-                        "multiValued": false,
-                        "description": "The member's userName",
-                        "required": false,
-                        "caseExact": false,
-                        "mutability": "readOnly",
-                        "returned": "default",
-                        "uniqueness": "none",
-                    },
-                    {
                         "name": "type",
                         "type": "string",
                         "canonicalValues": ["User"],

@@ -52,7 +52,7 @@ struct Call {
     /// The path below `/.portcullis/scim/v2/`, split at `/`.
     segments: Vec<String>,
     query: Option<String>,
-    body: Option<Value>,
+    body: Bytes,
     /// `scim:TOKEN_NAME`: who asked, for the audit log and revocations.
     by: String,
     base: String,
@@ -120,13 +120,9 @@ pub async fn answer(
     };
     let method = req.method().clone();
     let query = req.uri().query().map(str::to_string);
-    let body = if matches!(method, Method::POST | Method::PUT | Method::PATCH) {
-        match read_body(req).await {
-            Ok(b) => Some(b),
-            Err(e) => return error_response(&e),
-        }
-    } else {
-        None
+    let body = match read_body(req).await {
+        Ok(b) => b,
+        Err(e) => return error_response(&e),
     };
     let call = Call {
         method,
@@ -175,8 +171,8 @@ pub async fn answer(
     }
 }
 
-async fn read_body(req: Request<Incoming>) -> Result<Value, ScimError> {
-    let bytes = Limited::new(req.into_body(), MAX_BODY_BYTES)
+async fn read_body(req: Request<Incoming>) -> Result<Bytes, ScimError> {
+    Ok(Limited::new(req.into_body(), MAX_BODY_BYTES)
         .collect()
         .await
         .map_err(|e| {
@@ -186,12 +182,7 @@ async fn read_body(req: Request<Incoming>) -> Result<Value, ScimError> {
                 ScimError::InvalidSyntax("the request body could not be read".into())
             }
         })?
-        .to_bytes();
-    serde_json::from_slice(&bytes).map_err(|e| {
-        ScimError::InvalidSyntax(format!(
-            "the request body is not JSON ({e}); send a SCIM resource or PatchOp message"
-        ))
-    })
+        .to_bytes())
 }
 
 fn not_found(kind: &str, id: &str) -> ScimError {
@@ -240,7 +231,7 @@ fn handle(call: &Call, revocations: &Revocations) -> Result<Answer, ScimError> {
             Method::POST => create_group(call),
             _ => Err(method_not_allowed(m, "GET or POST")),
         },
-        ["Users" | "Groups", ".search"] => Err(ScimError::NotImplemented(
+        [".search"] | ["Users" | "Groups", ".search"] => Err(ScimError::NotImplemented(
             "POST .search is not supported; use GET with `filter`".into(),
         )),
         ["Users", id] => match *m {
@@ -260,10 +251,14 @@ fn handle(call: &Call, revocations: &Revocations) -> Result<Answer, ScimError> {
     }
 }
 
-fn body(call: &Call) -> &Value {
-    // Only POST, PUT and PATCH reach the handlers that read a body, and
-    // those always have one (`answer` read it).
-    call.body.as_ref().unwrap_or(&Value::Null)
+/// The request body as JSON, read once the route is known (so a wrong
+/// method is a 405 whatever the body).
+fn body(call: &Call) -> Result<Value, ScimError> {
+    serde_json::from_slice(&call.body).map_err(|e| {
+        ScimError::InvalidSyntax(format!(
+            "the request body is not JSON ({e}); send a SCIM resource or PatchOp message"
+        ))
+    })
 }
 
 fn list_response(resources: Vec<Value>, total: usize, start_index: usize) -> Value {
@@ -320,7 +315,7 @@ fn list_groups(call: &Call) -> Result<Answer, ScimError> {
     let resources = groups
         .into_iter()
         .map(|g| {
-            let mut v = resource::group_json(g, &dir, &call.base, q.projection.wants("members"));
+            let mut v = resource::group_json(g, &call.base, q.projection.wants("members"));
             q.projection.apply(&mut v);
             v
         })
@@ -340,7 +335,7 @@ fn get_group(call: &Call, id: &str) -> Result<Answer, ScimError> {
     let dir = Directory::load(&call.file)?;
     let g = dir.group(id).ok_or_else(|| not_found("Group", id))?;
     let p = Projection::from_query(call.query.as_deref());
-    let mut v = resource::group_json(g, &dir, &call.base, p.wants("members"));
+    let mut v = resource::group_json(g, &call.base, p.wants("members"));
     p.apply(&mut v);
     Ok(Answer::ok(v))
 }
@@ -364,7 +359,7 @@ fn created(location: String, body: Value) -> Answer {
 }
 
 fn create_user(call: &Call, revocations: &Revocations) -> Result<Answer, ScimError> {
-    let input = UserInput::read(body(call))?;
+    let input = UserInput::read(&body(call)?)?;
     let user = Directory::update(&call.file, |dir| {
         taken(dir, &input.user_name, "")?;
         let now = crate::clock::now_ms();
@@ -387,8 +382,8 @@ fn create_user(call: &Call, revocations: &Revocations) -> Result<Answer, ScimErr
 }
 
 fn create_group(call: &Call) -> Result<Answer, ScimError> {
-    let input = GroupInput::read(body(call))?;
-    let (group, dir) = Directory::update(&call.file, |dir| {
+    let input = GroupInput::read(&body(call)?)?;
+    let group = Directory::update(&call.file, |dir| {
         let now = crate::clock::now_ms();
         let group = Group {
             id: crate::random_id(16),
@@ -399,9 +394,9 @@ fn create_group(call: &Call) -> Result<Answer, ScimError> {
             modified_ms: now,
         };
         dir.groups.push(group.clone());
-        Ok::<_, ScimError>((group, dir.clone()))
+        Ok::<_, ScimError>(group)
     })?;
-    let v = resource::group_json(&group, &dir, &call.base, true);
+    let v = resource::group_json(&group, &call.base, true);
     Ok(created(format!("{}/Groups/{}", call.base, group.id), v))
 }
 
@@ -410,11 +405,11 @@ fn create_group(call: &Call) -> Result<Answer, ScimError> {
 /// retry finds the user still active and revokes again.
 fn change_user(call: &Call, id: &str, revocations: &Revocations) -> Result<Answer, ScimError> {
     let input = match call.method {
-        Method::PUT => Some(UserInput::read(body(call))?),
+        Method::PUT => Some(UserInput::read(&body(call)?)?),
         _ => None,
     };
     let patch = match call.method {
-        Method::PATCH => Some(patch::read(body(call))?),
+        Method::PATCH => Some(patch::read(&body(call)?)?),
         _ => None,
     };
     let after = Directory::update(&call.file, |dir| {
@@ -465,11 +460,11 @@ fn change_user(call: &Call, id: &str, revocations: &Revocations) -> Result<Answe
 /// access are revoked before the change is stored, as for users.
 fn change_group(call: &Call, id: &str, revocations: &Revocations) -> Result<Answer, ScimError> {
     let input = match call.method {
-        Method::PUT => Some(GroupInput::read(body(call))?),
+        Method::PUT => Some(GroupInput::read(&body(call)?)?),
         _ => None,
     };
     let patch = match call.method {
-        Method::PATCH => Some(patch::read(body(call))?),
+        Method::PATCH => Some(patch::read(&body(call)?)?),
         _ => None,
     };
     let projection = Projection::from_query(call.query.as_deref());
@@ -513,7 +508,7 @@ fn change_group(call: &Call, id: &str, revocations: &Revocations) -> Result<Answ
             None => dir.groups.retain(|g| g.id != id),
         }
         Ok::<_, ScimError>(after.map(|a| {
-            let mut v = resource::group_json(&a, dir, &call.base, projection.wants("members"));
+            let mut v = resource::group_json(&a, &call.base, projection.wants("members"));
             projection.apply(&mut v);
             v
         }))

@@ -106,9 +106,9 @@ fn set_user(u: &mut User, attr: &str, op: Op, value: Option<&Value>) -> Result<(
         ("displayname", _) => {
             u.display_name = optional_text(needs_value(value, "displayName")?, "displayName")?
         }
-        // Removing `active` leaves the user as they are.
-        ("active", Op::Remove) => {}
-        ("active", _) => u.active = boolean(needs_value(value, "active")?, "active")?,
+        // Unset counts as active: removing `active` never revokes.
+        ("active", Op::Remove) => u.active = None,
+        ("active", _) => u.active = Some(boolean(needs_value(value, "active")?, "active")?),
         // `id`, `meta`, `schemas` and everything Portcullis does not keep.
         _ => {}
     }
@@ -221,7 +221,7 @@ mod tests {
             id: "u1".into(),
             user_name: "alice@example.com".into(),
             external_id: None,
-            active: true,
+            active: Some(true),
             display_name: Some("Alice".into()),
             created_ms: 0,
             modified_ms: 0,
@@ -253,7 +253,7 @@ mod tests {
         ] {
             let mut u = user();
             apply_user(&mut u, &patch(ops.clone())).unwrap();
-            assert!(!u.active, "{ops}");
+            assert_eq!(u.active, Some(false), "{ops}");
             assert_eq!(u.user_name, "alice@example.com", "{ops}");
         }
         let mut u = user();
@@ -269,7 +269,7 @@ mod tests {
         .unwrap();
         assert_eq!(u.display_name, None);
         assert_eq!(u.user_name, "alice@corp.example");
-        assert!(u.active);
+        assert_eq!(u.active, Some(true));
     }
 
     #[test]

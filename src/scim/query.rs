@@ -162,7 +162,7 @@ impl Filterable for User {
             "username" => vec![s(&self.user_name, false)],
             "externalid" => self.external_id.iter().map(|e| s(e, true)).collect(),
             "displayname" => self.display_name.iter().map(|d| s(d, false)).collect(),
-            "active" => vec![Val::Bool(self.active)],
+            "active" => self.active.map(Val::Bool).into_iter().collect(),
             _ => return Err(unknown(attr, USER_ATTRS)),
         })
     }
@@ -344,7 +344,7 @@ mod tests {
             id: format!("id-{name}"),
             user_name: name.into(),
             external_id: Some("00u1".into()),
-            active,
+            active: Some(active),
             display_name: None,
             created_ms: 0,
             modified_ms: 0,

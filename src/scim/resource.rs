@@ -7,7 +7,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::directory::{Directory, Group, User};
+use super::directory::{Group, User};
 use super::error::ScimError;
 
 pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
@@ -39,7 +39,6 @@ pub fn user_json(u: &User, base: &str) -> Value {
         "schemas": [USER_SCHEMA],
         "id": u.id,
         "userName": u.user_name,
-        "active": u.active,
         "meta": meta("User", base, &u.id, u.created_ms, u.modified_ms),
     });
     if let Some(e) = &u.external_id {
@@ -48,10 +47,13 @@ pub fn user_json(u: &User, base: &str) -> Value {
     if let Some(d) = &u.display_name {
         v["displayName"] = json!(d);
     }
+    if let Some(a) = u.active {
+        v["active"] = json!(a);
+    }
     v
 }
 
-pub fn group_json(g: &Group, dir: &Directory, base: &str, with_members: bool) -> Value {
+pub fn group_json(g: &Group, base: &str, with_members: bool) -> Value {
     let mut v = json!({
         "schemas": [GROUP_SCHEMA],
         "id": g.id,
@@ -66,15 +68,11 @@ pub fn group_json(g: &Group, dir: &Directory, base: &str, with_members: bool) ->
             .members
             .iter()
             .map(|id| {
-                let mut m = json!({
+                json!({
                     "value": id,
                     "$ref": format!("{base}/Users/{id}"),
                     "type": "User",
-                });
-                if let Some(u) = dir.user(id) {
-                    m["display"] = json!(u.user_name);
-                }
-                m
+                })
             })
             .collect();
         v["members"] = Value::Array(members);
@@ -178,7 +176,8 @@ pub fn member_ids(v: &Value) -> Result<Vec<String>, ScimError> {
 pub struct UserInput {
     pub user_name: String,
     pub external_id: Option<String>,
-    pub active: bool,
+    /// `None`: not given, which counts as active.
+    pub active: Option<bool>,
     pub display_name: Option<String>,
 }
 
@@ -202,8 +201,7 @@ impl UserInput {
             active: get_ci(obj, "active")
                 .filter(|v| !v.is_null())
                 .map(|v| boolean(v, "active"))
-                .transpose()?
-                .unwrap_or(true),
+                .transpose()?,
             display_name: get_ci(obj, "displayName")
                 .map(|v| optional_text(v, "displayName"))
                 .transpose()?
@@ -273,7 +271,7 @@ mod tests {
             UserInput {
                 user_name: "alice@example.com".into(),
                 external_id: Some("00u1".into()),
-                active: false,
+                active: Some(false),
                 display_name: None,
             }
         );
