@@ -15,13 +15,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request};
-use portcullis::audit::Ctx;
 use portcullis::config::Config;
 use portcullis::gate::{self, Asked, Decision};
 use portcullis::identity::{Identity, IdpKind};
 use portcullis::policy;
 use portcullis::proxy::headers::StripRules;
 use portcullis::proxy::{Forward, UpstreamClient};
+use portcullis::request_ctx::RequestCtx;
 use portcullis::revocation::{Entry, Revocations, Target, entry::Source};
 use portcullis::session::{KeyRing, Sessions};
 
@@ -181,14 +181,13 @@ fn request(headers: &HeaderMap, path: &str) -> Request<()> {
 fn decide(f: &Fixture, mut req: Request<()>, peer: IpAddr) -> Option<Request<()>> {
     let request_id = portcullis::random_id(8);
     f.own.strip_spoofed(req.headers_mut());
-    let trusted = &f.config.access.trusted_proxies;
-    let client_ip = policy::client_ip::client_ip(peer, req.headers(), trusted);
-    let peer_trusted = policy::client_ip::is_trusted(peer, trusted);
+    let ctx = RequestCtx::read(
+        &request_id,
+        peer,
+        req.headers(),
+        &f.config.access.trusted_proxies,
+    );
     let _json = policy::wants_json(req.headers());
-    let ctx = Ctx {
-        request_id: &request_id,
-        client_ip,
-    };
     let Decision::Allow(allow) = gate::decide(&f.config, &f.sessions, &Asked::proxied(&req, ctx))
     else {
         return None;
@@ -201,10 +200,7 @@ fn decide(f: &Fixture, mut req: Request<()>, peer: IpAddr) -> Option<Request<()>
     };
     let fwd = Forward {
         assertion: assertion.as_ref().map(|(n, v)| (*n, v)),
-        peer,
-        peer_trusted,
-        client_ip,
-        request_id: &request_id,
+        ctx,
         identity: allow.identity.as_ref(),
         strip_authorization: allow.token_in_authorization,
     };

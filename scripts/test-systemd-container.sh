@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
 # Runs the Debian package under a real systemd: a minimal Debian bookworm
 # (debootstrap, cached under /var/tmp) booted with systemd-nspawn, sharing
-# this machine's network. Installs the .deb (built by scripts/build-deb.sh,
-# or the one given as $1), enables two instances (one on TCP, one on a Unix
-# socket, its name with a '-'), and checks what only a running systemd can
-# show: the system boots to "running", Type=notify start with the hardening
-# of the unit, the STATUS line, `systemctl reload` with a good and with a
-# broken config (each waited for by its outcome in the journal), restart
+# this machine's network. Installs the package with apt from a signed APT
+# repository (scripts/build-apt-repo.sh, a `file:` URI, `Signed-By:`, no
+# `trusted=yes`; a tampered Release file must be refused), holding first an
+# older version of the .deb (built by scripts/build-deb.sh, or the one given
+# as $1), enables two instances (one on TCP, one on a Unix socket, its name
+# with a '-'), and checks what only a running systemd can show: the system
+# boots to "running", Type=notify start with the hardening of the unit, the
+# STATUS line, `systemctl reload` with a good and with a broken config (each
+# waited for by its outcome in the journal), `apt upgrade` to the .deb's
+# version (edited configuration kept, running instances restarted), restart
 # and stop through portcullis.target, the Unix socket and state
-# directories, and the online `systemd-analyze security` score. Needs root.
+# directories, the online `systemd-analyze security` score, and finally
+# `apt remove` (configuration kept) and `apt purge` (state gone). Needs root.
 # Prints "N passed, N failed" however it ends. Whatever happens, the
 # container is powered off (or killed), its copy of the base system and the
 # temporary files are removed and the tmpfs it needed is unmounted; a
@@ -62,6 +67,7 @@ cleanup() {
         kill -KILL $left 2>/dev/null
     fi
     rm -rf "$root"
+    [ -z "${work:-}" ] || rm -rf "$work"
     if [ -n "$mounted" ]; then
         umount /run/systemd/nspawn || bad "cleanup: umount /run/systemd/nspawn"
         mounted=
@@ -112,8 +118,52 @@ python3 -m http.server "$up_port" --bind 127.0.0.1 --directory "$repo/config-exa
 up_pid=$!
 for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$up_port/" && break; sleep 0.1; done
 
-cp "$deb" "$root/root/portcullis.deb"
-check "dpkg -i in the container" ns dpkg -i /root/portcullis.deb
+# The repository first holds an older version of the same package: the
+# .deb with a lower version number, so that the upgrade below is a real one.
+work=$(mktemp -d)
+version=$(dpkg-deb -f "$deb" Version)
+old_version="${version}~older1"
+dpkg-deb -R "$deb" "$work/old"
+sed -i "s/^Version: .*/Version: $old_version/" "$work/old/DEBIAN/control"
+dpkg-deb -b --root-owner-group "$work/old" "$work/portcullis_${old_version}.deb" >/dev/null
+apt_repo=$root/srv/portcullis-apt
+check "an APT repository signed with reprepro holds the older version" \
+    scripts/build-apt-repo.sh --out "$apt_repo" "$work/portcullis_${old_version}.deb"
+install -d "$root/etc/apt/keyrings"
+cp "$apt_repo/portcullis-archive-keyring.pgp" "$root/etc/apt/keyrings/"
+# The entry the README shows, with this repository's file: URI.
+cat >"$root/etc/apt/sources.list.d/portcullis.sources" <<EOF
+Types: deb
+URIs: file:/srv/portcullis-apt
+Suites: stable
+Components: main
+Signed-By: /etc/apt/keyrings/portcullis-archive-keyring.pgp
+EOF
+# apt with only Portcullis' repository: the test needs nothing from a mirror.
+apt_only() { # apt_only SOURCES-FILE RUNNER... apt-get ARGS...
+    local list=$1
+    shift
+    "$@" -o Dir::Etc::sourcelist="$list" -o Dir::Etc::sourceparts=- \
+        -o APT::Get::List-Cleanup=0 </dev/null
+}
+ns_apt() { ns env DEBIAN_FRONTEND=noninteractive "$@"; }
+# A copy with one byte of its Release files changed, signatures untouched.
+cp -a "$apt_repo" "$root/srv/portcullis-apt-tampered"
+sed -i 's/^Label: Portcullis$/Label: Portcullix/' \
+    "$root/srv/portcullis-apt-tampered/dists/stable/InRelease" \
+    "$root/srv/portcullis-apt-tampered/dists/stable/Release"
+sed 's|file:/srv/portcullis-apt|file:/srv/portcullis-apt-tampered|' \
+    "$root/etc/apt/sources.list.d/portcullis.sources" >"$root/root/tampered.sources"
+tampered_rc=0
+tampered_out=$(apt_only /root/tampered.sources ns_apt apt-get update 2>&1) || tampered_rc=$?
+check "apt refuses the tampered repository (exit $tampered_rc)" \
+    bash -c '[ "$0" != 0 ] && grep -q "BADSIG" <<<"$1"' "$tampered_rc" "$tampered_out"
+rm -rf "$root/srv/portcullis-apt-tampered" "$root/root/tampered.sources" "$root"/var/lib/apt/lists/*portcullis-apt-tampered*
+check "apt-get update checks the repository's signature" \
+    apt_only /etc/apt/sources.list.d/portcullis.sources ns_apt apt-get update -q
+check "apt-get install portcullis from the repository" \
+    apt_only /etc/apt/sources.list.d/portcullis.sources ns_apt apt-get install -y -q portcullis
+check "…version $old_version" test "$(ns dpkg-query -W -f='${Version}' portcullis)" = "$old_version"
 cat >"$root/etc/portcullis/demo.yaml" <<EOF
 domain: demo.example.com
 listen: 127.0.0.1:$gate_port
@@ -221,6 +271,25 @@ check "served over the Unix socket to another user" bash -c "[ \"\$(nsenter -t $
 check "state directories 0700, key rings 0600, owned by portcullis" bash -c "
     [ \"\$(nsenter -t $leader -m -u -i -p -- stat -c '%U %a' /var/lib/portcullis/team-wiki /var/lib/portcullis/team-wiki/session-keys.json | sort -u | tr '\n' ' ')\" = 'portcullis 600 portcullis 700 ' ]"
 
+echo "==> apt upgrade to $version"
+check "the new version is added to the repository" scripts/build-apt-repo.sh --out "$apt_repo" "$deb"
+echo "# edited by the operator" >>"$root/etc/portcullis/example.yaml.sample"
+demo_before=$(sha256sum <"$root/etc/portcullis/demo.yaml")
+pids_before="$(in_ct systemctl show -p MainPID --value portcullis@demo portcullis@team-wiki | tr '\n' ' ')"
+ct_apt() { in_ct env DEBIAN_FRONTEND=noninteractive "$@"; }
+in_apt() { apt_only /etc/apt/sources.list.d/portcullis.sources ct_apt "$@"; }
+check "apt-get update" in_apt apt-get update -q
+check "apt-get upgrade" in_apt apt-get upgrade -y -q
+check "…installs $version" test "$(in_ct dpkg-query -W -f='${Version}' portcullis)" = "$version"
+check "…keeps the edited conffile" grep -qx '# edited by the operator' "$root/etc/portcullis/example.yaml.sample"
+check "…keeps the instance's configuration" test "$(sha256sum <"$root/etc/portcullis/demo.yaml")" = "$demo_before"
+check "…restarts the running instances (MainPIDs were $pids_before)" bash -c '
+    after=$(nsenter -t "$1" -m -u -i -p -- systemctl show -p MainPID --value portcullis@demo portcullis@team-wiki | tr "\n" " ")
+    echo "MainPIDs now $after"
+    for a in $after; do { [ "$a" != 0 ] && ! grep -qw "$a" <<<"$0"; } || exit 1; done
+    nsenter -t "$1" -m -u -i -p -- systemctl is-active portcullis@demo portcullis@team-wiki' "$pids_before" "$leader"
+check "…and serves again" curl -fsS "http://127.0.0.1:$gate_port/.portcullis/health"
+
 security_rc=0
 security=$(in_ct systemd-analyze security --no-pager portcullis@demo 2>&1) || security_rc=$?
 score=$(sed -n 's/.*Overall exposure level for .*: \([0-9.]*\) .*/\1/p' <<<"$security")
@@ -243,5 +312,17 @@ check "the socket file is gone, /run/portcullis stays" bash -c "nsenter -t $lead
     ! nsenter -t $leader -m -u -i -p -- test -e /run/portcullis/team-wiki.sock"
 check "a missing config fails loudly" bash -c "! nsenter -t $leader -m -u -i -p -- systemctl start portcullis@nothere &&
     nsenter -t $leader -m -u -i -p -- journalctl -u portcullis@nothere -o cat --no-pager | grep -q 'cannot read the configuration file /etc/portcullis/nothere.yaml'"
+
+echo "==> apt remove, apt purge"
+check "apt-get remove portcullis" in_apt apt-get remove -y -q portcullis
+check "…removes the binary, keeps configuration and state" bash -c "
+    ! nsenter -t $leader -m -u -i -p -- test -e /usr/bin/portcullis &&
+    nsenter -t $leader -m -u -i -p -- test -f /etc/portcullis/demo.yaml &&
+    nsenter -t $leader -m -u -i -p -- test -f /var/lib/portcullis/demo/session-keys.json"
+check "apt-get purge portcullis" in_apt apt-get purge -y -q portcullis
+check "…removes the state and the package's conffiles" bash -c "
+    ! nsenter -t $leader -m -u -i -p -- test -e /var/lib/portcullis &&
+    ! nsenter -t $leader -m -u -i -p -- test -e /etc/portcullis/example.yaml.sample &&
+    [ -z \"\$(nsenter -t $leader -m -u -i -p -- dpkg-query -W -f='\${Status}' portcullis 2>/dev/null | grep -v 'not-installed')\" ]"
 
 checks_done

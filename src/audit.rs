@@ -3,50 +3,43 @@
 //! user where known. Never a secret, token, cookie or IdP payload: callers
 //! pass names and reasons only.
 
-use std::net::IpAddr;
+use crate::request_ctx::RequestCtx;
 
-/// Common fields of every audit event.
-#[derive(Debug, Clone, Copy)]
-pub struct Ctx<'a> {
-    pub request_id: &'a str,
-    pub client_ip: IpAddr,
-}
-
-pub fn login_succeeded(ctx: Ctx<'_>, user: &str, idp: &str) {
+pub fn login_succeeded(ctx: RequestCtx<'_>, user: &str, idp: &str) {
     tracing::info!(target: "audit", event = "login_succeeded", request_id = ctx.request_id, client_ip = %ctx.client_ip, user, idp);
 }
 
-pub fn login_failed(ctx: Ctx<'_>, reason: &str) {
+pub fn login_failed(ctx: RequestCtx<'_>, reason: &str) {
     tracing::warn!(target: "audit", event = "login_failed", request_id = ctx.request_id, client_ip = %ctx.client_ip, reason);
 }
 
-pub fn login_started(ctx: Ctx<'_>, idp: &str) {
+pub fn login_started(ctx: RequestCtx<'_>, idp: &str) {
     tracing::info!(target: "audit", event = "login_started", request_id = ctx.request_id, client_ip = %ctx.client_ip, idp);
 }
 
-pub fn login_loop(ctx: Ctx<'_>, attempts: u32) {
+pub fn login_loop(ctx: RequestCtx<'_>, attempts: u32) {
     tracing::warn!(target: "audit", event = "login_loop", request_id = ctx.request_id, client_ip = %ctx.client_ip, attempts);
 }
 
-pub fn access_denied(ctx: Ctx<'_>, user: Option<&str>, rule: &str) {
+pub fn access_denied(ctx: RequestCtx<'_>, user: Option<&str>, rule: &str) {
     tracing::warn!(target: "audit", event = "access_denied", request_id = ctx.request_id, client_ip = %ctx.client_ip, user = user.unwrap_or("-"), rule);
 }
 
-pub fn session_rejected(ctx: Ctx<'_>, reason: &str) {
+pub fn session_rejected(ctx: RequestCtx<'_>, reason: &str) {
     tracing::info!(target: "audit", event = "session_rejected", request_id = ctx.request_id, client_ip = %ctx.client_ip, reason);
 }
 
-pub fn token_used(ctx: Ctx<'_>, token_name: &str) {
+pub fn token_used(ctx: RequestCtx<'_>, token_name: &str) {
     tracing::info!(target: "audit", event = "token_used", request_id = ctx.request_id, client_ip = %ctx.client_ip, token_name);
 }
 
-pub fn logout(ctx: Ctx<'_>, user: Option<&str>) {
+pub fn logout(ctx: RequestCtx<'_>, user: Option<&str>) {
     tracing::info!(target: "audit", event = "logout", request_id = ctx.request_id, client_ip = %ctx.client_ip, user = user.unwrap_or("-"));
 }
 
 /// A request the gate refused to judge for the app (ambiguous path, other
 /// host, tunnel, unbelievable forward-auth question).
-pub fn request_refused(ctx: Ctx<'_>, reason: &str) {
+pub fn request_refused(ctx: RequestCtx<'_>, reason: &str) {
     tracing::warn!(target: "audit", event = "request_refused", request_id = ctx.request_id, client_ip = %ctx.client_ip, reason);
 }
 
@@ -59,18 +52,18 @@ pub fn revoked(source: &str, kind: &str, value: &str, by: &str, revoked_at_ms: u
 
 /// A SCIM call was refused before anything was read (no or a wrong
 /// bearer token).
-pub fn scim_refused(ctx: Ctx<'_>, reason: &str) {
+pub fn scim_refused(ctx: RequestCtx<'_>, reason: &str) {
     tracing::warn!(target: "audit", event = "scim_refused", request_id = ctx.request_id, client_ip = %ctx.client_ip, reason);
 }
 
 /// An authenticated SCIM call (`what`: method and path, never a body) and
 /// its status; the sessions it ended are `revoked` events.
-pub fn scim_call(ctx: Ctx<'_>, by: &str, what: &str, status: u16) {
+pub fn scim_call(ctx: RequestCtx<'_>, by: &str, what: &str, status: u16) {
     tracing::info!(target: "audit", event = "scim_call", request_id = ctx.request_id, client_ip = %ctx.client_ip, by, what, status);
 }
 
 /// An IdP-initiated logout: `outcome` is `ended`, `no_session`, `ignored`
 /// (the request named somebody else) or `refused` (it failed a check).
-pub fn idp_logout(ctx: Ctx<'_>, user: Option<&str>, outcome: &str, reason: &str) {
+pub fn idp_logout(ctx: RequestCtx<'_>, user: Option<&str>, outcome: &str, reason: &str) {
     tracing::info!(target: "audit", event = "idp_logout", request_id = ctx.request_id, client_ip = %ctx.client_ip, user = user.unwrap_or("-"), outcome, reason);
 }

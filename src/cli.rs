@@ -45,7 +45,7 @@ pub enum Command {
     /// Look after the session key ring: list keys, prune retired ones.
     Keys {
         #[command(subcommand)]
-        action: crate::keys::KeysCommand,
+        action: crate::keys_command::KeysCommand,
     },
     /// Print the SHA-256 of a passthrough token read from standard input,
     /// for `passthrough.tokens[].sha256`.
@@ -142,7 +142,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             let saml = config.saml.as_ref().context(
                 "the configuration has no `saml:` section; add one (see config-examples/) to print SAML SP metadata",
             )?;
-            let keys = crate::idp::saml::keys::SpKeys::load_or_create(
+            let keys = crate::idp::saml::sp_keys::SpKeys::load_or_create(
                 &saml.sp_key_file,
                 &saml.sp_cert_file,
                 &saml.sp_entity_id,
@@ -152,7 +152,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         }
         Command::Revoke { what } => crate::revocation::command::revoke(cli.config.as_deref(), what),
         Command::Revocations => crate::revocation::command::list(cli.config.as_deref()),
-        Command::Keys { action } => crate::keys::command(cli.config.as_deref(), action),
+        Command::Keys { action } => crate::keys_command::command(cli.config.as_deref(), action),
         Command::HashToken { generate } => {
             let token = if generate {
                 let t = crate::random_id(32);

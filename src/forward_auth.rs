@@ -29,13 +29,13 @@ use http::header::{self, HeaderMap, HeaderValue};
 use http::{Request, Response, StatusCode};
 
 use crate::Body;
-use crate::audit::Ctx;
 use crate::config::Config;
 use crate::gate::original::Original;
 use crate::gate::respond::{self, append_set_cookie};
 use crate::gate::{self, Allow, Asked, Decision};
 use crate::pages::{Page, PageKind, redirect};
 use crate::proxy::headers::{NotHeaderSafe, StripRules, client_address};
+use crate::request_ctx::RequestCtx;
 use crate::session::{Sessions, cookies};
 
 /// Set on a 401 for a browser navigation: the sign-in URL to redirect to.
@@ -47,7 +47,7 @@ pub fn answer<B>(
     strip: &StripRules,
     sessions: &Sessions,
     req: &Request<B>,
-    ctx: Ctx<'_>,
+    ctx: RequestCtx<'_>,
     json: bool,
 ) -> Response<Body> {
     let family = config.forward_auth_headers;

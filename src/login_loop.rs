@@ -5,7 +5,7 @@
 //! says what to check. Counting completed logins, not started ones, keeps
 //! restored tabs (many starts at once) from looking like a loop.
 
-use crate::config::LoginConfig;
+use crate::config::Login;
 use crate::session::cookies::{self, CookieAttrs};
 
 const NAME: &str = "portcullis_loop";
@@ -42,13 +42,13 @@ impl Attempts {
 }
 
 /// Whether a new login start would continue a loop.
-pub fn is_looping(jar: &[(&str, &str)], cfg: &LoginConfig, now: u64) -> Option<u32> {
+pub fn is_looping(jar: &[(&str, &str)], cfg: &Login, now: u64) -> Option<u32> {
     let seen = count(jar, cfg, now).count - 1;
     (seen >= cfg.loop_max).then_some(seen)
 }
 
 /// This completed login, counted with the earlier ones in the window.
-pub fn count(jar: &[(&str, &str)], cfg: &LoginConfig, now: u64) -> Attempts {
+pub fn count(jar: &[(&str, &str)], cfg: &Login, now: u64) -> Attempts {
     let window_secs = cfg.loop_window.as_secs();
     let previous = jar
         .iter()
@@ -87,8 +87,8 @@ mod tests {
         same_site_none: false,
     };
 
-    fn cfg() -> LoginConfig {
-        LoginConfig {
+    fn cfg() -> Login {
+        Login {
             loop_max: 3,
             loop_window: Duration::from_secs(60),
             transaction_lifetime: Duration::from_secs(600),

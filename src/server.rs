@@ -3,13 +3,13 @@
 //! endpoint, start a login, or refuse. Connections are accepted and served
 //! by `connections`.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
-use crate::audit::{self, Ctx};
+use crate::audit;
 use crate::config::Config;
 use crate::gate::respond::{self, append_set_cookie};
 use crate::gate::{self, Asked, Decision, Via};
@@ -19,6 +19,7 @@ use crate::pages::{Page, PageKind, redirect};
 use crate::policy::{self, return_to::safe_return_path};
 use crate::proxy::headers::StripRules;
 use crate::proxy::{Forward, ProxyError, UpstreamClient};
+use crate::request_ctx::RequestCtx;
 use crate::session::{Sessions, Transactions, cookies};
 use crate::{Body, login_loop, metrics};
 
@@ -66,22 +67,17 @@ impl App {
         // Step 2 of the request flow (docs/design.md), before anything
         // looks at the headers.
         self.own_headers.strip_spoofed(req.headers_mut());
-        let peer_ip = peer.ip().to_canonical();
-        let trusted = &self.config.access.trusted_proxies;
-        let client_ip = policy::client_ip::client_ip(peer_ip, req.headers(), trusted);
         let rq = Rq {
-            request_id: &request_id,
-            peer: peer_ip,
-            peer_trusted: policy::client_ip::is_trusted(peer_ip, trusted),
-            client_ip,
+            ctx: RequestCtx::read(
+                &request_id,
+                peer.ip(),
+                req.headers(),
+                &self.config.access.trusted_proxies,
+            ),
             json: policy::wants_json(req.headers()),
         };
 
-        let decision = gate::decide(
-            &self.config,
-            &self.sessions,
-            &Asked::proxied(&req, rq.ctx()),
-        );
+        let decision = gate::decide(&self.config, &self.sessions, &Asked::proxied(&req, rq.ctx));
         let route_kind = match &decision {
             Decision::Own(_) | Decision::ServerOptions => metrics::RouteKind::Own,
             Decision::Allow(a) => match a.via {
@@ -122,10 +118,12 @@ impl App {
                 self.start_login(&req, &rq, &need.return_to).await
             }
             Decision::NeedLogin(need) => {
-                respond::login_required(&self.config, &need, rq.request_id, rq.json)
+                respond::login_required(&self.config, &need, rq.ctx.request_id, rq.json)
             }
             Decision::Deny(_) => self.page(Page::new(PageKind::Forbidden), &rq),
-            Decision::Refuse(why) => respond::refused(&self.config, &why, rq.request_id, rq.json),
+            Decision::Refuse(why) => {
+                respond::refused(&self.config, &why, rq.ctx.request_id, rq.json)
+            }
         };
         if let Ok(v) = HeaderValue::from_str(&request_id) {
             resp.headers_mut().entry("x-request-id").or_insert(v);
@@ -150,19 +148,18 @@ impl App {
         let jar = cookies::request_cookies(req.headers());
         if let Some(rounds) = login_loop::is_looping(&jar, &self.config.login, crate::clock::now())
         {
-            audit::login_loop(rq.ctx(), rounds);
+            audit::login_loop(rq.ctx, rounds);
             return self.page(Page::new(PageKind::LoginLoop), rq);
         }
         let ctx = LoginCtx {
-            request_id: rq.request_id,
+            request: rq.ctx,
             request_cookies: &jar,
             transactions: &self.transactions,
-            client_ip: rq.client_ip,
             sessions: &self.sessions,
         };
         match self.login.start(ctx, return_to).await {
             Ok(mut resp) => {
-                audit::login_started(rq.ctx(), self.login.name());
+                audit::login_started(rq.ctx, self.login.name());
                 for c in self.transactions.evict_if_crowded(&jar) {
                     append_set_cookie(&mut resp, &c);
                 }
@@ -170,7 +167,7 @@ impl App {
             }
             Err(page) => {
                 metrics::login_failed(page.kind.code());
-                audit::login_failed(rq.ctx(), page.kind.code());
+                audit::login_failed(rq.ctx, page.kind.code());
                 self.page(page, rq)
             }
         }
@@ -204,10 +201,10 @@ impl App {
                 &self.own_headers,
                 &self.sessions,
                 &req,
-                rq.ctx(),
+                rq.ctx,
                 rq.json,
             ),
-            "metrics" if metrics::allowed(&self.config.metrics, rq.client_ip) => {
+            "metrics" if metrics::allowed(&self.config.metrics, rq.ctx.client_ip) => {
                 metrics::response()
             }
             "login" => {
@@ -228,14 +225,14 @@ impl App {
                         self.sessions.revocations(),
                         rest,
                         req,
-                        rq.ctx(),
+                        rq.ctx,
                     )
                     .await
                 }
                 None => self.page(Page::new(PageKind::NotFound), rq),
             },
             // Where the IdP sends the browser after its own logout.
-            "signed-out" => signed_out_page(&self.config, rq.request_id),
+            "signed-out" => signed_out_page(&self.config, rq.ctx.request_id),
             _ => {
                 let owned = {
                     let jar = cookies::request_cookies(req.headers());
@@ -250,10 +247,9 @@ impl App {
                     .map(|(n, v)| (n.as_str(), v.as_str()))
                     .collect();
                 let ctx = LoginCtx {
-                    request_id: rq.request_id,
+                    request: rq.ctx,
                     request_cookies: &view,
                     transactions: &self.transactions,
-                    client_ip: rq.client_ip,
                     sessions: &self.sessions,
                 };
                 match self.login.endpoint(rest, ctx, req).await {
@@ -272,7 +268,7 @@ impl App {
                         set_cookies,
                     }) => {
                         metrics::login_failed(page.kind.code());
-                        audit::login_failed(rq.ctx(), &reason);
+                        audit::login_failed(rq.ctx, &reason);
                         let mut resp = self.page(page, rq);
                         for c in &set_cookies {
                             append_set_cookie(&mut resp, c);
@@ -294,18 +290,17 @@ impl App {
         if !done.identity.is_header_safe() {
             // Fail closed: a value that cannot be a header would otherwise be
             // left out silently, and the upstream would see less than we know.
-            audit::login_failed(
-                rq.ctx(),
-                "identity from the IdP contains control characters",
-            );
+            audit::login_failed(rq.ctx, "identity from the IdP contains control characters");
             let mut resp = self.page(Page::new(PageKind::LoginFailed), rq);
             for c in &done.set_cookies {
                 append_set_cookie(&mut resp, c);
             }
             return resp;
         }
-        if let Err(denied) = policy::authorize(&self.config, &done.identity, rq.client_ip, false) {
-            audit::access_denied(rq.ctx(), Some(&done.identity.user), denied.rule());
+        if let Err(denied) =
+            policy::authorize(&self.config, &done.identity, rq.ctx.client_ip, false)
+        {
+            audit::access_denied(rq.ctx, Some(&done.identity.user), denied.rule());
             let mut resp = self.page(Page::new(PageKind::Forbidden), rq);
             for c in &done.set_cookies {
                 append_set_cookie(&mut resp, c);
@@ -319,7 +314,7 @@ impl App {
             Ok(set) => set,
             Err(e) => {
                 metrics::login_failed(PageKind::TooLarge.code());
-                audit::login_failed(rq.ctx(), &e.to_string());
+                audit::login_failed(rq.ctx, &e.to_string());
                 let mut resp = self.page(Page::new(PageKind::TooLarge), rq);
                 for c in &done.set_cookies {
                     append_set_cookie(&mut resp, c);
@@ -328,7 +323,7 @@ impl App {
             }
         };
         metrics::login_succeeded(idp_name);
-        audit::login_succeeded(rq.ctx(), &done.identity.user, idp_name);
+        audit::login_succeeded(rq.ctx, &done.identity.user, idp_name);
         let rounds = login_loop::count(jar, &self.config.login, crate::clock::now());
         let mut resp = redirect(&done.return_to);
         for c in done.set_cookies.iter().chain(set.iter()) {
@@ -344,7 +339,7 @@ impl App {
             Some(Ok(v)) => Some(v.claims.identity()),
             _ => None,
         };
-        audit::logout(rq.ctx(), identity.as_ref().map(|i| i.user.as_str()));
+        audit::logout(rq.ctx, identity.as_ref().map(|i| i.user.as_str()));
         let rd = query_param(req.uri().query(), "rd");
         let mut resp = match (
             &rd,
@@ -358,7 +353,7 @@ impl App {
                 rd.as_deref(),
                 &self.config.public_origin(),
             )),
-            (None, None) => signed_out_page(&self.config, rq.request_id),
+            (None, None) => signed_out_page(&self.config, rq.ctx.request_id),
         };
         for c in self.sessions.clear(&jar) {
             append_set_cookie(&mut resp, &c);
@@ -376,10 +371,7 @@ impl App {
     ) -> Response<Body> {
         let fwd = Forward {
             assertion,
-            peer: rq.peer,
-            peer_trusted: rq.peer_trusted,
-            client_ip: rq.client_ip,
-            request_id: rq.request_id,
+            ctx: rq.ctx,
             identity,
             strip_authorization,
         };
@@ -392,43 +384,32 @@ impl App {
             }
             Err(ProxyError::Timeout) => {
                 metrics::upstream_failed("timeout");
-                tracing::warn!(request_id = rq.request_id, "upstream timed out");
+                tracing::warn!(request_id = rq.ctx.request_id, "upstream timed out");
                 self.page(Page::new(PageKind::GatewayTimeout), rq)
             }
             Err(ProxyError::Unreachable) => {
                 metrics::upstream_failed("unreachable");
-                tracing::warn!(request_id = rq.request_id, "upstream unreachable");
+                tracing::warn!(request_id = rq.ctx.request_id, "upstream unreachable");
                 self.page(Page::new(PageKind::BadGateway), rq)
             }
             Err(ProxyError::BadRequest(why)) => {
                 metrics::upstream_failed("bad_request");
-                tracing::info!(request_id = rq.request_id, why, "bad request");
+                tracing::info!(request_id = rq.ctx.request_id, why, "bad request");
                 self.page(Page::new(PageKind::BadRequest), rq)
             }
         }
     }
 
     fn page(&self, page: Page, rq: &Rq<'_>) -> Response<Body> {
-        page.render(&self.config.pages, rq.request_id, rq.json)
+        page.render(&self.config.pages, rq.ctx.request_id, rq.json)
     }
 }
 
 /// Per-request facts computed once.
 struct Rq<'a> {
-    request_id: &'a str,
-    peer: IpAddr,
-    peer_trusted: bool,
-    client_ip: IpAddr,
+    ctx: RequestCtx<'a>,
+    /// The client asked for JSON answers rather than pages.
     json: bool,
-}
-
-impl Rq<'_> {
-    fn ctx(&self) -> Ctx<'_> {
-        Ctx {
-            request_id: self.request_id,
-            client_ip: self.client_ip,
-        }
-    }
 }
 
 fn query_param(query: Option<&str>, name: &str) -> Option<String> {

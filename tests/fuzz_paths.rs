@@ -13,11 +13,11 @@ use std::sync::{Arc, LazyLock};
 use fuzz_support::{config, path};
 use http::{HeaderValue, Method, Request};
 use percent_encoding::percent_decode_str;
-use portcullis::audit::Ctx;
 use portcullis::config::{Config, HeaderFamily};
 use portcullis::gate::original::Original;
 use portcullis::gate::{Asked, Decision, Via, decide};
 use portcullis::policy::path::{is_canonical, normalise};
+use portcullis::request_ctx::RequestCtx;
 use portcullis::session::{KeyRing, Sessions};
 use proptest::prelude::*;
 
@@ -41,9 +41,12 @@ fn gate(extra: &str) -> Gate {
 static PROXY: LazyLock<Gate> = LazyLock::new(|| gate(""));
 static FORWARDED: LazyLock<Gate> = LazyLock::new(|| gate("forward_auth:\n  headers: forwarded\n"));
 
-fn ctx() -> Ctx<'static> {
-    Ctx {
+fn ctx() -> RequestCtx<'static> {
+    RequestCtx {
         request_id: "fuzz",
+        // A client connecting directly: no proxy vouches for it.
+        peer: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7)),
+        peer_trusted: false,
         client_ip: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7)),
     }
 }

@@ -1,12 +1,12 @@
 //! The signed identity assertion: a short-lived JWT in a header of every
 //! forwarded authenticated request, signed with a key of its own
-//! ([`keys`]), so the app can check who is calling however its network is
+//! ([`signing_keys`]), so the app can check who is calling however its network is
 //! laid out. The public keys are served at `/.portcullis/jwks.json`.
 //!
 //! Signing costs more than the rest of a cached request, so an assertion is
 //! reused for the same identity while at least half its lifetime is left.
 
-pub mod keys;
+pub mod signing_keys;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -15,9 +15,9 @@ use http::HeaderValue;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::config::AssertionSettings;
+use crate::config;
 use crate::identity::{Identity, IdpKind};
-pub use keys::{AssertionKeyError, AssertionKeys};
+pub use signing_keys::{AssertionKeyError, AssertionKeys};
 
 /// Where the identity came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,7 +59,7 @@ const CACHE_MAX: usize = 16384;
 /// Mints assertions for one configuration.
 #[derive(Debug)]
 pub struct Assertions {
-    settings: AssertionSettings,
+    settings: config::Assertion,
     issuer: String,
     keys: AssertionKeys,
     /// Identity digest -> (header value, exp).
@@ -69,7 +69,7 @@ pub struct Assertions {
 impl Assertions {
     /// Loads (or creates) the key file.
     pub fn new(
-        settings: AssertionSettings,
+        settings: config::Assertion,
         public_origin: &str,
     ) -> Result<Assertions, AssertionKeyError> {
         let keys = AssertionKeys::load_or_create(&settings.key_file, settings.algorithm)?;

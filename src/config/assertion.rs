@@ -1,83 +1,18 @@
-//! `assertion:` in the YAML ([`AssertionConfig`]) and its checked form
-//! ([`AssertionSettings`]): whether forwarded requests carry a signed
-//! identity assertion, in which header, for which audience, with which key
-//! file and algorithm. Minting lives in the top-level `assertion` module.
+//! The checked `assertion:` section ([`Assertion`]) and its checks; the
+//! YAML form is `raw::Assertion`. Minting lives in the top-level
+//! `assertion` module.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use http::HeaderName;
-use serde::Deserialize;
 
-/// The signature algorithms an assertion key may use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, Default)]
-pub enum AssertionAlg {
-    #[default]
-    ES256,
-    EdDSA,
-    RS256,
-}
-
-impl AssertionAlg {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AssertionAlg::ES256 => "ES256",
-            AssertionAlg::EdDSA => "EdDSA",
-            AssertionAlg::RS256 => "RS256",
-        }
-    }
-}
-
-/// `assertion:` in the YAML.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AssertionConfig {
-    #[serde(default)]
-    pub enabled: bool,
-    /// Default `X-Portcullis-Assertion`.
-    pub header: Option<String>,
-    /// The `aud` claim; default the domain.
-    pub audience: Option<String>,
-    /// Algorithm of keys `portcullis keys assertion --rotate` and a first
-    /// start create; keys already in the file keep their own.
-    #[serde(default)]
-    pub algorithm: AssertionAlg,
-    /// Default `STATE_DIR/assertion-keys.json`, created on first start.
-    pub key_file: Option<PathBuf>,
-    /// How long an assertion is valid; at most 5m.
-    #[serde(default = "lifetime", with = "humantime_serde")]
-    pub lifetime: Duration,
-    /// A new key is published this long before it signs, so apps that
-    /// cache the key set have fetched it first.
-    #[serde(default = "publish_ahead", with = "humantime_serde")]
-    pub publish_ahead: Duration,
-}
-
-impl Default for AssertionConfig {
-    fn default() -> Self {
-        AssertionConfig {
-            enabled: false,
-            header: None,
-            audience: None,
-            algorithm: AssertionAlg::default(),
-            key_file: None,
-            lifetime: lifetime(),
-            publish_ahead: publish_ahead(),
-        }
-    }
-}
-
-fn lifetime() -> Duration {
-    Duration::from_secs(120)
-}
-
-fn publish_ahead() -> Duration {
-    Duration::from_secs(600)
-}
+use super::raw;
+pub use super::raw::assertion::{AssertionAlg, DEFAULT_HEADER};
 
 /// The checked `assertion:` section; `None` in `Config` when disabled.
 #[derive(Debug, Clone)]
-pub struct AssertionSettings {
+pub struct Assertion {
     pub header: HeaderName,
     pub audience: String,
     pub algorithm: AssertionAlg,
@@ -86,66 +21,53 @@ pub struct AssertionSettings {
     pub publish_ahead: Duration,
 }
 
-pub const DEFAULT_HEADER: &str = "x-portcullis-assertion";
-
-impl AssertionConfig {
-    /// The header name to strip from every request, enabled or not: an app
-    /// that verifies assertions must never get a client's copy.
-    pub fn header_name(&self) -> Option<HeaderName> {
-        HeaderName::from_bytes(self.header.as_deref().unwrap_or(DEFAULT_HEADER).as_bytes()).ok()
-    }
-
-    pub fn validate(
-        &self,
-        domain: &str,
-        state_dir: &Path,
-        errs: &mut Vec<super::FieldError>,
-    ) -> Option<AssertionSettings> {
-        let mut add = |field: &str, message: String| {
-            errs.push(super::FieldError {
-                field: format!("assertion.{field}"),
-                message,
-            })
-        };
-        let header = self.header_name();
-        if header.is_none() {
-            add(
+/// Checks the section even when it is off, so a typo is caught before
+/// someone turns it on.
+pub(super) fn validate(
+    raw: &raw::Assertion,
+    domain: &str,
+    state_dir: &Path,
+    errs: &mut Vec<super::FieldError>,
+) -> Option<Assertion> {
+    let mut add = |field: &str, message: String| {
+        errs.push(super::FieldError {
+            field: format!("assertion.{field}"),
+            message,
+        })
+    };
+    let header = raw.header_name();
+    if header.is_none() {
+        add(
                 "header",
                 "is not a valid header name: use letters, digits and `-`, e.g. `X-Portcullis-Assertion`".into(),
             );
-        }
-        if self.lifetime < Duration::from_secs(10) || self.lifetime > Duration::from_secs(300) {
-            add(
-                "lifetime",
-                "must be between 10s and 5m, e.g. `2m`: apps should see a short-lived assertion"
-                    .into(),
-            );
-        }
-        if self
-            .audience
-            .as_deref()
-            .is_some_and(|a| a.trim().is_empty())
-        {
-            add(
-                "audience",
-                "must not be empty; leave it out to use the domain".into(),
-            );
-        }
-        if !self.enabled {
-            return None;
-        }
-        Some(AssertionSettings {
-            header: header?,
-            audience: self.audience.clone().unwrap_or_else(|| domain.to_string()),
-            algorithm: self.algorithm,
-            key_file: self
-                .key_file
-                .clone()
-                .unwrap_or_else(|| state_dir.join("assertion-keys.json")),
-            lifetime: self.lifetime,
-            publish_ahead: self.publish_ahead,
-        })
     }
+    if raw.lifetime < Duration::from_secs(10) || raw.lifetime > Duration::from_secs(300) {
+        add(
+            "lifetime",
+            "must be between 10s and 5m, e.g. `2m`: apps should see a short-lived assertion".into(),
+        );
+    }
+    if raw.audience.as_deref().is_some_and(|a| a.trim().is_empty()) {
+        add(
+            "audience",
+            "must not be empty; leave it out to use the domain".into(),
+        );
+    }
+    if !raw.enabled {
+        return None;
+    }
+    Some(Assertion {
+        header: header?,
+        audience: raw.audience.clone().unwrap_or_else(|| domain.to_string()),
+        algorithm: raw.algorithm,
+        key_file: raw
+            .key_file
+            .clone()
+            .unwrap_or_else(|| state_dir.join("assertion-keys.json")),
+        lifetime: raw.lifetime,
+        publish_ahead: raw.publish_ahead,
+    })
 }
 
 #[cfg(test)]

@@ -2,11 +2,20 @@
 //! by a `PORTCULLIS_*` environment variable (`__` separates nesting levels:
 //! `PORTCULLIS_UPSTREAM__URL`). `load` reads, validates and returns the typed
 //! [`Config`] the rest of Portcullis uses; every error names its field.
+//!
+//! One naming scheme: the serde types, exactly as read, live in `raw` and are
+//! named after their YAML section (`raw::Upstream` is `upstream:`); the
+//! checked types carry the same name here (`config::Upstream`). `checked`
+//! holds the checked types of the sections without a file of their own,
+//! `validate` the checks; a section with its own file (`oidc`, `saml`,
+//! `metrics`, `assertion`, `scim`) has its checked type and checks in that file
+//! and its raw type in the same name under `raw/`.
 
 pub mod assertion;
+mod checked;
 mod metrics;
-mod model;
 pub mod oidc;
+mod raw;
 pub mod saml;
 pub mod scim;
 mod trusted_proxies;
@@ -18,13 +27,15 @@ use figment::Figment;
 use figment::providers::{Env, Format};
 use serde_saphyr::figment::Yaml;
 
-pub use assertion::{AssertionAlg, AssertionSettings};
-pub use metrics::{MetricsConfig, MetricsSettings};
-pub use model::{HeaderFamily, LogFormat, LoginConfig, PagesConfig, RawConfig, Scheme};
-pub use validate::{
+pub use assertion::{Assertion, AssertionAlg};
+pub use checked::{
     Access, BasicAuth, Config, Connections, HeaderPattern, Headers, Hosts, Passthrough, PathRule,
-    PathRuleKind, Session, Token, Upstream,
+    PathRuleKind, Revocation, Session, Token, Upstream,
 };
+pub use metrics::Metrics;
+/// Sections and values used as written: their types are all the checking
+/// they need, so the checked form is the raw one.
+pub use raw::{HeaderFamily, Log, LogFormat, Login, Pages, Scheme};
 
 /// Prefix of the environment variables that override the file.
 pub const ENV_PREFIX: &str = "PORTCULLIS_";
@@ -95,7 +106,7 @@ pub fn from_yaml_str(yaml: &str) -> Result<Config, ConfigError> {
 }
 
 fn from_figment(figment: Figment) -> Result<Config, ConfigError> {
-    let raw: RawConfig = figment
+    let raw: raw::Config = figment
         .extract()
         .map_err(|e| ConfigError::Invalid(e.into_iter().map(figment_error).collect::<Vec<_>>()))?;
     validate::validate(raw).map_err(ConfigError::Invalid)

@@ -1,37 +1,14 @@
-//! `scim:` in the YAML ([`ScimRaw`]) and its checked form ([`Scim`]): the
-//! bearer tokens the IdP's provisioning presents (stored as SHA-256 hashes,
-//! like passthrough tokens, made with `portcullis hash-token`) and the file
-//! that keeps the little SCIM state Portcullis needs. The endpoints live in
-//! the top-level `scim` module. SCIM is off without this section.
+//! The checked `scim:` section ([`Scim`]) and its checks; the YAML form is
+//! `raw::Scim`. The bearer tokens the IdP's provisioning presents are
+//! stored as SHA-256 hashes, like passthrough tokens (`portcullis
+//! hash-token`). The endpoints live in the top-level `scim` module. SCIM
+//! is off without this section.
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
-
 use super::FieldError;
-use super::validate::Token;
-
-/// `scim:` in the YAML.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ScimRaw {
-    /// One per IdP tenant (or two while rotating).
-    #[serde(default)]
-    pub tokens: Vec<ScimTokenRaw>,
-    /// Default `scim.json` in the state directory.
-    pub file: Option<PathBuf>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ScimTokenRaw {
-    /// Who calls with it (`okta`, `entra`): named in the audit log.
-    pub name: String,
-    /// Hex SHA-256 of the token (`portcullis hash-token`).
-    pub sha256: Option<String>,
-    /// File holding the hex SHA-256, to keep it out of YAML kept in git.
-    pub sha256_file: Option<PathBuf>,
-}
+use super::checked::Token;
+use super::raw;
 
 /// The checked `scim:` section.
 #[derive(Debug, Clone)]
@@ -42,12 +19,15 @@ pub struct Scim {
     pub file: PathBuf,
 }
 
-/// Checks the section; `None` when it is absent.
-pub fn validate(raw: Option<&ScimRaw>, state_dir: &Path) -> Result<Option<Scim>, Vec<FieldError>> {
-    let Some(raw) = raw else {
-        return Ok(None);
-    };
-    let mut errs = Vec::new();
+/// Checks the section, adding one error per bad field to `errs`; `None`
+/// when it is absent or wrong.
+pub(super) fn validate(
+    raw: Option<&raw::Scim>,
+    state_dir: &Path,
+    errs: &mut Vec<FieldError>,
+) -> Option<Scim> {
+    let raw = raw?;
+    let before = errs.len();
     let mut err = |field: String, message: String| errs.push(FieldError { field, message });
     if raw.tokens.is_empty() {
         err(
@@ -103,51 +83,45 @@ pub fn validate(raw: Option<&ScimRaw>, state_dir: &Path) -> Result<Option<Scim>,
             }
         }
     }
-    if !errs.is_empty() {
-        return Err(errs);
+    if errs.len() > before {
+        return None;
     }
-    Ok(Some(Scim {
+    Some(Scim {
         tokens,
         file: raw
             .file
             .clone()
             .unwrap_or_else(|| state_dir.join("scim.json")),
-    }))
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn raw(yaml: &str) -> ScimRaw {
+    fn raw(yaml: &str) -> raw::Scim {
         serde_saphyr::from_str(yaml).unwrap()
     }
 
     #[test]
     fn tokens_are_hashes_and_the_file_defaults_to_the_state_directory() {
         let hash = hex::encode(crate::policy::tokens::sha256("t0ken"));
-        let s = validate(
-            Some(&raw(&format!(
-                "tokens:\n  - name: okta\n    sha256: {hash}\n"
-            ))),
-            Path::new("/var/lib/p"),
-        )
-        .unwrap()
-        .unwrap();
+        let mut errs = Vec::new();
+        let yaml = format!("tokens:\n  - name: okta\n    sha256: {hash}\n");
+        let s = validate(Some(&raw(&yaml)), Path::new("/var/lib/p"), &mut errs).unwrap();
+        assert!(errs.is_empty(), "{errs:?}");
         assert_eq!(s.tokens[0].name, "okta");
         assert_eq!(s.tokens[0].sha256, crate::policy::tokens::sha256("t0ken"));
         assert_eq!(s.file, PathBuf::from("/var/lib/p/scim.json"));
-        assert!(validate(None, Path::new("/x")).unwrap().is_none());
+        assert!(validate(None, Path::new("/x"), &mut errs).is_none());
     }
 
     #[test]
     fn every_mistake_names_its_field() {
         let fields = |yaml: &str| -> Vec<String> {
-            validate(Some(&raw(yaml)), Path::new("/x"))
-                .unwrap_err()
-                .into_iter()
-                .map(|e| e.field)
-                .collect()
+            let mut errs = Vec::new();
+            assert!(validate(Some(&raw(yaml)), Path::new("/x"), &mut errs).is_none());
+            errs.into_iter().map(|e| e.field).collect()
         };
         assert_eq!(fields("tokens: []\n"), ["scim.tokens"]);
         assert_eq!(

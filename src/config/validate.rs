@@ -1,211 +1,23 @@
-//! Turns the raw configuration into the checked [`Config`]: URLs parsed,
-//! CIDRs parsed, secret files read, header names checked, defaults derived
-//! from `domain`. Collects every problem, each naming its field.
+//! Turns the raw configuration (`super::raw`) into the checked one
+//! (`super::checked`): URLs parsed, CIDRs parsed, secret files read, header
+//! names checked, defaults derived from `domain`. Collects every problem,
+//! each naming its field.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use globset::{GlobBuilder, GlobMatcher};
+use globset::GlobBuilder;
 use http::{HeaderName, Method};
 use ipnet::IpNet;
 use url::Url;
 
 use super::FieldError;
-use super::model::{LogConfig, LoginConfig, PagesConfig, RawConfig, Scheme};
-
-#[derive(Debug, Clone)]
-pub struct Config {
-    pub domain: String,
-    pub scheme: Scheme,
-    pub listen: crate::listen::ListenAddr,
-    /// Mode of the Unix socket (`listen_socket_mode`).
-    pub listen_socket_mode: u32,
-    pub state_dir: PathBuf,
-    pub shutdown_timeout: Duration,
-    pub upstream: Upstream,
-    pub session: Session,
-    pub revocation: Revocation,
-    pub passthrough: Passthrough,
-    pub headers: Headers,
-    pub connections: Connections,
-    pub access: Access,
-    pub pages: PagesConfig,
-    pub log: LogConfig,
-    pub login: LoginConfig,
-    pub oidc: Option<super::oidc::Oidc>,
-    pub saml: Option<super::saml::Saml>,
-    pub metrics: super::metrics::MetricsSettings,
-    /// Which headers describe the original request in forward-auth mode.
-    pub forward_auth_headers: super::HeaderFamily,
-    /// The host names requests may carry (`strict_host`).
-    pub hosts: Hosts,
-    /// The signed identity assertion; `None` when `assertion.enabled` is off.
-    pub assertion: Option<super::AssertionSettings>,
-    /// The assertion's header name, stripped from every request even when
-    /// assertions are off.
-    pub assertion_header: HeaderName,
-    /// SCIM provisioning; `None` unless a `scim:` section is set.
-    pub scim: Option<super::scim::Scim>,
-}
-
-/// `strict_host` and the names it accepts.
-#[derive(Debug, Clone)]
-pub struct Hosts {
-    pub strict: bool,
-    /// `domain` first, then `domain_aliases`; lower case, optional `:port`.
-    pub names: Vec<String>,
-    /// The scheme's port, which a client may write or leave out.
-    pub default_port: u16,
-}
-
-impl Config {
-    /// `https://domain`: the origin every redirect and callback belongs to.
-    pub fn public_origin(&self) -> String {
-        format!("{}://{}", self.scheme.as_str(), self.domain)
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct Upstream {
-    pub url: Url,
-    pub tls_verify: bool,
-    pub ca_file: Option<PathBuf>,
-    pub connect_timeout: Duration,
-    pub timeout: Duration,
-    pub preserve_host: bool,
-    pub strip_version_headers: bool,
-    pub basic_auth: Option<BasicAuth>,
-}
-
-#[derive(Clone)]
-pub struct BasicAuth {
-    pub password: String,
-}
-
-impl std::fmt::Debug for BasicAuth {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("BasicAuth { password: <redacted> }")
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct Session {
-    pub lifetime: Duration,
-    /// `None` when inactivity expiry is off.
-    pub inactivity_timeout: Option<Duration>,
-    /// The configured name, without any prefix.
-    pub base_cookie_name: String,
-    /// The name used on the wire: `__Host-` + base when cookies are secure.
-    pub cookie_name: String,
-    pub key_file: PathBuf,
-    pub secure_cookie: bool,
-    /// Verified-cookie cache entries; 0 = off.
-    pub verify_cache_size: usize,
-}
-
-#[derive(Debug, Clone)]
-pub struct Revocation {
-    /// The revocation list's file.
-    pub file: PathBuf,
-}
-
-#[derive(Debug, Clone)]
-pub struct Passthrough {
-    pub paths: Vec<PathRule>,
-    pub tokens: Vec<Token>,
-    pub token_header: HeaderName,
-}
-
-#[derive(Debug, Clone)]
-pub struct PathRule {
-    pub kind: PathRuleKind,
-    /// Empty: every method.
-    pub methods: Vec<Method>,
-}
-
-#[derive(Debug, Clone)]
-pub enum PathRuleKind {
-    Exact(String),
-    Prefix(String),
-    Glob(GlobMatcher),
-}
-
-#[derive(Clone)]
-pub struct Token {
-    pub name: String,
-    pub sha256: [u8; 32],
-    pub groups: Vec<String>,
-}
-
-impl std::fmt::Debug for Token {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Token").field("name", &self.name).finish()
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct Headers {
-    pub user: HeaderName,
-    pub email: HeaderName,
-    pub groups: HeaderName,
-    pub preferred_username: HeaderName,
-    pub name: HeaderName,
-    pub groups_separator: String,
-    pub extra: Vec<(String, HeaderName)>,
-    /// `headers.strip`: the operator's own names to remove.
-    pub strip: Vec<HeaderPattern>,
-}
-
-/// A header name or name prefix, canonical: lower case, `_` read as `-`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HeaderPattern {
-    Exact(String),
-    Prefix(String),
-}
-
-impl HeaderPattern {
-    fn matches(&self, canonical_name: &str) -> bool {
-        match self {
-            HeaderPattern::Exact(e) => e == canonical_name,
-            HeaderPattern::Prefix(p) => canonical_name.starts_with(p.as_str()),
-        }
-    }
-}
-
-/// The checked `connections:` section.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Connections {
-    pub max: usize,
-    pub header_read_timeout: Duration,
-    pub idle_timeout: Duration,
-}
-
-impl Headers {
-    /// Every header Portcullis sets on the way to the upstream.
-    pub fn all(&self) -> impl Iterator<Item = &HeaderName> {
-        [
-            &self.user,
-            &self.email,
-            &self.groups,
-            &self.preferred_username,
-            &self.name,
-        ]
-        .into_iter()
-        .chain(self.extra.iter().map(|(_, h)| h))
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct Access {
-    pub allowed_groups: Vec<String>,
-    /// Lower-cased.
-    pub allowed_emails: Vec<String>,
-    /// Lower-cased, without a leading `@`.
-    pub allowed_email_domains: Vec<String>,
-    pub allowed_ip_ranges: Vec<IpNet>,
-    pub trusted_proxies: Vec<IpNet>,
-}
+use super::checked::{
+    Access, BasicAuth, Config, Connections, HeaderPattern, Headers, Hosts, Passthrough, PathRule,
+    PathRuleKind, Revocation, Session, Token, Upstream,
+};
+use super::raw::{self, Scheme};
 
 struct Errors(Vec<FieldError>);
 
@@ -218,7 +30,7 @@ impl Errors {
     }
 }
 
-pub(super) fn validate(raw: RawConfig) -> Result<Config, Vec<FieldError>> {
+pub(super) fn validate(raw: raw::Config) -> Result<Config, Vec<FieldError>> {
     let mut errs = Errors(Vec::new());
 
     let domain = match raw.domain.as_deref().map(str::trim) {
@@ -273,15 +85,7 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, Vec<FieldError>> {
             );
             0o666
         });
-    let metrics = match raw.metrics.validate() {
-        Ok(m) => Some(m),
-        Err(e) => {
-            for (field, message) in e {
-                errs.add(field, message);
-            }
-            None
-        }
-    };
+    let metrics = super::metrics::validate(&raw.metrics, &mut errs.0);
 
     let state_dir = raw
         .state_dir
@@ -329,7 +133,7 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, Vec<FieldError>> {
             "and `saml` are both set: one instance logs in through one identity provider; remove one of them",
         );
     }
-    let assertion = raw.assertion.validate(&domain, &state_dir, &mut errs.0);
+    let assertion = super::assertion::validate(&raw.assertion, &domain, &state_dir, &mut errs.0);
     let assertion_header = raw
         .assertion
         .header_name()
@@ -346,6 +150,7 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, Vec<FieldError>> {
             .unwrap_or_else(|| state_dir.join("revocations.json")),
     };
 
+    let scim = super::scim::validate(raw.scim.as_ref(), &state_dir, &mut errs.0);
     if !errs.0.is_empty() {
         return Err(errs.0);
     }
@@ -354,7 +159,6 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, Vec<FieldError>> {
     else {
         return Err(errs.0);
     };
-    let scim = super::scim::validate(raw.scim.as_ref(), &state_dir)?;
     Ok(Config {
         domain,
         scheme: raw.scheme,
@@ -423,7 +227,7 @@ fn read_secret_file(path: &std::path::Path, field: &str, errs: &mut Errors) -> O
     }
 }
 
-fn validate_upstream(raw: &RawConfig, errs: &mut Errors) -> Option<Upstream> {
+fn validate_upstream(raw: &raw::Config, errs: &mut Errors) -> Option<Upstream> {
     let Some(u) = &raw.upstream else {
         errs.add(
             "upstream.url",
@@ -505,7 +309,7 @@ fn validate_upstream(raw: &RawConfig, errs: &mut Errors) -> Option<Upstream> {
     })
 }
 
-fn validate_session(raw: &RawConfig, state_dir: &std::path::Path, errs: &mut Errors) -> Session {
+fn validate_session(raw: &raw::Config, state_dir: &std::path::Path, errs: &mut Errors) -> Session {
     let s = &raw.session;
     if s.lifetime < Duration::from_secs(60) {
         errs.add("session.lifetime", "must be at least 1m, e.g. `12h`");
@@ -589,7 +393,7 @@ fn validate_session(raw: &RawConfig, state_dir: &std::path::Path, errs: &mut Err
     }
 }
 
-fn validate_passthrough(raw: &RawConfig, errs: &mut Errors) -> Option<Passthrough> {
+fn validate_passthrough(raw: &raw::Config, errs: &mut Errors) -> Option<Passthrough> {
     let p = &raw.passthrough;
     let mut paths = Vec::new();
     for (i, rule) in p.paths.iter().enumerate() {
@@ -741,7 +545,7 @@ fn is_reserved_header(h: &HeaderName) -> bool {
         || h.as_str().eq_ignore_ascii_case("x-forwarded-host")
 }
 
-fn validate_headers(raw: &RawConfig, errs: &mut Errors) -> Option<Headers> {
+fn validate_headers(raw: &raw::Config, errs: &mut Errors) -> Option<Headers> {
     let h = &raw.headers;
     let user = header(&h.user, "headers.user", errs);
     let email = header(&h.email, "headers.email", errs);
@@ -805,7 +609,7 @@ const NEEDED_HEADERS: &[&str] = &[
     "x-original-method",
 ];
 
-fn validate_strip(raw: &RawConfig, errs: &mut Errors) -> Vec<HeaderPattern> {
+fn validate_strip(raw: &raw::Config, errs: &mut Errors) -> Vec<HeaderPattern> {
     let token_header = raw.passthrough.token_header.to_ascii_lowercase();
     let mut out = Vec::new();
     for (i, entry) in raw.headers.strip.iter().enumerate() {
@@ -851,7 +655,7 @@ fn validate_strip(raw: &RawConfig, errs: &mut Errors) -> Vec<HeaderPattern> {
     out
 }
 
-fn validate_connections(raw: &RawConfig, errs: &mut Errors) -> Connections {
+fn validate_connections(raw: &raw::Config, errs: &mut Errors) -> Connections {
     let c = &raw.connections;
     if c.max == 0 || c.max > 1_000_000 {
         errs.add(
@@ -912,7 +716,7 @@ fn cidrs(list: &[String], field: &str, errs: &mut Errors) -> Vec<IpNet> {
     out
 }
 
-fn validate_access(raw: &RawConfig, errs: &mut Errors) -> Option<Access> {
+fn validate_access(raw: &raw::Config, errs: &mut Errors) -> Option<Access> {
     let a = &raw.access;
     let allowed_email_domains = a
         .allowed_email_domains

@@ -103,7 +103,7 @@ pub fn config_builds(config: &Config) -> Check {
     if let Some(saml) = &config.saml
         && saml.sp_key_file.exists()
         && saml.sp_cert_file.exists()
-        && let Err(e) = crate::idp::saml::keys::SpKeys::load_or_create(
+        && let Err(e) = crate::idp::saml::sp_keys::SpKeys::load_or_create(
             &saml.sp_key_file,
             &saml.sp_cert_file,
             &saml.sp_entity_id,

@@ -247,10 +247,10 @@ mod tests {
     use http::{HeaderMap, HeaderValue, Request};
 
     use super::*;
-    use crate::audit::Ctx;
     use crate::config::HeaderFamily;
     use crate::gate::original::Original;
     use crate::identity::IdpKind;
+    use crate::request_ctx::RequestCtx;
     use crate::session::KeyRing;
 
     const TOKEN: &str = "unit-test-token";
@@ -270,9 +270,12 @@ mod tests {
         Fixture { config, sessions }
     }
 
-    fn ctx() -> Ctx<'static> {
-        Ctx {
+    fn ctx() -> RequestCtx<'static> {
+        RequestCtx {
             request_id: "unit",
+            // A client connecting directly: no proxy vouches for it.
+            peer: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7)),
+            peer_trusted: false,
             client_ip: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7)),
         }
     }

@@ -4,8 +4,8 @@
 use http::{HeaderMap, Method, Request, header};
 
 use super::original::{self, Original, OriginalError};
-use crate::audit::Ctx;
 use crate::config::HeaderFamily;
+use crate::request_ctx::RequestCtx;
 
 /// Which way the request reached Portcullis. In proxy mode Portcullis
 /// serves its own endpoints and forwards the rest; in forward-auth mode
@@ -68,12 +68,12 @@ pub struct Asked<'a> {
     /// forward-auth mode, those of the front proxy's question, which are
     /// the client's.
     pub headers: &'a HeaderMap,
-    pub ctx: Ctx<'a>,
+    pub ctx: RequestCtx<'a>,
 }
 
 impl<'a> Asked<'a> {
     /// A request Portcullis received to forward.
-    pub fn proxied<B>(req: &'a Request<B>, ctx: Ctx<'a>) -> Asked<'a> {
+    pub fn proxied<B>(req: &'a Request<B>, ctx: RequestCtx<'a>) -> Asked<'a> {
         let uri = req.uri();
         let target = if req.method() == Method::CONNECT {
             Target::Authority
@@ -105,7 +105,7 @@ impl<'a> Asked<'a> {
         req: &'a Request<B>,
         family: HeaderFamily,
         orig: &'a Result<Original, OriginalError>,
-        ctx: Ctx<'a>,
+        ctx: RequestCtx<'a>,
     ) -> Asked<'a> {
         let headers = req.headers();
         let (method, target, authority) = match orig {
@@ -140,9 +140,12 @@ mod tests {
 
     use super::*;
 
-    fn ctx() -> Ctx<'static> {
-        Ctx {
+    fn ctx() -> RequestCtx<'static> {
+        RequestCtx {
             request_id: "t",
+            // A client connecting directly: no proxy vouches for it.
+            peer: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            peer_trusted: false,
             client_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
         }
     }

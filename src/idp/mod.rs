@@ -9,7 +9,6 @@ pub mod diagnose;
 pub mod oidc;
 pub mod saml;
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use http::{Request, Response};
@@ -19,6 +18,7 @@ use crate::Body;
 use crate::config::Config;
 use crate::identity::{Identity, IdpKind};
 use crate::pages::{Page, PageKind};
+use crate::request_ctx::RequestCtx;
 use crate::session::{LoginRefs, Sessions, Transactions};
 
 /// What a finished login hands back to the server.
@@ -80,24 +80,14 @@ pub enum LoginSetupError {
 /// Per-request facts a login flavour may need.
 #[derive(Clone, Copy)]
 pub struct LoginCtx<'a> {
-    pub request_id: &'a str,
+    /// The request id and client address (after trusted proxies, for
+    /// per-client limits and audit events).
+    pub request: RequestCtx<'a>,
     pub request_cookies: &'a [(&'a str, &'a str)],
     /// Where a started login keeps what it must remember.
     pub transactions: &'a Transactions,
-    /// The client address (after trusted proxies), for per-client limits.
-    pub client_ip: IpAddr,
     /// The session cookies, for what an IdP-initiated logout must compare.
     pub sessions: &'a Sessions,
-}
-
-impl LoginCtx<'_> {
-    /// The fields every audit event carries.
-    pub fn audit(&self) -> crate::audit::Ctx<'_> {
-        crate::audit::Ctx {
-            request_id: self.request_id,
-            client_ip: self.client_ip,
-        }
-    }
 }
 
 impl Login {

@@ -5,7 +5,7 @@
 
 use std::net::IpAddr;
 
-use crate::config::MetricsSettings;
+use crate::config::Metrics;
 
 /// `Content-Type` of the metrics answer.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -26,7 +26,7 @@ pub fn response() -> http::Response<crate::Body> {
 }
 
 /// Whether `client` may read metrics on the main listener.
-pub fn allowed(settings: &MetricsSettings, client: IpAddr) -> bool {
+pub fn allowed(settings: &Metrics, client: IpAddr) -> bool {
     settings.enabled
         && settings.listen.is_none()
         && settings
@@ -41,7 +41,11 @@ mod tests {
 
     #[test]
     fn by_default_only_loopback_reads_metrics_on_the_main_listener() {
-        let ok = crate::config::MetricsConfig::default().validate().unwrap();
+        let ok = crate::config::from_yaml_str(
+            "domain: app.example.com\nupstream:\n  url: http://127.0.0.1:3000\n",
+        )
+        .unwrap()
+        .metrics;
         assert!(allowed(&ok, "127.0.0.1".parse().unwrap()));
         assert!(!allowed(&ok, "203.0.113.9".parse().unwrap()));
     }

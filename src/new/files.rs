@@ -98,7 +98,7 @@ pub fn write(p: &Plan) -> anyhow::Result<Written> {
             .as_ref()
             .context("the written configuration has no saml section")?;
         let existed = saml.sp_key_file.exists();
-        let keys = crate::idp::saml::keys::SpKeys::load_or_create(
+        let keys = crate::idp::saml::sp_keys::SpKeys::load_or_create(
             &saml.sp_key_file,
             &saml.sp_cert_file,
             &saml.sp_entity_id,

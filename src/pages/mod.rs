@@ -6,7 +6,7 @@ use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 
 use crate::Body;
-use crate::config::PagesConfig;
+use crate::config::Pages;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PageKind {
@@ -165,7 +165,7 @@ impl Page {
         self
     }
 
-    pub fn render(&self, cfg: &PagesConfig, request_id: &str, json: bool) -> Response<Body> {
+    pub fn render(&self, cfg: &Pages, request_id: &str, json: bool) -> Response<Body> {
         let (content_type, body) = if json {
             ("application/json", self.json(request_id))
         } else {
@@ -207,7 +207,7 @@ impl Page {
         v.to_string()
     }
 
-    fn html(&self, cfg: &PagesConfig, request_id: &str) -> String {
+    fn html(&self, cfg: &Pages, request_id: &str) -> String {
         use html_escape::{encode_double_quoted_attribute as attr, encode_text as text};
         let detail = self
             .detail
@@ -279,7 +279,7 @@ mod tests {
 
     #[test]
     fn html_escapes_operator_and_idp_text() {
-        let cfg = PagesConfig {
+        let cfg = Pages {
             support_url: Some("https://help.example/\"><script>".into()),
             footer: Some("<b>ACME</b>".into()),
         };

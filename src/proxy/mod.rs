@@ -5,8 +5,6 @@
 pub mod headers;
 pub(crate) mod tls;
 
-use std::net::IpAddr;
-
 use base64::Engine;
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode, Uri, Version};
@@ -20,6 +18,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use crate::Body;
 use crate::config::Config;
 use crate::identity::Identity;
+use crate::request_ctx::RequestCtx;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProxyError {
@@ -42,10 +41,7 @@ pub enum UpstreamSetupError {
 /// Who is asking, as the forwarding step needs to know.
 #[derive(Debug, Clone, Copy)]
 pub struct Forward<'a> {
-    pub peer: IpAddr,
-    pub peer_trusted: bool,
-    pub client_ip: IpAddr,
-    pub request_id: &'a str,
+    pub ctx: RequestCtx<'a>,
     /// `None` on passthrough paths: no identity headers at all.
     pub identity: Option<&'a Identity>,
     /// `Authorization` carries a passthrough token: removed on every route.
@@ -205,9 +201,9 @@ impl UpstreamClient {
         }
         headers::set_forwarded(
             h,
-            fwd.peer,
-            fwd.peer_trusted,
-            fwd.client_ip,
+            fwd.ctx.peer,
+            fwd.ctx.peer_trusted,
+            fwd.ctx.client_ip,
             config.scheme.as_str(),
             client_host.as_ref(),
         );
@@ -221,7 +217,7 @@ impl UpstreamClient {
         }
         // Ours, not the client's: the id in the upstream's log is the one
         // on Portcullis' log lines and pages.
-        if let Ok(v) = HeaderValue::from_str(fwd.request_id) {
+        if let Ok(v) = HeaderValue::from_str(fwd.ctx.request_id) {
             h.insert("x-request-id", v);
         }
         if let Some((name, value)) = fwd.assertion {

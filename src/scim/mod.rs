@@ -27,9 +27,9 @@ use hyper::body::Incoming;
 use serde_json::{Value, json};
 
 use crate::Body;
-use crate::audit::Ctx;
 use crate::config::Config;
 use crate::config::scim::Scim;
+use crate::request_ctx::RequestCtx;
 use crate::revocation::Revocations;
 
 use directory::{Directory, Group, User};
@@ -59,6 +59,8 @@ struct Call {
     file: std::path::PathBuf,
     allowed_groups: Vec<String>,
     request_id: String,
+    peer: std::net::IpAddr,
+    peer_trusted: bool,
     client_ip: std::net::IpAddr,
 }
 
@@ -111,7 +113,7 @@ pub async fn answer(
     revocations: &Arc<Revocations>,
     rest: &str,
     req: Request<Incoming>,
-    ctx: Ctx<'_>,
+    ctx: RequestCtx<'_>,
 ) -> Response<Body> {
     let Some(token) = crate::policy::tokens::in_authorization(&settings.tokens, req.headers())
     else {
@@ -134,13 +136,17 @@ pub async fn answer(
         file: settings.file.clone(),
         allowed_groups: config.access.allowed_groups.clone(),
         request_id: ctx.request_id.to_string(),
+        peer: ctx.peer,
+        peer_trusted: ctx.peer_trusted,
         client_ip: ctx.client_ip,
     };
     let revocations = revocations.clone();
     let done = tokio::task::spawn_blocking(move || {
         let out = handle(&call, &revocations);
-        let ctx = Ctx {
+        let ctx = RequestCtx {
             request_id: &call.request_id,
+            peer: call.peer,
+            peer_trusted: call.peer_trusted,
             client_ip: call.client_ip,
         };
         let what = format!("{} /{}", call.method, call.segments.join("/"));

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use portcullis::idp::saml::keys::SpKeys;
+use portcullis::idp::saml::sp_keys::SpKeys;
 use serde_json::{Value, json};
 
 use super::free_port;

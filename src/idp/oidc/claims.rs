@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::config::oidc::ClaimsRaw;
+use crate::config::oidc::Claims;
 use crate::identity::Identity;
 
 fn lookup<'a>(claims: &'a Value, path: &str) -> Option<&'a Value> {
@@ -56,7 +56,7 @@ pub fn distrust_unverified_email(claims: &mut Value) {
 }
 
 /// `None` when no claim yields a user name (the login must fail).
-pub fn identity(claims: &Value, map: &ClaimsRaw) -> Option<Identity> {
+pub fn identity(claims: &Value, map: &Claims) -> Option<Identity> {
     let subject = string(claims, "sub")?;
     let user = map.user.iter().find_map(|p| string(claims, p))?;
     let extra = map
@@ -91,7 +91,7 @@ mod tests {
 
     #[test]
     fn default_mapping_and_fallbacks() {
-        let m = ClaimsRaw::default();
+        let m = Claims::default();
         let id = identity(&json!({"sub": "1", "preferred_username": "al", "email": "a@x", "name": "Al", "groups": ["g1", "g2"]}), &m).unwrap();
         assert_eq!(
             (id.user.as_str(), id.email.as_deref(), id.groups.len()),
@@ -109,9 +109,9 @@ mod tests {
 
     #[test]
     fn nested_and_uri_claims() {
-        let mut m = ClaimsRaw {
+        let mut m = Claims {
             groups: "realm_access.roles".into(),
-            ..ClaimsRaw::default()
+            ..Claims::default()
         };
         m.extra
             .insert("tenant".into(), "https://example.com/claims/tenant".into());
@@ -126,7 +126,7 @@ mod tests {
 
     #[test]
     fn unverified_email_is_not_trusted() {
-        let m = ClaimsRaw::default();
+        let m = Claims::default();
         let mut c = json!({"sub": "s1", "email": "ceo@corp.example", "email_verified": false});
         distrust_unverified_email(&mut c);
         let id = identity(&c, &m).unwrap();

@@ -122,7 +122,7 @@ impl OidcLogin {
         return_to: &str,
     ) -> Result<http::Response<Body>, Page> {
         let loaded = self.provider.ensure_reachable().await.map_err(|e| {
-            tracing::warn!(request_id = ctx.request_id, error = %e, "OpenID provider unreachable at login start");
+            tracing::warn!(request_id = ctx.request.request_id, error = %e, "OpenID provider unreachable at login start");
             Page::new(PageKind::IdpUnavailable)
         })?;
         let client = self.client(&loaded.metadata);

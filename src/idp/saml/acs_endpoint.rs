@@ -106,7 +106,10 @@ impl SamlLogin {
         }
         acs::signatures_precheck(&env, ALLOWED_SIGNATURE_ALGORITHMS)?;
         let txn_id = txn.as_ref().map(|t| t.id.as_str());
-        if let Err(spent) = self.budget.take(ctx.client_ip, txn_id, Instant::now()) {
+        if let Err(spent) = self
+            .budget
+            .take(ctx.request.client_ip, txn_id, Instant::now())
+        {
             crate::metrics::saml_verify_refused(spent.label());
             return Err(AcsError::Busy(spent));
         }

@@ -340,7 +340,7 @@ pub(crate) mod tests {
 
     /// A self-signed certificate, base64 DER, made for these tests.
     pub fn test_cert_b64() -> String {
-        let keys = super::super::keys::SpKeys::load_or_create(
+        let keys = super::super::sp_keys::SpKeys::load_or_create(
             &std::env::temp_dir().join(format!("pc-md-{}.key", crate::random_id(6))),
             &std::env::temp_dir().join(format!("pc-md-{}.crt", crate::random_id(6))),
             "idp",
@@ -477,7 +477,7 @@ pub(crate) mod tests {
     #[test]
     fn metadata_signed_by_the_pinned_certificate_is_read_and_tampering_is_caught() {
         let dir = tempfile::tempdir().unwrap();
-        let signer = super::super::keys::SpKeys::load_or_create(
+        let signer = super::super::sp_keys::SpKeys::load_or_create(
             &dir.path().join("s.key"),
             &dir.path().join("s.crt"),
             "md-signer",
@@ -501,7 +501,7 @@ pub(crate) mod tests {
             Err(MetadataError::BadMetadataSignature(_))
         ));
         // Signed by someone else.
-        let other = super::super::keys::SpKeys::load_or_create(
+        let other = super::super::sp_keys::SpKeys::load_or_create(
             &dir.path().join("o.key"),
             &dir.path().join("o.crt"),
             "other",

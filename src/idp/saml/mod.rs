@@ -12,7 +12,7 @@
 //! | [`acs`] | response checks: cheap envelope first, then signature |
 //! | [`attributes`] | assertion -> [`Identity`](crate::identity::Identity) |
 //! | [`sp_metadata`] | the SP metadata for the IdP admin |
-//! | [`keys`] | the SP key pair |
+//! | [`sp_keys`] | the SP key pair |
 //! | [`budget`] | how many signature verifications, and for whom |
 //! | [`redirect`] | incoming HTTP-Redirect messages: parsed once, verified |
 //! | [`logout`] | IdP-initiated LogoutRequest checks |
@@ -29,7 +29,6 @@ pub mod acs;
 mod acs_endpoint;
 pub mod attributes;
 pub mod budget;
-pub mod keys;
 pub mod logout;
 pub mod metadata;
 pub mod redirect;
@@ -37,6 +36,7 @@ mod refresh;
 mod replay;
 pub mod request;
 mod slo;
+pub mod sp_keys;
 pub mod sp_metadata;
 
 use std::sync::{Arc, RwLock};
@@ -49,9 +49,9 @@ use samael::crypto::{AllowedSignatureAlgorithm, CertificateDer};
 use samael::service_provider::ServiceProvider;
 
 use self::acs::AcsError;
-use self::keys::SpKeys;
 use self::metadata::{IdpMetadata, MetadataError};
 use self::refresh::{initial_metadata, refresh_loop};
+use self::sp_keys::SpKeys;
 use super::{EndpointOutcome, LoginCtx};
 use crate::Body;
 use crate::config::Config;
@@ -74,7 +74,7 @@ pub const ALLOWED_SIGNATURE_ALGORITHMS: &[AllowedSignatureAlgorithm] = &[
 #[derive(Debug, thiserror::Error)]
 pub enum SamlSetupError {
     #[error(transparent)]
-    Keys(#[from] keys::KeyError),
+    Keys(#[from] sp_keys::KeyError),
     #[error(transparent)]
     Metadata(#[from] MetadataError),
     #[error(

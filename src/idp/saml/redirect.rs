@@ -193,8 +193,8 @@ pub fn inflate(b64: &str, max: u64) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::keys::SpKeys;
     use super::super::request::logout_request_url;
+    use super::super::sp_keys::SpKeys;
     use super::*;
 
     fn keys(dir: &std::path::Path, n: &str) -> SpKeys {

@@ -220,7 +220,7 @@ mod tests {
     #[test]
     fn signed_request_verifies_with_the_sp_certificate() {
         let dir = tempfile::tempdir().unwrap();
-        let keys = super::super::keys::SpKeys::load_or_create(
+        let keys = super::super::sp_keys::SpKeys::load_or_create(
             &dir.path().join("k"),
             &dir.path().join("c"),
             "sp",

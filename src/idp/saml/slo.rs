@@ -86,7 +86,7 @@ impl SamlLogin {
             "no_session" => "no session in this browser",
             _ => "the session named by the LogoutRequest is ended",
         };
-        crate::audit::idp_logout(ctx.audit(), user, outcome, reason);
+        crate::audit::idp_logout(ctx.request, user, outcome, reason);
         crate::metrics::saml_idp_logout(outcome);
         let sign = self.cfg.sign_requests.then_some(&self.keys.key);
         match request::logout_response_url(
@@ -113,7 +113,7 @@ impl SamlLogin {
     }
 
     fn logout_refused(&self, ctx: LoginCtx<'_>, e: logout::LogoutError) -> EndpointOutcome {
-        crate::audit::idp_logout(ctx.audit(), None, "refused", &e.to_string());
+        crate::audit::idp_logout(ctx.request, None, "refused", &e.to_string());
         crate::metrics::saml_idp_logout("refused");
         EndpointOutcome::Refused(Page::new(PageKind::BadRequest))
     }

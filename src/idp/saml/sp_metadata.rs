@@ -10,7 +10,7 @@ use samael::metadata::{EntityDescriptor, HTTP_REDIRECT_BINDING, NameIdFormat};
 use samael::service_provider::ServiceProvider;
 use samael::traits::ToXml;
 
-use super::keys::SpKeys;
+use super::sp_keys::SpKeys;
 use crate::config::saml::Saml as SamlConfig;
 
 #[derive(Debug, thiserror::Error)]

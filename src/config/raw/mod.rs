@@ -1,6 +1,24 @@
-//! The typed configuration, exactly as read from YAML and `PORTCULLIS_*`
-//! variables. Every struct denies unknown keys: a typo must never silently
-//! weaken security. Validation and derived values live in `super::validate`.
+//! The configuration exactly as read from YAML and `PORTCULLIS_*`
+//! variables: one serde type per YAML section, named after the section
+//! (`raw::Upstream` is `upstream:`; [`Config`] is the whole file). Every
+//! struct denies unknown keys: a typo must never silently weaken security.
+//! The checked forms carry the same names one level up (`config::Upstream`,
+//! in `super::checked`); `super::validate` turns one into the other.
+//! Sections with a file of their own (`oidc`, `saml`, `metrics`,
+//! `assertion`, `scim`) have their raw types in the file of that name here and their
+//! checked types and checks in `config/` beside this directory.
+
+pub mod assertion;
+pub mod metrics;
+pub mod oidc;
+pub mod saml;
+pub mod scim;
+
+pub use assertion::Assertion;
+pub use metrics::Metrics;
+pub use oidc::Oidc;
+pub use saml::Saml;
+pub use scim::Scim;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -10,7 +28,7 @@ use serde::Deserialize;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawConfig {
+pub struct Config {
     /// Public host name of the protected app, e.g. `grafana.example.com`.
     pub domain: Option<String>,
     /// Answer 421 to any request whose `Host` (or absolute-form authority)
@@ -34,42 +52,42 @@ pub struct RawConfig {
     /// How long in-flight requests may take to finish on shutdown.
     #[serde(default = "defaults::shutdown_timeout", with = "humantime_serde")]
     pub shutdown_timeout: Duration,
-    pub upstream: Option<UpstreamConfig>,
+    pub upstream: Option<Upstream>,
     #[serde(default)]
-    pub session: SessionConfig,
+    pub session: Session,
     /// `None` also for a section with only comments in it.
     #[serde(default)]
-    pub revocation: Option<RevocationConfig>,
+    pub revocation: Option<Revocation>,
     #[serde(default)]
-    pub passthrough: PassthroughConfig,
+    pub passthrough: Passthrough,
     #[serde(default)]
-    pub headers: HeadersConfig,
+    pub headers: Headers,
     #[serde(default)]
-    pub connections: ConnectionsConfig,
+    pub connections: Connections,
     #[serde(default)]
-    pub access: AccessConfig,
+    pub access: Access,
     #[serde(default)]
-    pub pages: PagesConfig,
+    pub pages: Pages,
     #[serde(default)]
-    pub log: LogConfig,
+    pub log: Log,
     #[serde(default)]
-    pub login: LoginConfig,
+    pub login: Login,
     /// OpenID Connect provider (one IdP per instance).
-    pub oidc: Option<super::oidc::OidcRaw>,
-    pub saml: Option<super::saml::RawSaml>,
+    pub oidc: Option<Oidc>,
+    pub saml: Option<Saml>,
     #[serde(default)]
-    pub metrics: super::metrics::MetricsConfig,
+    pub metrics: Metrics,
     #[serde(default)]
-    pub forward_auth: ForwardAuthConfig,
+    pub forward_auth: ForwardAuth,
     #[serde(default)]
-    pub assertion: super::assertion::AssertionConfig,
-    pub scim: Option<super::scim::ScimRaw>,
+    pub assertion: Assertion,
+    pub scim: Option<Scim>,
 }
 
 /// Where revoked sessions are remembered.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RevocationConfig {
+pub struct Revocation {
     /// The list's file; default `revocations.json` in the state directory.
     pub file: Option<PathBuf>,
 }
@@ -77,7 +95,7 @@ pub struct RevocationConfig {
 /// Forward-auth mode (`/.portcullis/auth`).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ForwardAuthConfig {
+pub struct ForwardAuth {
     /// Which header family carries the original method, URI and host.
     #[serde(default)]
     pub headers: HeaderFamily,
@@ -127,7 +145,7 @@ impl Scheme {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct UpstreamConfig {
+pub struct Upstream {
     pub url: String,
     /// Verify the upstream's TLS certificate. Turn off only for a
     /// self-signed upstream on the same host; prefer `ca_file`.
@@ -148,21 +166,21 @@ pub struct UpstreamConfig {
     #[serde(default = "defaults::yes")]
     pub strip_version_headers: bool,
     #[serde(default)]
-    pub basic_auth: Option<BasicAuthConfig>,
+    pub basic_auth: Option<BasicAuth>,
 }
 
 /// HTTP Basic credentials sent to the upstream: the user is the logged-in
 /// user name, the password a fixed shared secret the app expects.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct BasicAuthConfig {
+pub struct BasicAuth {
     pub password: Option<String>,
     pub password_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SessionConfig {
+pub struct Session {
     /// Absolute lifetime of a session, counted from login.
     #[serde(default = "defaults::session_lifetime", with = "humantime_serde")]
     pub lifetime: Duration,
@@ -182,9 +200,9 @@ pub struct SessionConfig {
     pub verify_cache_size: usize,
 }
 
-impl Default for SessionConfig {
+impl Default for Session {
     fn default() -> Self {
-        SessionConfig {
+        Session {
             lifetime: defaults::session_lifetime(),
             inactivity_timeout: defaults::inactivity_timeout(),
             cookie_name: defaults::cookie_name(),
@@ -197,20 +215,20 @@ impl Default for SessionConfig {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct PassthroughConfig {
+pub struct Passthrough {
     #[serde(default)]
-    pub paths: Vec<PathRuleConfig>,
+    pub paths: Vec<PathRule>,
     #[serde(default)]
-    pub tokens: Vec<TokenConfig>,
+    pub tokens: Vec<Token>,
     /// Header that may carry a passthrough token instead of `Authorization`,
     /// for apps whose own `Authorization` header must pass untouched.
     #[serde(default = "defaults::token_header")]
     pub token_header: String,
 }
 
-impl Default for PassthroughConfig {
+impl Default for Passthrough {
     fn default() -> Self {
-        PassthroughConfig {
+        Passthrough {
             paths: vec![],
             tokens: vec![],
             token_header: defaults::token_header(),
@@ -221,7 +239,7 @@ impl Default for PassthroughConfig {
 /// One passthrough path rule: exactly one of `exact`, `prefix`, `glob`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct PathRuleConfig {
+pub struct PathRule {
     pub exact: Option<String>,
     pub prefix: Option<String>,
     pub glob: Option<String>,
@@ -232,7 +250,7 @@ pub struct PathRuleConfig {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct TokenConfig {
+pub struct Token {
     /// Becomes the identity (user name) of requests carrying the token.
     pub name: String,
     /// Hex SHA-256 of the token (`portcullis hash-token`).
@@ -246,7 +264,7 @@ pub struct TokenConfig {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct HeadersConfig {
+pub struct Headers {
     #[serde(default = "defaults::h_user")]
     pub user: String,
     #[serde(default = "defaults::h_email")]
@@ -268,9 +286,9 @@ pub struct HeadersConfig {
     pub strip: Vec<String>,
 }
 
-impl Default for HeadersConfig {
+impl Default for Headers {
     fn default() -> Self {
-        HeadersConfig {
+        Headers {
             user: defaults::h_user(),
             email: defaults::h_email(),
             groups: defaults::h_groups(),
@@ -286,7 +304,7 @@ impl Default for HeadersConfig {
 /// Limits on client connections (from nginx or whoever connects).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ConnectionsConfig {
+pub struct Connections {
     /// Client connections served at once; more wait in the listen backlog.
     #[serde(default = "defaults::connections_max")]
     pub max: usize,
@@ -299,9 +317,9 @@ pub struct ConnectionsConfig {
     pub idle_timeout: Duration,
 }
 
-impl Default for ConnectionsConfig {
+impl Default for Connections {
     fn default() -> Self {
-        ConnectionsConfig {
+        Connections {
             max: defaults::connections_max(),
             header_read_timeout: defaults::header_read_timeout(),
             idle_timeout: defaults::idle_timeout(),
@@ -311,7 +329,7 @@ impl Default for ConnectionsConfig {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct AccessConfig {
+pub struct Access {
     #[serde(default)]
     pub allowed_groups: Vec<String>,
     #[serde(default)]
@@ -326,9 +344,9 @@ pub struct AccessConfig {
     pub trusted_proxies: Vec<String>,
 }
 
-impl Default for AccessConfig {
+impl Default for Access {
     fn default() -> Self {
-        AccessConfig {
+        Access {
             allowed_groups: vec![],
             allowed_emails: vec![],
             allowed_email_domains: vec![],
@@ -340,23 +358,23 @@ impl Default for AccessConfig {
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct PagesConfig {
+pub struct Pages {
     pub support_url: Option<String>,
     pub footer: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct LogConfig {
+pub struct Log {
     #[serde(default)]
     pub format: LogFormat,
     #[serde(default = "defaults::log_level")]
     pub level: String,
 }
 
-impl Default for LogConfig {
+impl Default for Log {
     fn default() -> Self {
-        LogConfig {
+        Log {
             format: LogFormat::Json,
             level: defaults::log_level(),
         }
@@ -374,7 +392,7 @@ pub enum LogFormat {
 /// Login loop detection and the transaction cookie's lifetime.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct LoginConfig {
+pub struct Login {
     /// More login round trips than this within `loop_window` show the
     /// "login loop" page.
     #[serde(default = "defaults::loop_max")]
@@ -386,9 +404,9 @@ pub struct LoginConfig {
     pub transaction_lifetime: Duration,
 }
 
-impl Default for LoginConfig {
+impl Default for Login {
     fn default() -> Self {
-        LoginConfig {
+        Login {
             loop_max: defaults::loop_max(),
             loop_window: defaults::loop_window(),
             transaction_lifetime: defaults::transaction_lifetime(),
