@@ -88,17 +88,23 @@ setup() {
     # Build: a C toolchain; libxmlsec1/libxml2 and clang for the SAML code.
     # Tests: Chromium for the browser logins, nginx and Caddy in front of
     # Portcullis, the packaging tools; SimpleSAMLphp as the SAML IdP;
-    # PyJWT (Debian's python3) verifies identity assertions as an app would.
+    # PyJWT (Debian's python3) verifies identity assertions as an app would;
+    # scim2-client and the scim2-tester checker (PyPI, pinned, in a venv)
+    # provision through SCIM as an IdP would (tests/scim.rs).
     # shellcheck disable=SC2046
     ensure_apt ca-certificates build-essential pkg-config libxmlsec1-dev libclang-dev \
-        chromium chromium-driver python3-jwt python3-cryptography redis-server \
+        chromium chromium-driver python3-jwt python3-cryptography python3-venv redis-server \
         $(cat scripts/apt-packages-ship.txt) &&
         ensure_rust &&
         ensure_rust_components &&
         ensure_node &&
         tests/idp/saml/install.sh &&
         echo "==> npm ci (local OpenID provider for the tests)" &&
-        npm ci --silent --no-audit --no-fund --prefix tests/idp/oidc
+        npm ci --silent --no-audit --no-fund --prefix tests/idp/oidc &&
+        echo "==> SCIM client and conformance checker (tests/scim.rs)" &&
+        { [ -x target/scim-venv/bin/python ] || python3 -m venv target/scim-venv; } &&
+        target/scim-venv/bin/pip install --quiet --disable-pip-version-check \
+            -r tests/scim/requirements.txt
 }
 # ensure_rust may put Debian's cargo on PATH: in this shell, not a subshell.
 ensure_rust >/dev/null 2>&1 || true

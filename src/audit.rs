@@ -56,6 +56,18 @@ pub fn revoked(source: &str, kind: &str, value: &str, by: &str, revoked_at_ms: u
     tracing::warn!(target: "audit", event = "revoked", source, kind, value, by, revoked_at_ms);
 }
 
+/// A SCIM call was refused before anything was read (no or a wrong
+/// bearer token).
+pub fn scim_refused(ctx: RequestCtx<'_>, reason: &str) {
+    tracing::warn!(target: "audit", event = "scim_refused", request_id = ctx.request_id, client_ip = %ctx.client_ip, reason);
+}
+
+/// An authenticated SCIM call (`what`: method and path, never a body) and
+/// its status; the sessions it ended are `revoked` events.
+pub fn scim_call(ctx: RequestCtx<'_>, by: &str, what: &str, status: u16) {
+    tracing::info!(target: "audit", event = "scim_call", request_id = ctx.request_id, client_ip = %ctx.client_ip, by, what, status);
+}
+
 /// An IdP-initiated logout: `outcome` is `ended`, `no_session`, `ignored`
 /// (the request named somebody else) or `refused` (it failed a check).
 pub fn idp_logout(ctx: RequestCtx<'_>, user: Option<&str>, outcome: &str, reason: &str) {

@@ -38,8 +38,10 @@ pub mod proxy;
 pub mod request_ctx;
 pub mod revocation;
 pub(crate) mod run;
+pub(crate) mod scim;
 pub(crate) mod server;
 pub mod session;
+pub(crate) mod state_file;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Full};

@@ -224,6 +224,22 @@ impl App {
             "logout" if req.method() == Method::GET || req.method() == Method::POST => {
                 self.logout(req, rq)
             }
+            r if r.starts_with("scim/v2/") && self.config.scim.is_some() => match &self.config.scim
+            {
+                Some(scim) => {
+                    let rest = &r[crate::scim::PATH.len() + 1..];
+                    crate::scim::answer(
+                        &self.config,
+                        scim,
+                        self.sessions.revocations(),
+                        rest,
+                        req,
+                        rq.ctx,
+                    )
+                    .await
+                }
+                None => self.page(Page::new(PageKind::NotFound), rq),
+            },
             // Where the IdP sends the browser after its own logout.
             "signed-out" => signed_out_page(&self.config, rq.ctx.request_id),
             _ => {

@@ -206,7 +206,7 @@ fn config_examples_are_valid() {
                 } else if t.starts_with("password_file:") {
                     format!("{indent}password: example")
                 } else if t.starts_with("sha256_file:") {
-                    format!("{indent}sha256: {}", "0".repeat(64))
+                    format!("{indent}sha256: \"{}\"", "0".repeat(64))
                 } else {
                     line.to_string()
                 }

@@ -3,7 +3,7 @@
 //! [`Upstream`]). Values are parsed (URLs, CIDRs, header names), secret
 //! files read and defaults derived from `domain`; `super::validate` builds
 //! them from `super::raw`. Sections with a file of their own (`oidc`, `saml`,
-//! `metrics`, `assertion`) keep their checked type there.
+//! `metrics`, `assertion`, `scim`) keep their checked type there.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -50,6 +50,8 @@ pub struct Config {
     /// The assertion's header name, stripped from every request even when
     /// assertions are off.
     pub assertion_header: HeaderName,
+    /// SCIM provisioning; `None` unless a `scim:` section is set.
+    pub scim: Option<super::scim::Scim>,
 }
 
 /// `strict_host` and the names it accepts.

@@ -8,7 +8,8 @@
 //! checked types carry the same name here (`config::Upstream`). `checked`
 //! holds the checked types of the sections without a file of their own,
 //! `validate` the checks; a section with its own file (`oidc`, `saml`,
-//! `metrics`, `assertion`, `revocation`) has its checked type and checks in that file
+//! `metrics`, `assertion`, `revocation`, `scim`) has its checked type and
+//! checks in that file
 //! and its raw type in the same name under `raw/`.
 
 pub mod assertion;
@@ -18,6 +19,7 @@ pub mod oidc;
 mod raw;
 mod revocation;
 pub mod saml;
+pub mod scim;
 mod trusted_proxies;
 mod validate;
 

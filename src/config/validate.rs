@@ -149,6 +149,7 @@ pub(super) fn validate(raw: raw::Config) -> Result<Config, Vec<FieldError>> {
         &mut errs.0,
     );
 
+    let scim = super::scim::validate(raw.scim.as_ref(), &state_dir, &mut errs.0);
     if !errs.0.is_empty() {
         return Err(errs.0);
     }
@@ -187,6 +188,7 @@ pub(super) fn validate(raw: raw::Config) -> Result<Config, Vec<FieldError>> {
         hosts,
         assertion,
         assertion_header,
+        scim,
     })
 }
 

@@ -1,4 +1,4 @@
-//! Passthrough bearer tokens: compared as SHA-256 hashes in constant time,
+//! Bearer tokens (passthrough and SCIM): compared as SHA-256 hashes in constant time,
 //! so neither the token nor timing reveals anything; never logged.
 
 use http::{HeaderMap, HeaderName, header::AUTHORIZATION};
@@ -85,6 +85,12 @@ pub fn presented<'a>(
         }
     }
     out
+}
+
+/// The configured token presented in `Authorization: Bearer` (the only
+/// place a SCIM client puts it), compared like passthrough tokens.
+pub fn in_authorization<'a>(tokens: &'a [Token], headers: &HeaderMap) -> Option<&'a Token> {
+    bearers(headers, &AUTHORIZATION).find_map(|value| lookup(tokens, value))
 }
 
 /// The configured token presented in the product header or in

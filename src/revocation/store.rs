@@ -1,11 +1,8 @@
-//! The list's file in the state directory: JSON, replaced atomically
-//! (written beside it, synced, renamed over it), and changed only under an
-//! exclusive lock on a sibling `.lock` file, so `portcullis revoke` and a
-//! running instance never lose each other's entries.
+//! The list's file in the state directory: JSON, replaced atomically and
+//! changed only under its lock (`crate::state_file`), so `portcullis
+//! revoke` and a running instance never lose each other's entries.
 
-use std::fs::{File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -102,22 +99,6 @@ pub fn merge(list: &mut Vec<Entry>, new: &[Entry], lifetime_secs: u64) {
     list.retain(|e| !e.expired(lifetime_secs, now));
 }
 
-/// Who the file should belong to: its current owner, else the state
-/// directory's.
-fn owner_for(path: &Path) -> Option<(u32, u32)> {
-    let m = match std::fs::metadata(path) {
-        Ok(m) => m,
-        Err(_) => std::fs::metadata(path.parent()?).ok()?,
-    };
-    Some((m.uid(), m.gid()))
-}
-
-fn lock_path(path: &Path) -> PathBuf {
-    let mut p = path.as_os_str().to_owned();
-    p.push(".lock");
-    PathBuf::from(p)
-}
-
 /// Reads the file, lets `change` edit the entries, writes it back
 /// atomically, all under the lock. Returns the new file's stamp.
 pub fn update(path: &Path, change: impl FnOnce(&mut Vec<Entry>)) -> Result<Stamp, StoreError> {
@@ -125,21 +106,7 @@ pub fn update(path: &Path, change: impl FnOnce(&mut Vec<Entry>)) -> Result<Stamp
         path: path.into(),
         source,
     };
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(write_err)?;
-    }
-    let lock = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .open(lock_path(path))
-        .map_err(write_err)?;
-    let owner = owner_for(path);
-    if let Some((uid, gid)) = owner {
-        let _ = std::os::unix::fs::fchown(&lock, Some(uid), Some(gid));
-    }
-    lock.lock().map_err(write_err)?;
+    let lock = crate::state_file::lock(path).map_err(write_err)?;
     let (mut entries, _) = load(path)?;
     change(&mut entries);
     let form = FileForm {
@@ -150,33 +117,7 @@ pub fn update(path: &Path, change: impl FnOnce(&mut Vec<Entry>)) -> Result<Stamp
         path: path.into(),
         message: e.to_string(),
     })?;
-    let mut tmp_name = path.as_os_str().to_owned();
-    tmp_name.push(format!(".tmp{}", std::process::id()));
-    let tmp = PathBuf::from(tmp_name);
-    let written = (|| {
-        let mut f = OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .write(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        if let Some((uid, gid)) = owner {
-            // Run as root (`sudo portcullis revoke`), the file still
-            // belongs to the service; as anyone else this is a no-op.
-            let _ = std::os::unix::fs::fchown(&f, Some(uid), Some(gid));
-        }
-        f.write_all(&json)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            File::open(dir)?.sync_all()?;
-        }
-        Ok(())
-    })();
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(write_err(e));
-    }
+    lock.replace(&json).map_err(write_err)?;
     let stamp = stamp(path).ok_or_else(|| StoreError::Write {
         path: path.into(),
         source: std::io::Error::other("the file is gone right after writing it"),
@@ -228,7 +169,7 @@ mod tests {
         std::os::unix::fs::chown(dir.path(), Some(65534), Some(65534)).unwrap();
         let path = dir.path().join("revocations.json");
         update(&path, |l| merge(l, &[entry("alice")], 3600)).unwrap();
-        for p in [path.clone(), lock_path(&path)] {
+        for p in [path.clone(), crate::state_file::lock_path(&path)] {
             let m = std::fs::metadata(&p).unwrap();
             assert_eq!((m.uid(), m.gid()), (65534, 65534), "{}", p.display());
             assert_eq!(m.mode() & 0o777, 0o600, "{}", p.display());

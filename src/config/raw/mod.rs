@@ -5,7 +5,8 @@
 //! The checked forms carry the same names one level up (`config::Upstream`,
 //! in `super::checked`); `super::validate` turns one into the other.
 //! Sections with a file of their own (`oidc`, `saml`, `metrics`,
-//! `assertion`, `revocation`) have their raw types in the file of that name here and their
+//! `assertion`, `revocation`, `scim`) have their raw types in the file of
+//! that name here and their
 //! checked types and checks in `config/` beside this directory.
 
 pub mod assertion;
@@ -13,12 +14,14 @@ pub mod metrics;
 pub mod oidc;
 pub mod revocation;
 pub mod saml;
+pub mod scim;
 
 pub use assertion::Assertion;
 pub use metrics::Metrics;
 pub use oidc::Oidc;
 pub use revocation::Revocation;
 pub use saml::Saml;
+pub use scim::Scim;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -81,6 +84,7 @@ pub struct Config {
     pub forward_auth: ForwardAuth,
     #[serde(default)]
     pub assertion: Assertion,
+    pub scim: Option<Scim>,
 }
 
 /// Forward-auth mode (`/.portcullis/auth`).
