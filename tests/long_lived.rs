@@ -3,6 +3,8 @@
 //! (the upstream's endless `/trickle`) of a session revoked with
 //! `portcullis revoke` are closed while another session's stay open, and
 //! both are closed when the session reaches its end of life mid-stream.
+//! Connections let in by a passthrough token or path are not sessions and
+//! stay open.
 
 mod common;
 
@@ -20,12 +22,17 @@ type Ws =
 const CLOSE_DEADLINE: Duration = Duration::from_secs(10);
 
 async fn websocket(gate: &Gate, cookie: &str) -> Ws {
+    websocket_with(gate, "cookie", cookie).await
+}
+
+/// A WebSocket to the upstream's echo, with one credential header.
+async fn websocket_with(gate: &Gate, header: &'static str, value: &str) -> Ws {
     let mut req = tungstenite::client::IntoClientRequest::into_client_request(format!(
         "ws://{}/ws",
         gate.addr
     ))
     .unwrap();
-    req.headers_mut().insert("cookie", cookie.parse().unwrap());
+    req.headers_mut().insert(header, value.parse().unwrap());
     let (ws, resp) = tokio_tungstenite::connect_async(req)
         .await
         .expect("upgrade through portcullis");
@@ -234,4 +241,42 @@ async fn a_session_that_expires_mid_stream_is_ended() {
             triple("alice", "websocket", "expired"),
         ]
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_and_passthrough_connections_are_not_bound_to_a_session() {
+    let up = TestUpstream::start().await;
+    let token = "pipeline-token-5e4d3c2b1a";
+    let hash = hex::encode(portcullis::policy::tokens::sha256(token));
+    let gate = Gate::start(&base_yaml(
+        &up.url(),
+        &format!(
+            "passthrough:\n  paths:\n    - exact: /trickle\n  tokens:\n    - name: pipeline\n      sha256: {hash}\n"
+        ),
+    ));
+    let (a, _) = login(&gate, &alice());
+    let mut session_ws = websocket(&gate, &a).await;
+    let mut token_ws = websocket_with(&gate, "authorization", &format!("Bearer {token}")).await;
+    // Alice's cookie rides along, but a passthrough path is not hers.
+    let mut passthrough = stream(&gate, &a).await;
+
+    revoke(&gate, &["--all"]);
+
+    let mut failures = Vec::new();
+    if let Err(e) = closed(&mut session_ws).await {
+        failures.push(format!("the session's WebSocket: {e}"));
+    }
+    if let Err(e) = echo(&mut token_ws, "token after").await {
+        failures.push(format!("the token's WebSocket: {e}"));
+    }
+    for _ in 0..3 {
+        if let Err(e) = next_tick(&mut passthrough).await {
+            failures.push(format!("the passthrough stream: {e}"));
+            break;
+        }
+    }
+    let _ = token_ws.close(None).await;
+    drop(passthrough);
+    assert!(failures.is_empty(), "{failures:#?}\nlog:\n{}", gate.log());
+    assert_eq!(closes(&gate), vec![triple("alice", "websocket", "revoked")]);
 }
