@@ -15,7 +15,7 @@ use portcullis::identity::Identity;
 fn login(gate: &Gate, id: &Identity) -> (String, String) {
     let mut sid = None;
     let cookie = mint_cookie(&gate.config_yaml, &gate.key_file(), id, |c| {
-        sid = c.sid.clone();
+        sid.clone_from(&c.sid);
     });
     (cookie, sid.expect("every new session has an id"))
 }
@@ -79,10 +79,10 @@ async fn metric(gate: &Gate, name: &str) -> String {
         .text()
         .await
         .unwrap();
-    text.lines()
-        .find(|l| l.starts_with(name))
-        .map(|l| l.rsplit(' ').next().unwrap().to_string())
-        .unwrap_or_else(|| panic!("no metric {name} in:\n{text}"))
+    text.lines().find(|l| l.starts_with(name)).map_or_else(
+        || panic!("no metric {name} in:\n{text}"),
+        |l| l.rsplit(' ').next().unwrap().to_string(),
+    )
 }
 
 #[tokio::test]
