@@ -22,20 +22,10 @@ use crate::server::App;
 /// The configuration in force, replaced as a whole on reload.
 pub type SharedApp = Arc<ArcSwap<App>>;
 
-/// Work that must finish before Portcullis says it is ready, at start and
-/// before a reloaded configuration is swapped in. The IdP flavours load
-/// their metadata or discovery document here, so READY=1 (and a successful
-/// reload) means a login can start at once.
-pub async fn prepare(app: &App) -> anyhow::Result<()> {
-    // The IdP flavours load their discovery document or metadata (from
-    // the network, else the disk cache) while the App is built, so by now
-    // it is in place; they report to `metrics::idp_metadata_refreshed`.
-    let _ = app;
-    Ok(())
-}
-
 /// Tells systemd (when it started us with `Type=notify`) that the listener
-/// is bound and `prepare` finished. Without `NOTIFY_SOCKET`, does nothing.
+/// is bound and the `App` built. The IdP flavours load their discovery
+/// document or metadata while it is built (`assemble::app`), so READY=1
+/// (and a successful reload) means a login can start at once. Without `NOTIFY_SOCKET`, does nothing.
 pub fn notify_ready(status: &str) {
     notify(&[NotifyState::Ready, NotifyState::Status(status)]);
 }
@@ -97,7 +87,6 @@ pub async fn reload(
     let app = crate::assemble::app(config, Some(revocations))
         .await
         .map_err(ReloadError::Build)?;
-    prepare(&app).await.map_err(ReloadError::Build)?;
     if &new_fixed != fixed {
         tracing::warn!(
             running = %fixed.listen,

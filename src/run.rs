@@ -31,7 +31,6 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
     if !revocations.is_empty() {
         tracing::info!(revocations = revocations.len(), "revocation list loaded");
     }
-    lifecycle::prepare(&app).await?;
     if !app.login.is_configured() {
         tracing::warn!(
             "no identity provider is configured: passthrough paths and tokens work, nobody can log in"

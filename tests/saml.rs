@@ -184,7 +184,7 @@ fn forms(html: &str) -> Vec<Form> {
         let tag = &rest[..end];
         let name: String = tag
             .chars()
-            .take_while(|c| c.is_ascii_alphanumeric())
+            .take_while(char::is_ascii_alphanumeric)
             .collect();
         let attrs = parse_attrs(&tag[name.len()..]);
         let attr = |k: &str| attrs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
@@ -263,7 +263,7 @@ async fn at_idp(b: &mut Browser, idp_url: String, user: &str) -> Form {
         .find(|f| f.get("password").is_some())
     {
         let mut fields: Vec<(String, String)> = login.inputs.clone();
-        for (n, v) in fields.iter_mut() {
+        for (n, v) in &mut fields {
             if n == "username" {
                 *v = user.to_string();
             } else if n == "password" {

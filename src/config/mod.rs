@@ -100,18 +100,18 @@ pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
         figment = figment.merge(Yaml::file_exact(path));
     }
     figment = figment.merge(Env::prefixed(ENV_PREFIX).split("__"));
-    from_figment(figment)
+    from_figment(&figment)
 }
 
 /// Validates a configuration given as YAML text (no environment).
 pub fn from_yaml_str(yaml: &str) -> Result<Config, ConfigError> {
-    from_figment(Figment::from(Yaml::string(yaml)))
+    from_figment(&Figment::from(Yaml::string(yaml)))
 }
 
-fn from_figment(figment: Figment) -> Result<Config, ConfigError> {
-    let raw: raw::Config = figment
-        .extract()
-        .map_err(|e| ConfigError::Invalid(e.into_iter().map(figment_error).collect::<Vec<_>>()))?;
+fn from_figment(figment: &Figment) -> Result<Config, ConfigError> {
+    let raw: raw::Config = figment.extract().map_err(|e| {
+        ConfigError::Invalid(e.into_iter().map(|e| figment_error(&e)).collect::<Vec<_>>())
+    })?;
     validate::validate(raw).map_err(ConfigError::Invalid)
 }
 
@@ -124,7 +124,7 @@ fn with_leaf(path: &[String], leaf: &str) -> String {
     parts.join(".")
 }
 
-fn figment_error(e: figment::Error) -> FieldError {
+fn figment_error(e: &figment::Error) -> FieldError {
     use figment::error::Kind;
     let mut field = e.path.join(".");
     let message = match &e.kind {

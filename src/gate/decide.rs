@@ -314,7 +314,10 @@ mod tests {
             subject: "s".into(),
             user: "alice".into(),
             email: Some("alice@example.com".into()),
-            groups: groups.iter().map(|g| g.to_string()).collect(),
+            groups: groups
+                .iter()
+                .map(std::string::ToString::to_string)
+                .collect(),
             ..Default::default()
         };
         let set = f.sessions.mint(&id, IdpKind::Oidc, &[]).unwrap();
@@ -524,7 +527,7 @@ mod tests {
             kind(&proxied(&f, "GET", "/x", &[("cookie", &outsider)])),
             "deny:Identity"
         );
-        let forged = format!("{}x", good);
+        let forged = format!("{good}x");
         assert_eq!(
             kind(&proxied(&f, "GET", "/x", &[("cookie", &forged)])),
             "login"

@@ -414,6 +414,10 @@ pub fn render() -> String {
     let loaded = m.idp_loaded_at.load(Ordering::Relaxed);
     if loaded > 0 {
         let now = i64::try_from(crate::clock::now()).unwrap_or(i64::MAX);
+        #[allow(
+            clippy::cast_precision_loss,
+            reason = "a count of seconds is exact in f64 below 2^53"
+        )]
         m.idp_age.set(now.saturating_sub(loaded).max(0) as f64);
     }
     let mut out = String::new();

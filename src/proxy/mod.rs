@@ -214,7 +214,7 @@ impl UpstreamClient {
                     .map_err(|_| ProxyError::BadRequest("the request path is not valid"))?
             }
             (_, pq) => {
-                let path_and_query = pq.map(|p| p.as_str()).unwrap_or("/");
+                let path_and_query = pq.map_or("/", http::uri::PathAndQuery::as_str);
                 format!("{}{}{}", self.origin, self.base_path, path_and_query)
                     .parse()
                     .map_err(|_| ProxyError::BadRequest("the request path is not valid"))?

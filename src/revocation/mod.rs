@@ -128,7 +128,7 @@ impl Revocations {
     }
 
     pub fn len(&self) -> usize {
-        self.index.read().map(|i| i.len()).unwrap_or(0)
+        self.index.read().map_or(0, |i| i.len())
     }
 
     pub fn is_empty(&self) -> bool {
@@ -153,7 +153,7 @@ impl Revocations {
     /// memory (and is shared); the error says it would not survive a
     /// restart.
     pub fn add(&self, entry: Entry) -> Result<bool, StoreError> {
-        self.add_many(std::slice::from_ref(&entry)).map(|n| n > 0)
+        self.add_many(&[entry]).map(|n| n > 0)
     }
 
     /// [`Self::add`] for several entries at once; returns how many were new.

@@ -288,8 +288,8 @@ impl Sessions {
     ) -> Result<Vec<String>, SessionError> {
         let now = now();
         let mut claims = self.claims_for(identity, idp, now);
-        claims.sub_fmt = refs.subject_format.clone();
-        claims.idp_sid = refs.idp_sid.clone();
+        claims.sub_fmt.clone_from(&refs.subject_format);
+        claims.idp_sid.clone_from(&refs.idp_sid);
         claims.name_id = refs.name_id.clone().filter(|n| *n != claims.sub);
         self.cookies_for(&claims, request_cookies, now)
     }

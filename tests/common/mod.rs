@@ -212,7 +212,8 @@ async fn upstream_handler(mut req: Request<Incoming>) -> Result<Response<BoxBody
                 if sent >= total {
                     return None;
                 }
-                let n = (total - sent).min(chunk.len() as u64) as usize;
+                let n =
+                    usize::try_from(total - sent).map_or(chunk.len(), |left| left.min(chunk.len()));
                 Some((
                     Ok::<_, Infallible>(Frame::data(chunk.slice(..n))),
                     sent + n as u64,
@@ -247,7 +248,7 @@ async fn upstream_handler(mut req: Request<Incoming>) -> Result<Response<BoxBody
         let mut n: u64 = 0;
         while let Some(frame) = body.frame().await {
             match frame {
-                Ok(f) => n += f.data_ref().map(|d| d.len() as u64).unwrap_or(0),
+                Ok(f) => n += f.data_ref().map_or(0, |d| d.len() as u64),
                 Err(_) => break,
             }
         }

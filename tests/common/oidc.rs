@@ -73,7 +73,7 @@ impl OidcIdp {
         OidcIdp {
             server,
             issuer: ready["issuer"].as_str().unwrap().to_string(),
-            port: ready["port"].as_u64().unwrap() as u16,
+            port: u16::try_from(ready["port"].as_u64().unwrap()).unwrap(),
         }
     }
 

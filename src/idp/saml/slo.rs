@@ -29,7 +29,7 @@ impl SamlLogin {
         });
         let (msg, relay) = match parsed {
             Ok(p) => p,
-            Err(e) => return self.logout_refused(ctx, logout::LogoutError::Query(e)),
+            Err(e) => return logout_refused(ctx, &logout::LogoutError::Query(e)),
         };
         match msg.kind {
             // It grants nothing: only the (checked) way back is used.
@@ -49,7 +49,7 @@ impl SamlLogin {
     ) -> EndpointOutcome {
         let active = self.active();
         let Some(slo) = active.md.slo_redirect.clone() else {
-            return self.logout_refused(ctx, logout::LogoutError::NoSloEndpoint);
+            return logout_refused(ctx, &logout::LogoutError::NoSloEndpoint);
         };
         let expect = logout::Expect {
             md: &active.md,
@@ -60,7 +60,7 @@ impl SamlLogin {
         };
         let request = match logout::check(msg, &expect, &self.logout_ids) {
             Ok(r) => r,
-            Err(e) => return self.logout_refused(ctx, e),
+            Err(e) => return logout_refused(ctx, &e),
         };
         let session = match ctx.sessions.verify(ctx.request_cookies) {
             Some(Ok(v)) => Some(v.claims),
@@ -116,12 +116,12 @@ impl SamlLogin {
             }
         }
     }
+}
 
-    fn logout_refused(&self, ctx: LoginCtx<'_>, e: logout::LogoutError) -> EndpointOutcome {
-        crate::audit::idp_logout(ctx.request, None, "refused", &e.to_string());
-        crate::metrics::saml_idp_logout("refused");
-        EndpointOutcome::Refused(Page::new(PageKind::BadRequest))
-    }
+fn logout_refused(ctx: LoginCtx<'_>, e: &logout::LogoutError) -> EndpointOutcome {
+    crate::audit::idp_logout(ctx.request, None, "refused", &e.to_string());
+    crate::metrics::saml_idp_logout("refused");
+    EndpointOutcome::Refused(Page::new(PageKind::BadRequest))
 }
 
 /// What a checked LogoutRequest ends everywhere, not only in the browser
