@@ -178,6 +178,7 @@ impl Metrics {
             "long_lived_closed",
             "WebSockets and streaming responses closed because their session ended, by connection (websocket, stream) and reason (revoked, expired)",
             long_lived_closed.clone(),
+        );
         let revocation_store_up = Gauge::default();
         r.register(
             "revocation_store_up",
@@ -339,6 +340,8 @@ pub fn long_lived_closed(connection: &'static str, reason: &'static str) {
         .long_lived_closed
         .get_or_create(&vec![("connection", connection), ("reason", reason)])
         .inc();
+}
+
 /// Whether the shared revocation store (Redis) is reachable.
 pub fn revocation_store_up(up: bool) {
     METRICS.revocation_store_up.set(i64::from(up));
