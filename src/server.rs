@@ -238,7 +238,7 @@ impl App {
                     )
                     .await
                 }
-                None => self.page(Page::new(PageKind::NotFound), rq),
+                None => self.page(&Page::new(PageKind::NotFound), rq),
             },
             // Where the IdP sends the browser after its own logout.
             "signed-out" => signed_out_page(&self.config, rq.ctx.request_id),
