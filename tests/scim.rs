@@ -52,9 +52,7 @@ fn base(gate: &Gate) -> String {
 }
 
 fn venv_python() -> PathBuf {
-    let venv = std::env::var_os("PORTCULLIS_SCIM_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/scim-venv"));
+    let venv = std::env::var_os("PORTCULLIS_SCIM_VENV").map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/scim-venv"), PathBuf::from);
     let python = venv.join("bin/python");
     assert!(
         python.exists(),

@@ -70,24 +70,21 @@ pub(super) fn validate(
         .file
         .clone()
         .unwrap_or_else(|| state_dir.join("revocations.json"));
-    let redis = match &raw.redis_url {
-        Some(url) => redis(raw, url, domain, &mut found),
-        None => {
-            for (set, field) in [
-                (raw.redis_password_file.is_some(), "redis_password_file"),
-                (raw.redis_ca_file.is_some(), "redis_ca_file"),
-                (raw.redis_key_prefix.is_some(), "redis_key_prefix"),
-            ] {
-                if set {
-                    found.push((
-                        format!("revocation.{field}"),
-                        "applies only with `revocation.redis_url`; set that too, or remove this"
-                            .into(),
-                    ));
-                }
+    let redis = if let Some(url) = &raw.redis_url { redis(raw, url, domain, &mut found) } else {
+        for (set, field) in [
+            (raw.redis_password_file.is_some(), "redis_password_file"),
+            (raw.redis_ca_file.is_some(), "redis_ca_file"),
+            (raw.redis_key_prefix.is_some(), "redis_key_prefix"),
+        ] {
+            if set {
+                found.push((
+                    format!("revocation.{field}"),
+                    "applies only with `revocation.redis_url`; set that too, or remove this"
+                        .into(),
+                ));
             }
-            None
         }
+        None
     };
     if !found.is_empty() {
         errs.extend(
@@ -212,7 +209,7 @@ fn redis(
         },
     };
     let key_prefix = match &section.redis_key_prefix {
-        Some(p) if p.trim().is_empty() || p.chars().any(|c| c.is_whitespace()) => {
+        Some(p) if p.trim().is_empty() || p.chars().any(char::is_whitespace) => {
             errs.push((
                 "revocation.redis_key_prefix".into(),
                 "must be a non-empty word without spaces, e.g. `portcullis:app.example.com`".into(),

@@ -77,7 +77,5 @@ pub async fn metric(gate: &Gate, name: &str) -> String {
         .await
         .unwrap();
     text.lines()
-        .find(|l| l.starts_with(name))
-        .map(|l| l.rsplit(' ').next().unwrap().to_string())
-        .unwrap_or_else(|| panic!("no metric {name} in:\n{text}"))
+        .find(|l| l.starts_with(name)).map_or_else(|| panic!("no metric {name} in:\n{text}"), |l| l.rsplit(' ').next().unwrap().to_string())
 }

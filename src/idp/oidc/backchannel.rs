@@ -23,7 +23,7 @@ use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use openidconnect::core::{CoreJsonWebKey, CoreJwsSigningAlgorithm};
-use openidconnect::{JsonWebKey, JsonWebKeyUse, JwsSigningAlgorithm};
+use openidconnect::{JsonWebKey, JwsSigningAlgorithm};
 use serde_json::{Map, Value};
 
 use super::provider::Provider;
@@ -250,7 +250,7 @@ fn verify_signature(
         .iter()
         .filter(|k| kid.is_none() || k.key_id().map(|id| id.as_str()) == kid)
         .filter(|k| alg.key_type().as_ref() == Some(k.key_type()))
-        .filter(|k| k.key_use().is_none_or(|u| u.allows_signature()))
+        .filter(|k| k.key_use().is_none_or(openidconnect::JsonWebKeyUse::allows_signature))
         .collect();
     if candidates.is_empty() {
         return Err(LogoutTokenError::UnknownKey(
