@@ -198,11 +198,16 @@ fn decide(f: &Fixture, mut req: Request<()>, peer: IpAddr) -> Option<Request<()>
             .map(|v| (a.header(), v)),
         _ => None,
     };
+    let session = allow.session.map(|claims| {
+        let ends_at = f.sessions.ends_at(&claims);
+        portcullis::proxy::SessionBound::new(claims, ends_at, f.sessions.revocations().clone())
+    });
     let fwd = Forward {
         assertion: assertion.as_ref().map(|(n, v)| (*n, v)),
         ctx,
         identity: allow.identity.as_ref(),
         strip_authorization: allow.token_in_authorization,
+        session: session.as_ref(),
     };
     f.upstream
         .rewrite_request(&f.config, &mut req, &fwd, None)
@@ -214,7 +219,7 @@ fn sessions(c: &mut Criterion) {
     let f = fixture();
     let mut g = c.benchmark_group("session");
     g.bench_function("verify_cold_full_check", |b| {
-        b.iter(|| f.sessions.decode(black_box(&f.token)))
+        b.iter(|| f.sessions.decode(black_box(&f.token)));
     });
     // A cookie never seen before: full check, then remembered (a steady
     // stream of new cookies, so the cache is full and evicting).
@@ -230,11 +235,11 @@ fn sessions(c: &mut Criterion) {
             },
             |token| f.sessions.verify_token(black_box(&token), &[], now).is_ok(),
             BatchSize::SmallInput,
-        )
+        );
     });
     let jar = [(f.sessions.cookie_name(), f.token.as_str())];
     g.bench_function("verify_repeated", |b| {
-        b.iter(|| f.sessions.verify(black_box(&jar)).map(|r| r.is_ok()))
+        b.iter(|| f.sessions.verify(black_box(&jar)).map(|r| r.is_ok()));
     });
     // What the assertion cache saves: one signature (ES256) per request.
     let asserted = fixture_with("assertion:\n  enabled: true\n  key_file: ASSERTION_KEYS\n");
@@ -246,12 +251,12 @@ fn sessions(c: &mut Criterion) {
             exp: now + 3600,
         };
         g.bench_function("assertion_sign_uncached", |b| {
-            b.iter(|| a.mint(black_box(&id), source, now).is_ok())
+            b.iter(|| a.mint(black_box(&id), source, now).is_ok());
         });
     }
     g.bench_function("mint", |b| {
         let id = alice();
-        b.iter(|| f.sessions.mint(black_box(&id), IdpKind::Oidc, &[]))
+        b.iter(|| f.sessions.mint(black_box(&id), IdpKind::Oidc, &[]));
     });
     g.finish();
 }
@@ -301,7 +306,7 @@ fn decision(c: &mut Criterion) {
                 || request(&headers, path),
                 |req| decide(f, req, peer).is_some(),
                 BatchSize::SmallInput,
-            )
+            );
         });
     }
     g.finish();
@@ -353,7 +358,7 @@ fn revocation(c: &mut Criterion) {
                 || request(&headers, path),
                 |req| decide(f, req, peer).is_some(),
                 BatchSize::SmallInput,
-            )
+            );
         });
     }
     g.finish();

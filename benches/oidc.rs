@@ -107,7 +107,7 @@ oidc:
 
     let _guard = rt.enter();
     c.bench_function("oidc/id_token_rs256", |b| {
-        b.iter(|| login.verify_id_token(&metadata, black_box(&token), NONCE))
+        b.iter(|| login.verify_id_token(&metadata, black_box(&token), NONCE));
     });
 }
 

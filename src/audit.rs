@@ -43,6 +43,12 @@ pub fn request_refused(ctx: RequestCtx<'_>, reason: &str) {
     tracing::warn!(target: "audit", event = "request_refused", request_id = ctx.request_id, client_ip = %ctx.client_ip, reason);
 }
 
+/// A long-lived connection (`connection`: `websocket` or `stream`) was
+/// closed because its session ended (`reason`: `revoked` or `expired`).
+pub fn long_lived_closed(ctx: RequestCtx<'_>, user: &str, connection: &str, reason: &str) {
+    tracing::warn!(target: "audit", event = "connection_closed", request_id = ctx.request_id, client_ip = %ctx.client_ip, user, connection, reason);
+}
+
 /// A revocation came into force on this instance: `source` (cli, …),
 /// what it matches (`kind`, `value`: a user name, subject or session id,
 /// never a token) and who asked.

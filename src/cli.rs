@@ -179,8 +179,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::New(args) => crate::new::command(args),
-        Command::Doctor(args) => crate::doctor::command(args, cli.config.as_deref()),
+        Command::New(args) => crate::new::command(&args),
+        Command::Doctor(args) => crate::doctor::command(&args, cli.config.as_deref()),
         Command::Version => {
             println!("portcullis {}", env!("CARGO_PKG_VERSION"));
             Ok(ExitCode::SUCCESS)

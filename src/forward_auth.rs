@@ -199,6 +199,7 @@ mod tests {
             set_cookies: vec!["s=renewed; Path=/".into()],
             token_in_authorization,
             source: None,
+            session: None,
         }
     }
 

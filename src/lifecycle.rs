@@ -22,20 +22,10 @@ use crate::server::App;
 /// The configuration in force, replaced as a whole on reload.
 pub type SharedApp = Arc<ArcSwap<App>>;
 
-/// Work that must finish before Portcullis says it is ready, at start and
-/// before a reloaded configuration is swapped in. The IdP flavours load
-/// their metadata or discovery document here, so READY=1 (and a successful
-/// reload) means a login can start at once.
-pub async fn prepare(app: &App) -> anyhow::Result<()> {
-    // The IdP flavours load their discovery document or metadata (from
-    // the network, else the disk cache) while the App is built, so by now
-    // it is in place; they report to `metrics::idp_metadata_refreshed`.
-    let _ = app;
-    Ok(())
-}
-
 /// Tells systemd (when it started us with `Type=notify`) that the listener
-/// is bound and `prepare` finished. Without `NOTIFY_SOCKET`, does nothing.
+/// is bound and the `App` built. The IdP flavours load their discovery
+/// document or metadata while it is built (`assemble::app`), so READY=1
+/// (and a successful reload) means a login can start at once. Without `NOTIFY_SOCKET`, does nothing.
 pub fn notify_ready(status: &str) {
     notify(&[NotifyState::Ready, NotifyState::Status(status)]);
 }
@@ -59,6 +49,8 @@ pub struct Fixed {
     pub connections_max: usize,
     /// The running list stays on its file until a restart.
     pub revocation_file: PathBuf,
+    /// The running instance stays on its Redis until a restart.
+    pub revocation_redis: Option<crate::config::RedisStore>,
 }
 
 impl Fixed {
@@ -69,6 +61,7 @@ impl Fixed {
             metrics_listen: config.metrics.listen,
             connections_max: config.connections.max,
             revocation_file: config.revocation.file.clone(),
+            revocation_redis: config.revocation.redis.clone(),
         }
     }
 }
@@ -94,12 +87,11 @@ pub async fn reload(
     let app = crate::assemble::app(config, Some(revocations))
         .await
         .map_err(ReloadError::Build)?;
-    prepare(&app).await.map_err(ReloadError::Build)?;
     if &new_fixed != fixed {
         tracing::warn!(
             running = %fixed.listen,
             configured = %new_fixed.listen,
-            "listen, listen_socket_mode, metrics.listen, connections.max or revocation.file changed: these take effect only after a restart (systemctl restart portcullis@NAME); everything else of the new configuration is applied now"
+            "listen, listen_socket_mode, metrics.listen, connections.max, revocation.file or the revocation.redis_* settings changed: these take effect only after a restart (systemctl restart portcullis@NAME); everything else of the new configuration is applied now"
         );
     }
     shared.store(Arc::new(app));

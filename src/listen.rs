@@ -128,7 +128,7 @@ impl Listener {
                         return Err(BindError::InUse { path: path.clone() });
                     }
                     Ok(m) if m.file_type().is_socket() => {
-                        std::fs::remove_file(path).map_err(uerr)?
+                        std::fs::remove_file(path).map_err(uerr)?;
                     }
                     Ok(_) => return Err(BindError::NotASocket { path: path.clone() }),
                     Err(_) => {}
@@ -149,8 +149,7 @@ impl Listener {
         match self {
             Listener::Tcp(l) => l
                 .local_addr()
-                .map(|a| a.to_string())
-                .unwrap_or_else(|_| "?".into()),
+                .map_or_else(|_| "?".into(), |a| a.to_string()),
             Listener::Unix { path, .. } => format!("{UNIX_PREFIX}{}", path.display()),
         }
     }

@@ -25,12 +25,12 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
         );
     }
     let fixed = Fixed::of(&config);
+    let redis = config.revocation.redis.clone();
     let app = crate::assemble::app(config, None).await?;
     let revocations = app.sessions.revocations().clone();
     if !revocations.is_empty() {
         tracing::info!(revocations = revocations.len(), "revocation list loaded");
     }
-    lifecycle::prepare(&app).await?;
     if !app.login.is_configured() {
         tracing::warn!(
             "no identity provider is configured: passthrough paths and tokens work, nobody can log in"
@@ -58,6 +58,9 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
         config_path,
         fixed,
     ));
+    if let Some(store) = redis {
+        tokio::spawn(crate::revocation::shared::run(revocations.clone(), store));
+    }
     tokio::spawn(crate::revocation::watch::watch(revocations));
     lifecycle::notify_ready(&format!("serving on {local}"));
     crate::connections::serve(shared, listener, max_connections, stop.wait()).await?;

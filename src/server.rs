@@ -100,6 +100,14 @@ impl App {
                     _ => None,
                 };
                 let assertion = assertion.as_ref().map(|(n, v)| (*n, v));
+                let session = allow.session.map(|claims| {
+                    let ends_at = self.sessions.ends_at(&claims);
+                    crate::proxy::SessionBound::new(
+                        claims,
+                        ends_at,
+                        self.sessions.revocations().clone(),
+                    )
+                });
                 let mut resp = self
                     .forward(
                         req,
@@ -107,6 +115,7 @@ impl App {
                         allow.identity.as_ref(),
                         allow.token_in_authorization,
                         assertion,
+                        session.as_ref(),
                     )
                     .await;
                 for c in &allow.set_cookies {
@@ -120,7 +129,7 @@ impl App {
             Decision::NeedLogin(need) => {
                 respond::login_required(&self.config, &need, rq.ctx.request_id, rq.json)
             }
-            Decision::Deny(_) => self.page(Page::new(PageKind::Forbidden), &rq),
+            Decision::Deny(_) => self.page(&Page::new(PageKind::Forbidden), &rq),
             Decision::Refuse(why) => {
                 respond::refused(&self.config, &why, rq.ctx.request_id, rq.json)
             }
@@ -143,13 +152,13 @@ impl App {
         return_to: &str,
     ) -> Response<Body> {
         if !self.login.is_configured() {
-            return self.page(Page::new(PageKind::NoIdentityProvider), rq);
+            return self.page(&Page::new(PageKind::NoIdentityProvider), rq);
         }
         let jar = cookies::request_cookies(req.headers());
         if let Some(rounds) = login_loop::is_looping(&jar, &self.config.login, crate::clock::now())
         {
             audit::login_loop(rq.ctx, rounds);
-            return self.page(Page::new(PageKind::LoginLoop), rq);
+            return self.page(&Page::new(PageKind::LoginLoop), rq);
         }
         let ctx = LoginCtx {
             request: rq.ctx,
@@ -168,7 +177,7 @@ impl App {
             Err(page) => {
                 metrics::login_failed(page.kind.code());
                 audit::login_failed(rq.ctx, page.kind.code());
-                self.page(page, rq)
+                self.page(&page, rq)
             }
         }
     }
@@ -194,7 +203,7 @@ impl App {
                     );
                     resp
                 }
-                None => self.page(Page::new(PageKind::NotFound), rq),
+                None => self.page(&Page::new(PageKind::NotFound), rq),
             },
             "auth" => crate::forward_auth::answer(
                 &self.config,
@@ -213,7 +222,7 @@ impl App {
                 self.start_login(&req, rq, &return_to).await
             }
             "logout" if req.method() == Method::GET || req.method() == Method::POST => {
-                self.logout(req, rq)
+                self.logout(&req, rq)
             }
             r if r.starts_with("scim/v2/") && self.config.scim.is_some() => match &self.config.scim
             {
@@ -229,7 +238,7 @@ impl App {
                     )
                     .await
                 }
-                None => self.page(Page::new(PageKind::NotFound), rq),
+                None => self.page(&Page::new(PageKind::NotFound), rq),
             },
             // Where the IdP sends the browser after its own logout.
             "signed-out" => signed_out_page(&self.config, rq.ctx.request_id),
@@ -260,8 +269,8 @@ impl App {
                         }
                         resp
                     }
-                    Some(EndpointOutcome::Refused(page)) => self.page(page, rq),
-                    Some(EndpointOutcome::LoggedIn(done)) => self.complete_login(done, &view, rq),
+                    Some(EndpointOutcome::Refused(page)) => self.page(&page, rq),
+                    Some(EndpointOutcome::LoggedIn(done)) => self.complete_login(&done, &view, rq),
                     Some(EndpointOutcome::Failed {
                         page,
                         reason,
@@ -269,20 +278,25 @@ impl App {
                     }) => {
                         metrics::login_failed(page.kind.code());
                         audit::login_failed(rq.ctx, &reason);
-                        let mut resp = self.page(page, rq);
+                        let mut resp = self.page(&page, rq);
                         for c in &set_cookies {
                             append_set_cookie(&mut resp, c);
                         }
                         resp
                     }
-                    None => self.page(Page::new(PageKind::NotFound), rq),
+                    None => self.page(&Page::new(PageKind::NotFound), rq),
                 }
             }
         }
     }
 
     /// Access rules, then the session cookie, then back where the user was.
-    fn complete_login(&self, done: Completed, jar: &[(&str, &str)], rq: &Rq<'_>) -> Response<Body> {
+    fn complete_login(
+        &self,
+        done: &Completed,
+        jar: &[(&str, &str)],
+        rq: &Rq<'_>,
+    ) -> Response<Body> {
         let idp_name = match done.idp {
             crate::identity::IdpKind::Oidc => "oidc",
             crate::identity::IdpKind::Saml => "saml",
@@ -291,7 +305,7 @@ impl App {
             // Fail closed: a value that cannot be a header would otherwise be
             // left out silently, and the upstream would see less than we know.
             audit::login_failed(rq.ctx, "identity from the IdP contains control characters");
-            let mut resp = self.page(Page::new(PageKind::LoginFailed), rq);
+            let mut resp = self.page(&Page::new(PageKind::LoginFailed), rq);
             for c in &done.set_cookies {
                 append_set_cookie(&mut resp, c);
             }
@@ -301,7 +315,7 @@ impl App {
             policy::authorize(&self.config, &done.identity, rq.ctx.client_ip, false)
         {
             audit::access_denied(rq.ctx, Some(&done.identity.user), denied.rule());
-            let mut resp = self.page(Page::new(PageKind::Forbidden), rq);
+            let mut resp = self.page(&Page::new(PageKind::Forbidden), rq);
             for c in &done.set_cookies {
                 append_set_cookie(&mut resp, c);
             }
@@ -315,7 +329,7 @@ impl App {
             Err(e) => {
                 metrics::login_failed(PageKind::TooLarge.code());
                 audit::login_failed(rq.ctx, &e.to_string());
-                let mut resp = self.page(Page::new(PageKind::TooLarge), rq);
+                let mut resp = self.page(&Page::new(PageKind::TooLarge), rq);
                 for c in &done.set_cookies {
                     append_set_cookie(&mut resp, c);
                 }
@@ -333,7 +347,7 @@ impl App {
         resp
     }
 
-    fn logout(&self, req: Request<Incoming>, rq: &Rq<'_>) -> Response<Body> {
+    fn logout(&self, req: &Request<Incoming>, rq: &Rq<'_>) -> Response<Body> {
         let jar = cookies::request_cookies(req.headers());
         let identity = match self.sessions.verify(&jar) {
             Some(Ok(v)) => Some(v.claims.identity()),
@@ -368,9 +382,11 @@ impl App {
         identity: Option<&Identity>,
         strip_authorization: bool,
         assertion: Option<(&http::HeaderName, &HeaderValue)>,
+        session: Option<&crate::proxy::SessionBound>,
     ) -> Response<Body> {
         let fwd = Forward {
             assertion,
+            session,
             ctx: rq.ctx,
             identity,
             strip_authorization,
@@ -385,22 +401,22 @@ impl App {
             Err(ProxyError::Timeout) => {
                 metrics::upstream_failed("timeout");
                 tracing::warn!(request_id = rq.ctx.request_id, "upstream timed out");
-                self.page(Page::new(PageKind::GatewayTimeout), rq)
+                self.page(&Page::new(PageKind::GatewayTimeout), rq)
             }
             Err(ProxyError::Unreachable) => {
                 metrics::upstream_failed("unreachable");
                 tracing::warn!(request_id = rq.ctx.request_id, "upstream unreachable");
-                self.page(Page::new(PageKind::BadGateway), rq)
+                self.page(&Page::new(PageKind::BadGateway), rq)
             }
             Err(ProxyError::BadRequest(why)) => {
                 metrics::upstream_failed("bad_request");
                 tracing::info!(request_id = rq.ctx.request_id, why, "bad request");
-                self.page(Page::new(PageKind::BadRequest), rq)
+                self.page(&Page::new(PageKind::BadRequest), rq)
             }
         }
     }
 
-    fn page(&self, page: Page, rq: &Rq<'_>) -> Response<Body> {
+    fn page(&self, page: &Page, rq: &Rq<'_>) -> Response<Body> {
         page.render(&self.config.pages, rq.ctx.request_id, rq.json)
     }
 }

@@ -19,7 +19,7 @@ use serde_json::Value;
 /// Dropping it stops Caddy gracefully (SIGTERM), before its temp dir goes.
 struct Caddy {
     server: Server,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Drop for Caddy {
@@ -56,7 +56,7 @@ impl Caddy {
             Duration::from_secs(10),
         )
         .unwrap();
-        let mut caddy = Caddy { server, _dir: dir };
+        let mut caddy = Caddy { server, dir };
         let deadline = Instant::now() + Duration::from_secs(15);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             if let Some(s) = caddy.server.try_exit() {
@@ -73,7 +73,7 @@ impl Caddy {
     }
 
     fn log(&self) -> String {
-        std::fs::read_to_string(self._dir.path().join("caddy.log")).unwrap_or_default()
+        std::fs::read_to_string(self.dir.path().join("caddy.log")).unwrap_or_default()
     }
 }
 

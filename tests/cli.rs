@@ -201,6 +201,8 @@ fn config_examples_are_valid() {
                 let t = line.trim_start();
                 if t.starts_with("client_secret_file:") {
                     format!("{indent}client_secret: example")
+                } else if t.starts_with("redis_password_file:") {
+                    format!("{indent}# {t}")
                 } else if t.starts_with("password_file:") {
                     format!("{indent}password: example")
                 } else if t.starts_with("sha256_file:") {

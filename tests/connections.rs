@@ -49,7 +49,7 @@ async fn wait_closed(s: &mut TcpStream) -> Result<(Duration, Vec<u8>), String> {
                     String::from_utf8_lossy(&got)
                 ));
             }
-            Ok(Ok(0)) | Ok(Err(_)) => return Ok((started.elapsed(), got)),
+            Ok(Ok(0) | Err(_)) => return Ok((started.elapsed(), got)),
             Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
         }
     }
@@ -376,7 +376,7 @@ async fn at_most_max_connections_are_served_at_once_and_the_rest_after() {
     for c in clients {
         match c.await.unwrap() {
             Ok(answer) if answer.starts_with("HTTP/1.1 200") && answer.ends_with("held") => {
-                served += 1
+                served += 1;
             }
             Ok(answer) => refused.push(format!("unexpected answer: {answer:?}")),
             Err(e) => refused.push(e),

@@ -291,9 +291,9 @@ async fn skewed_provider(offset: i64) -> (String, tokio::task::JoinHandle<()>) {
                 }
                 .to_string();
                 let when = if offset >= 0 {
-                    SystemTime::now() + Duration::from_secs(offset as u64)
+                    SystemTime::now() + Duration::from_secs(offset.unsigned_abs())
                 } else {
-                    SystemTime::now() - Duration::from_secs((-offset) as u64)
+                    SystemTime::now() - Duration::from_secs(offset.unsigned_abs())
                 };
                 let date =
                     chrono::DateTime::<chrono::Utc>::from(when).format("%a, %d %b %Y %H:%M:%S GMT");
@@ -360,7 +360,8 @@ fn cert_pair(dir: &Path, name: &str, from_days: i64, to_days: i64) -> (PathBuf, 
     let now = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap()
-        .as_secs() as i64;
+        .as_secs();
+    let now = i64::try_from(now).unwrap();
     let mut b = X509Builder::new().unwrap();
     b.set_version(2).unwrap();
     b.set_subject_name(&n).unwrap();

@@ -122,14 +122,14 @@ fn check(yaml: &str) -> Result<(), TestCaseError> {
             for r in &c.passthrough.paths {
                 match &r.kind {
                     PathRuleKind::Exact(p) => {
-                        prop_assert!(p.starts_with('/'), "exact {p:?} accepted")
+                        prop_assert!(p.starts_with('/'), "exact {p:?} accepted");
                     }
                     PathRuleKind::Prefix(p) => prop_assert!(
                         p.starts_with('/') && p.ends_with('/'),
                         "prefix {p:?} accepted"
                     ),
                     PathRuleKind::Glob(g) => {
-                        prop_assert!(g.glob().glob().starts_with('/'), "glob {g:?} accepted")
+                        prop_assert!(g.glob().glob().starts_with('/'), "glob {g:?} accepted");
                     }
                 }
             }

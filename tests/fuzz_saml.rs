@@ -104,7 +104,7 @@ fn render(parts: &[Part], irt: &str, doctype: bool) -> String {
                 xml.push_str("</saml:Assertion>");
             }
             Part::EncryptedAssertion => {
-                xml.push_str("<saml:EncryptedAssertion><x/></saml:EncryptedAssertion>")
+                xml.push_str("<saml:EncryptedAssertion><x/></saml:EncryptedAssertion>");
             }
             Part::WrappedAssertion(id) => xml.push_str(&format!(
                 r#"<samlp:Extensions><saml:Assertion ID="{id}"/></samlp:Extensions>"#

@@ -121,14 +121,13 @@ fn a_bad_value_is_refused_naming_its_flag_and_nothing_is_written() {
         ]
         .map(String::from)
         .to_vec();
-        match v.iter().position(|a| a == flag) {
-            Some(i) => v[i + 1] = value.to_string(),
-            None => {
-                // --saml replaces the OIDC flags.
-                v.truncate(5);
-                v.push(flag.into());
-                v.push(value.into());
-            }
+        if let Some(i) = v.iter().position(|a| a == flag) {
+            v[i + 1] = value.to_string();
+        } else {
+            // --saml replaces the OIDC flags.
+            v.truncate(5);
+            v.push(flag.into());
+            v.push(value.into());
         }
         v
     };
@@ -219,7 +218,7 @@ fn failures(report: &Value) -> Vec<String> {
         .unwrap()
         .iter()
         .filter(|c| c["status"] == "fail")
-        .map(|c| c.to_string())
+        .map(std::string::ToString::to_string)
         .collect()
 }
 

@@ -557,16 +557,18 @@ fn refusals(gate: &Gate) -> Vec<serde_json::Value> {
 fn nginx_expect(case: &common::paths::Case) -> common::paths::Expect {
     use common::paths::Expect::*;
     match (case.method, case.target.as_str()) {
-        // nginx refuses these itself (it serves no `*` and opens no tunnel).
-        ("OPTIONS", "*") | ("CONNECT", _) => FrontRefused(400),
-        (_, "/public/..%00/admin" | "/public/%zz") => FrontRefused(400),
-        // nginx resolves it to /admin and asks; Portcullis refuses the
-        // question (audited), which nginx answers with a 500.
-        (_, "/.portcullis/../admin") => FrontRefused(500),
-        // nginx describes a fragment whole in `$request_uri` (a
-        // `proxy_pass` with `$request_uri` forwards it so); Portcullis
-        // refuses the question (audited).
-        (_, "/public/x#/../../admin" | "/admin#/../public/x") => FrontRefused(500),
+        // nginx refuses these itself (it serves no `*`, opens no tunnel and
+        // reads no NUL or bad escape).
+        ("OPTIONS", "*") | ("CONNECT", _) | (_, "/public/..%00/admin" | "/public/%zz") => {
+            FrontRefused(400)
+        }
+        // nginx resolves the first to /admin and asks; it describes a
+        // fragment whole in `$request_uri` (a `proxy_pass` with
+        // `$request_uri` forwards it so). Portcullis refuses the question
+        // (audited), which nginx answers with a 500.
+        (_, "/.portcullis/../admin" | "/public/x#/../../admin" | "/admin#/../public/x") => {
+            FrontRefused(500)
+        }
         // nginx resolves these into /.portcullis/, which it sends to
         // Portcullis itself: the proxy-mode refusal.
         _ => case.expect,

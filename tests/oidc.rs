@@ -7,68 +7,6 @@ use common::oidc::*;
 use common::*;
 use serde_json::{Value, json};
 
-struct Setup {
-    up: TestUpstream,
-    idp: OidcIdp,
-    gate: Gate,
-    origin: String,
-}
-
-/// A gate on a fixed loopback port (its redirect URI is registered at the
-/// provider before it starts).
-async fn setup(gate_extra: &str, oidc_extra: &str, idp_env: &[(&str, &str)]) -> Setup {
-    let up = TestUpstream::start().await;
-    let port = free_port();
-    let origin = format!("http://127.0.0.1:{port}");
-    let idp = OidcIdp::start(&origin, 0, idp_env);
-    let gate = Gate::start(&gate_yaml(&up, port, &idp.issuer, gate_extra, oidc_extra));
-    Setup {
-        up,
-        idp,
-        gate,
-        origin,
-    }
-}
-
-fn gate_yaml(
-    up: &TestUpstream,
-    port: u16,
-    issuer: &str,
-    gate_extra: &str,
-    oidc_extra: &str,
-) -> String {
-    base_yaml(
-        &up.url(),
-        &format!("{gate_extra}{}", oidc_yaml(issuer, oidc_extra)),
-    )
-    .replace("domain: app.test", &format!("domain: 127.0.0.1:{port}"))
-    .replace("listen: 127.0.0.1:0", &format!("listen: 127.0.0.1:{port}"))
-}
-
-/// Logs `user` in through the provider's form; returns the final page
-/// (after the redirect back to the app).
-async fn login(
-    b: &Browser,
-    s: &Setup,
-    path: &str,
-    user: &str,
-    password: &str,
-) -> common::oidc::Page {
-    let (form, trail) = b.follow(&format!("{}{path}", s.origin)).await;
-    assert!(
-        trail[1].starts_with(&s.idp.issuer),
-        "sent to the provider: {trail:?}"
-    );
-    assert!(
-        form.body.contains("login-form"),
-        "login form expected at {}:\n{}",
-        form.url,
-        form.body
-    );
-    let resp = b.submit_login(&form, user, password).await;
-    b.follow_response(resp, &form.url).await.0
-}
-
 fn failed_reasons(gate: &Gate) -> Vec<String> {
     gate.audit_events()
         .into_iter()

@@ -184,7 +184,7 @@ fn forms(html: &str) -> Vec<Form> {
         let tag = &rest[..end];
         let name: String = tag
             .chars()
-            .take_while(|c| c.is_ascii_alphanumeric())
+            .take_while(char::is_ascii_alphanumeric)
             .collect();
         let attrs = parse_attrs(&tag[name.len()..]);
         let attr = |k: &str| attrs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
@@ -263,7 +263,7 @@ async fn at_idp(b: &mut Browser, idp_url: String, user: &str) -> Form {
         .find(|f| f.get("password").is_some())
     {
         let mut fields: Vec<(String, String)> = login.inputs.clone();
-        for (n, v) in fields.iter_mut() {
+        for (n, v) in &mut fields {
             if n == "username" {
                 *v = user.to_string();
             } else if n == "password" {
@@ -1854,7 +1854,12 @@ async fn idp_initiated_logout_is_signed_fresh_once_and_for_this_session() {
     }
 
     // The real thing: SimpleSAMLphp's own LogoutRequest ends the session
-    // and the IdP accepts the answer.
+    // and the IdP accepts the answer; a copy of the same cookie held by
+    // another client (a second device, a stolen copy) dies with it, because
+    // the logout revokes the IdP session its SessionIndex names.
+    let copy = b.cookie_header(&gate.url("/"));
+    assert_eq!(api_get(&client(), gate.url("/"), &copy).await.status(), 200);
+    let revoked_before = gate.events("revoked").len();
     let real = idp_initiated_slo(&mut b, &gate, &idp).await;
     assert_eq!(
         b.get(&gate.url("/")).await.status(),
@@ -1864,6 +1869,23 @@ async fn idp_initiated_logout_is_signed_fresh_once_and_for_this_session() {
     assert_eq!(
         gate.events("idp_logout").last().unwrap()["outcome"],
         "ended"
+    );
+    assert_eq!(
+        api_get(&client(), gate.url("/"), &copy).await.status(),
+        401,
+        "the copy of the cookie survived the IdP's logout"
+    );
+    let revoked = gate.events("revoked");
+    assert_eq!(revoked.len(), revoked_before + 1, "{revoked:#?}");
+    let r = &revoked[revoked_before];
+    assert_eq!(
+        (r["source"].as_str(), r["kind"].as_str(), r["by"].as_str()),
+        (
+            Some("saml_logout"),
+            Some("idp_session"),
+            Some(format!("saml:{issuer}").as_str())
+        ),
+        "{r}"
     );
 
     // Replayed, in a new session of the same user: refused, session kept.

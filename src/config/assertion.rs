@@ -33,7 +33,7 @@ pub(super) fn validate(
         errs.push(super::FieldError {
             field: format!("assertion.{field}"),
             message,
-        })
+        });
     };
     let header = raw.header_name();
     if header.is_none() {

@@ -30,7 +30,7 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     pub upstream: Upstream,
     pub session: Session,
-    pub revocation: Revocation,
+    pub revocation: super::Revocation,
     pub passthrough: Passthrough,
     pub headers: Headers,
     pub connections: Connections,
@@ -107,12 +107,6 @@ pub struct Session {
     pub secure_cookie: bool,
     /// Verified-cookie cache entries; 0 = off.
     pub verify_cache_size: usize,
-}
-
-#[derive(Debug, Clone)]
-pub struct Revocation {
-    /// The revocation list's file.
-    pub file: PathBuf,
 }
 
 #[derive(Debug, Clone)]

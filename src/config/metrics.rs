@@ -23,16 +23,17 @@ pub(super) fn validate(raw: &raw::Metrics, errs: &mut Vec<FieldError>) -> Option
     let mut add = |field: String, message: String| errs.push(FieldError { field, message });
     let listen = match &raw.listen {
         None => None,
-        Some(s) => match s.trim().parse() {
-            Ok(a) => Some(a),
-            Err(_) => {
+        Some(s) => {
+            if let Ok(a) = s.trim().parse() {
+                Some(a)
+            } else {
                 add(
                     "metrics.listen".to_string(),
                     format!("`{s}` is not an address: use `IP:PORT`, e.g. `127.0.0.1:9180`"),
                 );
                 None
             }
-        },
+        }
     };
     let mut ranges = Vec::new();
     for (i, s) in raw.allowed_ip_ranges.iter().enumerate() {

@@ -8,7 +8,8 @@
 //! checked types carry the same name here (`config::Upstream`). `checked`
 //! holds the checked types of the sections without a file of their own,
 //! `validate` the checks; a section with its own file (`oidc`, `saml`,
-//! `metrics`, `assertion`, `scim`) has its checked type and checks in that file
+//! `metrics`, `assertion`, `revocation`, `scim`) has its checked type and
+//! checks in that file
 //! and its raw type in the same name under `raw/`.
 
 pub mod assertion;
@@ -16,6 +17,7 @@ mod checked;
 mod metrics;
 pub mod oidc;
 mod raw;
+mod revocation;
 pub mod saml;
 pub mod scim;
 mod trusted_proxies;
@@ -30,12 +32,13 @@ use serde_saphyr::figment::Yaml;
 pub use assertion::{Assertion, AssertionAlg};
 pub use checked::{
     Access, BasicAuth, Config, Connections, HeaderPattern, Headers, Hosts, Passthrough, PathRule,
-    PathRuleKind, Revocation, Session, Token, Upstream,
+    PathRuleKind, Session, Token, Upstream,
 };
 pub use metrics::Metrics;
 /// Sections and values used as written: their types are all the checking
 /// they need, so the checked form is the raw one.
 pub use raw::{HeaderFamily, Log, LogFormat, Login, Pages, Scheme};
+pub use revocation::{RedisStore, Revocation};
 
 /// Prefix of the environment variables that override the file.
 pub const ENV_PREFIX: &str = "PORTCULLIS_";
@@ -97,18 +100,18 @@ pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
         figment = figment.merge(Yaml::file_exact(path));
     }
     figment = figment.merge(Env::prefixed(ENV_PREFIX).split("__"));
-    from_figment(figment)
+    from_figment(&figment)
 }
 
 /// Validates a configuration given as YAML text (no environment).
 pub fn from_yaml_str(yaml: &str) -> Result<Config, ConfigError> {
-    from_figment(Figment::from(Yaml::string(yaml)))
+    from_figment(&Figment::from(Yaml::string(yaml)))
 }
 
-fn from_figment(figment: Figment) -> Result<Config, ConfigError> {
-    let raw: raw::Config = figment
-        .extract()
-        .map_err(|e| ConfigError::Invalid(e.into_iter().map(figment_error).collect::<Vec<_>>()))?;
+fn from_figment(figment: &Figment) -> Result<Config, ConfigError> {
+    let raw: raw::Config = figment.extract().map_err(|e| {
+        ConfigError::Invalid(e.into_iter().map(|e| figment_error(&e)).collect::<Vec<_>>())
+    })?;
     validate::validate(raw).map_err(ConfigError::Invalid)
 }
 
@@ -121,7 +124,7 @@ fn with_leaf(path: &[String], leaf: &str) -> String {
     parts.join(".")
 }
 
-fn figment_error(e: figment::Error) -> FieldError {
+fn figment_error(e: &figment::Error) -> FieldError {
     use figment::error::Kind;
     let mut field = e.path.join(".");
     let message = match &e.kind {

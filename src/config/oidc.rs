@@ -90,7 +90,7 @@ pub(super) fn validate(raw: &raw::Oidc, errs: &mut Vec<FieldError>) -> Option<Oi
         errs.push(FieldError {
             field: format!("oidc.{field}"),
             message,
-        })
+        });
     };
     let mut url_errs = Vec::new();
     let issuer = provider_url(&raw.issuer, "oidc.issuer", &mut url_errs);

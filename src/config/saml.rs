@@ -93,7 +93,7 @@ pub(super) fn validate(
         errs.push(FieldError {
             field: format!("saml.{field}"),
             message,
-        })
+        });
     };
     let metadata = match (&raw.idp_metadata_url, &raw.idp_metadata_file) {
         (Some(u), None) => match Url::parse(u) {
@@ -168,9 +168,10 @@ pub(super) fn validate(
     let nameid_format = match raw.nameid_format.as_deref() {
         None => None,
         Some(f) if f.starts_with("urn:") => Some(f.to_string()),
-        Some(f) => match NAMEID_FORMATS.iter().find(|(short, _)| short == &f) {
-            Some((_, urn)) => Some((*urn).to_string()),
-            None => {
+        Some(f) => {
+            if let Some((_, urn)) = NAMEID_FORMATS.iter().find(|(short, _)| short == &f) {
+                Some((*urn).to_string())
+            } else {
                 add(
                     "nameid_format",
                     format!(
@@ -179,7 +180,7 @@ pub(super) fn validate(
                 );
                 None
             }
-        },
+        }
     };
     if raw.clock_skew > Duration::from_secs(600) {
         add(

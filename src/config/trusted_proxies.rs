@@ -66,7 +66,7 @@ mod tests {
     use super::*;
 
     fn errors(list: &[&str]) -> Vec<(String, String)> {
-        let raw: Vec<String> = list.iter().map(|s| s.to_string()).collect();
+        let raw: Vec<String> = list.iter().map(std::string::ToString::to_string).collect();
         let nets: Vec<(usize, IpNet)> = list
             .iter()
             .enumerate()

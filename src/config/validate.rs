@@ -15,7 +15,7 @@ use url::Url;
 use super::FieldError;
 use super::checked::{
     Access, BasicAuth, Config, Connections, HeaderPattern, Headers, Hosts, Passthrough, PathRule,
-    PathRuleKind, Revocation, Session, Token, Upstream,
+    PathRuleKind, Session, Token, Upstream,
 };
 use super::raw::{self, Scheme};
 
@@ -142,20 +142,19 @@ pub(super) fn validate(raw: raw::Config) -> Result<Config, Vec<FieldError>> {
         errs.add("login.loop_max", "must be at least 1");
     }
 
-    let revocation = Revocation {
-        file: raw
-            .revocation
-            .as_ref()
-            .and_then(|r| r.file.clone())
-            .unwrap_or_else(|| state_dir.join("revocations.json")),
-    };
+    let revocation = super::revocation::validate(
+        &raw.revocation.clone().unwrap_or_default(),
+        &domain,
+        &state_dir,
+        &mut errs.0,
+    );
 
     let scim = super::scim::validate(raw.scim.as_ref(), &state_dir, &mut errs.0);
     if !errs.0.is_empty() {
         return Err(errs.0);
     }
-    let (Some(upstream), Some(passthrough), Some(headers), Some(access), Some(metrics)) =
-        (upstream, passthrough, headers, access, metrics)
+    let (Some(upstream), Some(passthrough), Some(headers), Some(metrics), Some(revocation)) =
+        (upstream, passthrough, headers, metrics, revocation)
     else {
         return Err(errs.0);
     };
@@ -192,16 +191,13 @@ fn host_name(d: &str) -> Result<String, String> {
     let d = d.to_ascii_lowercase();
     // A port is allowed for local use without a front proxy.
     let valid = !d.contains(['/', '@', ' ', '?', '#', '\\'])
-        && Url::parse(&format!("https://{d}/"))
-            .ok()
-            .map(|u| {
-                let host = u.host_str().unwrap_or_default();
-                match u.port() {
-                    Some(p) => d == format!("{host}:{p}"),
-                    None => d == host,
-                }
-            })
-            .unwrap_or(false);
+        && Url::parse(&format!("https://{d}/")).ok().is_some_and(|u| {
+            let host = u.host_str().unwrap_or_default();
+            match u.port() {
+                Some(p) => d == format!("{host}:{p}"),
+                None => d == host,
+            }
+        });
     if valid {
         Ok(d)
     } else {
@@ -452,14 +448,14 @@ fn validate_passthrough(raw: &raw::Config, errs: &mut Errors) -> Option<Passthro
     let mut tokens = Vec::new();
     for (i, t) in p.tokens.iter().enumerate() {
         let field = format!("passthrough.tokens[{i}]");
-        if t.name.trim().is_empty() || t.name.chars().any(|c| c.is_control()) {
+        if t.name.trim().is_empty() || t.name.chars().any(char::is_control) {
             errs.add(
                 format!("{field}.name"),
                 "must be a non-empty name without control characters",
             );
         }
         for (j, g) in t.groups.iter().enumerate() {
-            if g.is_empty() || g.chars().any(|c| c.is_control()) {
+            if g.is_empty() || g.chars().any(char::is_control) {
                 errs.add(
                     format!("{field}.groups[{j}]"),
                     "must be a non-empty group name without control characters",
@@ -494,12 +490,11 @@ fn validate_passthrough(raw: &raw::Config, errs: &mut Errors) -> Option<Passthro
             }
         }
     }
-    let token_header = match HeaderName::from_bytes(p.token_header.as_bytes()) {
-        Ok(h) => Some(h),
-        Err(_) => {
-            errs.add("passthrough.token_header", "is not a valid header name");
-            None
-        }
+    let token_header = if let Ok(h) = HeaderName::from_bytes(p.token_header.as_bytes()) {
+        Some(h)
+    } else {
+        errs.add("passthrough.token_header", "is not a valid header name");
+        None
     };
     Some(Passthrough {
         paths,
@@ -528,7 +523,10 @@ fn header(name: &str, field: &str, errs: &mut Errors) -> Option<HeaderName> {
 }
 
 fn is_reserved_header(h: &HeaderName) -> bool {
-    use http::header::*;
+    use http::header::{
+        AUTHORIZATION, CONNECTION, CONTENT_LENGTH, COOKIE, HOST, SET_COOKIE, TRANSFER_ENCODING,
+        UPGRADE,
+    };
     [
         HOST,
         COOKIE,
@@ -558,7 +556,7 @@ fn validate_headers(raw: &raw::Config, errs: &mut Errors) -> Option<Headers> {
             extra.push((attr.clone(), hn));
         }
     }
-    if h.groups_separator.is_empty() || h.groups_separator.chars().any(|c| c.is_control()) {
+    if h.groups_separator.is_empty() || h.groups_separator.chars().any(char::is_control) {
         errs.add(
             "headers.groups_separator",
             "must be a non-empty printable string, e.g. `,`",
@@ -716,7 +714,7 @@ fn cidrs(list: &[String], field: &str, errs: &mut Errors) -> Vec<IpNet> {
     out
 }
 
-fn validate_access(raw: &raw::Config, errs: &mut Errors) -> Option<Access> {
+fn validate_access(raw: &raw::Config, errs: &mut Errors) -> Access {
     let a = &raw.access;
     let allowed_email_domains = a
         .allowed_email_domains
@@ -731,7 +729,7 @@ fn validate_access(raw: &raw::Config, errs: &mut Errors) -> Option<Access> {
             );
         }
     }
-    Some(Access {
+    Access {
         allowed_groups: a.allowed_groups.clone(),
         allowed_emails: a
             .allowed_emails
@@ -741,7 +739,7 @@ fn validate_access(raw: &raw::Config, errs: &mut Errors) -> Option<Access> {
         allowed_email_domains,
         allowed_ip_ranges: cidrs(&a.allowed_ip_ranges, "access.allowed_ip_ranges", errs),
         trusted_proxies: validate_trusted_proxies(&a.trusted_proxies, errs),
-    })
+    }
 }
 
 fn validate_trusted_proxies(raw: &[String], errs: &mut Errors) -> Vec<IpNet> {

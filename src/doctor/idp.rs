@@ -128,7 +128,7 @@ fn cert_expiry(what: &str, der: &[u8]) -> Check {
             format!("{what} expired on {until}"),
             "roll the signing certificate over at the IdP (and publish the new one in its metadata)",
         )
-    } else if left < EXPIRY_WARN.as_secs() as i64 {
+    } else if left.unsigned_abs() < EXPIRY_WARN.as_secs() {
         Check::warn(
             "certificates",
             format!("{what} expires on {until}, in {} days", left / 86400),
@@ -160,9 +160,15 @@ async fn oidc(config: &Config, o: &Oidc) -> Vec<Check> {
         )
     };
     let mut endpoints = Endpoints {
-        authorization: o.authorization_endpoint.as_ref().map(|u| u.to_string()),
-        token: o.token_endpoint.as_ref().map(|u| u.to_string()),
-        jwks: o.jwks_uri.as_ref().map(|u| u.to_string()),
+        authorization: o
+            .authorization_endpoint
+            .as_ref()
+            .map(std::string::ToString::to_string),
+        token: o
+            .token_endpoint
+            .as_ref()
+            .map(std::string::ToString::to_string),
+        jwks: o.jwks_uri.as_ref().map(std::string::ToString::to_string),
     };
     let mut date = None;
     if o.discovery {
@@ -325,7 +331,7 @@ async fn client_accepted(http: &reqwest::Client, o: &Oidc, token: &str) -> Check
         .ok()
         .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_string));
     match error.as_deref() {
-        Some("invalid_client") | Some("unauthorized_client") => Check::fail(
+        Some("invalid_client" | "unauthorized_client") => Check::fail(
             "client",
             format!(
                 "the token endpoint refused client `{}` ({})",

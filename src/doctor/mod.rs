@@ -62,6 +62,10 @@ impl Status {
 
 /// One check's outcome: what was found and, unless ok, how to fix it.
 #[derive(Debug, Clone, Serialize)]
+#[allow(
+    clippy::struct_field_names,
+    reason = "`check` is the key of the `--json` report"
+)]
 pub struct Check {
     pub check: &'static str,
     pub status: Status,
@@ -147,12 +151,12 @@ fn config_path(args: &Args, global: Option<&Path>) -> anyhow::Result<PathBuf> {
 }
 
 /// Runs every check and prints the report; exit 1 when one failed.
-pub fn command(args: Args, global: Option<&Path>) -> anyhow::Result<std::process::ExitCode> {
-    let path = config_path(&args, global)?;
+pub fn command(args: &Args, global: Option<&Path>) -> anyhow::Result<std::process::ExitCode> {
+    let path = config_path(args, global)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let report = rt.block_on(run(&args, &path));
+    let report = rt.block_on(run(args, &path));
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

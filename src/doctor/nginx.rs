@@ -238,14 +238,14 @@ fn own_value<'a>(chain: &[&'a Directive], name: &str) -> Option<&'a str> {
 }
 
 /// Locations with their enclosing blocks (server first).
-fn locations<'a>(chain: Vec<&'a Directive>, out: &mut Vec<Vec<&'a Directive>>) {
+fn locations<'a>(chain: &[&'a Directive], out: &mut Vec<Vec<&'a Directive>>) {
     let Some(last) = chain.last() else { return };
     for d in last.children() {
         if d.name() == "location" || d.name() == "if" {
-            let mut c = chain.clone();
+            let mut c = chain.to_vec();
             c.push(d);
             out.push(c.clone());
-            locations(c, out);
+            locations(&c, out);
         }
     }
 }
@@ -297,7 +297,7 @@ pub fn check_site(config: &Config, root: &[Directive]) -> Vec<Check> {
         let before = found;
         found = false;
         let mut locs = Vec::new();
-        locations(vec![*site], &mut locs);
+        locations(&[*site], &mut locs);
         let forward_auth = locs.iter().any(|c| {
             c.last()
                 .is_some_and(|l| l.children().iter().any(|d| d.name() == "auth_request"))

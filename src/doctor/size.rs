@@ -27,7 +27,7 @@ fn heavy_user() -> Identity {
         groups: (0..GROUPS)
             .map(|i| format!("cn=app-group-{i:03},ou=groups,dc=example,dc=com"))
             .collect(),
-        extra: Default::default(),
+        extra: std::collections::BTreeMap::default(),
     }
 }
 

@@ -19,6 +19,8 @@
 //! Metrics and audit events for all of that happen here, once; the callers
 //! only render the outcome.
 
+use std::sync::Arc;
+
 use http::Method;
 
 use super::original::OriginalError;
@@ -26,7 +28,7 @@ use super::request::{Asked, Mode, Target};
 use crate::config::Config;
 use crate::identity::Identity;
 use crate::policy::{self, Denied, path, return_to::safe_return_path};
-use crate::session::{Sessions, cookies};
+use crate::session::{SessionClaims, Sessions, cookies};
 use crate::{RESERVED_PREFIX, audit, login_loop, metrics};
 
 /// What to do with a request.
@@ -70,6 +72,10 @@ pub struct Allow {
     /// What a signed identity assertion says about where the identity came
     /// from; `None` on passthrough paths (no assertion).
     pub source: Option<crate::assertion::Source>,
+    /// The session that let the request in: a WebSocket or streaming
+    /// response ends with it (`proxy::SessionBound`). `None` for
+    /// passthrough paths and tokens.
+    pub session: Option<Arc<SessionClaims>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -176,6 +182,7 @@ fn judge(config: &Config, sessions: &Sessions, asked: &Asked<'_>) -> Decision {
             set_cookies: Vec::new(),
             token_in_authorization: presented.in_authorization,
             source: None,
+            session: None,
         });
     }
 
@@ -192,6 +199,7 @@ fn judge(config: &Config, sessions: &Sessions, asked: &Asked<'_>) -> Decision {
             set_cookies: Vec::new(),
             token_in_authorization: presented.in_authorization,
             source: Some(crate::assertion::Source::Token),
+            session: None,
         });
     }
 
@@ -221,6 +229,7 @@ fn judge(config: &Config, sessions: &Sessions, asked: &Asked<'_>) -> Decision {
                 set_cookies,
                 token_in_authorization: presented.in_authorization,
                 source: Some(source),
+                session: Some(verified.claims),
             })
         }
         other => {
@@ -305,7 +314,10 @@ mod tests {
             subject: "s".into(),
             user: "alice".into(),
             email: Some("alice@example.com".into()),
-            groups: groups.iter().map(|g| g.to_string()).collect(),
+            groups: groups
+                .iter()
+                .map(std::string::ToString::to_string)
+                .collect(),
             ..Default::default()
         };
         let set = f.sessions.mint(&id, IdpKind::Oidc, &[]).unwrap();
@@ -515,7 +527,7 @@ mod tests {
             kind(&proxied(&f, "GET", "/x", &[("cookie", &outsider)])),
             "deny:Identity"
         );
-        let forged = format!("{}x", good);
+        let forged = format!("{good}x");
         assert_eq!(
             kind(&proxied(&f, "GET", "/x", &[("cookie", &forged)])),
             "login"

@@ -202,7 +202,9 @@ fn parse_target(v: &str) -> Option<(String, Option<String>, Form)> {
     let uri: Uri = v.parse().ok()?;
     match (uri.scheme(), uri.authority(), uri.path_and_query()) {
         (Some(_), Some(a), pq) => {
-            let pq = pq.map(|p| p.as_str()).filter(|p| p.starts_with('/'));
+            let pq = pq
+                .map(http::uri::PathAndQuery::as_str)
+                .filter(|p| p.starts_with('/'));
             Some((
                 pq.unwrap_or("/").to_string(),
                 Some(a.to_string()),

@@ -91,7 +91,7 @@ impl<'a> Asked<'a> {
             target,
             hosts: HostNames {
                 header: host_headers(req.headers(), header::HOST.as_str()),
-                authority: uri.authority().map(|a| a.as_str()),
+                authority: uri.authority().map(http::uri::Authority::as_str),
             },
             headers: req.headers(),
             ctx,

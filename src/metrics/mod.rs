@@ -50,6 +50,8 @@ struct Metrics {
     revocations: Family<Labels, Counter>,
     revoked_requests: Counter,
     revocation_list: Gauge,
+    long_lived_closed: Family<Labels, Counter>,
+    revocation_store_up: Gauge,
     /// Unix seconds of the last successful IdP metadata load; 0: never.
     idp_loaded_at: AtomicI64,
 }
@@ -171,6 +173,18 @@ impl Metrics {
             "Revocation entries in force on this instance",
             revocation_list.clone(),
         );
+        let long_lived_closed = Family::<Labels, Counter>::default();
+        r.register(
+            "long_lived_closed",
+            "WebSockets and streaming responses closed because their session ended, by connection (websocket, stream) and reason (revoked, expired)",
+            long_lived_closed.clone(),
+        );
+        let revocation_store_up = Gauge::default();
+        r.register(
+            "revocation_store_up",
+            "1 while the shared revocation store (Redis, revocation.redis_url) is reachable, else 0 (always 0 without one)",
+            revocation_store_up.clone(),
+        );
         r.register(
             "build",
             "Portcullis version",
@@ -196,6 +210,8 @@ impl Metrics {
             revocations,
             revoked_requests,
             revocation_list,
+            long_lived_closed,
+            revocation_store_up,
             idp_loaded_at: AtomicI64::new(0),
         }
     }
@@ -318,6 +334,19 @@ pub fn revocation_list_size(entries: usize) {
         .set(i64::try_from(entries).unwrap_or(i64::MAX));
 }
 
+/// `connection`: `websocket` or `stream`; `reason`: `revoked` or `expired`.
+pub fn long_lived_closed(connection: &'static str, reason: &'static str) {
+    METRICS
+        .long_lived_closed
+        .get_or_create(&vec![("connection", connection), ("reason", reason)])
+        .inc();
+}
+
+/// Whether the shared revocation store (Redis) is reachable.
+pub fn revocation_store_up(up: bool) {
+    METRICS.revocation_store_up.set(i64::from(up));
+}
+
 /// `outcome`: `ended`, `no_session`, `ignored` or `refused`.
 pub fn saml_idp_logout(outcome: &'static str) {
     METRICS
@@ -388,6 +417,10 @@ pub fn render() -> String {
     let loaded = m.idp_loaded_at.load(Ordering::Relaxed);
     if loaded > 0 {
         let now = i64::try_from(crate::clock::now()).unwrap_or(i64::MAX);
+        #[allow(
+            clippy::cast_precision_loss,
+            reason = "a count of seconds is exact in f64 below 2^53"
+        )]
         m.idp_age.set(now.saturating_sub(loaded).max(0) as f64);
     }
     let mut out = String::new();

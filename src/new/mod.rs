@@ -179,16 +179,13 @@ impl Plan {
             }
             _ => anyhow::bail!("give exactly one of --oidc and --saml"),
         };
-        let listen = match &a.listen {
-            Some(l) => {
-                crate::listen::ListenAddr::parse(l).map_err(|e| anyhow::anyhow!("--listen {e}"))?;
-                l.clone()
-            }
-            None => {
-                let used = used_ports(&a.config_dir, &config_file);
-                let port = (4180u16..5000).find(|p| !used.contains(p)).unwrap_or(4180);
-                format!("127.0.0.1:{port}")
-            }
+        let listen = if let Some(l) = &a.listen {
+            crate::listen::ListenAddr::parse(l).map_err(|e| anyhow::anyhow!("--listen {e}"))?;
+            l.clone()
+        } else {
+            let used = used_ports(&a.config_dir, &config_file);
+            let port = (4180u16..5000).find(|p| !used.contains(p)).unwrap_or(4180);
+            format!("127.0.0.1:{port}")
         };
         Ok(Plan {
             nginx_file: a.config_dir.join(format!("{}.nginx.conf", a.name)),
@@ -207,8 +204,8 @@ impl Plan {
     }
 }
 
-pub fn command(args: Args) -> anyhow::Result<std::process::ExitCode> {
-    let plan = Plan::from_args(&args)?;
+pub fn command(args: &Args) -> anyhow::Result<std::process::ExitCode> {
+    let plan = Plan::from_args(args)?;
     for f in [&plan.config_file, &plan.nginx_file] {
         anyhow::ensure!(
             args.force || !f.exists(),

@@ -92,7 +92,10 @@ mod tests {
             subject: "s".into(),
             user: "u".into(),
             email: Some(email.into()),
-            groups: groups.iter().map(|g| g.to_string()).collect(),
+            groups: groups
+                .iter()
+                .map(std::string::ToString::to_string)
+                .collect(),
             ..Default::default()
         }
     }

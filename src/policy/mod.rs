@@ -108,11 +108,11 @@ mod tests {
     }
 
     fn r(path: &str) -> bool {
-        r_m(Method::GET, path)
+        r_m(&Method::GET, path)
     }
 
-    fn r_m(m: Method, path: &str) -> bool {
-        passthrough_rule_matches(&config(), &m, path)
+    fn r_m(m: &Method, path: &str) -> bool {
+        passthrough_rule_matches(&config(), m, path)
     }
 
     #[test]
@@ -128,8 +128,8 @@ mod tests {
 
     #[test]
     fn method_restricted_rules() {
-        assert!(r_m(Method::POST, "/hooks/x"));
-        assert!(!r_m(Method::GET, "/hooks/x"));
+        assert!(r_m(&Method::POST, "/hooks/x"));
+        assert!(!r_m(&Method::GET, "/hooks/x"));
     }
 
     #[test]

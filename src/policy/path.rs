@@ -25,8 +25,7 @@ pub fn normalise(raw_path: &str) -> Option<String> {
         }
         trailing_slash = false;
         match seg {
-            "" => trailing_slash = true,
-            "." => trailing_slash = true,
+            "" | "." => trailing_slash = true,
             ".." => {
                 segments.pop();
                 trailing_slash = true;
@@ -68,7 +67,7 @@ fn decode_unreserved(raw: &str) -> Option<String> {
             let v = u8::from_str_radix(s, 16).ok()?;
             match v {
                 b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                    out.push(v as char)
+                    out.push(v as char);
                 }
                 // Separators, NUL, `%`, `;` and non-ASCII in disguise:
                 // upstreams decode them differently, so refuse to guess.

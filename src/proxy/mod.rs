@@ -1,14 +1,18 @@
 //! The upstream side: a pooled hyper client (TLS by rustls), request and
 //! response bodies streamed both ways, WebSocket and other Upgrades spliced
-//! through, and the header rules of [`headers`].
+//! through, and the header rules of [`headers`]. A WebSocket or a streaming
+//! response of a session ends with it ([`session_bound`]).
 
+mod bound_body;
 pub mod headers;
+pub mod session_bound;
 pub(crate) mod tls;
 
 use base64::Engine;
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode, Uri, Version};
 use http_body_util::BodyExt;
+use hyper::body::Body as _;
 use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
@@ -19,6 +23,8 @@ use crate::Body;
 use crate::config::Config;
 use crate::identity::Identity;
 use crate::request_ctx::RequestCtx;
+pub use session_bound::SessionBound;
+use session_bound::{Held, Watch};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProxyError {
@@ -48,6 +54,9 @@ pub struct Forward<'a> {
     pub strip_authorization: bool,
     /// The signed identity assertion, header name and value.
     pub assertion: Option<(&'a http::HeaderName, &'a HeaderValue)>,
+    /// The session that let the request in (`None` for passthrough paths
+    /// and tokens): a WebSocket or streaming response ends with it.
+    pub session: Option<&'a SessionBound>,
 }
 
 pub struct UpstreamClient {
@@ -132,12 +141,27 @@ impl UpstreamClient {
             }
             {
                 let upstream_upgrade = hyper::upgrade::on(&mut resp);
+                let watch = fwd
+                    .session
+                    .map(|s| Watch::new(s.clone(), Held::WebSocket, fwd.ctx));
                 tokio::spawn(async move {
                     match tokio::try_join!(client_upgrade, upstream_upgrade) {
                         Ok((c, u)) => {
                             let mut c = TokioIo::new(c);
                             let mut u = TokioIo::new(u);
-                            let _ = tokio::io::copy_bidirectional(&mut c, &mut u).await;
+                            let splice = tokio::io::copy_bidirectional(&mut c, &mut u);
+                            match watch {
+                                None => {
+                                    let _ = splice.await;
+                                }
+                                // When the session ends first, both sockets
+                                // are dropped: the client and the upstream
+                                // see the connection close.
+                                Some(watch) => tokio::select! {
+                                    _ = splice => {}
+                                    _ = watch.ended() => {}
+                                },
+                            }
                         }
                         Err(e) => tracing::debug!(error = %e, "upgrade failed"),
                     }
@@ -151,7 +175,19 @@ impl UpstreamClient {
             resp.headers_mut().remove(header::SERVER);
             resp.headers_mut().remove("x-powered-by");
         }
-        Ok(resp.map(|b| b.map_err(crate::BoxError::from).boxed_unsync()))
+        let resp = resp.map(|b| b.map_err(crate::BoxError::from).boxed_unsync());
+        Ok(match fwd.session {
+            Some(s)
+                if resp.status() != StatusCode::SWITCHING_PROTOCOLS
+                    && !resp.body().is_end_stream() =>
+            {
+                resp.map(|b| {
+                    let watch = Watch::new(s.clone(), Held::Stream, fwd.ctx);
+                    bound_body::BoundBody::new(b, watch).boxed_unsync()
+                })
+            }
+            _ => resp,
+        })
     }
 
     /// Turns the client's request into the upstream's, in place: target URI,
@@ -178,7 +214,7 @@ impl UpstreamClient {
                     .map_err(|_| ProxyError::BadRequest("the request path is not valid"))?
             }
             (_, pq) => {
-                let path_and_query = pq.map(|p| p.as_str()).unwrap_or("/");
+                let path_and_query = pq.map_or("/", http::uri::PathAndQuery::as_str);
                 format!("{}{}{}", self.origin, self.base_path, path_and_query)
                     .parse()
                     .map_err(|_| ProxyError::BadRequest("the request path is not valid"))?

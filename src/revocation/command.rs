@@ -55,8 +55,10 @@ fn operator() -> String {
     ["SUDO_USER", "USER", "LOGNAME"]
         .iter()
         .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
-        .map(|u| format!("operator:{u}"))
-        .unwrap_or_else(|| format!("operator:uid {}", rustix::process::getuid().as_raw()))
+        .map_or_else(
+            || format!("operator:uid {}", rustix::process::getuid().as_raw()),
+            |u| format!("operator:{u}"),
+        )
 }
 
 pub fn revoke(config: Option<&Path>, args: RevokeArgs) -> anyhow::Result<ExitCode> {
@@ -70,7 +72,7 @@ pub fn revoke(config: Option<&Path>, args: RevokeArgs) -> anyhow::Result<ExitCod
     };
     let file = &config.revocation.file;
     store::update(file, |list| {
-        store::merge(list, std::slice::from_ref(&entry), lifetime)
+        store::merge(list, std::slice::from_ref(&entry), lifetime);
     })
     .with_context(|| format!("revocation not stored in {}", file.display()))?;
     let what = match &entry.target {
@@ -117,6 +119,8 @@ fn utc(secs: u64) -> String {
     i64::try_from(secs)
         .ok()
         .and_then(|s| chrono::DateTime::from_timestamp(s, 0))
-        .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
-        .unwrap_or_else(|| "-".into())
+        .map_or_else(
+            || "-".into(),
+            |t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        )
 }

@@ -142,7 +142,7 @@ impl VerifiedCache {
     pub fn len(&self) -> usize {
         self.shards
             .iter()
-            .map(|s| s.lock().map(|s| s.len()).unwrap_or(0))
+            .map(|s| s.lock().map_or(0, |s| s.len()))
             .sum()
     }
 
@@ -171,7 +171,7 @@ mod tests {
                 name: None,
                 preferred_username: None,
                 groups: vec![],
-                extra: Default::default(),
+                extra: std::collections::BTreeMap::default(),
                 idp: IdpKind::Oidc,
                 sub_fmt: None,
                 sid: None,

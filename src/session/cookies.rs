@@ -17,7 +17,7 @@ fn raw_pairs(headers: &HeaderMap) -> impl Iterator<Item = &[u8]> {
         .get_all(COOKIE)
         .iter()
         .flat_map(|v| v.as_bytes().split(|&b| b == b';'))
-        .map(|p| p.trim_ascii())
+        .map(<[u8]>::trim_ascii)
         .filter(|p| !p.is_empty())
 }
 

@@ -288,8 +288,8 @@ impl Sessions {
     ) -> Result<Vec<String>, SessionError> {
         let now = now();
         let mut claims = self.claims_for(identity, idp, now);
-        claims.sub_fmt = refs.subject_format.clone();
-        claims.idp_sid = refs.idp_sid.clone();
+        claims.sub_fmt.clone_from(&refs.subject_format);
+        claims.idp_sid.clone_from(&refs.idp_sid);
         claims.name_id = refs.name_id.clone().filter(|n| *n != claims.sub);
         self.cookies_for(&claims, request_cookies, now)
     }
@@ -412,6 +412,15 @@ impl Sessions {
             _ => None,
         };
         Ok(Verified { claims, renewal })
+    }
+
+    /// When a verified session stops being accepted, in Unix seconds: its
+    /// `exp`, or the end of `session.lifetime` after login if that comes
+    /// first (the lifetime may have been shortened since it was minted).
+    pub fn ends_at(&self, claims: &SessionClaims) -> u64 {
+        claims
+            .exp
+            .min(claims.auth_time.saturating_add(self.lifetime.as_secs()))
     }
 
     /// `Set-Cookie` values that end the session (logout).

@@ -1,7 +1,7 @@
 //! Shared test harness: a real upstream HTTP server (echo, WebSocket echo,
-//! streaming download/upload, slow and hanging endpoints) and the real
-//! `portcullis` binary started with a generated configuration, both on
-//! loopback ports chosen at run time.
+//! streaming download/upload, an endless slow stream, slow and hanging
+//! endpoints) and the real `portcullis` binary started with a generated
+//! configuration, both on loopback ports chosen at run time.
 
 #![allow(dead_code)]
 
@@ -212,7 +212,8 @@ async fn upstream_handler(mut req: Request<Incoming>) -> Result<Response<BoxBody
                 if sent >= total {
                     return None;
                 }
-                let n = (total - sent).min(chunk.len() as u64) as usize;
+                let n =
+                    usize::try_from(total - sent).map_or(chunk.len(), |left| left.min(chunk.len()));
                 Some((
                     Ok::<_, Infallible>(Frame::data(chunk.slice(..n))),
                     sent + n as u64,
@@ -224,12 +225,30 @@ async fn upstream_handler(mut req: Request<Incoming>) -> Result<Response<BoxBody
             .body(BodyExt::boxed(StreamBody::new(stream)))
             .unwrap());
     }
+    if path == "/trickle" {
+        // A response that never ends by itself (a log tail, server-sent
+        // events): `tick N` every `ms` milliseconds, chunked.
+        let every = Duration::from_millis(param("ms").unwrap_or(100));
+        let stream = futures_util::stream::unfold(0u64, move |n| async move {
+            if n > 0 {
+                tokio::time::sleep(every).await;
+            }
+            Some((
+                Ok::<_, Infallible>(Frame::data(Bytes::from(format!("tick {n}\n")))),
+                n + 1,
+            ))
+        });
+        return Ok(Response::builder()
+            .header("content-type", "text/plain")
+            .body(BodyExt::boxed(StreamBody::new(stream)))
+            .unwrap());
+    }
     if path == "/upload" {
         let mut body = req.into_body();
         let mut n: u64 = 0;
         while let Some(frame) = body.frame().await {
             match frame {
-                Ok(f) => n += f.data_ref().map(|d| d.len() as u64).unwrap_or(0),
+                Ok(f) => n += f.data_ref().map_or(0, |d| d.len() as u64),
                 Err(_) => break,
             }
         }
@@ -543,6 +562,9 @@ pub mod cases;
 pub mod oidc;
 pub mod paths;
 pub mod process;
+
+pub mod redis;
+pub mod revocation;
 pub mod saml;
 pub mod spoofs;
 

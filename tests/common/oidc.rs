@@ -23,13 +23,28 @@ impl OidcIdp {
     /// Starts the provider with one confidential client for a gate at
     /// `gate_origin`; `port` 0 picks a free port.
     pub fn start(gate_origin: &str, port: u16, extra_env: &[(&str, &str)]) -> OidcIdp {
-        let clients = json!([{
+        Self::start_with_client(gate_origin, port, extra_env, json!({}))
+    }
+
+    /// [`Self::start`] with more client metadata (e.g.
+    /// `backchannel_logout_uri`) merged into the one client.
+    pub fn start_with_client(
+        gate_origin: &str,
+        port: u16,
+        extra_env: &[(&str, &str)],
+        extra_client: Value,
+    ) -> OidcIdp {
+        let mut client = json!({
             "client_id": CLIENT_ID,
             "client_secret": CLIENT_SECRET,
             "redirect_uris": [format!("{gate_origin}/.portcullis/oidc/callback")],
             "post_logout_redirect_uris": [format!("{gate_origin}/.portcullis/signed-out")],
             "token_endpoint_auth_method": "client_secret_basic",
-        }]);
+        });
+        if let (Some(c), Some(extra)) = (client.as_object_mut(), extra_client.as_object()) {
+            c.extend(extra.clone());
+        }
+        let clients = json!([client]);
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/idp/oidc");
         let mut cmd = Command::new("node");
         cmd.arg(format!("{dir}/server.mjs"))
@@ -58,7 +73,7 @@ impl OidcIdp {
         OidcIdp {
             server,
             issuer: ready["issuer"].as_str().unwrap().to_string(),
-            port: ready["port"].as_u64().unwrap() as u16,
+            port: u16::try_from(ready["port"].as_u64().unwrap()).unwrap(),
         }
     }
 
@@ -253,4 +268,80 @@ fn html_unescape(s: &str) -> String {
     s.replace("&amp;", "&")
         .replace("&#x2F;", "/")
         .replace("&#47;", "/")
+}
+
+// The gate and provider set-up the OIDC test files share.
+
+pub struct Setup {
+    pub up: super::TestUpstream,
+    pub idp: OidcIdp,
+    pub gate: super::Gate,
+    pub origin: String,
+}
+
+impl Setup {
+    /// `path` at the gate.
+    pub fn url_of(&self, path: &str) -> String {
+        format!("{}{path}", self.origin)
+    }
+}
+
+/// A gate on a fixed loopback port (its redirect URI is registered at the
+/// provider before it starts).
+pub async fn setup(gate_extra: &str, oidc_extra: &str, idp_env: &[(&str, &str)]) -> Setup {
+    setup_with_client(gate_extra, oidc_extra, idp_env, |_| json!({})).await
+}
+
+/// [`setup`] with more client metadata at the provider, made from the
+/// gate's origin (e.g. its `backchannel_logout_uri`).
+pub async fn setup_with_client(
+    gate_extra: &str,
+    oidc_extra: &str,
+    idp_env: &[(&str, &str)],
+    client: impl Fn(&str) -> Value,
+) -> Setup {
+    let up = super::TestUpstream::start().await;
+    let port = super::free_port();
+    let origin = format!("http://127.0.0.1:{port}");
+    let idp = OidcIdp::start_with_client(&origin, 0, idp_env, client(&origin));
+    let gate = super::Gate::start(&gate_yaml(&up, port, &idp.issuer, gate_extra, oidc_extra));
+    Setup {
+        up,
+        idp,
+        gate,
+        origin,
+    }
+}
+
+pub fn gate_yaml(
+    up: &super::TestUpstream,
+    port: u16,
+    issuer: &str,
+    gate_extra: &str,
+    oidc_extra: &str,
+) -> String {
+    super::base_yaml(
+        &up.url(),
+        &format!("{gate_extra}{}", oidc_yaml(issuer, oidc_extra)),
+    )
+    .replace("domain: app.test", &format!("domain: 127.0.0.1:{port}"))
+    .replace("listen: 127.0.0.1:0", &format!("listen: 127.0.0.1:{port}"))
+}
+
+/// Logs `user` in through the provider's form; returns the final page
+/// (after the redirect back to the app).
+pub async fn login(b: &Browser, s: &Setup, path: &str, user: &str, password: &str) -> Page {
+    let (form, trail) = b.follow(&format!("{}{path}", s.origin)).await;
+    assert!(
+        trail[1].starts_with(&s.idp.issuer),
+        "sent to the provider: {trail:?}"
+    );
+    assert!(
+        form.body.contains("login-form"),
+        "login form expected at {}:\n{}",
+        form.url,
+        form.body
+    );
+    let resp = b.submit_login(&form, user, password).await;
+    b.follow_response(resp, &form.url).await.0
 }

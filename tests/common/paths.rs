@@ -63,7 +63,7 @@ impl RecordingUpstream {
                 tokio::spawn(async move {
                     let svc = service_fn(move |req: Request<Incoming>| {
                         let log = log.clone();
-                        async move { Ok::<_, Infallible>(record(&log, req)) }
+                        async move { Ok::<_, Infallible>(record(&log, &req)) }
                     });
                     let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                         .serve_connection(TokioIo::new(stream), svc)
@@ -95,7 +95,7 @@ impl RecordingUpstream {
     }
 }
 
-fn record(log: &Mutex<Vec<Seen>>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+fn record(log: &Mutex<Vec<Seen>>, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     let seen = Seen {
         method: req.method().to_string(),
         target: req.uri().to_string(),
@@ -307,10 +307,7 @@ impl Case {
     pub fn forwarded_target(&self) -> String {
         let target = self.target.split('#').next().unwrap_or_default();
         match target.strip_prefix("http://") {
-            Some(rest) => rest
-                .find('/')
-                .map(|i| rest[i..].to_string())
-                .unwrap_or("/".into()),
+            Some(rest) => rest.find('/').map_or("/".into(), |i| rest[i..].to_string()),
             None => target.to_string(),
         }
     }

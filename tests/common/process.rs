@@ -113,24 +113,22 @@ impl Server {
     /// other process of its group, and kills what is left after the bounds.
     pub fn stop(&mut self) -> Stopped {
         let mut killed = false;
-        let status = match self.try_exit() {
-            Some(s) => s,
-            None => {
-                // An error means it exited meanwhile: the wait finds that.
-                let _ = match self.shutdown {
-                    Shutdown::Term => kill_process_group(self.pid(), Signal::TERM),
-                    Shutdown::Quit => kill_process(self.pid(), Signal::QUIT),
-                };
-                match self.wait_exit(self.grace) {
-                    Some(s) => s,
-                    None => {
-                        killed = true;
-                        let _ = kill_process_group(self.pid(), Signal::KILL);
-                        let s = self.child.wait().expect("waitpid on a child");
-                        self.stopped = Some(s);
-                        s
-                    }
-                }
+        let status = if let Some(s) = self.try_exit() {
+            s
+        } else {
+            // An error means it exited meanwhile: the wait finds that.
+            let _ = match self.shutdown {
+                Shutdown::Term => kill_process_group(self.pid(), Signal::TERM),
+                Shutdown::Quit => kill_process(self.pid(), Signal::QUIT),
+            };
+            if let Some(s) = self.wait_exit(self.grace) {
+                s
+            } else {
+                killed = true;
+                let _ = kill_process_group(self.pid(), Signal::KILL);
+                let s = self.child.wait().expect("waitpid on a child");
+                self.stopped = Some(s);
+                s
             }
         };
         // The leader is gone; processes it left in its group are ended too.

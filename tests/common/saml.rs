@@ -178,8 +178,11 @@ pub fn sp_at(origin: &str, entity: &str, cert: &Path, opts: Value) -> Value {
         "slo_url": format!("{origin}/.portcullis/saml/slo"),
         "sp_cert_pem": std::fs::read_to_string(cert).unwrap(),
     });
-    for (k, val) in opts.as_object().unwrap() {
-        v[k] = val.clone();
+    let Value::Object(opts) = opts else {
+        panic!("the SP options are a JSON object, not {opts}")
+    };
+    for (k, val) in opts {
+        v[&k] = val;
     }
     v
 }

@@ -204,7 +204,7 @@ pub async fn run_probes(
     app: &RecordingUpstream,
     session: &str,
 ) -> Cases {
-    let session_token = session.split_once('=').map(|(_, t)| t).unwrap_or(session);
+    let session_token = session.split_once('=').map_or(session, |(_, t)| t);
     let mut results = Cases::new();
     for (n, probe) in probes(session).iter().enumerate() {
         let mut rb = client

@@ -161,7 +161,7 @@ pub fn free_port() -> u16 {
     use std::sync::Mutex;
     static TAKEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
     let mut taken = TAKEN.lock().unwrap();
-    let seed = std::process::id() as u64 ^ portcullis::session::now();
+    let seed = u64::from(std::process::id()) ^ portcullis::session::now();
     for i in 0..2000u64 {
         let port = 20000 + ((seed.wrapping_mul(7919) + i * 104_729) % 12000) as u16;
         if taken.contains(&port) {

@@ -5,18 +5,21 @@
 //! The checked forms carry the same names one level up (`config::Upstream`,
 //! in `super::checked`); `super::validate` turns one into the other.
 //! Sections with a file of their own (`oidc`, `saml`, `metrics`,
-//! `assertion`, `scim`) have their raw types in the file of that name here and their
+//! `assertion`, `revocation`, `scim`) have their raw types in the file of
+//! that name here and their
 //! checked types and checks in `config/` beside this directory.
 
 pub mod assertion;
 pub mod metrics;
 pub mod oidc;
+pub mod revocation;
 pub mod saml;
 pub mod scim;
 
 pub use assertion::Assertion;
 pub use metrics::Metrics;
 pub use oidc::Oidc;
+pub use revocation::Revocation;
 pub use saml::Saml;
 pub use scim::Scim;
 
@@ -82,14 +85,6 @@ pub struct Config {
     #[serde(default)]
     pub assertion: Assertion,
     pub scim: Option<Scim>,
-}
-
-/// Where revoked sessions are remembered.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Revocation {
-    /// The list's file; default `revocations.json` in the state directory.
-    pub file: Option<PathBuf>,
 }
 
 /// Forward-auth mode (`/.portcullis/auth`).

@@ -3,6 +3,7 @@
 //! (signature with the allowed algorithms only, iss, aud, azp, exp, iat with
 //! bounded skew, nonce), claims mapped to an [`Identity`].
 
+pub mod backchannel;
 mod callback_error;
 pub mod claims;
 pub mod provider;
@@ -51,6 +52,8 @@ pub struct OidcLogin {
     algorithms: Vec<CoreJwsSigningAlgorithm>,
     /// How old an ID token's `iat` may be: it must come from this login.
     max_token_age: chrono::Duration,
+    /// The `jti`s of back-channel logout tokens already used.
+    logout_tokens: backchannel::Replay,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -96,6 +99,7 @@ impl OidcLogin {
             redirect_uri,
             algorithms,
             max_token_age,
+            logout_tokens: backchannel::Replay::default(),
         })
     }
 
@@ -168,8 +172,36 @@ impl OidcLogin {
         ctx: LoginCtx<'_>,
         req: Request<Incoming>,
     ) -> Option<EndpointOutcome> {
-        (rest == CALLBACK).then_some(())?;
-        Some(self.callback(ctx, req).await)
+        match rest {
+            CALLBACK => Some(self.callback(ctx, req).await),
+            backchannel::PATH => Some(EndpointOutcome::Respond(
+                self.backchannel_logout(ctx, req).await,
+            )),
+            _ => None,
+        }
+    }
+
+    /// Back-channel logout from the provider ([`backchannel`]): no session
+    /// and no transaction, the signed logout token is the credential.
+    async fn backchannel_logout(
+        &self,
+        ctx: LoginCtx<'_>,
+        req: Request<Incoming>,
+    ) -> http::Response<Body> {
+        backchannel::Endpoint {
+            expect: backchannel::Expect {
+                issuer: &self.cfg.issuer,
+                client_id: &self.cfg.client_id,
+                algorithms: &self.algorithms,
+                skew: self.cfg.clock_skew,
+            },
+            provider: &self.provider,
+            replay: &self.logout_tokens,
+            revocations: ctx.sessions.revocations(),
+            audit: ctx.request,
+        }
+        .answer(req)
+        .await
     }
 
     async fn callback(&self, ctx: LoginCtx<'_>, req: Request<Incoming>) -> EndpointOutcome {

@@ -358,8 +358,7 @@ impl Provider {
             jwks: metadata.jwks().clone(),
             fetched_at: at
                 .duration_since(SystemTime::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0),
+                .map_or(0, |d| d.as_secs()),
         };
         let Ok(json) = serde_json::to_vec_pretty(&cache) else {
             return;

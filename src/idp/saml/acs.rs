@@ -217,7 +217,7 @@ fn attr(e: &quick_xml::events::BytesStart<'_>, name: &[u8]) -> Option<String> {
         .flatten()
         .find(|a| a.key.as_ref() == name)
         .and_then(|a| a.normalized_value(quick_xml::XmlVersion::Implicit1_0).ok())
-        .map(|v| v.into_owned())
+        .map(std::borrow::Cow::into_owned)
 }
 
 /// Reads the envelope without trusting it.
@@ -376,7 +376,9 @@ pub fn verify(
 ) -> Result<Assertion, AcsError> {
     let ids: Vec<&str> = request_id.into_iter().collect();
     let result = {
-        let _one = VERIFY.lock().unwrap_or_else(|p| p.into_inner());
+        let _one = VERIFY
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         // Guard rail 9 (docs/design.md): samael's decrypt can panic on malformed plaintext.
         std::panic::catch_unwind(AssertUnwindSafe(|| {
             sp.parse_xml_response(xml, request_id.map(|_| ids.as_slice()))
@@ -493,10 +495,10 @@ pub fn replay_expiry(a: &Assertion, skew: chrono::Duration) -> i64 {
         .into_iter()
         .chain(confirmations)
         .max()
-        .map(|t| (t + skew).timestamp())
-        // No expiry at all (samael requires one on the bearer data, so
-        // rare): remember it for a day.
-        .unwrap_or_else(|| Utc::now().timestamp() + 86400)
+        .map_or_else(
+            || Utc::now().timestamp() + 86400,
+            |t| (t + skew).timestamp(),
+        )
 }
 
 #[cfg(test)]
@@ -632,7 +634,7 @@ mod tests {
                 "root",
             ),
             ("<a><b></a>".to_string(), "well-formed"),
-            ("".to_string(), "empty"),
+            (String::new(), "empty"),
             (OK.replace("</samlp:Response>", "<saml:Assertion ID=\"_b\"/></samlp:Response>"), "more than one assertion"),
             (OK.replace("<saml:Issuer>https://idp</saml:Issuer></saml:Assertion>", "<saml:Issuer>https://idp</saml:Issuer><saml:EncryptedAssertion/></saml:Assertion>"), "more than one assertion"),
             (

@@ -214,8 +214,7 @@ pub fn identity(
     let groups = overrides
         .groups
         .as_deref()
-        .map(|a| find(&attrs, a))
-        .unwrap_or_else(|| find(&attrs, &default_groups()))
+        .map_or_else(|| find(&attrs, &default_groups()), |a| find(&attrs, a))
         .map(<[String]>::to_vec)
         .unwrap_or_default();
 
@@ -227,7 +226,7 @@ pub fn identity(
     }
 
     let identity = Identity {
-        subject: name_id.map(|(v, _)| v).unwrap_or_else(|| user.clone()),
+        subject: name_id.map_or_else(|| user.clone(), |(v, _)| v),
         preferred_username: Some(user.clone()),
         user,
         email,

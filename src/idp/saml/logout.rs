@@ -23,6 +23,8 @@ use super::replay::{self, ReplayCache};
 
 const PROTOCOL_NS: &[u8] = b"urn:oasis:names:tc:SAML:2.0:protocol";
 const ASSERTION_NS: &[u8] = b"urn:oasis:names:tc:SAML:2.0:assertion";
+/// IdPs send one SessionIndex, rarely a few; each becomes a revocation.
+const MAX_SESSION_INDEXES: usize = 16;
 /// A LogoutRequest is a few hundred bytes; this leaves room for any IdP.
 const MAX_XML_BYTES: u64 = 64 * 1024;
 /// LogoutRequest IDs remembered at once. They live for twice the clock
@@ -87,6 +89,9 @@ pub struct LogoutRequest {
     pub destination: Option<String>,
     pub issuer: Option<String>,
     pub name_id: NameId,
+    /// The `SessionIndex`es: the IdP sessions the logout ends (none: every
+    /// session of the NameID).
+    pub session_indexes: Vec<String>,
 }
 
 /// What the checks compare the request with.
@@ -145,7 +150,7 @@ fn attr(e: &quick_xml::events::BytesStart<'_>, name: &[u8]) -> Option<String> {
         .flatten()
         .find(|a| a.key.as_ref() == name)
         .and_then(|a| a.normalized_value(quick_xml::XmlVersion::Implicit1_0).ok())
-        .map(|v| v.into_owned())
+        .map(std::borrow::Cow::into_owned)
 }
 
 fn instant(s: &str) -> Option<DateTime<Utc>> {
@@ -160,6 +165,7 @@ enum Reading {
     Nothing,
     Issuer,
     NameId,
+    SessionIndex,
 }
 
 /// Reads a LogoutRequest without trusting anything but its shape.
@@ -171,6 +177,7 @@ pub fn parse(xml: &str) -> Result<LogoutRequest, LogoutError> {
     let mut root: Option<LogoutRequest> = None;
     let mut issuer: Option<String> = None;
     let mut name_id: Option<NameId> = None;
+    let mut session_indexes: Vec<String> = Vec::new();
     let mut reading = Reading::Nothing;
     loop {
         let (ns, ev) = reader
@@ -209,6 +216,7 @@ pub fn parse(xml: &str) -> Result<LogoutRequest, LogoutError> {
                             value: String::new(),
                             format: None,
                         },
+                        session_indexes: Vec::new(),
                     });
                 } else if depth == 1 && is(ASSERTION_NS) {
                     match local {
@@ -237,6 +245,15 @@ pub fn parse(xml: &str) -> Result<LogoutRequest, LogoutError> {
                     if empty {
                         reading = Reading::Nothing;
                     }
+                } else if depth == 1 && is(PROTOCOL_NS) && local == b"SessionIndex" {
+                    if session_indexes.len() >= MAX_SESSION_INDEXES {
+                        return Err(Unreadable("it has too many SessionIndexes"));
+                    }
+                    session_indexes.push(String::new());
+                    reading = Reading::SessionIndex;
+                    if empty {
+                        reading = Reading::Nothing;
+                    }
                 } else if depth > 1 && reading != Reading::Nothing {
                     return Err(Unreadable("an Issuer or NameID has child elements"));
                 }
@@ -252,7 +269,7 @@ pub fn parse(xml: &str) -> Result<LogoutRequest, LogoutError> {
             }
             Event::Text(ref t) if reading != Reading::Nothing => {
                 let s = t.decode().map_err(|_| Unreadable("text is not UTF-8"))?;
-                push_text(reading, &mut issuer, &mut name_id, &s);
+                push_text(reading, &mut issuer, &mut name_id, &mut session_indexes, &s);
             }
             Event::GeneralRef(ref r) if reading != Reading::Nothing => {
                 let resolved = match r.resolve_char_ref() {
@@ -264,7 +281,7 @@ pub fn parse(xml: &str) -> Result<LogoutRequest, LogoutError> {
                         .map(str::to_string),
                 };
                 let s = resolved.ok_or(Unreadable("it uses an unknown entity"))?;
-                push_text(reading, &mut issuer, &mut name_id, &s);
+                push_text(reading, &mut issuer, &mut name_id, &mut session_indexes, &s);
             }
             Event::CData(_) if reading != Reading::Nothing => {
                 return Err(Unreadable("an Issuer or NameID is CDATA"));
@@ -286,11 +303,27 @@ pub fn parse(xml: &str) -> Result<LogoutRequest, LogoutError> {
     }
     req.issuer = issuer.map(|i| i.trim().to_string());
     req.name_id = name_id;
+    req.session_indexes = session_indexes
+        .into_iter()
+        .map(|i| i.trim().to_string())
+        .filter(|i| !i.is_empty())
+        .collect();
     Ok(req)
 }
 
-fn push_text(reading: Reading, issuer: &mut Option<String>, name_id: &mut Option<NameId>, s: &str) {
+fn push_text(
+    reading: Reading,
+    issuer: &mut Option<String>,
+    name_id: &mut Option<NameId>,
+    session_indexes: &mut [String],
+    s: &str,
+) {
     match reading {
+        Reading::SessionIndex => {
+            if let Some(i) = session_indexes.last_mut() {
+                i.push_str(s);
+            }
+        }
         Reading::Issuer => {
             if let Some(i) = issuer {
                 i.push_str(s);
@@ -335,6 +368,7 @@ mod tests {
         );
         assert_eq!(r.destination.as_deref(), Some("https://app/slo"));
         assert_eq!(r.issuer.as_deref(), Some("https://idp.example.com"));
+        assert_eq!(r.session_indexes, ["_s1"]);
         assert_eq!(
             r.name_id,
             NameId {

@@ -367,7 +367,7 @@ pub(crate) mod tests {
     pub fn key_descriptor(usage: Option<&str>, cert_b64: &str) -> String {
         let use_attr = usage.map(|u| format!(r#" use="{u}""#)).unwrap_or_default();
         format!(
-            r#"<md:KeyDescriptor{use_attr}><ds:KeyInfo><ds:X509Data><ds:X509Certificate>{cert_b64}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>"#
+            r"<md:KeyDescriptor{use_attr}><ds:KeyInfo><ds:X509Data><ds:X509Certificate>{cert_b64}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>"
         )
     }
 
@@ -406,7 +406,7 @@ pub(crate) mod tests {
     #[test]
     fn metadata_without_signing_key_is_refused() {
         let cert = test_cert_b64();
-        for kd in ["".to_string(), key_descriptor(Some("encryption"), &cert)] {
+        for kd in [String::new(), key_descriptor(Some("encryption"), &cert)] {
             let err = parse(&metadata_xml(&kd, ""), "test", None, Utc::now())
                 .err()
                 .unwrap();

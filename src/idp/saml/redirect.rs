@@ -78,7 +78,7 @@ fn decode(raw: &str) -> Result<String, QueryError> {
     let spaced = raw.replace('+', " ");
     percent_encoding::percent_decode_str(&spaced)
         .decode_utf8()
-        .map(|s| s.into_owned())
+        .map(std::borrow::Cow::into_owned)
         .map_err(|_| QueryError::Encoding)
 }
 

@@ -47,12 +47,9 @@ impl ReplayCache {
         }
         match seen.get(id) {
             Some(exp) if *exp > now => Err(Refused::Replay),
-            Some(_) => {
-                seen.insert(id.to_string(), expires);
-                Ok(())
-            }
+            // An expired entry is replaced, so it never counts as full.
             None if seen.len() >= self.capacity => Err(Refused::Full),
-            None => {
+            Some(_) | None => {
                 seen.insert(id.to_string(), expires);
                 Ok(())
             }
@@ -68,8 +65,7 @@ impl ReplayCache {
     pub fn seen(&self, id: &str, now: i64) -> bool {
         self.seen
             .lock()
-            .map(|s| s.get(id).is_some_and(|exp| *exp > now))
-            .unwrap_or(true)
+            .map_or(true, |s| s.get(id).is_some_and(|exp| *exp > now))
     }
 }
 

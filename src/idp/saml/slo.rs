@@ -13,6 +13,8 @@ use super::{SamlLogin, logout, redirect, request};
 use crate::idp::{EndpointOutcome, LoginCtx};
 use crate::pages::{Page, PageKind};
 use crate::policy::return_to::safe_return_path;
+use crate::revocation::entry::Source;
+use crate::revocation::{Entry, Target};
 
 impl SamlLogin {
     /// `GET /.portcullis/saml/slo`: the IdP's LogoutResponse after an
@@ -27,7 +29,7 @@ impl SamlLogin {
         });
         let (msg, relay) = match parsed {
             Ok(p) => p,
-            Err(e) => return self.logout_refused(ctx, logout::LogoutError::Query(e)),
+            Err(e) => return logout_refused(ctx, &logout::LogoutError::Query(e)),
         };
         match msg.kind {
             // It grants nothing: only the (checked) way back is used.
@@ -47,7 +49,7 @@ impl SamlLogin {
     ) -> EndpointOutcome {
         let active = self.active();
         let Some(slo) = active.md.slo_redirect.clone() else {
-            return self.logout_refused(ctx, logout::LogoutError::NoSloEndpoint);
+            return logout_refused(ctx, &logout::LogoutError::NoSloEndpoint);
         };
         let expect = logout::Expect {
             md: &active.md,
@@ -58,12 +60,15 @@ impl SamlLogin {
         };
         let request = match logout::check(msg, &expect, &self.logout_ids) {
             Ok(r) => r,
-            Err(e) => return self.logout_refused(ctx, e),
+            Err(e) => return logout_refused(ctx, &e),
         };
         let session = match ctx.sessions.verify(ctx.request_cookies) {
             Some(Ok(v)) => Some(v.claims),
             _ => None,
         };
+        // After reading this browser's session (the revocation would hide
+        // it), before answering.
+        revoke_named(ctx, &request, &active.md.entity_id);
         let (status, clear, outcome, user) = match &session {
             None => (request::LogoutStatus::Success, true, "no_session", None),
             Some(c) if request.name_id.names(&c.sub, c.sub_fmt.as_deref()) => (
@@ -111,10 +116,37 @@ impl SamlLogin {
             }
         }
     }
+}
 
-    fn logout_refused(&self, ctx: LoginCtx<'_>, e: logout::LogoutError) -> EndpointOutcome {
-        crate::audit::idp_logout(ctx.request, None, "refused", &e.to_string());
-        crate::metrics::saml_idp_logout("refused");
-        EndpointOutcome::Refused(Page::new(PageKind::BadRequest))
+fn logout_refused(ctx: LoginCtx<'_>, e: &logout::LogoutError) -> EndpointOutcome {
+    crate::audit::idp_logout(ctx.request, None, "refused", &e.to_string());
+    crate::metrics::saml_idp_logout("refused");
+    EndpointOutcome::Refused(Page::new(PageKind::BadRequest))
+}
+
+/// What a checked LogoutRequest ends everywhere, not only in the browser
+/// that carried it: each IdP session it names by `SessionIndex`, else every
+/// session of its NameID. Goes through `Revocations::add_many`, which
+/// audits and counts. A list that cannot be stored is logged; the browser's
+/// own session still ends.
+fn revoke_named(ctx: LoginCtx<'_>, request: &logout::LogoutRequest, idp: &str) {
+    let at_ms = crate::clock::now_ms();
+    let entry = |target| Entry {
+        target,
+        at_ms,
+        source: Source::SamlLogout,
+        by: format!("saml:{idp}"),
+    };
+    let entries: Vec<Entry> = if request.session_indexes.is_empty() {
+        vec![entry(Target::Subject(request.name_id.value.clone()))]
+    } else {
+        request
+            .session_indexes
+            .iter()
+            .map(|i| entry(Target::IdpSession(i.clone())))
+            .collect()
+    };
+    if let Err(e) = ctx.sessions.revocations().add_many(&entries) {
+        tracing::error!(error = %e, "SAML logout: revocation not stored");
     }
 }

@@ -78,10 +78,7 @@ impl SpKeys {
             what: "certificate",
             path: cert_path.display().to_string(),
         })?;
-        let matches = cert
-            .public_key()
-            .map(|p| p.public_eq(&key))
-            .unwrap_or(false);
+        let matches = cert.public_key().is_ok_and(|p| p.public_eq(&key));
         if !matches {
             return Err(KeyError::Mismatch {
                 key: key_path.display().to_string(),

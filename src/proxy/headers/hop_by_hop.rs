@@ -56,7 +56,7 @@ mod tests {
             h.insert(HeaderName::from_static(k), HeaderValue::from_static(v));
         }
         remove_hop_by_hop(&mut h);
-        let left: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+        let left: Vec<&str> = h.keys().map(http::HeaderName::as_str).collect();
         assert_eq!(left, vec!["x-app"]);
     }
 }

@@ -58,7 +58,7 @@ impl StripRules {
             .iter()
             .chain(routing_override::EXACT)
             .chain(client_address::NEVER_BELIEVED)
-            .map(|s| s.to_string());
+            .map(std::string::ToString::to_string);
         for name in own.chain(built_in).chain(operator_exact) {
             any_spelling.insert_exact(&name);
             let canonical = name_set::canonical(&name);
@@ -153,7 +153,7 @@ mod tests {
         }
         rules.strip_spoofed(&mut h);
         // HeaderMap does not keep insertion order across removals.
-        let mut left: Vec<String> = h.keys().map(|k| k.to_string()).collect();
+        let mut left: Vec<String> = h.keys().map(std::string::ToString::to_string).collect();
         left.sort();
         left
     }
@@ -289,14 +289,18 @@ mod tests {
             "http2-settings",
         ];
         let mut sorted = names.to_vec();
-        sorted.sort();
+        sorted.sort_unstable();
         assert_eq!(left_after(&rules, &names), sorted);
     }
 
     #[test]
     fn exact_names_are_lower_case_and_include_operator_entries() {
         let rules = StripRules::new(&config("headers:\n  strip: [X-Grafana-User, 'X-Corp-*']\n"));
-        let names: Vec<&str> = rules.exact_names().iter().map(|h| h.as_str()).collect();
+        let names: Vec<&str> = rules
+            .exact_names()
+            .iter()
+            .map(http::HeaderName::as_str)
+            .collect();
         for n in [
             "x-forwarded-user",
             "remote-user",

@@ -260,6 +260,10 @@ function providerConfig(port) {
     features: {
       devInteractions: { enabled: false },
       rpInitiatedLogout: { enabled: true, logoutSource, postLogoutSuccessSource },
+      // Sends a logout token to each client registered with a
+      // `backchannel_logout_uri` (in OIDC_CLIENTS) when its user signs out
+      // here; clients without one are not called.
+      backchannelLogout: { enabled: true },
       revocation: { enabled: false },
       introspection: { enabled: false },
       userinfo: { enabled: true },
@@ -294,7 +298,7 @@ function buildProvider(port) {
   const next = new Provider(issuer, providerConfig(port));
   next.on('server_error', (_ctx, err) => console.error('oidc-idp: server_error:', err));
   if (process.env.OIDC_DEBUG === '1') {
-    for (const ev of ['authorization.error', 'grant.error', 'end_session.error', 'userinfo.error', 'jwks.error']) {
+    for (const ev of ['authorization.error', 'grant.error', 'end_session.error', 'userinfo.error', 'jwks.error', 'backchannel.error']) {
       next.on(ev, (_ctx, err) => console.error(`oidc-idp: ${ev}:`, err.message, err.error_description ?? ''));
     }
   }
