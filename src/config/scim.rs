@@ -38,7 +38,7 @@ pub(super) fn validate(
     let mut tokens = Vec::new();
     for (i, t) in raw.tokens.iter().enumerate() {
         let field = format!("scim.tokens[{i}]");
-        if t.name.trim().is_empty() || t.name.chars().any(|c| c.is_control()) {
+        if t.name.trim().is_empty() || t.name.chars().any(char::is_control) {
             err(
                 format!("{field}.name"),
                 "must be a non-empty name without control characters".into(),
