@@ -47,8 +47,8 @@ pub enum Command {
         #[command(subcommand)]
         action: crate::keys_command::KeysCommand,
     },
-    /// Print the SHA-256 of a passthrough token read from standard input,
-    /// for `passthrough.tokens[].sha256`.
+    /// Print the SHA-256 of a token read from standard input, for
+    /// `passthrough.tokens[].sha256` and `scim.tokens[].sha256`.
     HashToken {
         /// Make a new random token and print it with its hash.
         #[arg(long)]

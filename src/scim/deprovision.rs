@@ -55,14 +55,13 @@ pub fn group_change(
     let still = members(after);
     let mut names = BTreeSet::new();
     for id in members(before).difference(&still) {
-        match dir.user(id) {
-            Some(u) => {
-                names.insert(u.user_name.clone());
-            }
-            None => tracing::warn!(
+        if let Some(u) = dir.user(id) {
+            names.insert(u.user_name.clone());
+        } else {
+            tracing::warn!(
                 member = id.as_str(),
                 "a member left a group an access rule names, but no user with this SCIM id was provisioned: no session of theirs can be found to end"
-            ),
+            );
         }
     }
     names.iter().map(|n| entry(n, by)).collect()
@@ -146,7 +145,7 @@ mod tests {
             id: "g".into(),
             display_name: name.into(),
             external_id: ext.map(Into::into),
-            members: members.iter().map(|m| m.to_string()).collect(),
+            members: members.iter().map(ToString::to_string).collect(),
             created_ms: 0,
             modified_ms: 0,
         };

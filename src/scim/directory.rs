@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 
 const VERSION: u32 = 1;
 
+// `user_name` is SCIM's `userName`.
+#[allow(clippy::struct_field_names)]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct User {
     pub id: String,

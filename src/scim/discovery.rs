@@ -150,7 +150,7 @@ pub fn schemas(base: &str) -> Vec<Value> {
 }
 
 /// A ListResponse of everything (discovery lists are never paged).
-pub fn list(resources: Vec<Value>) -> Value {
+pub fn list(resources: &[Value]) -> Value {
     json!({
         "schemas": [LIST_SCHEMA],
         "totalResults": resources.len(),

@@ -209,7 +209,7 @@ fn handle(call: &Call, revocations: &Revocations) -> Result<Answer, ScimError> {
             Ok(Answer::ok(discovery::service_provider_config(&call.base)))
         }
         ["ResourceTypes"] if m == Method::GET => Ok(Answer::ok(discovery::list(
-            discovery::resource_types(&call.base),
+            &discovery::resource_types(&call.base),
         ))),
         ["ResourceTypes", name] if m == Method::GET => discovery::resource_types(&call.base)
             .into_iter()
@@ -217,7 +217,7 @@ fn handle(call: &Call, revocations: &Revocations) -> Result<Answer, ScimError> {
             .map(Answer::ok)
             .ok_or_else(|| not_found("ResourceType", name)),
         ["Schemas"] if m == Method::GET => {
-            Ok(Answer::ok(discovery::list(discovery::schemas(&call.base))))
+            Ok(Answer::ok(discovery::list(&discovery::schemas(&call.base))))
         }
         ["Schemas", id] if m == Method::GET => discovery::schemas(&call.base)
             .into_iter()
@@ -267,7 +267,7 @@ fn body(call: &Call) -> Result<Value, ScimError> {
     })
 }
 
-fn list_response(resources: Vec<Value>, total: usize, start_index: usize) -> Value {
+fn list_response(resources: &[Value], total: usize, start_index: usize) -> Value {
     json!({
         "schemas": [LIST_SCHEMA],
         "totalResults": total,
@@ -303,7 +303,7 @@ fn list_users(call: &Call) -> Result<Answer, ScimError> {
     let q = ListQuery::from_query(call.query.as_deref())?;
     let dir = Directory::load(&call.file)?;
     let (users, total) = page(&dir.users, &q)?;
-    let resources = users
+    let resources: Vec<Value> = users
         .into_iter()
         .map(|u| {
             let mut v = resource::user_json(u, &call.base);
@@ -311,14 +311,14 @@ fn list_users(call: &Call) -> Result<Answer, ScimError> {
             v
         })
         .collect();
-    Ok(Answer::ok(list_response(resources, total, q.start_index)))
+    Ok(Answer::ok(list_response(&resources, total, q.start_index)))
 }
 
 fn list_groups(call: &Call) -> Result<Answer, ScimError> {
     let q = ListQuery::from_query(call.query.as_deref())?;
     let dir = Directory::load(&call.file)?;
     let (groups, total) = page(&dir.groups, &q)?;
-    let resources = groups
+    let resources: Vec<Value> = groups
         .into_iter()
         .map(|g| {
             let mut v = resource::group_json(g, &call.base, q.projection.wants("members"));
@@ -326,7 +326,7 @@ fn list_groups(call: &Call) -> Result<Answer, ScimError> {
             v
         })
         .collect();
-    Ok(Answer::ok(list_response(resources, total, q.start_index)))
+    Ok(Answer::ok(list_response(&resources, total, q.start_index)))
 }
 
 fn get_user(call: &Call, id: &str) -> Result<Answer, ScimError> {
@@ -430,10 +430,10 @@ fn change_user(call: &Call, id: &str, revocations: &Revocations) -> Result<Answe
         }
         let mut after = before.clone();
         if let Some(input) = &input {
-            after.user_name = input.user_name.clone();
-            after.external_id = input.external_id.clone();
+            after.user_name.clone_from(&input.user_name);
+            after.external_id.clone_from(&input.external_id);
             after.active = input.active;
-            after.display_name = input.display_name.clone();
+            after.display_name.clone_from(&input.display_name);
         }
         if let Some(p) = &patch {
             patch::apply_user(&mut after, p)?;
@@ -479,14 +479,15 @@ fn change_group(call: &Call, id: &str, revocations: &Revocations) -> Result<Answ
             .group(id)
             .cloned()
             .ok_or_else(|| not_found("Group", id))?;
-        let after = match call.method {
-            Method::DELETE => None,
-            _ => {
+        let after = if call.method == Method::DELETE {
+            None
+        } else {
+            {
                 let mut after = before.clone();
                 if let Some(input) = &input {
-                    after.display_name = input.display_name.clone();
-                    after.external_id = input.external_id.clone();
-                    after.members = input.members.clone();
+                    after.display_name.clone_from(&input.display_name);
+                    after.external_id.clone_from(&input.external_id);
+                    after.members.clone_from(&input.members);
                 }
                 if let Some(p) = &patch {
                     patch::apply_group(&mut after, p)?;

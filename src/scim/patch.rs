@@ -100,11 +100,11 @@ fn set_user(u: &mut User, attr: &str, op: Op, value: Option<&Value>) -> Result<(
         ("username", _) => u.user_name = text(needs_value(value, "userName")?, "userName")?,
         ("externalid", Op::Remove) => u.external_id = None,
         ("externalid", _) => {
-            u.external_id = optional_text(needs_value(value, "externalId")?, "externalId")?
+            u.external_id = optional_text(needs_value(value, "externalId")?, "externalId")?;
         }
         ("displayname", Op::Remove) => u.display_name = None,
         ("displayname", _) => {
-            u.display_name = optional_text(needs_value(value, "displayName")?, "displayName")?
+            u.display_name = optional_text(needs_value(value, "displayName")?, "displayName")?;
         }
         // Unset counts as active: removing `active` never revokes.
         ("active", Op::Remove) => u.active = None,
@@ -123,8 +123,6 @@ pub fn apply_user(u: &mut User, patch: &PatchOp) -> Result<(), ScimError> {
                     set_user(u, &name, kind, value)?;
                 }
             }
-            // `emails[type eq "work"].value` and the like: not kept.
-            (_, Some(PatchPath::Value(_)), _, _) => {}
             (kind, None, _, Some(map)) => {
                 for (k, v) in map {
                     if let Some(name) = core_key(k, USER_SCHEMA) {
@@ -132,7 +130,8 @@ pub fn apply_user(u: &mut User, patch: &PatchOp) -> Result<(), ScimError> {
                     }
                 }
             }
-            (_, None, _, None) => {}
+            // `emails[type eq "work"].value` and the like: not kept.
+            (_, Some(PatchPath::Value(_)), _, _) | (_, None, _, None) => {}
         }
     }
     Ok(())
@@ -164,11 +163,11 @@ fn set_group(g: &mut Group, attr: &str, op: Op, value: Option<&Value>) -> Result
             ));
         }
         ("displayname", _) => {
-            g.display_name = text(needs_value(value, "displayName")?, "displayName")?
+            g.display_name = text(needs_value(value, "displayName")?, "displayName")?;
         }
         ("externalid", Op::Remove) => g.external_id = None,
         ("externalid", _) => {
-            g.external_id = optional_text(needs_value(value, "externalId")?, "externalId")?
+            g.external_id = optional_text(needs_value(value, "externalId")?, "externalId")?;
         }
         _ => {}
     }
@@ -233,13 +232,13 @@ mod tests {
             id: "g1".into(),
             display_name: "admins".into(),
             external_id: None,
-            members: members.iter().map(|m| m.to_string()).collect(),
+            members: members.iter().map(ToString::to_string).collect(),
             created_ms: 0,
             modified_ms: 0,
         }
     }
 
-    fn patch(ops: Value) -> PatchOp {
+    fn patch(ops: &Value) -> PatchOp {
         read(&json!({"schemas": [PATCH_SCHEMA], "Operations": ops})).unwrap()
     }
 
@@ -252,14 +251,14 @@ mod tests {
             json!([{"op": "Replace", "value": {"urn:ietf:params:scim:schemas:core:2.0:User:active": "False", "name.givenName": "A"}}]),
         ] {
             let mut u = user();
-            apply_user(&mut u, &patch(ops.clone())).unwrap();
+            apply_user(&mut u, &patch(&ops)).unwrap();
             assert_eq!(u.active, Some(false), "{ops}");
             assert_eq!(u.user_name, "alice@example.com", "{ops}");
         }
         let mut u = user();
         apply_user(
             &mut u,
-            &patch(json!([
+            &patch(&json!([
                 {"op": "Add", "path": "emails[type eq \"work\"].value", "value": "x@y"},
                 {"op": "Replace", "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department", "value": "R&D"},
                 {"op": "Remove", "path": "displayName"},
@@ -277,31 +276,35 @@ mod tests {
         let mut g = group(&["u1", "u2", "u3"]);
         apply_group(
             &mut g,
-            &patch(json!([{"op": "remove", "path": "members[value eq \"u2\"]"}])),
+            &patch(&json!([{"op": "remove", "path": "members[value eq \"u2\"]"}])),
         )
         .unwrap();
         assert_eq!(g.members, ["u1", "u3"]);
         apply_group(
             &mut g,
-            &patch(json!([{"op": "Remove", "path": "members", "value": [{"value": "u1"}]}])),
+            &patch(&json!([{"op": "Remove", "path": "members", "value": [{"value": "u1"}]}])),
         )
         .unwrap();
         assert_eq!(g.members, ["u3"]);
-        apply_group(&mut g, &patch(json!([{"op": "Add", "path": "members", "value": [{"value": "u4"}, {"value": "u3"}]}]))).unwrap();
+        apply_group(&mut g, &patch(&json!([{"op": "Add", "path": "members", "value": [{"value": "u4"}, {"value": "u3"}]}]))).unwrap();
         assert_eq!(g.members, ["u3", "u4"]);
         apply_group(
             &mut g,
-            &patch(json!([{"op": "replace", "value": {"id": "g1", "displayName": "ops"}}])),
+            &patch(&json!([{"op": "replace", "value": {"id": "g1", "displayName": "ops"}}])),
         )
         .unwrap();
         assert_eq!((g.display_name.as_str(), g.members.len()), ("ops", 2));
         apply_group(
             &mut g,
-            &patch(json!([{"op": "replace", "path": "members", "value": [{"value": "u9"}]}])),
+            &patch(&json!([{"op": "replace", "path": "members", "value": [{"value": "u9"}]}])),
         )
         .unwrap();
         assert_eq!(g.members, ["u9"]);
-        apply_group(&mut g, &patch(json!([{"op": "remove", "path": "members"}]))).unwrap();
+        apply_group(
+            &mut g,
+            &patch(&json!([{"op": "remove", "path": "members"}])),
+        )
+        .unwrap();
         assert!(g.members.is_empty());
     }
 
@@ -316,13 +319,13 @@ mod tests {
         let mut u = user();
         let e = apply_user(
             &mut u,
-            &patch(json!([{"op": "remove", "path": "userName"}])),
+            &patch(&json!([{"op": "remove", "path": "userName"}])),
         )
         .unwrap_err();
         assert_eq!(e.scim_type(), Some("invalidValue"));
         let e = apply_user(
             &mut u,
-            &patch(json!([{"op": "replace", "path": "active", "value": 3}])),
+            &patch(&json!([{"op": "replace", "path": "active", "value": 3}])),
         )
         .unwrap_err();
         assert_eq!(e.scim_type(), Some("invalidValue"));

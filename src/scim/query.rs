@@ -373,7 +373,7 @@ mod tests {
             .unwrap()
         );
         assert!(m(&a, r#"active eq true and userName sw "alice""#).unwrap());
-        assert!(m(&a, r#"not (active eq false)"#).unwrap());
+        assert!(m(&a, r"not (active eq false)").unwrap());
         assert!(m(&a, "displayName pr").is_ok_and(|b| !b));
         assert!(matches!(
             m(&a, r#"emails.value eq "x""#),
