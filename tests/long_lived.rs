@@ -96,7 +96,7 @@ async fn cut(chunks: &mut Chunks) -> Result<(), String> {
         let left = deadline.saturating_duration_since(Instant::now());
         match tokio::time::timeout(left, chunks.next()).await {
             Err(_) => return Err(format!("still streaming after {CLOSE_DEADLINE:?}")),
-            Ok(Some(Ok(_))) => continue,
+            Ok(Some(Ok(_))) => {}
             Ok(Some(Err(e))) if e.is_body() || e.is_decode() => return Ok(()),
             Ok(other) => return Err(format!("the body ended, not cut: {other:?}")),
         }

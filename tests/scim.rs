@@ -52,7 +52,10 @@ fn base(gate: &Gate) -> String {
 }
 
 fn venv_python() -> PathBuf {
-    let venv = std::env::var_os("PORTCULLIS_SCIM_VENV").map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/scim-venv"), PathBuf::from);
+    let venv = std::env::var_os("PORTCULLIS_SCIM_VENV").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/scim-venv"),
+        PathBuf::from,
+    );
     let python = venv.join("bin/python");
     assert!(
         python.exists(),

@@ -70,7 +70,9 @@ pub(super) fn validate(
         .file
         .clone()
         .unwrap_or_else(|| state_dir.join("revocations.json"));
-    let redis = if let Some(url) = &raw.redis_url { redis(raw, url, domain, &mut found) } else {
+    let redis = if let Some(url) = &raw.redis_url {
+        redis(raw, url, domain, &mut found)
+    } else {
         for (set, field) in [
             (raw.redis_password_file.is_some(), "redis_password_file"),
             (raw.redis_ca_file.is_some(), "redis_ca_file"),
@@ -79,8 +81,7 @@ pub(super) fn validate(
             if set {
                 found.push((
                     format!("revocation.{field}"),
-                    "applies only with `revocation.redis_url`; set that too, or remove this"
-                        .into(),
+                    "applies only with `revocation.redis_url`; set that too, or remove this".into(),
                 ));
             }
         }

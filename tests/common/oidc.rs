@@ -23,7 +23,7 @@ impl OidcIdp {
     /// Starts the provider with one confidential client for a gate at
     /// `gate_origin`; `port` 0 picks a free port.
     pub fn start(gate_origin: &str, port: u16, extra_env: &[(&str, &str)]) -> OidcIdp {
-        Self::start_with_client(gate_origin, port, extra_env, json!({}))
+        Self::start_with_client(gate_origin, port, extra_env, &json!({}))
     }
 
     /// [`Self::start`] with more client metadata (e.g.
@@ -32,7 +32,7 @@ impl OidcIdp {
         gate_origin: &str,
         port: u16,
         extra_env: &[(&str, &str)],
-        extra_client: Value,
+        extra_client: &Value,
     ) -> OidcIdp {
         let mut client = json!({
             "client_id": CLIENT_ID,
@@ -303,7 +303,7 @@ pub async fn setup_with_client(
     let up = super::TestUpstream::start().await;
     let port = super::free_port();
     let origin = format!("http://127.0.0.1:{port}");
-    let idp = OidcIdp::start_with_client(&origin, 0, idp_env, client(&origin));
+    let idp = OidcIdp::start_with_client(&origin, 0, idp_env, &client(&origin));
     let gate = super::Gate::start(&gate_yaml(&up, port, &idp.issuer, gate_extra, oidc_extra));
     Setup {
         up,

@@ -12,7 +12,7 @@ use super::{Gate, bin, client, mint_cookie};
 pub fn login(gate: &Gate, id: &Identity) -> (String, String) {
     let mut sid = None;
     let cookie = mint_cookie(&gate.config_yaml, &gate.key_file(), id, |c| {
-        sid = c.sid.clone();
+        sid.clone_from(&c.sid);
     });
     (cookie, sid.expect("every new session has an id"))
 }
@@ -76,6 +76,8 @@ pub async fn metric(gate: &Gate, name: &str) -> String {
         .text()
         .await
         .unwrap();
-    text.lines()
-        .find(|l| l.starts_with(name)).map_or_else(|| panic!("no metric {name} in:\n{text}"), |l| l.rsplit(' ').next().unwrap().to_string())
+    text.lines().find(|l| l.starts_with(name)).map_or_else(
+        || panic!("no metric {name} in:\n{text}"),
+        |l| l.rsplit(' ').next().unwrap().to_string(),
+    )
 }

@@ -250,7 +250,10 @@ fn verify_signature(
         .iter()
         .filter(|k| kid.is_none() || k.key_id().map(|id| id.as_str()) == kid)
         .filter(|k| alg.key_type().as_ref() == Some(k.key_type()))
-        .filter(|k| k.key_use().is_none_or(openidconnect::JsonWebKeyUse::allows_signature))
+        .filter(|k| {
+            k.key_use()
+                .is_none_or(openidconnect::JsonWebKeyUse::allows_signature)
+        })
         .collect();
     if candidates.is_empty() {
         return Err(LogoutTokenError::UnknownKey(
@@ -292,6 +295,9 @@ fn check_claims(
         return Err(LogoutTokenError::Audience);
     }
     let skew = expect.skew.as_secs();
+    // NumericDate may carry a fraction; a negative or huge one saturates,
+    // which the range checks below then refuse.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     let time = |name: &str| claims.get(name).and_then(Value::as_f64).map(|t| t as u64);
     let iat = time("iat").ok_or(LogoutTokenError::NoIssuedAt)?;
     if iat > now.saturating_add(skew) {
@@ -443,6 +449,7 @@ mod tests {
         })
     }
 
+    #[allow(clippy::needless_pass_by_value)] // reads best at the call sites: check(json!(…))
     fn check(v: Value) -> Result<LogoutToken, LogoutTokenError> {
         check_claims(v.as_object().unwrap(), &expect(), NOW)
     }
