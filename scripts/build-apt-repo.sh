@@ -48,6 +48,8 @@ fi
 if [ -z "$key" ]; then
     # A key of this checkout's own, kept apart from the caller's keyring.
     export GNUPGHOME=$repo/target/apt-signing
+    # gpg starts an agent for this home that would outlive the script.
+    trap 'gpgconf --kill gpg-agent 2>/dev/null || true' EXIT
     if [ ! -s "$GNUPGHOME/key-id" ]; then
         rm -rf "$GNUPGHOME"
         install -d -m 0700 "$GNUPGHOME"
