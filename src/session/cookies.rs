@@ -425,7 +425,11 @@ mod tests {
             ("__Host-portcullis_session_12", "portcullis_session", true),
             ("portcullis_txn_ab12", "portcullis_session", true),
             ("__Host-portcullis_loop", "portcullis_session", true),
-            ("__Secure-portcullis_logout_hint", "portcullis_session", true),
+            (
+                "__Secure-portcullis_logout_hint",
+                "portcullis_session",
+                true,
+            ),
             ("portcullis_logout_hint", "sid", true),
             ("__Secure-app", "portcullis_session", false),
             ("xportcullis_session", "portcullis_session", false),
