@@ -256,7 +256,12 @@ async fn logout_ends_the_session_and_sends_the_id_token_hint_the_provider_accept
         .find_map(|c| c.strip_prefix("portcullis_logout_hint="))
         .unwrap_or_else(|| panic!("no logout hint for the logout path: {at_logout}"))
         .to_string();
-    for path in ["/", "/.portcullis/", "/.portcullis/logoutx", "/app/.portcullis/logout"] {
+    for path in [
+        "/",
+        "/.portcullis/",
+        "/.portcullis/logoutx",
+        "/app/.portcullis/logout",
+    ] {
         let jar = b.cookies_for(&format!("{}{path}", s.origin));
         assert!(
             !jar.contains("logout_hint"),
@@ -329,7 +334,11 @@ async fn logout_ends_the_session_and_sends_the_id_token_hint_the_provider_accept
     // The provider accepts the hint: its confirmation form, then back to
     // Portcullis' signed-out page.
     let confirm = b.get(&loc).await;
-    assert_eq!(confirm.status(), 200, "the provider refused the logout request");
+    assert_eq!(
+        confirm.status(),
+        200,
+        "the provider refused the logout request"
+    );
     let html = confirm.text().await.unwrap();
     let value_after = |anchor: &str, attr: &str| -> String {
         let at = html
@@ -367,7 +376,11 @@ async fn logout_ends_the_session_and_sends_the_id_token_hint_the_provider_accept
     let mut bad_url = reqwest::Url::parse(&loc).unwrap();
     bad_url.query_pairs_mut().clear().extend_pairs(bad.iter());
     let refused = b.get(bad_url.as_str()).await;
-    assert_eq!(refused.status(), 400, "a forged hint is refused by the provider");
+    assert_eq!(
+        refused.status(),
+        400,
+        "a forged hint is refused by the provider"
+    );
 }
 
 #[tokio::test]
@@ -393,7 +406,10 @@ async fn a_client_sent_logout_hint_never_reaches_the_app() {
         let r = b
             .http
             .get(format!("{}/echo", s.origin))
-            .header("cookie", format!("{}; {name}=x.y.z; app=1", b.cookies_for(&s.origin)))
+            .header(
+                "cookie",
+                format!("{}; {name}=x.y.z; app=1", b.cookies_for(&s.origin)),
+            )
             .send()
             .await
             .unwrap();
