@@ -354,7 +354,11 @@ impl App {
         audit::login_succeeded(rq.ctx, &done.identity.user, idp_name);
         let rounds = login_loop::count(jar, &self.config.login, crate::clock::now());
         let mut resp = redirect(&done.return_to);
-        for c in done.set_cookies.iter().chain(set.iter()) {
+        let hint = done
+            .id_token_hint
+            .as_deref()
+            .map(|t| self.sessions.logout_hint_cookie(t));
+        for c in done.set_cookies.iter().chain(set.iter()).chain(hint.iter()) {
             append_set_cookie(&mut resp, c);
         }
         append_set_cookie(&mut resp, &rounds.set_cookie(self.sessions.attrs()));
@@ -374,6 +378,7 @@ impl App {
             self.login.logout_redirect(
                 &safe_return_path(rd.as_deref(), &self.config.public_origin()),
                 identity.as_ref(),
+                self.sessions.logout_hint(&jar),
             ),
         ) {
             (_, Some(idp_url)) => redirect(&idp_url),

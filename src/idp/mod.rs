@@ -34,6 +34,9 @@ pub struct Completed {
     /// What the IdP names the login by (NameID Format, its session id,
     /// the NameID), kept in the session for logouts and revocations.
     pub refs: LoginRefs,
+    /// The OpenID provider's ID token, kept for `id_token_hint` at logout
+    /// (in a cookie only the logout endpoint receives); `None` for SAML.
+    pub id_token_hint: Option<String>,
 }
 
 /// The outcome of a request to an IdP-owned endpoint.
@@ -141,11 +144,17 @@ impl Login {
 
     /// Where logout sends the browser after clearing the session, when the
     /// IdP should end its own session too (RP-initiated logout, SLO).
-    /// `identity` is the session being ended, when there was one.
-    pub fn logout_redirect(&self, return_to: &str, identity: Option<&Identity>) -> Option<String> {
+    /// `identity` is the session being ended, when there was one;
+    /// `id_token_hint` the OpenID provider's ID token of that login.
+    pub fn logout_redirect(
+        &self,
+        return_to: &str,
+        identity: Option<&Identity>,
+        id_token_hint: Option<&str>,
+    ) -> Option<String> {
         match self {
             Login::None => None,
-            Login::Oidc(o) => o.logout_redirect(),
+            Login::Oidc(o) => o.logout_redirect(id_token_hint),
             Login::Saml(s) => s.logout_redirect(return_to, identity),
         }
     }
