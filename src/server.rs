@@ -92,37 +92,7 @@ impl App {
         let mut resp = match decision {
             Decision::Own(rest) => self.own_endpoint(&rest, req, &rq).await,
             Decision::ServerOptions => respond::server_options(),
-            Decision::Allow(allow) => {
-                let assertion = match (&self.assertions, &allow.identity, allow.source) {
-                    (Some(a), Some(id), Some(source)) => a
-                        .for_identity(id, source, crate::clock::now())
-                        .map(|v| (a.header(), v)),
-                    _ => None,
-                };
-                let assertion = assertion.as_ref().map(|(n, v)| (*n, v));
-                let session = allow.session.map(|claims| {
-                    let ends_at = self.sessions.ends_at(&claims);
-                    crate::proxy::SessionBound::new(
-                        claims,
-                        ends_at,
-                        self.sessions.revocations().clone(),
-                    )
-                });
-                let mut resp = self
-                    .forward(
-                        req,
-                        &rq,
-                        allow.identity.as_ref(),
-                        allow.token_in_authorization,
-                        assertion,
-                        session.as_ref(),
-                    )
-                    .await;
-                for c in &allow.set_cookies {
-                    append_set_cookie(&mut resp, c);
-                }
-                resp
-            }
+            Decision::Allow(allow) => self.allow(req, &rq, allow).await,
             Decision::NeedLogin(need) if need.navigation => {
                 self.start_login(&req, &rq, &need.return_to).await
             }
@@ -142,6 +112,50 @@ impl App {
             .remove::<metrics::FromUpstream>()
             .is_some();
         metrics::request(metrics::classify(route_kind, resp.status(), from_upstream));
+        resp
+    }
+
+    /// Renders `Allow`: the signed assertion (when enabled), the session
+    /// binding, the forward, the renewed cookie.
+    async fn allow(
+        &self,
+        req: Request<Incoming>,
+        rq: &Rq<'_>,
+        allow: gate::Allow,
+    ) -> Response<Body> {
+        let assertion = match (&self.assertions, &allow.identity, allow.source) {
+            (Some(a), Some(id), Some(source)) => {
+                match a.for_identity(id, source, crate::clock::now()) {
+                    Ok(v) => Some((a.header(), v)),
+                    Err(e) => {
+                        // Fail closed: the app trusts the assertion,
+                        // not the plain headers.
+                        tracing::error!(request_id = rq.ctx.request_id, error = %e, "identity assertion not signed");
+                        audit::assertion_failed(rq.ctx, &id.user, &e.kid);
+                        return self.page(&Page::new(PageKind::AssertionUnavailable), rq);
+                    }
+                }
+            }
+            _ => None,
+        };
+        let assertion = assertion.as_ref().map(|(n, v)| (*n, v));
+        let session = allow.session.map(|claims| {
+            let ends_at = self.sessions.ends_at(&claims);
+            crate::proxy::SessionBound::new(claims, ends_at, self.sessions.revocations().clone())
+        });
+        let mut resp = self
+            .forward(
+                req,
+                rq,
+                allow.identity.as_ref(),
+                allow.token_in_authorization,
+                assertion,
+                session.as_ref(),
+            )
+            .await;
+        for c in &allow.set_cookies {
+            append_set_cookie(&mut resp, c);
+        }
         resp
     }
 
