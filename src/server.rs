@@ -283,7 +283,9 @@ impl App {
                         }
                         resp
                     }
-                    Some(EndpointOutcome::Refused(page)) => self.page(&page, rq),
+                    Some(EndpointOutcome::Refused(page) | EndpointOutcome::Show(page)) => {
+                        self.page(&page, rq)
+                    }
                     Some(EndpointOutcome::LoggedIn(done)) => self.complete_login(&done, &view, rq),
                     Some(EndpointOutcome::Failed {
                         page,
@@ -367,19 +369,21 @@ impl App {
 
     fn logout(&self, req: &Request<Incoming>, rq: &Rq<'_>) -> Response<Body> {
         let jar = cookies::request_cookies(req.headers());
-        let identity = match self.sessions.verify(&jar) {
-            Some(Ok(v)) => Some(v.claims.identity()),
+        let session = match self.sessions.verify(&jar) {
+            Some(Ok(v)) => Some(v.claims),
             _ => None,
         };
-        audit::logout(rq.ctx, identity.as_ref().map(|i| i.user.as_str()));
+        audit::logout(rq.ctx, session.as_ref().map(|c| c.user.as_str()));
         let rd = query_param(req.uri().query(), "rd");
+        // Without `rd`, the IdP's answer ends on the signed-out page.
+        let back = rd
+            .as_deref()
+            .map(|r| safe_return_path(Some(r), &self.config.public_origin()))
+            .unwrap_or_default();
         let mut resp = match (
             &rd,
-            self.login.logout_redirect(
-                &safe_return_path(rd.as_deref(), &self.config.public_origin()),
-                identity.as_ref(),
-                self.sessions.logout_hint(&jar),
-            ),
+            self.login
+                .logout_redirect(&back, session.as_deref(), self.sessions.logout_hint(&jar)),
         ) {
             (_, Some(idp_url)) => redirect(&idp_url),
             (Some(_), None) => redirect(&safe_return_path(
