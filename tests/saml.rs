@@ -2331,3 +2331,72 @@ async fn one_client_flooding_the_acs_does_not_stop_another_login() {
     assert!(missing.is_empty(), "{missing:?} not in:\n{metrics}");
     assert!(!metrics.contains(r#"budget="global""#), "{metrics}");
 }
+
+/// A SAML login through SimpleSAMLphp with `assertion.enabled`: the
+/// upstream's `X-Portcullis-Assertion` is verified by PyJWT (the shipped
+/// example, examples/verify-assertion) against `/.portcullis/jwks.json`,
+/// with the claims the SAML answer carried.
+#[tokio::test]
+async fn saml_login_carries_an_assertion_pyjwt_verifies() {
+    let pair = sp_pair();
+    let entity = "http://app.test/sp-assertion-jwt";
+    let idp = Idp::start(json!([sp(entity, &pair.cert, json!({}))]));
+    let up = TestUpstream::start().await;
+    let gate = Gate::start(&saml_yaml(
+        &up.url(),
+        &idp.metadata_url(),
+        entity,
+        &pair,
+        "",
+        "assertion:\n  enabled: true\n",
+    ));
+    let mut b = Browser::default();
+    let c = capture(&mut b, &gate, "alice", "/dash").await;
+    // The subject as the IdP sent it, read from its answer, not from the gate.
+    let name_id = {
+        let start = c.xml.find("NameID").unwrap();
+        let rest = &c.xml[start..];
+        let open = rest.find('>').unwrap() + 1;
+        let close = rest.find("</").unwrap();
+        rest[open..close].to_string()
+    };
+    let echo = finish(&mut b, &gate, &c).await;
+    let token = header(&echo, "x-portcullis-assertion").to_string();
+    assert!(!token.is_empty(), "no assertion upstream: {echo}");
+
+    let script = "import sys, json, jwt\nsys.path.insert(0, 'examples/verify-assertion')\nimport verify\n\
+                  c = jwt.PyJWKClient(sys.argv[1])\n\
+                  print(json.dumps(verify.verify(c, sys.stdin.read().strip(), sys.argv[2], sys.argv[3])))\n";
+    let mut child = Command::new("/usr/bin/python3")
+        .args([
+            "-c",
+            script,
+            &gate.url("/.portcullis/jwks.json"),
+            "http://app.test",
+            "app.test",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 with python3-jwt (scripts/test.sh installs it)");
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), token.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "PyJWT refused it: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let claims: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(claims["idp"], "saml");
+    assert_eq!(claims["iss"], "http://app.test");
+    assert_eq!(claims["aud"], "app.test");
+    assert_eq!(claims["sub"], name_id.as_str());
+    assert_eq!(claims["user"], "alice");
+    assert_eq!(claims["email"], "alice@example.com");
+    assert_eq!(claims["name"], "Alice Example");
+    assert_eq!(claims["groups"], json!(["admins", "staff"]));
+    let iat = claims["iat"].as_u64().unwrap();
+    assert!(claims["auth_time"].as_u64().unwrap() <= iat);
+    assert_eq!(claims["exp"].as_u64().unwrap() - iat, 120);
+}
