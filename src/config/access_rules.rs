@@ -123,11 +123,13 @@ pub(super) fn validate(
                 );
             }
         }
-        if r.max_auth_age.is_some_and(|a| a.as_secs() < 60) {
+        if r.max_auth_age.is_some() {
+            // Refused rather than ignored: a rule asking for a fresh login
+            // must never be accepted without one.
             add(
                 errs,
                 format!("{label}.max_auth_age"),
-                "must be at least `1m`: a shorter one would send users back to the IdP on nearly every request".into(),
+                "is not enforced by this version yet: remove it (the rule then applies without a fresh-login requirement)".into(),
             );
         }
         let allowed_ip_ranges = super::validate::cidrs_into(
@@ -233,11 +235,10 @@ mod tests {
     #[test]
     fn good_rules_are_read_in_order() {
         let r = rules(
-            "    - description: Admin console\n      paths: [{prefix: /admin/}, {exact: /settings}]\n      allowed_groups: [admins]\n      max_auth_age: 15m\n    - description: API writes\n      paths: [{glob: '/api/**'}]\n      methods: [post, DELETE]\n      allowed_email_domains: ['@Corp.example']\n",
+            "    - description: Admin console\n      paths: [{prefix: /admin/}, {exact: /settings}]\n      allowed_groups: [admins]\n    - description: API writes\n      paths: [{glob: '/api/**'}]\n      methods: [post, DELETE]\n      allowed_email_domains: ['@Corp.example']\n",
         );
         assert_eq!(r.len(), 2);
         assert_eq!(r[0].description, "Admin console");
-        assert_eq!(r[0].max_auth_age, Some(std::time::Duration::from_secs(900)));
         assert!(r[0].methods.is_empty());
         assert_eq!(r[1].methods, vec![http::Method::POST, http::Method::DELETE]);
         assert_eq!(r[1].allowed_email_domains, vec!["corp.example"]);
@@ -285,8 +286,8 @@ mod tests {
             &["access.rules[0] (Admin).allowed_ip_ranges[0]", "CIDR"],
         );
         one_error_mentions(
-            "    - description: Admin\n      paths: [{prefix: /admin/}]\n      max_auth_age: 5s\n",
-            &["access.rules[0] (Admin).max_auth_age", "1m"],
+            "    - description: Admin\n      paths: [{prefix: /admin/}]\n      max_auth_age: 15m\n",
+            &["access.rules[0] (Admin).max_auth_age", "not enforced"],
         );
     }
 

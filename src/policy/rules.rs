@@ -103,7 +103,7 @@ mod tests {
 
     fn access() -> Access {
         crate::config::from_yaml_str(
-            "domain: a.example.com\nupstream:\n  url: http://127.0.0.1:1\naccess:\n  allowed_groups: [staff]\n  rules:\n    - description: Admin console\n      paths: [{prefix: /admin/}, {exact: /admin}]\n      allowed_groups: [admins]\n    - description: API writes\n      paths: [{prefix: /api/}]\n      methods: [POST]\n      allowed_groups: [writers]\n      max_auth_age: 10m\n    - description: Reports\n      paths: [{glob: '/reports/*.pdf'}]\n      allowed_groups: [finance]\n",
+            "domain: a.example.com\nupstream:\n  url: http://127.0.0.1:1\naccess:\n  allowed_groups: [staff]\n  rules:\n    - description: Admin console\n      paths: [{prefix: /admin/}, {exact: /admin}]\n      allowed_groups: [admins]\n    - description: API writes\n      paths: [{prefix: /api/}]\n      methods: [POST]\n      allowed_groups: [writers]\n    - description: Reports\n      paths: [{glob: '/reports/*.pdf'}]\n      allowed_groups: [finance]\n",
         )
         .unwrap()
         .access
@@ -185,7 +185,8 @@ mod tests {
 
     #[test]
     fn the_strictest_max_auth_age_applies() {
-        let a = access();
+        let mut a = access();
+        a.rules[1].max_auth_age = Some(std::time::Duration::from_secs(600));
         let v = applicable(&a, &Method::POST, "/api/../admin/x").unwrap();
         assert_eq!(max_auth_age(&v), Some(std::time::Duration::from_secs(600)));
         let v = applicable(&a, &Method::GET, "/admin/x").unwrap();
