@@ -93,7 +93,7 @@ setup() {
     # provision through SCIM as an IdP would (tests/scim.rs).
     # shellcheck disable=SC2046
     ensure_apt ca-certificates build-essential pkg-config libxmlsec1-dev libclang-dev \
-        chromium chromium-driver python3-jwt python3-cryptography python3-venv redis-server \
+        chromium chromium-driver python3-jwt python3-cryptography python3-venv redis-server xmlsec1 \
         $(cat scripts/apt-packages-ship.txt) &&
         ensure_rust &&
         ensure_rust_components &&
