@@ -43,6 +43,12 @@ pub fn request_refused(ctx: RequestCtx<'_>, reason: &str) {
     tracing::warn!(target: "audit", event = "request_refused", request_id = ctx.request_id, client_ip = %ctx.client_ip, reason);
 }
 
+/// `assertion.enabled` and the identity assertion for `user` could not be
+/// signed with key `kid`: the request was refused, not forwarded.
+pub fn assertion_failed(ctx: RequestCtx<'_>, user: &str, kid: &str) {
+    tracing::error!(target: "audit", event = "assertion_failed", request_id = ctx.request_id, client_ip = %ctx.client_ip, user, kid);
+}
+
 /// A long-lived connection (`connection`: `websocket` or `stream`) was
 /// closed because its session ended (`reason`: `revoked` or `expired`).
 pub fn long_lived_closed(ctx: RequestCtx<'_>, user: &str, connection: &str, reason: &str) {
