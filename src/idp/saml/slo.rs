@@ -16,8 +16,8 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
 use super::soap::{self, SoapError};
-use crate::Body;
 use super::{SamlLogin, logout, logout_response, redirect, request};
+use crate::Body;
 use crate::idp::{EndpointOutcome, LoginCtx};
 use crate::pages::{Page, PageKind};
 use crate::policy::return_to::safe_return_path;
@@ -132,6 +132,8 @@ impl SamlLogin {
             now: chrono::Utc::now(),
         };
         logout::accept(signed, &expect, &self.logout_ids).map_err(SoapError::Logout)
+    }
+
     /// The IdP's LogoutResponse to a logout started here. It grants
     /// nothing: its status only decides what the user is told, and the
     /// (checked) way back is used when the IdP ended its session.
