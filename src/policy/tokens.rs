@@ -176,4 +176,23 @@ mod tests {
             assert!(find(&t, &h, &ph).is_none(), "{v}");
         }
     }
+
+    #[test]
+    fn scim_token_is_read_from_authorization_only() {
+        // The SCIM endpoint asks `in_authorization`: the configured token in
+        // any `Authorization: Bearer` copy, never the product header.
+        let ph = HeaderName::from_static("x-portcullis-authorization");
+        let t = tokens();
+        let mut h = HeaderMap::new();
+        h.append(AUTHORIZATION, "Basic YXBwOnB3".parse().unwrap());
+        h.append(AUTHORIZATION, "Bearer s3cret".parse().unwrap());
+        assert_eq!(
+            in_authorization(&t, &h).map(|t| t.name.as_str()),
+            Some("prometheus")
+        );
+        let mut h = HeaderMap::new();
+        h.insert(&ph, "Bearer s3cret".parse().unwrap());
+        h.insert(AUTHORIZATION, "Bearer s3cre".parse().unwrap());
+        assert!(in_authorization(&t, &h).is_none());
+    }
 }
