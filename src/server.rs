@@ -99,7 +99,7 @@ impl App {
             Decision::NeedLogin(need) => {
                 respond::login_required(&self.config, &need, rq.ctx.request_id, rq.json)
             }
-            Decision::Deny(_) => self.page(&Page::new(PageKind::Forbidden), &rq),
+            Decision::Deny(denied) => self.page(&respond::forbidden(&denied), &rq),
             Decision::Refuse(why) => {
                 respond::refused(&self.config, &why, rq.ctx.request_id, rq.json)
             }
@@ -327,11 +327,19 @@ impl App {
             }
             return resp;
         }
-        if let Err(denied) =
-            policy::authorize(&self.config, &done.identity, rq.ctx.client_ip, false)
-        {
-            audit::access_denied(rq.ctx, Some(&done.identity.user), denied.rule());
-            let mut resp = self.page(&Page::new(PageKind::Forbidden), rq);
+        // The rules of the page the login returns to: a rule may open a
+        // path to users the default rule leaves out.
+        let back_to = done.return_to.split(['?', '#']).next().unwrap_or("/");
+        let rules = policy::rules::applicable(&self.config.access, &http::Method::GET, back_to);
+        if let Err(denied) = policy::authorize(
+            &self.config,
+            &done.identity,
+            rq.ctx.client_ip,
+            false,
+            rules.as_deref(),
+        ) {
+            audit::access_denied(rq.ctx, Some(&done.identity.user), &denied);
+            let mut resp = self.page(&respond::forbidden(&denied), rq);
             for c in &done.set_cookies {
                 append_set_cookie(&mut resp, c);
             }
