@@ -134,6 +134,35 @@ async fn user_outside_allowed_groups_gets_403_after_login() {
     );
 }
 
+/// Entra ID group overage, from the real provider: the ID token carries
+/// `_claim_names.groups` instead of `groups`. No session without groups:
+/// the user's page says to ask the admin, the audit reason names the fix.
+#[tokio::test]
+async fn group_overage_refuses_the_login_and_names_the_fix() {
+    let s = setup("", "", &[]).await;
+    let b = Browser::new();
+    let page = login(&b, &s, "/", "dave", "dave-pw").await;
+    assert_eq!(page.status, 500, "{}", page.body);
+    assert!(
+        page.body
+            .contains("Ask the administrator of this application to limit the groups sent for it."),
+        "{}",
+        page.body
+    );
+    let failed = s.gate.events("login_failed");
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(
+        failed[0]["reason"],
+        "the ID token carries no groups but a group overage reference (_claim_names.groups); operator fix: in Entra ID emit groups as app roles, or set the token's groups claim to \"groups assigned to the application\" and assign only the groups this application needs"
+    );
+    assert!(
+        b.cookies_for(&s.origin)
+            .find("portcullis_session=")
+            .is_none(),
+        "no session minted"
+    );
+}
+
 #[tokio::test]
 async fn unverified_email_does_not_satisfy_email_rules() {
     // bob@example.org is not verified at the provider.

@@ -66,6 +66,12 @@ pub enum CallbackError {
     /// user sees the "misconfigured" page, the audit reason the fix.
     #[error("{what}; operator fix: {fix}")]
     Misconfigured { what: String, fix: String },
+    /// Entra ID group overage: the ID token points at `_claim_names.groups`
+    /// instead of carrying the groups.
+    #[error(
+        "the ID token carries no groups but a group overage reference (_claim_names.groups); operator fix: in Entra ID emit groups as app roles, or set the token's groups claim to \"groups assigned to the application\" and assign only the groups this application needs"
+    )]
+    GroupOverage,
     /// The email's domain is not one of `oidc.allowed_email_domains`.
     #[error("email domain not in oidc.allowed_email_domains")]
     EmailDomain,
@@ -80,7 +86,9 @@ impl CallbackError {
                 PageKind::Forbidden
             }
             CallbackError::EmailDomain => PageKind::Forbidden,
-            CallbackError::Misconfigured { .. } => PageKind::Misconfigured,
+            CallbackError::Misconfigured { .. } | CallbackError::GroupOverage => {
+                PageKind::Misconfigured
+            }
             CallbackError::ProviderNotLoaded | CallbackError::TokenEndpointUnreachable(_) => {
                 PageKind::IdpUnavailable
             }
@@ -93,6 +101,9 @@ impl CallbackError {
         match self {
             CallbackError::Transaction(_) => Some(
                 "This sign-in answer does not belong to a sign-in started in this browser, or it took too long. Open the application's address again to start over.".into(),
+            ),
+            CallbackError::GroupOverage => Some(
+                "You are a member of more groups than the identity provider puts in a sign-in token, so this application cannot see your groups. Ask the administrator of this application to limit the groups sent for it.".into(),
             ),
             CallbackError::Provider { description, .. } => {
                 Some(format!("The identity provider said: {description}"))

@@ -75,6 +75,18 @@ pub fn identity(claims: &Value, map: &Claims) -> Option<Identity> {
     })
 }
 
+/// Entra ID's group overage: too many groups for a token, so the ID token
+/// names a claim source (`_claim_names.groups`) instead of carrying the
+/// configured groups claim. Logging the user in would silently drop every
+/// group, so the callback refuses instead.
+pub fn groups_overage(claims: &Value, map: &Claims) -> bool {
+    lookup(claims, &map.groups).is_none()
+        && claims
+            .get("_claim_names")
+            .and_then(|n| n.get(&map.groups).or_else(|| n.get("groups")))
+            .is_some()
+}
+
 /// Adds the userinfo claims the ID token does not have.
 pub fn merge_missing(id_token: &mut Value, userinfo: Value) {
     if let (Value::Object(base), Value::Object(more)) = (id_token, userinfo) {
@@ -122,6 +134,18 @@ mod tests {
         .unwrap();
         assert_eq!(id.groups, vec!["admin"]);
         assert_eq!(id.extra["tenant"], "t1");
+    }
+
+    #[test]
+    fn entra_group_overage_is_seen_and_groups_present_are_not_overage() {
+        let m = Claims::default();
+        let overage = json!({"sub": "1", "_claim_names": {"groups": "src1"}, "_claim_sources": {"src1": {"endpoint": "https://graph.microsoft.com/v1.0/users/1/getMemberObjects"}}});
+        assert!(groups_overage(&overage, &m));
+        assert!(!groups_overage(&json!({"sub": "1", "groups": ["g"]}), &m));
+        assert!(
+            !groups_overage(&json!({"sub": "1"}), &m),
+            "no groups at all is not overage"
+        );
     }
 
     #[test]

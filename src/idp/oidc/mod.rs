@@ -348,6 +348,9 @@ impl OidcLogin {
         if !self.cfg.allow_unverified_email {
             claims::distrust_unverified_email(&mut claims);
         }
+        if claims::groups_overage(&claims, &self.cfg.claims) {
+            return Err(CallbackError::GroupOverage);
+        }
         let identity =
             claims::identity(&claims, &self.cfg.claims).ok_or(CallbackError::NoUserName)?;
         if !self.cfg.allowed_email_domains.is_empty() {

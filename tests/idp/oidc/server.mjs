@@ -131,6 +131,22 @@ const USERS = {
       groups: ['contractors'],
     },
   },
+  // Entra ID's group overage: a distributed claim instead of `groups`
+  // (oidc-provider releases `_claim_names` / `_claim_sources` as given).
+  dave: {
+    password: 'dave-pw',
+    claims: {
+      sub: 'dave',
+      preferred_username: 'dave',
+      email: 'dave@example.com',
+      email_verified: true,
+      name: 'Dave Overage',
+      _claim_names: { groups: 'src1' },
+      _claim_sources: {
+        src1: { endpoint: 'https://graph.microsoft.com/v1.0/users/dave/getMemberObjects' },
+      },
+    },
+  },
 };
 
 // Login name -> account id (here they coincide); constant-time password check.
