@@ -232,27 +232,82 @@ async fn provider_error_is_shown_and_audited() {
     );
 }
 
-#[tokio::test]
-async fn logout_ends_the_session_and_goes_to_the_provider() {
-    let s = setup("", "", &[]).await;
-    let b = Browser::new();
-    assert_eq!(login(&b, &s, "/", "alice", "alice-pw").await.status, 200);
-    let r = b.get(&format!("{}/.portcullis/logout", s.origin)).await;
-    assert_eq!(r.status(), 302);
-    let loc = r.headers()["location"].to_str().unwrap().to_string();
-    assert!(
-        loc.starts_with(&format!("{}/session/end", s.idp.issuer)),
-        "{loc}"
-    );
-    // Exactly our client and our own signed-out page, nothing else: a
-    // redirect target taken from the request would be an open redirect.
-    let query: std::collections::BTreeMap<String, String> = reqwest::Url::parse(&loc)
+/// The `end_session_endpoint` query of a logout redirect, as a map.
+fn query_of(loc: &str) -> std::collections::BTreeMap<String, String> {
+    reqwest::Url::parse(loc)
         .unwrap()
         .query_pairs()
         .into_owned()
+        .collect()
+}
+
+#[tokio::test]
+async fn logout_ends_the_session_and_sends_the_id_token_hint_the_provider_accepts() {
+    let s = setup("", "", &[]).await;
+    let b = Browser::new();
+    let page = login(&b, &s, "/", "alice", "alice-pw").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    // The hint cookie exists only for the logout path: neither an ordinary
+    // request nor the app ever carries it.
+    let logout_url = format!("{}/.portcullis/logout", s.origin);
+    let at_logout = b.cookies_for(&logout_url);
+    let hint = at_logout
+        .split("; ")
+        .find_map(|c| c.strip_prefix("portcullis_logout_hint="))
+        .unwrap_or_else(|| panic!("no logout hint for the logout path: {at_logout}"))
+        .to_string();
+    for path in [
+        "/",
+        "/.portcullis/",
+        "/.portcullis/logoutx",
+        "/app/.portcullis/logout",
+    ] {
+        let jar = b.cookies_for(&format!("{}{path}", s.origin));
+        assert!(
+            !jar.contains("logout_hint"),
+            "{path} carries the hint: {jar}"
+        );
+    }
+    let v: Value = serde_json::from_str(&page.body).unwrap();
+    assert!(
+        !v["headers"]["cookie"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("logout_hint"),
+        "{}",
+        page.body
+    );
+    // It is the provider's ID token of this login.
+    let payload = hint.split('.').nth(1).unwrap();
+    let claims: Value = serde_json::from_slice(
+        &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload)
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(claims["iss"], s.idp.issuer.as_str());
+    assert_eq!(claims["aud"], "portcullis-test");
+    assert_eq!(claims["sub"], "alice");
+
+    let r = b.get(&logout_url).await;
+    assert_eq!(r.status(), 302);
+    let cleared: Vec<&str> = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .filter(|c| c.starts_with("portcullis_logout_hint="))
         .collect();
+    assert_eq!(
+        cleared,
+        ["portcullis_logout_hint=; Max-Age=0; Path=/.portcullis/logout; HttpOnly; SameSite=Lax"]
+    );
+    let loc = r.headers()["location"].to_str().unwrap().to_string();
+    // Exactly our client, this login's ID token and our own signed-out
+    // page, nothing else: a redirect target taken from the request would be
+    // an open redirect.
     let want: std::collections::BTreeMap<String, String> = [
         ("client_id", "portcullis-test".to_string()),
+        ("id_token_hint", hint.clone()),
         (
             "post_logout_redirect_uri",
             format!("{}/.portcullis/signed-out", s.origin),
@@ -261,16 +316,116 @@ async fn logout_ends_the_session_and_goes_to_the_provider() {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
-    assert_eq!(query, want, "{loc}");
-    // The session cookie is gone: the app asks for a login again.
-    let r = b.get(&format!("{}/", s.origin)).await;
-    assert_eq!(r.status(), 302);
+    assert_eq!(query_of(&loc), want, "{loc}");
     assert!(
-        r.headers()["location"]
+        !b.cookies_for(&logout_url).contains("logout_hint"),
+        "the hint is gone with the session"
+    );
+    // The session cookie is gone: the app asks for a login again.
+    let again = b.get(&format!("{}/", s.origin)).await;
+    assert_eq!(again.status(), 302);
+    assert!(
+        again.headers()["location"]
             .to_str()
             .unwrap()
             .starts_with(&s.idp.issuer)
     );
+
+    // The provider accepts the hint: its confirmation form, then back to
+    // Portcullis' signed-out page.
+    let confirm = b.get(&loc).await;
+    assert_eq!(
+        confirm.status(),
+        200,
+        "the provider refused the logout request"
+    );
+    let html = confirm.text().await.unwrap();
+    let value_after = |anchor: &str, attr: &str| -> String {
+        let at = html
+            .find(anchor)
+            .unwrap_or_else(|| panic!("no {anchor} in the confirmation page: {html}"));
+        let rest = &html[at..];
+        let v = rest.find(attr).unwrap() + attr.len();
+        rest[v..v + rest[v..].find('"').unwrap()].to_string()
+    };
+    let xsrf = value_after("name=\"xsrf\"", "value=\"");
+    let action = reqwest::Url::parse(&loc)
+        .unwrap()
+        .join(&value_after("id=\"op.logoutForm\"", "action=\""))
+        .unwrap()
+        .to_string();
+    let resp = b
+        .http
+        .post(&action)
+        .header("accept", BROWSER_ACCEPT)
+        .form(&[("xsrf", xsrf.as_str()), ("logout", "yes")])
+        .send()
+        .await
+        .unwrap();
+    let (done, _) = b.follow_response(resp, &action).await;
+    assert_eq!(done.url, format!("{}/.portcullis/signed-out", s.origin));
+    assert_eq!(done.status, 200, "{}", done.body);
+
+    // Negative control: the provider really checks the hint. A token whose
+    // signature was altered makes it refuse the same request.
+    // (A character inside the signature: the last one may carry only
+    // padding bits, which decoders ignore.)
+    let at = hint.rfind('.').unwrap() + 10;
+    let was = &hint[at..=at];
+    let forged = format!(
+        "{}{}{}",
+        &hint[..at],
+        if was == "A" { "B" } else { "A" },
+        &hint[at + 1..]
+    );
+    let mut bad = query_of(&loc);
+    bad.insert("id_token_hint".into(), forged);
+    let mut bad_url = reqwest::Url::parse(&loc).unwrap();
+    bad_url.query_pairs_mut().clear().extend_pairs(bad.iter());
+    let refused = b.get(bad_url.as_str()).await;
+    assert_eq!(
+        refused.status(),
+        400,
+        "a forged hint is refused by the provider"
+    );
+}
+
+#[tokio::test]
+async fn no_logout_hint_is_kept_when_logout_stays_local() {
+    let s = setup("", "  logout_at_provider: false\n", &[]).await;
+    let b = Browser::new();
+    assert_eq!(login(&b, &s, "/", "alice", "alice-pw").await.status, 200);
+    let logout_url = format!("{}/.portcullis/logout", s.origin);
+    let jar = b.cookies_for(&logout_url);
+    assert!(jar.contains("portcullis_session"), "{jar}");
+    assert!(!jar.contains("logout_hint"), "{jar}");
+    let (page, _) = b.follow(&logout_url).await;
+    assert_eq!(page.url, format!("{}/.portcullis/logout", s.origin));
+    assert_eq!(page.status, 200, "Portcullis' own signed-out page");
+}
+
+#[tokio::test]
+async fn a_client_sent_logout_hint_never_reaches_the_app() {
+    let s = setup("", "", &[]).await;
+    let b = Browser::new();
+    assert_eq!(login(&b, &s, "/", "alice", "alice-pw").await.status, 200);
+    for name in ["portcullis_logout_hint", "__Secure-portcullis_logout_hint"] {
+        let r = b
+            .http
+            .get(format!("{}/echo", s.origin))
+            .header(
+                "cookie",
+                format!("{}; {name}=x.y.z; app=1", b.cookies_for(&s.origin)),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let v: Value = r.json().await.unwrap();
+        let cookie = v["headers"]["cookie"].as_str().unwrap_or_default();
+        assert!(!cookie.contains("logout_hint"), "{name}: {cookie}");
+        assert!(cookie.contains("app=1"), "{name}: {cookie}");
+    }
 }
 
 #[tokio::test]

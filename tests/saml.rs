@@ -1196,7 +1196,23 @@ async fn logout_is_local_and_single_logout_goes_through_the_idp() {
     assert_eq!(b.get(&gate.url("/")).await.status(), 302);
 
     // The IdP ends its session and answers at the SP's SLO endpoint.
-    let mut url = loc;
+    let rest = through_idp_logout(&mut b, loc).await;
+    assert!(
+        rest.starts_with("/.portcullis/saml/slo?SAMLResponse="),
+        "{rest}"
+    );
+    let resp = b.get(&gate.url(&rest)).await;
+    assert_eq!(resp.status(), 302);
+    assert_eq!(resp.headers()["location"], "/bye");
+    // And the IdP session is over: the next login asks again.
+    let idp_url = start_login(&mut b, &gate, "/").await;
+    let (_, page) = b.follow(idp_url).await;
+    assert!(page.contains("password"), "IdP session survived the logout");
+}
+
+/// Follows the IdP's redirects from `url` (a LogoutRequest to it) until it
+/// sends the browser back to the SP; returns that path.
+async fn through_idp_logout(b: &mut Browser, mut url: String) -> String {
     for _ in 0..10 {
         let resp = b.get(&url).await;
         assert!(
@@ -1206,18 +1222,7 @@ async fn logout_is_local_and_single_logout_goes_through_the_idp() {
         );
         let next = resp.headers()["location"].to_str().unwrap().to_string();
         if let Some(rest) = next.strip_prefix("http://app.test") {
-            assert!(
-                rest.starts_with("/.portcullis/saml/slo?SAMLResponse="),
-                "{rest}"
-            );
-            let resp = b.get(&gate.url(rest)).await;
-            assert_eq!(resp.status(), 302);
-            assert_eq!(resp.headers()["location"], "/bye");
-            // And the IdP session is over: the next login asks again.
-            let idp_url = start_login(&mut b, &gate, "/").await;
-            let (_, page) = b.follow(idp_url).await;
-            assert!(page.contains("password"), "IdP session survived the logout");
-            return;
+            return rest.to_string();
         }
         url = url::Url::parse(&url)
             .unwrap()
@@ -1226,6 +1231,118 @@ async fn logout_is_local_and_single_logout_goes_through_the_idp() {
             .to_string();
     }
     panic!("the IdP never answered the logout");
+}
+
+/// The text of the first `<open …>…</close>` element in `xml`, and its
+/// opening tag.
+fn element<'a>(xml: &'a str, open: &str, close: &str) -> (&'a str, &'a str) {
+    let start = xml
+        .find(open)
+        .unwrap_or_else(|| panic!("no {open} in {xml}"));
+    let tag_end = start + xml[start..].find('>').unwrap();
+    let end = tag_end + xml[tag_end..].find(close).unwrap();
+    (&xml[start..=tag_end], &xml[tag_end + 1..end])
+}
+
+fn attr_of<'a>(tag: &'a str, name: &str) -> &'a str {
+    let at = tag.find(&format!(" {name}=\"")).unwrap() + name.len() + 3;
+    &tag[at..at + tag[at..].find('"').unwrap()]
+}
+
+#[tokio::test]
+async fn sp_logout_names_the_session_as_issued_and_ends_on_the_signed_out_page() {
+    let pair = sp_pair();
+    let entity = "http://app.test/sp-slo";
+    let idp = Idp::start(json!([sp(entity, &pair.cert, json!({}))]));
+    let up = TestUpstream::start().await;
+    let gate = Gate::start(&saml_yaml(
+        &up.url(),
+        &idp.metadata_url(),
+        entity,
+        &pair,
+        "",
+        "",
+    ));
+    let mut b = Browser::default();
+    let c = capture(&mut b, &gate, "alice", "/").await;
+    finish(&mut b, &gate, &c).await;
+    // What the IdP issued: the NameID (value and Format) and the SessionIndex.
+    let (nid_tag, nid) = element(&c.xml, "<saml:NameID", "</saml:NameID>");
+    let format = attr_of(nid_tag, "Format");
+    let (authn_tag, _) = element(&c.xml, "<saml:AuthnStatement", "</saml:AuthnStatement>");
+    let index = attr_of(authn_tag, "SessionIndex");
+    assert!(!nid.is_empty() && !index.is_empty());
+
+    let resp = b.get(&gate.url("/.portcullis/logout")).await;
+    assert_eq!(resp.status(), 302);
+    let loc = resp.headers()["location"].to_str().unwrap().to_string();
+    let request = message_of(&loc, "SAMLRequest");
+    assert!(
+        request.contains(&format!(
+            r#"<saml:NameID Format="{format}">{nid}</saml:NameID><samlp:SessionIndex>{index}</samlp:SessionIndex></samlp:LogoutRequest>"#
+        )),
+        "{request}"
+    );
+    assert!(
+        !url::Url::parse(&loc)
+            .unwrap()
+            .query_pairs()
+            .any(|(k, _)| k == "RelayState"),
+        "without rd there is no way back to keep: {loc}"
+    );
+
+    // The IdP ends its session; its answer lands on the signed-out page.
+    let rest = through_idp_logout(&mut b, loc).await;
+    assert!(
+        rest.starts_with("/.portcullis/saml/slo?SAMLResponse="),
+        "{rest}"
+    );
+    let resp = b.get(&gate.url(&rest)).await;
+    assert_eq!(resp.status(), 302);
+    assert_eq!(resp.headers()["location"], "/.portcullis/signed-out");
+    let page = b.get(&gate.url("/.portcullis/signed-out")).await;
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("You are signed out"));
+    // And the IdP session is over: the next login asks for the password.
+    let idp_url = start_login(&mut b, &gate, "/").await;
+    let (_, idp_page) = b.follow(idp_url).await;
+    assert!(
+        idp_page.contains("password"),
+        "IdP session survived the logout"
+    );
+
+    // An IdP that refuses the request: the user is told, signed out here,
+    // and the log names what to check.
+    for (status, told) in [
+        (
+            r#"<samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Requester"><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:UnknownPrincipal"/></samlp:StatusCode>"#,
+            "did not end its own sign-in (Requester / UnknownPrincipal)",
+        ),
+        (
+            r#"<samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Success"><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:PartialLogout"/></samlp:StatusCode>"#,
+            "could not sign you out of every other application",
+        ),
+    ] {
+        let xml = format!(
+            r#"<samlp:LogoutResponse xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_lr" Version="2.0" IssueInstant="2026-01-01T00:00:00Z" InResponseTo="_x"><saml:Issuer>{}</saml:Issuer><samlp:Status>{status}</samlp:Status></samlp:LogoutResponse>"#,
+            idp.metadata_url()
+        );
+        let query = redirect_query(&xml, "/bye", None).replacen("SAMLRequest=", "SAMLResponse=", 1);
+        let resp = b
+            .get(&gate.url(&format!("/.portcullis/saml/slo?{query}")))
+            .await;
+        assert_eq!(resp.status(), 200, "signed out here, whatever the IdP said");
+        let body = resp.text().await.unwrap();
+        assert!(body.contains("You are signed out"), "{body}");
+        assert!(body.contains(told), "{body}");
+    }
+    assert!(
+        gate.log().contains(
+            "check that it accepts unsigned LogoutRequests (else set saml.sign_requests: true)"
+        ),
+        "{}",
+        gate.log()
+    );
 }
 
 /// Guard rails 7 and 9 (docs/design.md): an encrypted assertion needs a
@@ -1442,11 +1559,16 @@ fn redirect_query(xml: &str, relay: &str, key_pem: Option<&[u8]>) -> String {
 
 /// The LogoutResponse XML in a redirect to the IdP.
 fn logout_response_of(location: &str) -> String {
+    message_of(location, "SAMLResponse")
+}
+
+/// The XML of the HTTP-Redirect message `param` in `location`.
+fn message_of(location: &str, param: &str) -> String {
     use std::io::Read;
     let b64 = url::Url::parse(location)
         .unwrap()
         .query_pairs()
-        .find(|(k, _)| k == "SAMLResponse")
+        .find(|(k, _)| k == param)
         .unwrap()
         .1
         .to_string();
@@ -2060,4 +2182,73 @@ async fn one_client_flooding_the_acs_does_not_stop_another_login() {
     }
     assert!(missing.is_empty(), "{missing:?} not in:\n{metrics}");
     assert!(!metrics.contains(r#"budget="global""#), "{metrics}");
+}
+
+/// A SAML login through SimpleSAMLphp with `assertion.enabled`: the
+/// upstream's `X-Portcullis-Assertion` is verified by PyJWT (the shipped
+/// example, examples/verify-assertion) against `/.portcullis/jwks.json`,
+/// with the claims the SAML answer carried.
+#[tokio::test]
+async fn saml_login_carries_an_assertion_pyjwt_verifies() {
+    let pair = sp_pair();
+    let entity = "http://app.test/sp-assertion-jwt";
+    let idp = Idp::start(json!([sp(entity, &pair.cert, json!({}))]));
+    let up = TestUpstream::start().await;
+    let gate = Gate::start(&saml_yaml(
+        &up.url(),
+        &idp.metadata_url(),
+        entity,
+        &pair,
+        "",
+        "assertion:\n  enabled: true\n",
+    ));
+    let mut b = Browser::default();
+    let c = capture(&mut b, &gate, "alice", "/dash").await;
+    // The subject as the IdP sent it, read from its answer, not from the gate.
+    let name_id = {
+        let start = c.xml.find("NameID").unwrap();
+        let rest = &c.xml[start..];
+        let open = rest.find('>').unwrap() + 1;
+        let close = rest.find("</").unwrap();
+        rest[open..close].to_string()
+    };
+    let echo = finish(&mut b, &gate, &c).await;
+    let token = header(&echo, "x-portcullis-assertion").to_string();
+    assert!(!token.is_empty(), "no assertion upstream: {echo}");
+
+    let script = "import sys, json, jwt\nsys.path.insert(0, 'examples/verify-assertion')\nimport verify\n\
+                  c = jwt.PyJWKClient(sys.argv[1])\n\
+                  print(json.dumps(verify.verify(c, sys.stdin.read().strip(), sys.argv[2], sys.argv[3])))\n";
+    let mut child = Command::new("/usr/bin/python3")
+        .args([
+            "-c",
+            script,
+            &gate.url("/.portcullis/jwks.json"),
+            "http://app.test",
+            "app.test",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 with python3-jwt (scripts/test.sh installs it)");
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), token.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "PyJWT refused it: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let claims: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(claims["idp"], "saml");
+    assert_eq!(claims["iss"], "http://app.test");
+    assert_eq!(claims["aud"], "app.test");
+    assert_eq!(claims["sub"], name_id.as_str());
+    assert_eq!(claims["user"], "alice");
+    assert_eq!(claims["email"], "alice@example.com");
+    assert_eq!(claims["name"], "Alice Example");
+    assert_eq!(claims["groups"], json!(["admins", "staff"]));
+    let iat = claims["iat"].as_u64().unwrap();
+    assert!(claims["auth_time"].as_u64().unwrap() <= iat);
+    assert_eq!(claims["exp"].as_u64().unwrap() - iat, 120);
 }

@@ -145,9 +145,13 @@ fn is_session_cookie(cookie: &str, name: &str) -> bool {
 
 /// Whether a cookie is Portcullis' own: the session (any chunk, with or
 /// without the `__Host-` prefix, so a planted unprefixed twin goes too) or an
-/// internal cookie (`portcullis_…`).
+/// internal cookie (`portcullis_…`, also with `__Host-` or `__Secure-`, as
+/// the logout hint is written).
 pub fn is_own_cookie(cookie: &str, session_base: &str) -> bool {
-    let base = cookie.strip_prefix("__Host-").unwrap_or(cookie);
+    let base = cookie
+        .strip_prefix("__Host-")
+        .or_else(|| cookie.strip_prefix("__Secure-"))
+        .unwrap_or(cookie);
     is_session_cookie(base, session_base) || base.starts_with(super::INTERNAL_COOKIE_PREFIX)
 }
 
@@ -421,6 +425,13 @@ mod tests {
             ("__Host-portcullis_session_12", "portcullis_session", true),
             ("portcullis_txn_ab12", "portcullis_session", true),
             ("__Host-portcullis_loop", "portcullis_session", true),
+            (
+                "__Secure-portcullis_logout_hint",
+                "portcullis_session",
+                true,
+            ),
+            ("portcullis_logout_hint", "sid", true),
+            ("__Secure-app", "portcullis_session", false),
             ("xportcullis_session", "portcullis_session", false),
             ("__Host-app", "portcullis_session", false),
             ("sid", "sid", true),

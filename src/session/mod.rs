@@ -5,6 +5,7 @@
 pub mod cache;
 pub mod cookies;
 pub mod keyring;
+pub mod logout_hint;
 pub mod sid;
 pub mod transaction;
 
@@ -19,6 +20,7 @@ use crate::config::Config;
 use crate::identity::{Identity, IdpKind};
 pub use cookies::CookieAttrs;
 pub use keyring::{KeyRing, KeyRingError};
+pub use logout_hint::LogoutHint;
 pub use transaction::{LoginFlow, Transaction, TransactionError, Transactions};
 
 pub use crate::INTERNAL_COOKIE_PREFIX;
@@ -177,6 +179,8 @@ pub struct Sessions {
     /// Checked after the signature on every verification, cache hits
     /// included: a cached cookie never outlives its revocation.
     revocations: Arc<crate::revocation::Revocations>,
+    /// The OpenID provider's ID token for RP-initiated logout.
+    logout_hint: LogoutHint,
 }
 
 impl Sessions {
@@ -200,6 +204,7 @@ impl Sessions {
             validation,
             cache: cache::VerifiedCache::new(config.session.verify_cache_size, LEEWAY_SECS),
             revocations: Arc::new(crate::revocation::Revocations::in_memory()),
+            logout_hint: LogoutHint::new(config.session.secure_cookie),
         }
     }
 
@@ -423,9 +428,28 @@ impl Sessions {
             .min(claims.auth_time.saturating_add(self.lifetime.as_secs()))
     }
 
-    /// `Set-Cookie` values that end the session (logout).
+    /// `Set-Cookie` values that end the session (logout), the logout hint
+    /// included when the request carries one.
     pub fn clear(&self, request_cookies: &[(&str, &str)]) -> Vec<String> {
-        cookies::clear_chunked(request_cookies, &self.cookie_name, self.attrs)
+        let mut out = cookies::clear_chunked(request_cookies, &self.cookie_name, self.attrs);
+        if self.logout_hint.read(request_cookies).is_some() {
+            out.push(self.logout_hint.clear_cookie());
+        }
+        out
+    }
+
+    /// `Set-Cookie` value keeping the provider's ID token for logout, for
+    /// as long as the session can live; when it does not fit, the value
+    /// deleting an earlier login's hint, which would name another login.
+    pub fn logout_hint_cookie(&self, id_token: &str) -> String {
+        self.logout_hint
+            .set_cookie(id_token, self.lifetime.as_secs())
+            .unwrap_or_else(|| self.logout_hint.clear_cookie())
+    }
+
+    /// The ID token a logout request carries for `id_token_hint`.
+    pub fn logout_hint<'a>(&self, request_cookies: &[(&str, &'a str)]) -> Option<&'a str> {
+        self.logout_hint.read(request_cookies)
     }
 }
 

@@ -373,6 +373,8 @@ impl OidcLogin {
                     .map(str::to_string),
                 ..Default::default()
             },
+            // Only kept where logout will send it: it carries the user's claims.
+            id_token_hint: self.cfg.logout_at_provider.then(|| id_token.to_string()),
         })
     }
 
@@ -435,8 +437,9 @@ impl OidcLogin {
             .map_err(|e| provider::error_chain(&e))
     }
 
-    /// RP-initiated logout at the provider, when it offers one.
-    pub fn logout_redirect(&self) -> Option<String> {
+    /// RP-initiated logout at the provider, when it offers one, with the
+    /// session's ID token as `id_token_hint` when the browser kept it.
+    pub fn logout_redirect(&self, id_token_hint: Option<&str>) -> Option<String> {
         if !self.cfg.logout_at_provider {
             return None;
         }
@@ -451,13 +454,15 @@ impl OidcLogin {
                 .clone()?,
         };
         let uri = PostLogoutRedirectUrl::new(self.post_logout_uri.clone()).ok()?;
-        Some(
-            LogoutRequest::from(end)
-                .set_client_id(ClientId::new(self.cfg.client_id.clone()))
-                .set_post_logout_redirect_uri(uri)
-                .http_get_url()
-                .to_string(),
-        )
+        let mut request = LogoutRequest::from(end)
+            .set_client_id(ClientId::new(self.cfg.client_id.clone()))
+            .set_post_logout_redirect_uri(uri);
+        // A hint that does not parse is left out, not sent: the provider
+        // would refuse the whole logout request for it.
+        if let Some(token) = id_token_hint.and_then(|t| t.parse::<IdToken>().ok()) {
+            request = request.set_id_token_hint(&token);
+        }
+        Some(request.http_get_url().to_string())
     }
 }
 

@@ -83,6 +83,10 @@ pub enum AcsError {
     Status(String),
     #[error("saml: {0}")]
     Mapping(String),
+    #[error(
+        "saml: the IdP sent an empty NameID; at the IdP, give this application a NameID format it can fill (persistent, or emailAddress with the user's email)"
+    )]
+    EmptyNameId,
     #[error("saml: the response was refused ({0})")]
     Other(String),
 }
@@ -110,6 +114,7 @@ impl AcsError {
             AcsError::Decrypt => "The encrypted answer cannot be decrypted. Administrators: register Portcullis' current SP certificate at the IdP (see the SP metadata), and make the IdP sign the Response when it encrypts the assertion.".into(),
             AcsError::Status(s) => format!("The identity provider refused the sign-in: {s}. Ask the support contact if you think you should have access."),
             AcsError::Mapping(m) => format!("The identity provider's answer is missing information: {m}"),
+            AcsError::EmptyNameId => "The identity provider's answer does not say who you are (its NameID is empty). Administrators: set a NameID format for this application at the IdP.".into(),
             AcsError::Other(_) => "The identity provider's answer could not be accepted. Start again from the application's address; if it keeps failing, tell the support contact.".into(),
         }
     }
@@ -236,6 +241,9 @@ pub fn prescan(xml: &str) -> Result<Envelope, AcsError> {
     // depth each started at, and what was read inside.
     let mut sigs: Vec<(usize, SignatureFacts)> = Vec::new();
     let mut in_certificate = false;
+    // An open NameID, and whether it had text: samael cannot read an empty
+    // one, and the operator needs that reason, not a parse error.
+    let mut name_id: Option<bool> = None;
     loop {
         let (ns, ev) = reader
             .read_resolved_event()
@@ -272,6 +280,11 @@ pub fn prescan(xml: &str) -> Result<Envelope, AcsError> {
                     }
                 } else if is(&ns, ASSERTION_NS) && local == b"EncryptedAssertion" {
                     assertions += 1;
+                } else if is(&ns, ASSERTION_NS) && local == b"NameID" {
+                    if empty {
+                        return Err(AcsError::EmptyNameId);
+                    }
+                    name_id = Some(false);
                 } else if is(&ns, DSIG_NS) && local == b"Signature" && !empty {
                     sigs.push((depth, SignatureFacts::default()));
                 } else if let Some((_, sig)) = sigs.last_mut().filter(|_| is(&ns, DSIG_NS)) {
@@ -292,6 +305,9 @@ pub fn prescan(xml: &str) -> Result<Envelope, AcsError> {
             Event::End(ref e) => {
                 depth = depth.saturating_sub(1);
                 in_certificate = false;
+                if name_id.take() == Some(false) {
+                    return Err(AcsError::EmptyNameId);
+                }
                 if sigs.last().is_some_and(|(d, _)| *d == depth)
                     && let Some((_, sig)) = sigs.pop()
                 {
@@ -307,6 +323,13 @@ pub fn prescan(xml: &str) -> Result<Envelope, AcsError> {
                     root_seen = true;
                 }
             }
+            Event::Text(ref t)
+                if name_id.is_some() && t.decode().is_ok_and(|v| !v.trim().is_empty()) =>
+            {
+                name_id = Some(true);
+            }
+            Event::Text(_) if name_id.is_some() => {}
+            Event::GeneralRef(_) | Event::CData(_) if name_id.is_some() => name_id = Some(true),
             Event::Text(ref t) if in_certificate => {
                 if let (Ok(text), Some(c)) = (
                     t.decode(),
@@ -645,5 +668,38 @@ mod tests {
             let e = prescan(&bad).unwrap_err();
             assert!(e.to_string().contains(why), "{why}: {e}");
         }
+    }
+
+    #[test]
+    fn an_empty_name_id_is_named_as_such() {
+        let with = |nid: &str| {
+            OK.replace(
+                "<saml:Issuer>https://idp</saml:Issuer></saml:Assertion>",
+                &format!("<saml:Issuer>https://idp</saml:Issuer><saml:Subject>{nid}</saml:Subject></saml:Assertion>"),
+            )
+        };
+        let fmt = r#"Format="urn:oasis:names:tc:SAML:2.0:nameid-format:persistent""#;
+        for empty in [
+            format!("<saml:NameID {fmt}/>"),
+            format!("<saml:NameID {fmt}></saml:NameID>"),
+            format!("<saml:NameID {fmt}>  \n </saml:NameID>"),
+        ] {
+            assert_eq!(
+                prescan(&with(&empty)),
+                Err(AcsError::EmptyNameId),
+                "{empty}"
+            );
+        }
+        for filled in [
+            format!("<saml:NameID {fmt}>alice</saml:NameID>"),
+            format!("<saml:NameID {fmt}>&lt;a&gt;</saml:NameID>"),
+            format!("<saml:NameID {fmt}><![CDATA[alice]]></saml:NameID>"),
+        ] {
+            assert!(prescan(&with(&filled)).is_ok(), "{filled}");
+        }
+        assert!(
+            AcsError::EmptyNameId.to_string().contains("NameID format"),
+            "the log line names the fix"
+        );
     }
 }

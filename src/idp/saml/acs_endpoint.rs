@@ -170,6 +170,7 @@ impl SamlLogin {
             return_to,
             set_cookies,
             refs,
+            id_token_hint: None,
         })
     }
 }

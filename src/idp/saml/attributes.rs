@@ -16,6 +16,13 @@ const MS_CLAIMS: &str = "http://schemas.microsoft.com/ws/2008/06/identity/claims
 
 const UID_OID: &str = "urn:oid:0.9.2342.19200300.100.1.1";
 const MAIL_OID: &str = "urn:oid:0.9.2342.19200300.100.1.3";
+/// eduPerson (eduPerson 202208 §2.2).
+const EPPN_OID: &str = "urn:oid:1.3.6.1.4.1.5923.1.1.1.6";
+const IS_MEMBER_OF_OID: &str = "urn:oid:1.3.6.1.4.1.5923.1.5.1.1";
+/// inetOrgPerson / X.520 `cn`.
+const CN_OID: &str = "urn:oid:2.5.4.3";
+/// Active Directory's `memberOf`.
+const AD_MEMBER_OF_OID: &str = "urn:oid:1.2.840.113556.1.2.102";
 
 fn upn() -> [String; 2] {
     [format!("{CLAIMS}upn"), "userPrincipalName".into()]
@@ -29,6 +36,7 @@ pub fn default_user() -> Vec<String> {
         "http://schemas.microsoft.com/ws/2008/06/identity/claims/windowsaccountname".into(),
     ];
     v.extend(upn());
+    v.extend(["eduPersonPrincipalName".into(), EPPN_OID.into()]);
     v
 }
 
@@ -49,6 +57,10 @@ pub fn default_display_name() -> Vec<String> {
         "displayName".into(),
         "urn:oid:2.16.840.1.113730.3.1.241".into(),
         "http://schemas.microsoft.com/identity/claims/displayname".into(),
+        // LDAP directories hold the full name in `cn`.
+        "cn".into(),
+        CN_OID.into(),
+        "commonName".into(),
     ]
 }
 
@@ -75,10 +87,12 @@ pub fn default_groups() -> Vec<String> {
     vec![
         "groups".into(),
         "memberOf".into(),
+        AD_MEMBER_OF_OID.into(),
+        "isMemberOf".into(),
+        IS_MEMBER_OF_OID.into(),
         format!("{MS_CLAIMS}groups"),
         format!("{MS_CLAIMS}role"),
         "http://schemas.xmlsoap.org/claims/Group".into(),
-        "urn:oid:1.3.6.1.4.1.5923.1.5.1.1".into(),
         "Role".into(),
     ]
 }
@@ -320,6 +334,87 @@ mod tests {
             identity(&a, &AttributeOverrides::default()).unwrap().email,
             None
         );
+    }
+
+    #[test]
+    fn ldap_inet_org_person_names_need_no_mapping() {
+        // An LDAP-backed IdP releasing the directory's own names.
+        let a = assertion(
+            Some(("urn:oasis:names:tc:SAML:2.0:nameid-format:transient", "_t")),
+            &[
+                ("uid", None, &["frank"]),
+                ("mail", None, &["frank@example.org"]),
+                ("cn", None, &["Frank Directory"]),
+                ("givenName", None, &["Franz"]),
+                ("sn", None, &["Other"]),
+                ("memberOf", None, &["cn=ops,ou=groups,dc=example,dc=org"]),
+            ],
+        );
+        let id = identity(&a, &AttributeOverrides::default()).unwrap();
+        assert_eq!(id.user, "frank");
+        assert_eq!(id.email.as_deref(), Some("frank@example.org"));
+        assert_eq!(
+            id.name.as_deref(),
+            Some("Frank Directory"),
+            "cn before givenName + sn"
+        );
+        assert_eq!(id.groups, vec!["cn=ops,ou=groups,dc=example,dc=org"]);
+        // The same by OID only (Shibboleth-style, urn:oasis:…:uri NameFormat).
+        let a = assertion(
+            None,
+            &[
+                (UID_OID, None, &["frank"]),
+                (CN_OID, None, &["Frank Directory"]),
+                (AD_MEMBER_OF_OID, None, &["ops"]),
+            ],
+        );
+        let id = identity(&a, &AttributeOverrides::default()).unwrap();
+        assert_eq!(id.user, "frank");
+        assert_eq!(id.name.as_deref(), Some("Frank Directory"));
+        assert_eq!(id.groups, vec!["ops"]);
+        // displayName, when released too, wins over cn.
+        let a = assertion(
+            None,
+            &[
+                ("uid", None, &["frank"]),
+                ("cn", None, &["F. Directory"]),
+                ("displayName", None, &["Frank D."]),
+            ],
+        );
+        let id = identity(&a, &AttributeOverrides::default()).unwrap();
+        assert_eq!(id.name.as_deref(), Some("Frank D."));
+    }
+
+    #[test]
+    fn edu_person_names_need_no_mapping() {
+        let a = assertion(
+            Some(("urn:oasis:names:tc:SAML:2.0:nameid-format:transient", "_t")),
+            &[
+                (
+                    EPPN_OID,
+                    Some("eduPersonPrincipalName"),
+                    &["gina@uni.example"],
+                ),
+                (IS_MEMBER_OF_OID, Some("isMemberOf"), &["staff", "faculty"]),
+                ("urn:oid:2.16.840.1.113730.3.1.241", None, &["Gina Scholar"]),
+            ],
+        );
+        let id = identity(&a, &AttributeOverrides::default()).unwrap();
+        assert_eq!(id.user, "gina@uni.example");
+        assert_eq!(id.name.as_deref(), Some("Gina Scholar"));
+        assert_eq!(id.groups, vec!["staff", "faculty"]);
+        // By name only, and uid still wins over the scoped principal name.
+        let a = assertion(
+            None,
+            &[
+                ("eduPersonPrincipalName", None, &["gina@uni.example"]),
+                ("uid", None, &["gina"]),
+                ("isMemberOf", None, &["staff"]),
+            ],
+        );
+        let id = identity(&a, &AttributeOverrides::default()).unwrap();
+        assert_eq!(id.user, "gina");
+        assert_eq!(id.groups, vec!["staff"]);
     }
 
     #[test]

@@ -30,6 +30,7 @@ mod acs_endpoint;
 pub mod attributes;
 pub mod budget;
 pub mod logout;
+pub mod logout_response;
 pub mod metadata;
 pub mod redirect;
 mod refresh;
@@ -57,9 +58,9 @@ use crate::Body;
 use crate::config::Config;
 use crate::config::saml::MetadataSource;
 use crate::config::saml::Saml as SamlConfig;
-use crate::identity::Identity;
 use crate::pages::{Page, PageKind};
 use crate::session::LoginFlow;
+use crate::session::SessionClaims;
 
 /// Guard rail 3 (docs/design.md): samael accepts SHA-1 unless told otherwise.
 pub const ALLOWED_SIGNATURE_ALGORITHMS: &[AllowedSignatureAlgorithm] = &[
@@ -236,22 +237,26 @@ impl SamlLogin {
     }
 
     /// SP-initiated Single Logout, when the IdP offers it over HTTP-Redirect
-    /// and the session says who to log out.
-    pub fn logout_redirect(&self, return_to: &str, identity: Option<&Identity>) -> Option<String> {
-        let identity = identity?;
+    /// and the session says who to log out: its NameID as issued and its
+    /// SessionIndex.
+    pub fn logout_redirect(
+        &self,
+        return_to: &str,
+        session: Option<&SessionClaims>,
+    ) -> Option<String> {
+        let session = session?;
         let active = self.active();
         let slo = active.md.slo_redirect.as_deref()?;
         let sign = self.cfg.sign_requests.then_some(&self.keys.key);
-        request::logout_request_url(
-            &self.cfg.sp_entity_id,
-            slo,
-            &identity.subject,
-            return_to,
-            sign,
-        )
-        .map_err(|e| tracing::warn!(error = %e, "cannot build the SAML LogoutRequest"))
-        .ok()
-        .map(|u| u.to_string())
+        let name = request::LogoutName {
+            value: session.name_id.as_deref().unwrap_or(&session.sub),
+            format: session.sub_fmt.as_deref(),
+            session_index: session.idp_sid.as_deref(),
+        };
+        request::logout_request_url(&self.cfg.sp_entity_id, slo, name, return_to, sign)
+            .map_err(|e| tracing::warn!(error = %e, "cannot build the SAML LogoutRequest"))
+            .ok()
+            .map(|u| u.to_string())
     }
 }
 

@@ -9,7 +9,7 @@
 use http::Request;
 use hyper::body::Incoming;
 
-use super::{SamlLogin, logout, redirect, request};
+use super::{SamlLogin, logout, logout_response, redirect, request};
 use crate::idp::{EndpointOutcome, LoginCtx};
 use crate::pages::{Page, PageKind};
 use crate::policy::return_to::safe_return_path;
@@ -32,12 +32,47 @@ impl SamlLogin {
             Err(e) => return logout_refused(ctx, &logout::LogoutError::Query(e)),
         };
         match msg.kind {
-            // It grants nothing: only the (checked) way back is used.
-            redirect::Kind::Response => {
-                let back = safe_return_path(relay.as_deref(), &self.origin);
-                EndpointOutcome::Respond(crate::pages::redirect(&back))
-            }
+            redirect::Kind::Response => Self::logout_answered(&msg, relay.as_deref(), &self.origin),
             redirect::Kind::Request => self.idp_logout(ctx, &msg, relay.as_deref()),
+        }
+    }
+
+    /// The IdP's LogoutResponse to a logout started here. It grants
+    /// nothing: its status only decides what the user is told, and the
+    /// (checked) way back is used when the IdP ended its session.
+    fn logout_answered(
+        msg: &redirect::RedirectMessage<'_>,
+        relay: Option<&str>,
+        origin: &str,
+    ) -> EndpointOutcome {
+        let answer = msg.xml(logout_response::MAX_XML_BYTES).map_or_else(
+            || logout_response::Answer::NotEnded("unreadable".into()),
+            |xml| logout_response::read(&xml),
+        );
+        match answer {
+            logout_response::Answer::Ended => {
+                EndpointOutcome::Respond(crate::pages::redirect(&relay.map_or_else(
+                    || format!("{}signed-out", crate::RESERVED_PREFIX),
+                    |r| safe_return_path(Some(r), origin),
+                )))
+            }
+            logout_response::Answer::Partial => {
+                tracing::info!(
+                    "SAML logout: the IdP ended its session but could not reach every application of it (PartialLogout)"
+                );
+                EndpointOutcome::Show(Page::new(PageKind::SignedOut).with_detail(
+                    "The identity provider ended your sign-in, but could not sign you out of every other application. Close the browser to be sure.",
+                ))
+            }
+            logout_response::Answer::NotEnded(status) => {
+                tracing::warn!(
+                    status = %status,
+                    "SAML logout: the IdP did not end its session; if it says the request is not valid, check that it accepts unsigned LogoutRequests (else set saml.sign_requests: true) and that the NameID and SessionIndex of its assertions are unchanged"
+                );
+                EndpointOutcome::Show(Page::new(PageKind::SignedOut).with_detail(format!(
+                    "The identity provider did not end its own sign-in ({status}). Close the browser to end it."
+                )))
+            }
         }
     }
 
