@@ -1251,18 +1251,9 @@ fn attr_of<'a>(tag: &'a str, name: &str) -> &'a str {
 
 #[tokio::test]
 async fn sp_logout_names_the_session_as_issued_and_ends_on_the_signed_out_page() {
-    let pair = sp_pair();
     let entity = "http://app.test/sp-slo";
-    let idp = Idp::start(json!([sp(entity, &pair.cert, json!({}))]));
-    let up = TestUpstream::start().await;
-    let gate = Gate::start(&saml_yaml(
-        &up.url(),
-        &idp.metadata_url(),
-        entity,
-        &pair,
-        "",
-        "",
-    ));
+    let site = SamlSite::start(&[(entity, json!({}))]).await;
+    let gate = site.gate(entity).start();
     let mut b = Browser::default();
     let c = capture(&mut b, &gate, "alice", "/").await;
     finish(&mut b, &gate, &c).await;
@@ -1325,7 +1316,7 @@ async fn sp_logout_names_the_session_as_issued_and_ends_on_the_signed_out_page()
     ] {
         let xml = format!(
             r#"<samlp:LogoutResponse xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_lr" Version="2.0" IssueInstant="2026-01-01T00:00:00Z" InResponseTo="_x"><saml:Issuer>{}</saml:Issuer><samlp:Status>{status}</samlp:Status></samlp:LogoutResponse>"#,
-            idp.metadata_url()
+            site.idp.metadata_url()
         );
         let query = redirect_query(&xml, "/bye", None).replacen("SAMLRequest=", "SAMLResponse=", 1);
         let resp = b
@@ -2190,18 +2181,12 @@ async fn one_client_flooding_the_acs_does_not_stop_another_login() {
 /// with the claims the SAML answer carried.
 #[tokio::test]
 async fn saml_login_carries_an_assertion_pyjwt_verifies() {
-    let pair = sp_pair();
     let entity = "http://app.test/sp-assertion-jwt";
-    let idp = Idp::start(json!([sp(entity, &pair.cert, json!({}))]));
-    let up = TestUpstream::start().await;
-    let gate = Gate::start(&saml_yaml(
-        &up.url(),
-        &idp.metadata_url(),
-        entity,
-        &pair,
-        "",
-        "assertion:\n  enabled: true\n",
-    ));
+    let site = SamlSite::start(&[(entity, json!({}))]).await;
+    let gate = site
+        .gate(entity)
+        .top("assertion:\n  enabled: true\n")
+        .start();
     let mut b = Browser::default();
     let c = capture(&mut b, &gate, "alice", "/dash").await;
     // The subject as the IdP sent it, read from its answer, not from the gate.
