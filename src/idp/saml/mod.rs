@@ -16,8 +16,9 @@
 //! | [`budget`] | how many signature verifications, and for whom |
 //! | [`redirect`] | incoming HTTP-Redirect messages: parsed once, verified |
 //! | [`logout`] | IdP-initiated LogoutRequest checks |
+//! | [`soap`] | the SOAP binding of the LogoutRequest: envelope, signature, answer |
 //! | [`replay`] | assertion and LogoutRequest IDs already used |
-//! | `slo` | the Single Logout endpoint |
+//! | `slo` | the Single Logout endpoint (HTTP-Redirect and SOAP) |
 //! | `refresh` | loading the IdP metadata at start and keeping it fresh |
 //!
 //! This module holds setup, login start, the endpoint dispatch and the
@@ -37,6 +38,7 @@ mod refresh;
 mod replay;
 pub mod request;
 mod slo;
+pub mod soap;
 pub mod sp_keys;
 pub mod sp_metadata;
 
@@ -231,6 +233,9 @@ impl SamlLogin {
                     }
                 }
             }),
+            "saml/slo" if req.method() == http::Method::POST => {
+                Some(self.soap_logout(ctx, req).await)
+            }
             "saml/slo" => Some(self.slo(ctx, &req)),
             _ => None,
         }

@@ -40,7 +40,7 @@ pub fn authn_request_url(
     redirect_url(sso_url, "SAMLRequest", &xml, relay_state, sign_with)
 }
 
-fn xml_text(s: &str) -> String {
+pub fn xml_text(s: &str) -> String {
     html_escape::encode_double_quoted_attribute(s).into_owned()
 }
 
@@ -106,16 +106,26 @@ pub enum LogoutStatus {
     Success,
     /// This browser's session belongs to somebody else: left alone.
     UnknownPrincipal,
+    /// The request was refused (unsigned, stale, another Issuer...).
+    Requester,
+    /// Portcullis could not do what was asked (the list not stored).
+    Responder,
 }
 
 impl LogoutStatus {
-    fn status_xml(self) -> &'static str {
+    pub fn status_xml(self) -> &'static str {
         match self {
             LogoutStatus::Success => {
                 r#"<samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Success"/>"#
             }
             LogoutStatus::UnknownPrincipal => {
                 r#"<samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Requester"><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:UnknownPrincipal"/></samlp:StatusCode>"#
+            }
+            LogoutStatus::Requester => {
+                r#"<samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Requester"><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:RequestDenied"/></samlp:StatusCode>"#
+            }
+            LogoutStatus::Responder => {
+                r#"<samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Responder"/>"#
             }
         }
     }
