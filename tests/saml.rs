@@ -19,29 +19,6 @@ use serde_json::{Value, json};
 
 const ACS: &str = "http://app.test/.portcullis/saml/acs";
 
-/// An SP entry for the IdP, pointing at the gate's ACS.
-fn sp(entity: &str, cert: &Path, opts: Value) -> Value {
-    sp_at("http://app.test", entity, cert, opts)
-}
-
-fn saml_yaml(
-    up: &str,
-    metadata_url: &str,
-    entity: &str,
-    pair: &SpPair,
-    saml_extra: &str,
-    top_extra: &str,
-) -> String {
-    base_yaml(
-        up,
-        &format!(
-            "saml:\n  idp_metadata_url: {metadata_url}\n  sp_entity_id: {entity}\n  sp_key_file: {}\n  sp_cert_file: {}\n{saml_extra}{top_extra}",
-            pair.key.display(),
-            pair.cert.display()
-        ),
-    )
-}
-
 // --- a small browser ------------------------------------------------------
 
 #[derive(Default)]
@@ -378,7 +355,6 @@ fn wait_failures(gate: &Gate, n: usize) -> Vec<String> {
 
 #[tokio::test]
 async fn login_with_response_or_assertion_signed_or_encrypted() {
-    let pair = sp_pair();
     let variants = [
         ("http://app.test/sp-both", json!({})),
         (
@@ -394,22 +370,13 @@ async fn login_with_response_or_assertion_signed_or_encrypted() {
             json!({"encrypt_assertion": true}),
         ),
     ];
-    let idp = Idp::start(Value::Array(
-        variants
-            .iter()
-            .map(|(e, o)| sp(e, &pair.cert, o.clone()))
-            .collect(),
-    ));
-    let up = TestUpstream::start().await;
+    let site = SamlSite::start(&variants).await;
     for (entity, _) in variants {
-        let gate = Gate::start(&saml_yaml(
-            &up.url(),
-            &idp.metadata_url(),
-            entity,
-            &pair,
-            "  attributes:\n    extra:\n      affiliation: eduPersonAffiliation\n",
-            "headers:\n  extra:\n    affiliation: X-Affiliation\n",
-        ));
+        let gate = site
+            .gate(entity)
+            .saml("  attributes:\n    extra:\n      affiliation: eduPersonAffiliation\n")
+            .top("headers:\n  extra:\n    affiliation: X-Affiliation\n")
+            .start();
         let mut b = Browser::default();
         // RelayState is the opaque transaction id only, never the path.
         let loc = start_login(&mut b, &gate, "/dashboard?tab=2").await;
@@ -549,29 +516,19 @@ fn verifies_with_any_algorithm(xml: &str, pem_file: &Path) -> Result<bool, Strin
 
 #[tokio::test]
 async fn attacks_are_refused_with_an_audit_event() {
-    let pair = sp_pair();
     let entity = "http://app.test/sp-a";
-    let idp = Idp::start(json!([sp(
-        entity,
-        &pair.cert,
-        json!({"sign_response": false})
-    )]));
-    let up = TestUpstream::start().await;
-    let gate = Gate::start(&saml_yaml(
-        &up.url(),
-        &idp.metadata_url(),
-        entity,
-        &pair,
+    let site = SamlSite::start(&[(entity, json!({"sign_response": false}))]).await;
+    let gate = site
+        .gate(entity)
         // One transaction and one client post every case below: the
         // per-transaction and per-client budgets (tested on their own in
         // `one_client_flooding_the_acs_does_not_stop_another_login`) are
         // raised so that each case meets the check it is about.
-        "  acs_verify_limit:\n    per_transaction: 1000\n    per_client_burst: 1000\n",
-        "",
-    ));
+        .saml("  acs_verify_limit:\n    per_transaction: 1000\n    per_client_burst: 1000\n")
+        .start();
     let mut b = Browser::default();
     let c = capture(&mut b, &gate, "alice", "/app").await;
-    let key = idp.key_pem();
+    let key = site.idp.key_pem();
     let (stranger, stranger_cert) = {
         let dir = tempfile::tempdir().unwrap();
         let (k, c) = new_pair(dir.path(), "stranger");
@@ -582,9 +539,9 @@ async fn attacks_are_refused_with_an_audit_event() {
     let evil = evil_assertion(&orig);
     let (sig_a, sig_b) = span(&orig, "<ds:Signature", "</ds:Signature>");
     let orig_sig = &orig[sig_a..sig_b];
-    let idp_cert = cert_b64(&idp.cert);
+    let idp_cert = cert_b64(&site.idp.cert);
     assert!(c.xml.contains(&idp_cert), "the IdP names its certificate");
-    let issuer = format!("<saml:Issuer>{}</saml:Issuer>", idp.metadata_url());
+    let issuer = format!("<saml:Issuer>{}</saml:Issuer>", site.idp.metadata_url());
     assert!(c.xml.contains(&issuer), "{}", c.xml);
     let ten_minutes_ago = (chrono::Utc::now() - chrono::Duration::minutes(10))
         .format("%Y-%m-%dT%H:%M:%SZ")
@@ -600,8 +557,14 @@ async fn attacks_are_refused_with_an_audit_event() {
     );
     // Positive control: the re-signed document verifies (xmlsec, any
     // algorithm), so only the algorithm rule can refuse it.
-    assert_eq!(verifies_with_any_algorithm(&sha224, &idp.cert), Ok(true));
-    assert_eq!(verifies_with_any_algorithm(&c.xml, &idp.cert), Ok(true));
+    assert_eq!(
+        verifies_with_any_algorithm(&sha224, &site.idp.cert),
+        Ok(true)
+    );
+    assert_eq!(
+        verifies_with_any_algorithm(&c.xml, &site.idp.cert),
+        Ok(true)
+    );
 
     let mut cases: Vec<(&str, String, &str)> = vec![
         ("unsigned response", with_assertion(&evil), NO_SIGNATURE),
@@ -853,7 +816,7 @@ async fn attacks_are_refused_with_an_audit_event() {
         &mut b,
         format!(
             "{}?spentityid={}",
-            idp.sso_url(),
+            site.idp.sso_url(),
             url::form_urlencoded::byte_serialize(entity.as_bytes()).collect::<String>()
         ),
         "alice",
@@ -880,43 +843,29 @@ async fn attacks_are_refused_with_an_audit_event() {
 
 #[tokio::test]
 async fn attributes_under_oids_and_adfs_claim_uris_and_outsiders_get_403() {
-    let pair = sp_pair();
-    let idp = Idp::start(json!([
-        sp(
+    let site = SamlSite::start(&[
+        (
             "http://app.test/sp-uri",
-            &pair.cert,
-            json!({"attribute_name_format": "uri", "nameid_format": "transient"})
+            json!({"attribute_name_format": "uri", "nameid_format": "transient"}),
         ),
-        sp(
+        (
             "http://app.test/sp-adfs",
-            &pair.cert,
-            json!({"attribute_name_format": "adfs"})
+            json!({"attribute_name_format": "adfs"}),
         ),
-    ]));
-    let up = TestUpstream::start().await;
+    ])
+    .await;
 
-    let gate = Gate::start(&saml_yaml(
-        &up.url(),
-        &idp.metadata_url(),
-        "http://app.test/sp-uri",
-        &pair,
-        "",
-        "",
-    ));
+    let gate = site.gate("http://app.test/sp-uri").start();
     let echo = login(&mut Browser::default(), &gate, "bob", "/").await;
     assert_eq!(header(&echo, "x-forwarded-user"), "bob");
     assert_eq!(header(&echo, "x-forwarded-email"), "bob@example.org");
     assert_eq!(header(&echo, "x-forwarded-name"), "Bob Builder");
     assert_eq!(header(&echo, "x-forwarded-groups"), "staff");
 
-    let gate = Gate::start(&saml_yaml(
-        &up.url(),
-        &idp.metadata_url(),
-        "http://app.test/sp-adfs",
-        &pair,
-        "",
-        "access:\n  allowed_groups: [staff]\n",
-    ));
+    let gate = site
+        .gate("http://app.test/sp-adfs")
+        .top("access:\n  allowed_groups: [staff]\n")
+        .start();
     let echo = login(&mut Browser::default(), &gate, "alice", "/").await;
     assert_eq!(header(&echo, "x-forwarded-user"), "alice@example.com");
     assert_eq!(header(&echo, "x-forwarded-email"), "alice@example.com");
@@ -947,23 +896,10 @@ async fn attributes_under_oids_and_adfs_claim_uris_and_outsiders_get_403() {
 
 #[tokio::test]
 async fn sp_metadata_is_served_and_printed() {
-    let pair = sp_pair();
     let entity = "http://app.test/sp-md";
     // The IdP checks the AuthnRequest signature with the SP certificate.
-    let idp = Idp::start(json!([sp(
-        entity,
-        &pair.cert,
-        json!({"validate_signatures": true})
-    )]));
-    let up = TestUpstream::start().await;
-    let gate = Gate::start(&saml_yaml(
-        &up.url(),
-        &idp.metadata_url(),
-        entity,
-        &pair,
-        "  sign_requests: true\n",
-        "",
-    ));
+    let site = SamlSite::start(&[(entity, json!({"validate_signatures": true}))]).await;
+    let gate = site.gate(entity).saml("  sign_requests: true\n").start();
     let resp = client()
         .get(gate.url("/.portcullis/saml/metadata"))
         .send()
@@ -980,7 +916,7 @@ async fn sp_metadata_is_served_and_printed() {
         "{served}"
     );
     assert!(served.contains("AuthnRequestsSigned=\"true\""));
-    let cert_pem = std::fs::read_to_string(&pair.cert).unwrap();
+    let cert_pem = std::fs::read_to_string(&site.pair.cert).unwrap();
     let cert_b64: String = cert_pem
         .lines()
         .filter(|l| !l.starts_with("-----"))
@@ -1089,20 +1025,15 @@ async fn fetch_text(url: &str) -> String {
 // The metadata server must answer while `Gate::start` blocks.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metadata_url_down_at_start_uses_the_cache_or_fails_clearly() {
-    let pair = sp_pair();
     let entity = "http://app.test/sp-cache";
-    let idp = Idp::start(json!([sp(entity, &pair.cert, json!({}))]));
-    let up = TestUpstream::start().await;
-    let md = MdServer::start(fetch_text(&idp.metadata_url()).await).await;
+    let site = SamlSite::start(&[(entity, json!({}))]).await;
+    let md = MdServer::start(fetch_text(&site.idp.metadata_url()).await).await;
     let state = tempfile::tempdir().unwrap();
-    let yaml = saml_yaml(
-        &up.url(),
-        &md.url(),
-        entity,
-        &pair,
-        "",
-        &format!("state_dir: {}\n", state.path().display()),
-    );
+    let yaml = site
+        .gate(entity)
+        .metadata_url(&md.url())
+        .top(&format!("state_dir: {}\n", state.path().display()))
+        .yaml();
 
     let gate = Gate::start(&yaml);
     drop(gate);
@@ -1121,15 +1052,12 @@ async fn metadata_url_down_at_start_uses_the_cache_or_fails_clearly() {
 
     // Same, with an empty state directory: a clear error, no start.
     let fresh = tempfile::tempdir().unwrap();
-    let yaml = saml_yaml(
-        &up.url(),
-        &md_url,
-        entity,
-        &pair,
-        "",
-        &format!("state_dir: {}\n", fresh.path().display()),
-    )
-    .replace("KEYFILE", fresh.path().join("keys.json").to_str().unwrap());
+    let yaml = site
+        .gate(entity)
+        .metadata_url(&md_url)
+        .top(&format!("state_dir: {}\n", fresh.path().display()))
+        .yaml()
+        .replace("KEYFILE", fresh.path().join("keys.json").to_str().unwrap());
     let cfg = fresh.path().join("gate.yaml");
     std::fs::write(&cfg, yaml).unwrap();
     let out = Command::new(bin())
@@ -1149,27 +1077,18 @@ async fn metadata_url_down_at_start_uses_the_cache_or_fails_clearly() {
 // The metadata server must answer while `Gate::start` blocks.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idp_key_rollover_is_picked_up_by_the_metadata_refresh() {
-    let pair = sp_pair();
     let entity = "http://app.test/sp-roll";
-    let mut idp = Idp::start(json!([sp(
-        entity,
-        &pair.cert,
-        json!({"sign_response": false})
-    )]));
-    let up = TestUpstream::start().await;
-    let md = MdServer::start(fetch_text(&idp.metadata_url()).await).await;
-    let gate = Gate::start(&saml_yaml(
-        &up.url(),
-        &md.url(),
-        entity,
-        &pair,
-        "  idp_metadata_refresh: 1s\n",
-        "",
-    ));
+    let mut site = SamlSite::start(&[(entity, json!({"sign_response": false}))]).await;
+    let md = MdServer::start(fetch_text(&site.idp.metadata_url()).await).await;
+    let gate = site
+        .gate(entity)
+        .metadata_url(&md.url())
+        .saml("  idp_metadata_refresh: 1s\n")
+        .start();
     let echo = login(&mut Browser::default(), &gate, "alice", "/").await;
     assert_eq!(header(&echo, "x-forwarded-user"), "alice");
 
-    idp.restart_with_new_key(2);
+    site.idp.restart_with_new_key(2);
     // The gate still knows only the old key: the new signature is refused.
     let mut b = Browser::default();
     let c = capture(&mut b, &gate, "alice", "/").await;
@@ -1181,7 +1100,7 @@ async fn idp_key_rollover_is_picked_up_by_the_metadata_refresh() {
     );
 
     // The IdP publishes the new key; the refresh picks it up.
-    md.set(fetch_text(&idp.metadata_url()).await);
+    md.set(fetch_text(&site.idp.metadata_url()).await);
     let deadline = Instant::now() + Duration::from_secs(15);
     while !gate.log().contains("IdP metadata updated") {
         assert!(Instant::now() < deadline, "no refresh: {}", gate.log());
@@ -1195,22 +1114,9 @@ async fn idp_key_rollover_is_picked_up_by_the_metadata_refresh() {
 /// reach the (leaky) signature verification, so memory stays flat across many of them.
 #[tokio::test]
 async fn many_acs_posts_do_not_grow_memory() {
-    let pair = sp_pair();
     let entity = "http://app.test/sp-rss";
-    let idp = Idp::start(json!([sp(
-        entity,
-        &pair.cert,
-        json!({"sign_response": false})
-    )]));
-    let up = TestUpstream::start().await;
-    let gate = Gate::start(&saml_yaml(
-        &up.url(),
-        &idp.metadata_url(),
-        entity,
-        &pair,
-        "",
-        "",
-    ));
+    let site = SamlSite::start(&[(entity, json!({"sign_response": false}))]).await;
+    let gate = site.gate(entity).start();
     let mut b = Browser::default();
     let c = capture(&mut b, &gate, "alice", "/").await;
     let cookie = b.cookie_header(&gate.url("/"));
@@ -1264,18 +1170,9 @@ async fn many_acs_posts_do_not_grow_memory() {
 
 #[tokio::test]
 async fn logout_is_local_and_single_logout_goes_through_the_idp() {
-    let pair = sp_pair();
     let entity = "http://app.test/sp-slo";
-    let idp = Idp::start(json!([sp(entity, &pair.cert, json!({}))]));
-    let up = TestUpstream::start().await;
-    let gate = Gate::start(&saml_yaml(
-        &up.url(),
-        &idp.metadata_url(),
-        entity,
-        &pair,
-        "",
-        "",
-    ));
+    let site = SamlSite::start(&[(entity, json!({}))]).await;
+    let gate = site.gate(entity).start();
     let mut b = Browser::default();
     login(&mut b, &gate, "alice", "/").await;
 
@@ -1285,7 +1182,7 @@ async fn logout_is_local_and_single_logout_goes_through_the_idp() {
     assert!(
         loc.starts_with(&format!(
             "http://127.0.0.1:{}/saml2/idp/SingleLogoutService.php?SAMLRequest=",
-            idp.port
+            site.idp.port
         )),
         "{loc}"
     );
@@ -1354,18 +1251,9 @@ fn attr_of<'a>(tag: &'a str, name: &str) -> &'a str {
 
 #[tokio::test]
 async fn sp_logout_names_the_session_as_issued_and_ends_on_the_signed_out_page() {
-    let pair = sp_pair();
     let entity = "http://app.test/sp-slo";
-    let idp = Idp::start(json!([sp(entity, &pair.cert, json!({}))]));
-    let up = TestUpstream::start().await;
-    let gate = Gate::start(&saml_yaml(
-        &up.url(),
-        &idp.metadata_url(),
-        entity,
-        &pair,
-        "",
-        "",
-    ));
+    let site = SamlSite::start(&[(entity, json!({}))]).await;
+    let gate = site.gate(entity).start();
     let mut b = Browser::default();
     let c = capture(&mut b, &gate, "alice", "/").await;
     finish(&mut b, &gate, &c).await;
@@ -1428,7 +1316,7 @@ async fn sp_logout_names_the_session_as_issued_and_ends_on_the_signed_out_page()
     ] {
         let xml = format!(
             r#"<samlp:LogoutResponse xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_lr" Version="2.0" IssueInstant="2026-01-01T00:00:00Z" InResponseTo="_x"><saml:Issuer>{}</saml:Issuer><samlp:Status>{status}</samlp:Status></samlp:LogoutResponse>"#,
-            idp.metadata_url()
+            site.idp.metadata_url()
         );
         let query = redirect_query(&xml, "/bye", None).replacen("SAMLRequest=", "SAMLResponse=", 1);
         let resp = b
@@ -1453,29 +1341,19 @@ async fn sp_logout_names_the_session_as_issued_and_ends_on_the_signed_out_page()
 /// decrypt panics on it) is refused without taking the gate down.
 #[tokio::test]
 async fn encrypted_assertions_need_a_signed_response_and_bad_ciphertext_is_contained() {
-    let pair = sp_pair();
-    let idp = Idp::start(json!([
-        sp(
+    let site = SamlSite::start(&[
+        (
             "http://app.test/sp-enc-unsigned",
-            &pair.cert,
-            json!({"encrypt_assertion": true, "sign_response": false})
+            json!({"encrypt_assertion": true, "sign_response": false}),
         ),
-        sp(
+        (
             "http://app.test/sp-enc",
-            &pair.cert,
-            json!({"encrypt_assertion": true, "sign_assertion": false})
+            json!({"encrypt_assertion": true, "sign_assertion": false}),
         ),
-    ]));
-    let up = TestUpstream::start().await;
+    ])
+    .await;
 
-    let gate = Gate::start(&saml_yaml(
-        &up.url(),
-        &idp.metadata_url(),
-        "http://app.test/sp-enc-unsigned",
-        &pair,
-        "",
-        "",
-    ));
+    let gate = site.gate("http://app.test/sp-enc-unsigned").start();
     let mut b = Browser::default();
     let c = capture(&mut b, &gate, "alice", "/").await;
     assert!(c.xml.contains("EncryptedAssertion") && !c.xml.contains("<ds:Signature"));
@@ -1486,14 +1364,7 @@ async fn encrypted_assertions_need_a_signed_response_and_bad_ciphertext_is_conta
         "saml: the response carries no XML signature"
     );
 
-    let gate = Gate::start(&saml_yaml(
-        &up.url(),
-        &idp.metadata_url(),
-        "http://app.test/sp-enc",
-        &pair,
-        "",
-        "",
-    ));
+    let gate = site.gate("http://app.test/sp-enc").start();
     let mut b = Browser::default();
     let c = capture(&mut b, &gate, "alice", "/").await;
     // The last CipherValue is the assertion's data: cut it below one AES
@@ -1501,7 +1372,13 @@ async fn encrypted_assertions_need_a_signed_response_and_bad_ciphertext_is_conta
     let end = c.xml.rfind("</xenc:CipherValue>").expect("xenc prefix");
     let start = c.xml[..end].rfind('>').unwrap() + 1;
     let broken = format!("{}AAAA{}", &c.xml[..start], &c.xml[end..]);
-    let resp = post_acs(&mut b, &gate, &resign(&broken, &idp.key_pem()), &c.relay).await;
+    let resp = post_acs(
+        &mut b,
+        &gate,
+        &resign(&broken, &site.idp.key_pem()),
+        &c.relay,
+    )
+    .await;
     assert_eq!(resp.status(), 400);
     assert_eq!(
         wait_failures(&gate, 1)[0],
@@ -1514,26 +1391,16 @@ async fn encrypted_assertions_need_a_signed_response_and_bad_ciphertext_is_conta
 
 #[tokio::test]
 async fn idp_initiated_login_when_allowed() {
-    let pair = sp_pair();
     let entity = "http://app.test/sp-idpinit";
-    let idp = Idp::start(json!([sp(
-        entity,
-        &pair.cert,
-        json!({"sign_response": false})
-    )]));
-    let up = TestUpstream::start().await;
-    let gate = Gate::start(&saml_yaml(
-        &up.url(),
-        &idp.metadata_url(),
-        entity,
-        &pair,
-        "  allow_idp_initiated: true\n",
-        "",
-    ));
+    let site = SamlSite::start(&[(entity, json!({"sign_response": false}))]).await;
+    let gate = site
+        .gate(entity)
+        .saml("  allow_idp_initiated: true\n")
+        .start();
     let mut b = Browser::default();
     let start = format!(
         "{}?spentityid={}&RelayState=%2Freports%3Fy%3D1",
-        idp.sso_url(),
+        site.idp.sso_url(),
         url::form_urlencoded::byte_serialize(entity.as_bytes()).collect::<String>()
     );
     let form = at_idp(&mut b, start.clone(), "bob").await;
@@ -1753,22 +1620,13 @@ async fn idp_initiated_slo(b: &mut Browser, gate: &Gate, idp: &Idp) -> String {
 /// does end the session.
 #[tokio::test]
 async fn idp_initiated_logout_is_signed_fresh_once_and_for_this_session() {
-    let pair = sp_pair();
     let entity = "http://app.test/sp-idpslo";
-    let idp = Idp::start(json!([sp(entity, &pair.cert, json!({}))]));
-    let up = TestUpstream::start().await;
-    let gate = Gate::start(&saml_yaml(
-        &up.url(),
-        &idp.metadata_url(),
-        entity,
-        &pair,
-        "",
-        "",
-    ));
+    let site = SamlSite::start(&[(entity, json!({}))]).await;
+    let gate = site.gate(entity).start();
     let slo = "/.portcullis/saml/slo";
     let dest = format!("http://app.test{slo}");
-    let issuer = idp.metadata_url();
-    let key = idp.key_pem();
+    let issuer = site.idp.metadata_url();
+    let key = site.idp.key_pem();
     let stranger = {
         let dir = tempfile::tempdir().unwrap();
         let (k, _) = new_pair(dir.path(), "stranger");
@@ -1949,7 +1807,7 @@ async fn idp_initiated_logout_is_signed_fresh_once_and_for_this_session() {
         assert!(
             loc.starts_with(&format!(
                 "http://127.0.0.1:{}/saml2/idp/SingleLogoutService.php?SAMLResponse=",
-                idp.port
+                site.idp.port
             )),
             "{name}: {loc}"
         );
@@ -1982,7 +1840,7 @@ async fn idp_initiated_logout_is_signed_fresh_once_and_for_this_session() {
     let copy = b.cookie_header(&gate.url("/"));
     assert_eq!(api_get(&client(), gate.url("/"), &copy).await.status(), 200);
     let revoked_before = gate.events("revoked").len();
-    let real = idp_initiated_slo(&mut b, &gate, &idp).await;
+    let real = idp_initiated_slo(&mut b, &gate, &site.idp).await;
     assert_eq!(
         b.get(&gate.url("/")).await.status(),
         302,
@@ -2053,15 +1911,14 @@ async fn idp_initiated_logout_is_signed_fresh_once_and_for_this_session() {
 /// the session cookie stays `Lax`.
 #[tokio::test]
 async fn secure_deployment_uses_a_cross_site_transaction_cookie() {
-    let pair = sp_pair();
     let entity = "https://app.test/.portcullis/saml/metadata";
     let acs = "https://app.test/.portcullis/saml/acs";
-    let idp = Idp::start(json!([sp(
+    let site = SamlSite::start(&[(
         entity,
-        &pair.cert,
-        json!({"acs_url": acs, "slo_url": "https://app.test/.portcullis/saml/slo"})
-    )]));
-    let up = TestUpstream::start().await;
+        json!({"acs_url": acs, "slo_url": "https://app.test/.portcullis/saml/slo"}),
+    )])
+    .await;
+    let SamlSite { up, idp, pair } = &site;
     let yaml = format!(
         "domain: app.test\nlisten: 127.0.0.1:0\nupstream:\n  url: {}\nsession:\n  key_file: KEYFILE\nlog:\n  format: json\n  level: info\nsaml:\n  idp_metadata_url: {}\n  sp_key_file: {}\n  sp_cert_file: {}\n",
         up.url(),
@@ -2122,22 +1979,13 @@ async fn secure_deployment_uses_a_cross_site_transaction_cookie() {
 /// verifies when no algorithm rule applies (positive control).
 #[tokio::test]
 async fn rsa_sha1_signatures_from_the_idp_are_refused() {
-    let pair = sp_pair();
     let entity = "http://app.test/sp-sha1";
-    let idp = Idp::start(json!([sp(
+    let site = SamlSite::start(&[(
         entity,
-        &pair.cert,
-        json!({"signature_algorithm": "http://www.w3.org/2000/09/xmldsig#rsa-sha1"})
-    )]));
-    let up = TestUpstream::start().await;
-    let gate = Gate::start(&saml_yaml(
-        &up.url(),
-        &idp.metadata_url(),
-        entity,
-        &pair,
-        "",
-        "",
-    ));
+        json!({"signature_algorithm": "http://www.w3.org/2000/09/xmldsig#rsa-sha1"}),
+    )])
+    .await;
+    let gate = site.gate(entity).start();
     let mut b = Browser::default();
     let c = capture(&mut b, &gate, "alice", "/").await;
     assert!(
@@ -2147,7 +1995,10 @@ async fn rsa_sha1_signatures_from_the_idp_are_refused() {
         "{}",
         c.xml
     );
-    assert_eq!(verifies_with_any_algorithm(&c.xml, &idp.cert), Ok(true));
+    assert_eq!(
+        verifies_with_any_algorithm(&c.xml, &site.idp.cert),
+        Ok(true)
+    );
     let resp = post_acs(&mut b, &gate, &c.xml, &c.relay).await;
     assert_eq!(resp.status(), 400);
     assert_eq!(
@@ -2213,18 +2064,10 @@ fn tally(reasons: &[String]) -> BTreeMap<String, usize> {
 /// would leave none for the real login.
 #[tokio::test]
 async fn one_client_flooding_the_acs_does_not_stop_another_login() {
-    let pair = sp_pair();
     let entity = "http://app.test/sp-flood";
-    let idp = Idp::start(json!([sp(entity, &pair.cert, json!({}))]));
-    let up = TestUpstream::start().await;
-    let gate = Gate::start(&saml_yaml(
-        &up.url(),
-        &idp.metadata_url(),
-        entity,
-        &pair,
-        "  acs_verify_limit:\n    rate: 0.05\n    burst: 12\n    per_client_rate: 0.01\n    per_client_burst: 4\n    per_transaction: 2\n",
-        "",
-    ));
+    let site = SamlSite::start(&[(entity, json!({}))]).await;
+    let gate = site.gate(entity)
+        .saml("  acs_verify_limit:\n    rate: 0.05\n    burst: 12\n    per_client_rate: 0.01\n    per_client_burst: 4\n    per_transaction: 2\n").start();
     const ALTERED: &str = "saml: the signature does not verify with the IdP's metadata keys (the signed content was altered, or another key signed it)";
     const CLIENT_SPENT: &str =
         "saml: too many responses to verify right now (this client address's budget is spent)";
@@ -2338,18 +2181,12 @@ async fn one_client_flooding_the_acs_does_not_stop_another_login() {
 /// with the claims the SAML answer carried.
 #[tokio::test]
 async fn saml_login_carries_an_assertion_pyjwt_verifies() {
-    let pair = sp_pair();
     let entity = "http://app.test/sp-assertion-jwt";
-    let idp = Idp::start(json!([sp(entity, &pair.cert, json!({}))]));
-    let up = TestUpstream::start().await;
-    let gate = Gate::start(&saml_yaml(
-        &up.url(),
-        &idp.metadata_url(),
-        entity,
-        &pair,
-        "",
-        "assertion:\n  enabled: true\n",
-    ));
+    let site = SamlSite::start(&[(entity, json!({}))]).await;
+    let gate = site
+        .gate(entity)
+        .top("assertion:\n  enabled: true\n")
+        .start();
     let mut b = Browser::default();
     let c = capture(&mut b, &gate, "alice", "/dash").await;
     // The subject as the IdP sent it, read from its answer, not from the gate.

@@ -204,3 +204,114 @@ pub fn sp_pair() -> SpPair {
         cert,
     }
 }
+
+/// The gate's origin in SAML tests that talk to it by address: the
+/// `domain` and `scheme` of [`super::base_yaml`].
+pub const APP_ORIGIN: &str = "http://app.test";
+
+/// An SP entry for the IdP, pointing at the ACS of a gate at [`APP_ORIGIN`].
+pub fn sp(entity: &str, cert: &Path, opts: Value) -> Value {
+    sp_at(APP_ORIGIN, entity, cert, opts)
+}
+
+/// The YAML of a SAML gate at [`APP_ORIGIN`] in front of `up`, with
+/// `saml_extra` under `saml:` and `top_extra` at the top level.
+pub fn saml_yaml(
+    up: &str,
+    metadata_url: &str,
+    entity: &str,
+    pair: &SpPair,
+    saml_extra: &str,
+    top_extra: &str,
+) -> String {
+    super::base_yaml(
+        up,
+        &format!(
+            "saml:\n  idp_metadata_url: {metadata_url}\n  sp_entity_id: {entity}\n  sp_key_file: {}\n  sp_cert_file: {}\n{saml_extra}{top_extra}",
+            pair.key.display(),
+            pair.cert.display()
+        ),
+    )
+}
+
+/// What a SAML gate stands between: the SP key pair, a real IdP that knows
+/// the given SP entries (all at [`APP_ORIGIN`]) and the upstream app.
+/// Gates come from [`SamlSite::gate`], one per SP entry under test.
+pub struct SamlSite {
+    pub up: super::TestUpstream,
+    pub idp: Idp,
+    pub pair: SpPair,
+}
+
+impl SamlSite {
+    /// `sps`: each SP entry's entity ID and its IdP-side options (see
+    /// tests/idp/saml/README.md), `json!({})` for the defaults.
+    pub async fn start(sps: &[(&str, Value)]) -> SamlSite {
+        let pair = sp_pair();
+        let idp = Idp::start(Value::Array(
+            sps.iter()
+                .map(|(entity, opts)| sp(entity, &pair.cert, opts.clone()))
+                .collect(),
+        ));
+        let up = super::TestUpstream::start().await;
+        SamlSite { up, idp, pair }
+    }
+
+    /// A gate configuration for the SP entry `entity`, with this site's
+    /// IdP metadata URL unless told otherwise.
+    pub fn gate(&self, entity: &str) -> SamlGate<'_> {
+        SamlGate {
+            site: self,
+            entity: entity.to_string(),
+            metadata_url: self.idp.metadata_url(),
+            saml_extra: String::new(),
+            top_extra: String::new(),
+        }
+    }
+}
+
+/// A builder of one SAML gate of a [`SamlSite`].
+#[must_use]
+pub struct SamlGate<'a> {
+    site: &'a SamlSite,
+    entity: String,
+    metadata_url: String,
+    saml_extra: String,
+    top_extra: String,
+}
+
+impl SamlGate<'_> {
+    /// YAML lines under `saml:` (indented two spaces, newline-terminated).
+    pub fn saml(mut self, lines: &str) -> Self {
+        self.saml_extra.push_str(lines);
+        self
+    }
+
+    /// Top-level YAML keys.
+    pub fn top(mut self, lines: &str) -> Self {
+        self.top_extra.push_str(lines);
+        self
+    }
+
+    /// Where the gate fetches the IdP metadata (e.g. a server of its own).
+    pub fn metadata_url(mut self, url: &str) -> Self {
+        self.metadata_url = url.to_string();
+        self
+    }
+
+    pub fn yaml(&self) -> String {
+        saml_yaml(
+            &self.site.up.url(),
+            &self.metadata_url,
+            &self.entity,
+            &self.site.pair,
+            &self.saml_extra,
+            &self.top_extra,
+        )
+    }
+
+    /// Starts the gate (waits until it is ready).
+    pub fn start(self) -> super::Gate {
+        super::Gate::start(&self.yaml())
+    }
+}
