@@ -28,8 +28,16 @@ pub struct Cli {
 pub enum Command {
     /// Serve (the default).
     Run,
-    /// Validate the configuration; exit 0 when valid, 1 otherwise.
-    CheckConfig,
+    /// Validate the configuration, the key ring and SP key pair, and that
+    /// the service user can read every file the service reads; exit 0 when
+    /// valid, 1 otherwise.
+    CheckConfig {
+        /// The user the service runs as (the unit's `User=`). Defaults to
+        /// `portcullis` when run as root and that user exists, else the
+        /// current user.
+        #[arg(long, value_name = "USER")]
+        service_user: Option<String>,
+    },
     /// Write a new session key ring, or add a key to it with --rotate.
     Keygen {
         /// Key ring file; defaults to the configured `session.key_file`.
@@ -96,10 +104,13 @@ fn dispatch(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             rt.block_on(crate::run::run(config, cli.config.clone()))?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::CheckConfig => match crate::config::load(cli.config.as_deref()) {
+        Command::CheckConfig { service_user } => match crate::config::load(cli.config.as_deref()) {
             Ok(c) => {
                 if let Err(e) = crate::assemble::offline_parts(&c) {
                     eprintln!("portcullis: {e}");
+                    return Ok(ExitCode::FAILURE);
+                }
+                if !crate::doctor::check_config_files(&c, service_user.as_deref()) {
                     return Ok(ExitCode::FAILURE);
                 }
                 println!(

@@ -300,3 +300,74 @@ fn check_config_refuses_access_rules_that_never_match_or_are_shadowed() {
         "{err}"
     );
 }
+
+/// `check-config` runs the key-file checks start needs (issue 12 §3): a
+/// session key ring the service user cannot read fails with the fix, one
+/// it can read passes, one others may read passes with a warning.
+#[test]
+fn check_config_fails_on_a_key_file_the_service_user_cannot_read() {
+    use std::os::unix::fs::PermissionsExt;
+    if rustix::process::getuid().as_raw() != 0 {
+        eprintln!("skipped: needs root to make files another user cannot read");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let keys = dir.path().join("keys.json");
+    let o = Command::new(bin())
+        .args(["keygen", "--out"])
+        .arg(&keys)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let path = dir.path().join("c.yaml");
+    std::fs::write(
+        &path,
+        format!("{GOOD}session:\n  key_file: {}\n", keys.display()),
+    )
+    .unwrap();
+    let run = || {
+        Command::new(bin())
+            .args(["check-config", "--service-user", "nobody", "--config"])
+            .arg(&path)
+            .output()
+            .unwrap()
+    };
+    // Written by root with mode 0600: nobody may not read it.
+    let o = run();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!(
+            "session.key_file: user `nobody` cannot read {}",
+            keys.display()
+        )),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        stderr(&o).contains(&format!("fix: chown nobody: {}", keys.display())),
+        "{}",
+        stderr(&o)
+    );
+    let nobody = std::fs::read_to_string("/etc/passwd")
+        .unwrap()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("nobody:")
+                .map(|r| r.split(':').nth(1).unwrap().parse::<u32>().unwrap())
+        })
+        .unwrap();
+    std::os::unix::fs::chown(&keys, Some(nobody), None).unwrap();
+    let o = run();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stderr(&o), "");
+    std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let o = run();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("warn: session.key_file:") && stderr(&o).contains("fix: chmod 0600"),
+        "{}",
+        stderr(&o)
+    );
+}

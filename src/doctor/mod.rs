@@ -213,6 +213,25 @@ async fn checks_for(args: &Args, config: &Config) -> Vec<Check> {
     checks
 }
 
+/// The checks `check-config` runs besides parsing: the key ring and SP key
+/// pair load, and every file the service reads is readable by the service
+/// user (issue: "the same checks as start ... `check-config` runs these
+/// too"). Prints failures and warnings to stderr; `false` when one failed.
+pub fn check_config_files(config: &Config, service_user: Option<&str>) -> bool {
+    let user = files::ServiceUser::resolve(service_user);
+    let mut checks = vec![files::config_builds(config)];
+    checks.extend(files::readable(config, &user));
+    let mut ok = true;
+    for c in checks.iter().filter(|c| c.status != Status::Ok) {
+        ok &= c.status != Status::Fail;
+        eprintln!("portcullis: {}: {}", c.status.label(), c.message);
+        if let Some(fix) = &c.fix {
+            eprintln!("    fix: {fix}");
+        }
+    }
+    ok
+}
+
 /// The IdP checks alone, for `portcullis new`.
 pub async fn idp_checks(config: &Config) -> Vec<Check> {
     idp::checks(config).await
