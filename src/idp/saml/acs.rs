@@ -760,8 +760,20 @@ mod tests {
         assert!(!prescan(OK).unwrap().encrypted);
         // The operator's fixes are in the texts.
         assert!(AcsError::Decrypt.user_detail().contains("SP certificate"));
-        assert!(AcsError::Decrypt.user_detail().contains("sign the Response"));
-        assert!(AcsError::EncryptionAlgorithm.to_string().contains("aes256-cbc"));
-        assert!(AcsError::EncryptedMarkup.user_detail().contains("sign the Response"));
+        assert!(
+            AcsError::Decrypt
+                .user_detail()
+                .contains("sign the Response")
+        );
+        assert!(
+            AcsError::EncryptionAlgorithm
+                .to_string()
+                .contains("aes256-cbc")
+        );
+        assert!(
+            AcsError::EncryptedMarkup
+                .user_detail()
+                .contains("sign the Response")
+        );
     }
 }
