@@ -195,6 +195,7 @@ fn decide(f: &Fixture, mut req: Request<()>, peer: IpAddr) -> Option<Request<()>
     let assertion = match (&f.assertions, &allow.identity, allow.source) {
         (Some(a), Some(id), Some(source)) => a
             .for_identity(id, source, portcullis::session::now())
+            .ok()
             .map(|v| (a.header(), v)),
         _ => None,
     };

@@ -21,8 +21,11 @@ pub fn login_loop(ctx: RequestCtx<'_>, attempts: u32) {
     tracing::warn!(target: "audit", event = "login_loop", request_id = ctx.request_id, client_ip = %ctx.client_ip, attempts);
 }
 
-pub fn access_denied(ctx: RequestCtx<'_>, user: Option<&str>, rule: &str) {
-    tracing::warn!(target: "audit", event = "access_denied", request_id = ctx.request_id, client_ip = %ctx.client_ip, user = user.unwrap_or("-"), rule);
+/// `rule`: which check refused; `access_rule`: which rule it belongs to
+/// (`default`, `rules[N]`, `none`) and `access_rule_description` its
+/// operator-given description.
+pub fn access_denied(ctx: RequestCtx<'_>, user: Option<&str>, denial: &crate::policy::Denial) {
+    tracing::warn!(target: "audit", event = "access_denied", request_id = ctx.request_id, client_ip = %ctx.client_ip, user = user.unwrap_or("-"), rule = denial.why.rule(), access_rule = %denial.rule, access_rule_description = denial.description.as_deref().unwrap_or("-"));
 }
 
 pub fn session_rejected(ctx: RequestCtx<'_>, reason: &str) {
@@ -41,6 +44,12 @@ pub fn logout(ctx: RequestCtx<'_>, user: Option<&str>) {
 /// host, tunnel, unbelievable forward-auth question).
 pub fn request_refused(ctx: RequestCtx<'_>, reason: &str) {
     tracing::warn!(target: "audit", event = "request_refused", request_id = ctx.request_id, client_ip = %ctx.client_ip, reason);
+}
+
+/// `assertion.enabled` and the identity assertion for `user` could not be
+/// signed with key `kid`: the request was refused, not forwarded.
+pub fn assertion_failed(ctx: RequestCtx<'_>, user: &str, kid: &str) {
+    tracing::error!(target: "audit", event = "assertion_failed", request_id = ctx.request_id, client_ip = %ctx.client_ip, user, kid);
 }
 
 /// A long-lived connection (`connection`: `websocket` or `stream`) was

@@ -77,8 +77,8 @@ pub fn answer<B>(
             }
             resp
         }
-        Decision::Deny(_) => {
-            Page::new(PageKind::Forbidden).render(&config.pages, ctx.request_id, json)
+        Decision::Deny(denied) => {
+            respond::forbidden(&denied).render(&config.pages, ctx.request_id, json)
         }
         Decision::Refuse(why) => respond::refused(config, &why, ctx.request_id, json),
         // Not decided in forward-auth mode; never let through.

@@ -33,6 +33,7 @@ pub(crate) mod login_loop;
 pub(crate) mod metrics;
 pub(crate) mod new;
 pub(crate) mod pages;
+pub mod path;
 pub mod policy;
 pub mod proxy;
 pub mod request_ctx;

@@ -92,44 +92,14 @@ impl App {
         let mut resp = match decision {
             Decision::Own(rest) => self.own_endpoint(&rest, req, &rq).await,
             Decision::ServerOptions => respond::server_options(),
-            Decision::Allow(allow) => {
-                let assertion = match (&self.assertions, &allow.identity, allow.source) {
-                    (Some(a), Some(id), Some(source)) => a
-                        .for_identity(id, source, crate::clock::now())
-                        .map(|v| (a.header(), v)),
-                    _ => None,
-                };
-                let assertion = assertion.as_ref().map(|(n, v)| (*n, v));
-                let session = allow.session.map(|claims| {
-                    let ends_at = self.sessions.ends_at(&claims);
-                    crate::proxy::SessionBound::new(
-                        claims,
-                        ends_at,
-                        self.sessions.revocations().clone(),
-                    )
-                });
-                let mut resp = self
-                    .forward(
-                        req,
-                        &rq,
-                        allow.identity.as_ref(),
-                        allow.token_in_authorization,
-                        assertion,
-                        session.as_ref(),
-                    )
-                    .await;
-                for c in &allow.set_cookies {
-                    append_set_cookie(&mut resp, c);
-                }
-                resp
-            }
+            Decision::Allow(allow) => self.allow(req, &rq, allow).await,
             Decision::NeedLogin(need) if need.navigation => {
                 self.start_login(&req, &rq, &need.return_to).await
             }
             Decision::NeedLogin(need) => {
                 respond::login_required(&self.config, &need, rq.ctx.request_id, rq.json)
             }
-            Decision::Deny(_) => self.page(&Page::new(PageKind::Forbidden), &rq),
+            Decision::Deny(denied) => self.page(&respond::forbidden(&denied), &rq),
             Decision::Refuse(why) => {
                 respond::refused(&self.config, &why, rq.ctx.request_id, rq.json)
             }
@@ -142,6 +112,50 @@ impl App {
             .remove::<metrics::FromUpstream>()
             .is_some();
         metrics::request(metrics::classify(route_kind, resp.status(), from_upstream));
+        resp
+    }
+
+    /// Renders `Allow`: the signed assertion (when enabled), the session
+    /// binding, the forward, the renewed cookie.
+    async fn allow(
+        &self,
+        req: Request<Incoming>,
+        rq: &Rq<'_>,
+        allow: gate::Allow,
+    ) -> Response<Body> {
+        let assertion = match (&self.assertions, &allow.identity, allow.source) {
+            (Some(a), Some(id), Some(source)) => {
+                match a.for_identity(id, source, crate::clock::now()) {
+                    Ok(v) => Some((a.header(), v)),
+                    Err(e) => {
+                        // Fail closed: the app trusts the assertion,
+                        // not the plain headers.
+                        tracing::error!(request_id = rq.ctx.request_id, error = %e, "identity assertion not signed");
+                        audit::assertion_failed(rq.ctx, &id.user, &e.kid);
+                        return self.page(&Page::new(PageKind::AssertionUnavailable), rq);
+                    }
+                }
+            }
+            _ => None,
+        };
+        let assertion = assertion.as_ref().map(|(n, v)| (*n, v));
+        let session = allow.session.map(|claims| {
+            let ends_at = self.sessions.ends_at(&claims);
+            crate::proxy::SessionBound::new(claims, ends_at, self.sessions.revocations().clone())
+        });
+        let mut resp = self
+            .forward(
+                req,
+                rq,
+                allow.identity.as_ref(),
+                allow.token_in_authorization,
+                assertion,
+                session.as_ref(),
+            )
+            .await;
+        for c in &allow.set_cookies {
+            append_set_cookie(&mut resp, c);
+        }
         resp
     }
 
@@ -269,7 +283,9 @@ impl App {
                         }
                         resp
                     }
-                    Some(EndpointOutcome::Refused(page)) => self.page(&page, rq),
+                    Some(EndpointOutcome::Refused(page) | EndpointOutcome::Show(page)) => {
+                        self.page(&page, rq)
+                    }
                     Some(EndpointOutcome::LoggedIn(done)) => self.complete_login(&done, &view, rq),
                     Some(EndpointOutcome::Failed {
                         page,
@@ -311,11 +327,19 @@ impl App {
             }
             return resp;
         }
-        if let Err(denied) =
-            policy::authorize(&self.config, &done.identity, rq.ctx.client_ip, false)
-        {
-            audit::access_denied(rq.ctx, Some(&done.identity.user), denied.rule());
-            let mut resp = self.page(&Page::new(PageKind::Forbidden), rq);
+        // The rules of the page the login returns to: a rule may open a
+        // path to users the default rule leaves out.
+        let back_to = done.return_to.split(['?', '#']).next().unwrap_or("/");
+        let rules = policy::rules::applicable(&self.config.access, &http::Method::GET, back_to);
+        if let Err(denied) = policy::authorize(
+            &self.config,
+            &done.identity,
+            rq.ctx.client_ip,
+            false,
+            rules.as_deref(),
+        ) {
+            audit::access_denied(rq.ctx, Some(&done.identity.user), &denied);
+            let mut resp = self.page(&respond::forbidden(&denied), rq);
             for c in &done.set_cookies {
                 append_set_cookie(&mut resp, c);
             }
@@ -353,19 +377,21 @@ impl App {
 
     fn logout(&self, req: &Request<Incoming>, rq: &Rq<'_>) -> Response<Body> {
         let jar = cookies::request_cookies(req.headers());
-        let identity = match self.sessions.verify(&jar) {
-            Some(Ok(v)) => Some(v.claims.identity()),
+        let session = match self.sessions.verify(&jar) {
+            Some(Ok(v)) => Some(v.claims),
             _ => None,
         };
-        audit::logout(rq.ctx, identity.as_ref().map(|i| i.user.as_str()));
+        audit::logout(rq.ctx, session.as_ref().map(|c| c.user.as_str()));
         let rd = query_param(req.uri().query(), "rd");
+        // Without `rd`, the IdP's answer ends on the signed-out page.
+        let back = rd
+            .as_deref()
+            .map(|r| safe_return_path(Some(r), &self.config.public_origin()))
+            .unwrap_or_default();
         let mut resp = match (
             &rd,
-            self.login.logout_redirect(
-                &safe_return_path(rd.as_deref(), &self.config.public_origin()),
-                identity.as_ref(),
-                self.sessions.logout_hint(&jar),
-            ),
+            self.login
+                .logout_redirect(&back, session.as_deref(), self.sessions.logout_hint(&jar)),
         ) {
             (_, Some(idp_url)) => redirect(&idp_url),
             (Some(_), None) => redirect(&safe_return_path(

@@ -290,3 +290,73 @@ async fn passthrough_paths_get_none_and_tokens_get_one_naming_the_token() {
     .await;
     assert_eq!(again["x-portcullis-assertion"], token);
 }
+
+/// `assertion.enabled` and a key file the signing library cannot sign
+/// with (an RSA key over 8192 bits, which OpenSSL loads): the app relies
+/// on the assertion, so neither a session nor a token request is
+/// forwarded without it; each gets the 503 page, an audit event and a log
+/// line naming the key.
+#[tokio::test]
+async fn a_key_that_cannot_sign_refuses_the_request_instead_of_forwarding_it() {
+    let up = TestUpstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("assertion-keys.json");
+    std::fs::copy(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/assertion-key-rsa-8200.json"
+        ),
+        &key_file,
+    )
+    .unwrap();
+    let hash = hex::encode(portcullis::policy::tokens::sha256(TOKEN));
+    let extra = format!(
+        "assertion:\n  enabled: true\n  algorithm: RS256\n  key_file: {}\npassthrough:\n  paths:\n    - prefix: /public/\n  tokens:\n    - name: backup\n      sha256: {hash}\n",
+        key_file.display()
+    );
+    let gate = Gate::start(&base_yaml(&up.url(), &extra));
+
+    let cookie = gate.session_cookie(&alice());
+    let by_session = client()
+        .get(gate.url("/dash"))
+        .header("cookie", &cookie)
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    let by_token = client()
+        .get(gate.url("/api/backup"))
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    for (what, resp) in [("session", by_session), ("token", by_token)] {
+        assert_eq!(resp.status(), 503, "{what}");
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(
+            body["error"], "identity_assertion_unavailable",
+            "{what}: {body}"
+        );
+        assert!(
+            body.get("headers").is_none(),
+            "{what} reached the upstream: {body}"
+        );
+    }
+    // A passthrough path carries no assertion and still works.
+    let h = upstream_headers(client().get(gate.url("/public/a")).send().await.unwrap()).await;
+    assert!(h.get("x-portcullis-assertion").is_none(), "{h}");
+
+    let events = gate.events("assertion_failed");
+    let who: Vec<(&str, &str)> = events
+        .iter()
+        .map(|e| (e["user"].as_str().unwrap(), e["kid"].as_str().unwrap()))
+        .collect();
+    assert_eq!(who, [("alice", "too-big-rsa"), ("backup", "too-big-rsa")]);
+    let log = gate.log();
+    assert!(
+        log.contains("could not sign the identity assertion with key too-big-rsa"),
+        "{log}"
+    );
+    assert!(!log.contains("PRIVATE KEY"), "no key material in the log");
+}

@@ -281,3 +281,22 @@ fn trusted_proxies_never_include_everyone() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+#[test]
+fn check_config_refuses_access_rules_that_never_match_or_are_shadowed() {
+    let out = common::check_config_with(
+        "access:\n  rules:\n    - description: Admin\n      paths: [{prefix: /admin/}]\n      allowed_groups: [admins]\n    - description: Admin users\n      paths: [{prefix: /admin/users/}]\n    - description: Nothing\n      paths: [{prefix: /x/}]\n      methods: []\n",
+    );
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("access.rules[1] (Admin users)")
+            && err.contains("access.rules[0] (Admin) matches every path and method it does")
+            && err.contains("move this rule before it"),
+        "{err}"
+    );
+    assert!(
+        err.contains("access.rules[2] (Nothing).methods") && err.contains("never matches"),
+        "{err}"
+    );
+}

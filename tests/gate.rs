@@ -1063,3 +1063,82 @@ async fn forward_auth_with_traefiks_header_set() {
     results.eq("questions that reached the upstream", up.seen().len(), 0);
     results.finish();
 }
+
+/// `access.rules`: the first rule whose canonical path and method match
+/// decides; the domain-wide lists are the default. Raw requests, so the
+/// client sends each spelling byte for byte.
+#[tokio::test]
+async fn per_path_rules_decide_on_the_canonical_path() {
+    use common::paths::send_tcp;
+    let up = TestUpstream::start().await;
+    let gate = Gate::start(&base_yaml(
+        &up.url(),
+        "access:\n  allowed_groups: [staff]\n  rules:\n    - description: Admin console <b>\n      paths: [{prefix: /admin/}]\n      allowed_groups: [admins]\n    - description: API writes\n      paths: [{prefix: /api/}]\n      methods: [POST]\n      allowed_groups: [admins]\n",
+    ));
+    let (a, b) = (gate.session_cookie(&alice()), gate.session_cookie(&bob()));
+    let get = async |method: &str, path: &str, cookie: &str| {
+        send_tcp(
+            gate.addr,
+            &format!(
+                "{method} {path} HTTP/1.1\r\nHost: app.test\r\nAccept: text/html\r\nContent-Length: 0\r\nCookie: {cookie}"
+            ),
+        )
+        .await
+    };
+    let mut failures = Vec::new();
+    for (method, path, cookie, who, want) in [
+        ("GET", "/admin/", &a, "alice", 200),
+        ("GET", "/admin/", &b, "bob", 403),
+        ("GET", "/elsewhere", &b, "bob", 200),
+        ("GET", "/admin/../admin/x", &b, "bob", 403),
+        ("GET", "/%61dmin/", &b, "bob", 403),
+        ("GET", "//admin/", &b, "bob", 403),
+        ("GET", "/admin/./x", &b, "bob", 403),
+        ("GET", "/x/../admin/", &b, "bob", 403),
+        // A raw-prefix router behind the gate would read this as /admin/.
+        ("GET", "/admin/../x", &b, "bob", 403),
+        // No normal form: no rule can be chosen once rules exist.
+        ("GET", "/admin%2f..", &b, "bob", 403),
+        ("GET", "/admin%2f..", &a, "alice", 403),
+        // Letter case is the app's: another path, the default rule.
+        ("GET", "/ADMIN/", &b, "bob", 200),
+        ("GET", "/%61dmin/", &a, "alice", 200),
+        ("POST", "/api/x", &b, "bob", 403),
+        ("GET", "/api/x", &b, "bob", 200),
+        ("POST", "/api/x", &a, "alice", 200),
+    ] {
+        let r = get(method, path, cookie).await;
+        if r.status != want {
+            failures.push(format!("{who} {method} {path}: {} (want {want})", r.status));
+        }
+        if r.status == 403 && path.contains("admin") && !path.contains("%2f") {
+            if !r.body.contains("Admin console &lt;b&gt;") {
+                failures.push(format!("{method} {path}: the page does not name the rule"));
+            }
+            if r.body.contains("allowed_groups") || r.body.contains("rules[") {
+                failures.push(format!("{method} {path}: the page names internals"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+    let denied = gate.events("access_denied");
+    assert_eq!(denied.len(), 10, "{denied:#?}");
+    assert_eq!(denied[0]["user"], "bob");
+    assert_eq!(denied[0]["access_rule"], "rules[0]");
+    assert_eq!(denied[0]["access_rule_description"], "Admin console <b>");
+    assert_eq!(
+        denied[0]["rule"],
+        "allowed_groups/allowed_emails/allowed_email_domains"
+    );
+    let unplaced: Vec<_> = denied
+        .iter()
+        .filter(|e| e["rule"] == "path_without_normal_form")
+        .collect();
+    assert_eq!(unplaced.len(), 2);
+    assert_eq!(unplaced[0]["access_rule"], "none");
+    let api = denied
+        .iter()
+        .filter(|e| e["access_rule"] == "rules[1]")
+        .count();
+    assert_eq!(api, 1);
+}

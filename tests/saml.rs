@@ -1299,7 +1299,23 @@ async fn logout_is_local_and_single_logout_goes_through_the_idp() {
     assert_eq!(b.get(&gate.url("/")).await.status(), 302);
 
     // The IdP ends its session and answers at the SP's SLO endpoint.
-    let mut url = loc;
+    let rest = through_idp_logout(&mut b, loc).await;
+    assert!(
+        rest.starts_with("/.portcullis/saml/slo?SAMLResponse="),
+        "{rest}"
+    );
+    let resp = b.get(&gate.url(&rest)).await;
+    assert_eq!(resp.status(), 302);
+    assert_eq!(resp.headers()["location"], "/bye");
+    // And the IdP session is over: the next login asks again.
+    let idp_url = start_login(&mut b, &gate, "/").await;
+    let (_, page) = b.follow(idp_url).await;
+    assert!(page.contains("password"), "IdP session survived the logout");
+}
+
+/// Follows the IdP's redirects from `url` (a LogoutRequest to it) until it
+/// sends the browser back to the SP; returns that path.
+async fn through_idp_logout(b: &mut Browser, mut url: String) -> String {
     for _ in 0..10 {
         let resp = b.get(&url).await;
         assert!(
@@ -1309,18 +1325,7 @@ async fn logout_is_local_and_single_logout_goes_through_the_idp() {
         );
         let next = resp.headers()["location"].to_str().unwrap().to_string();
         if let Some(rest) = next.strip_prefix("http://app.test") {
-            assert!(
-                rest.starts_with("/.portcullis/saml/slo?SAMLResponse="),
-                "{rest}"
-            );
-            let resp = b.get(&gate.url(rest)).await;
-            assert_eq!(resp.status(), 302);
-            assert_eq!(resp.headers()["location"], "/bye");
-            // And the IdP session is over: the next login asks again.
-            let idp_url = start_login(&mut b, &gate, "/").await;
-            let (_, page) = b.follow(idp_url).await;
-            assert!(page.contains("password"), "IdP session survived the logout");
-            return;
+            return rest.to_string();
         }
         url = url::Url::parse(&url)
             .unwrap()
@@ -1329,6 +1334,118 @@ async fn logout_is_local_and_single_logout_goes_through_the_idp() {
             .to_string();
     }
     panic!("the IdP never answered the logout");
+}
+
+/// The text of the first `<open …>…</close>` element in `xml`, and its
+/// opening tag.
+fn element<'a>(xml: &'a str, open: &str, close: &str) -> (&'a str, &'a str) {
+    let start = xml
+        .find(open)
+        .unwrap_or_else(|| panic!("no {open} in {xml}"));
+    let tag_end = start + xml[start..].find('>').unwrap();
+    let end = tag_end + xml[tag_end..].find(close).unwrap();
+    (&xml[start..=tag_end], &xml[tag_end + 1..end])
+}
+
+fn attr_of<'a>(tag: &'a str, name: &str) -> &'a str {
+    let at = tag.find(&format!(" {name}=\"")).unwrap() + name.len() + 3;
+    &tag[at..at + tag[at..].find('"').unwrap()]
+}
+
+#[tokio::test]
+async fn sp_logout_names_the_session_as_issued_and_ends_on_the_signed_out_page() {
+    let pair = sp_pair();
+    let entity = "http://app.test/sp-slo";
+    let idp = Idp::start(json!([sp(entity, &pair.cert, json!({}))]));
+    let up = TestUpstream::start().await;
+    let gate = Gate::start(&saml_yaml(
+        &up.url(),
+        &idp.metadata_url(),
+        entity,
+        &pair,
+        "",
+        "",
+    ));
+    let mut b = Browser::default();
+    let c = capture(&mut b, &gate, "alice", "/").await;
+    finish(&mut b, &gate, &c).await;
+    // What the IdP issued: the NameID (value and Format) and the SessionIndex.
+    let (nid_tag, nid) = element(&c.xml, "<saml:NameID", "</saml:NameID>");
+    let format = attr_of(nid_tag, "Format");
+    let (authn_tag, _) = element(&c.xml, "<saml:AuthnStatement", "</saml:AuthnStatement>");
+    let index = attr_of(authn_tag, "SessionIndex");
+    assert!(!nid.is_empty() && !index.is_empty());
+
+    let resp = b.get(&gate.url("/.portcullis/logout")).await;
+    assert_eq!(resp.status(), 302);
+    let loc = resp.headers()["location"].to_str().unwrap().to_string();
+    let request = message_of(&loc, "SAMLRequest");
+    assert!(
+        request.contains(&format!(
+            r#"<saml:NameID Format="{format}">{nid}</saml:NameID><samlp:SessionIndex>{index}</samlp:SessionIndex></samlp:LogoutRequest>"#
+        )),
+        "{request}"
+    );
+    assert!(
+        !url::Url::parse(&loc)
+            .unwrap()
+            .query_pairs()
+            .any(|(k, _)| k == "RelayState"),
+        "without rd there is no way back to keep: {loc}"
+    );
+
+    // The IdP ends its session; its answer lands on the signed-out page.
+    let rest = through_idp_logout(&mut b, loc).await;
+    assert!(
+        rest.starts_with("/.portcullis/saml/slo?SAMLResponse="),
+        "{rest}"
+    );
+    let resp = b.get(&gate.url(&rest)).await;
+    assert_eq!(resp.status(), 302);
+    assert_eq!(resp.headers()["location"], "/.portcullis/signed-out");
+    let page = b.get(&gate.url("/.portcullis/signed-out")).await;
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("You are signed out"));
+    // And the IdP session is over: the next login asks for the password.
+    let idp_url = start_login(&mut b, &gate, "/").await;
+    let (_, idp_page) = b.follow(idp_url).await;
+    assert!(
+        idp_page.contains("password"),
+        "IdP session survived the logout"
+    );
+
+    // An IdP that refuses the request: the user is told, signed out here,
+    // and the log names what to check.
+    for (status, told) in [
+        (
+            r#"<samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Requester"><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:UnknownPrincipal"/></samlp:StatusCode>"#,
+            "did not end its own sign-in (Requester / UnknownPrincipal)",
+        ),
+        (
+            r#"<samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Success"><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:PartialLogout"/></samlp:StatusCode>"#,
+            "could not sign you out of every other application",
+        ),
+    ] {
+        let xml = format!(
+            r#"<samlp:LogoutResponse xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_lr" Version="2.0" IssueInstant="2026-01-01T00:00:00Z" InResponseTo="_x"><saml:Issuer>{}</saml:Issuer><samlp:Status>{status}</samlp:Status></samlp:LogoutResponse>"#,
+            idp.metadata_url()
+        );
+        let query = redirect_query(&xml, "/bye", None).replacen("SAMLRequest=", "SAMLResponse=", 1);
+        let resp = b
+            .get(&gate.url(&format!("/.portcullis/saml/slo?{query}")))
+            .await;
+        assert_eq!(resp.status(), 200, "signed out here, whatever the IdP said");
+        let body = resp.text().await.unwrap();
+        assert!(body.contains("You are signed out"), "{body}");
+        assert!(body.contains(told), "{body}");
+    }
+    assert!(
+        gate.log().contains(
+            "check that it accepts unsigned LogoutRequests (else set saml.sign_requests: true)"
+        ),
+        "{}",
+        gate.log()
+    );
 }
 
 /// Guard rails 7 and 9 (docs/design.md): an encrypted assertion needs a
@@ -1736,11 +1853,16 @@ fn redirect_query(xml: &str, relay: &str, key_pem: Option<&[u8]>) -> String {
 
 /// The LogoutResponse XML in a redirect to the IdP.
 fn logout_response_of(location: &str) -> String {
+    message_of(location, "SAMLResponse")
+}
+
+/// The XML of the HTTP-Redirect message `param` in `location`.
+fn message_of(location: &str, param: &str) -> String {
     use std::io::Read;
     let b64 = url::Url::parse(location)
         .unwrap()
         .query_pairs()
-        .find(|(k, _)| k == "SAMLResponse")
+        .find(|(k, _)| k == param)
         .unwrap()
         .1
         .to_string();
@@ -2378,4 +2500,399 @@ async fn one_client_flooding_the_acs_does_not_stop_another_login() {
     }
     assert!(missing.is_empty(), "{missing:?} not in:\n{metrics}");
     assert!(!metrics.contains(r#"budget="global""#), "{metrics}");
+}
+
+/// A SAML login through SimpleSAMLphp with `assertion.enabled`: the
+/// upstream's `X-Portcullis-Assertion` is verified by PyJWT (the shipped
+/// example, examples/verify-assertion) against `/.portcullis/jwks.json`,
+/// with the claims the SAML answer carried.
+#[tokio::test]
+async fn saml_login_carries_an_assertion_pyjwt_verifies() {
+    let pair = sp_pair();
+    let entity = "http://app.test/sp-assertion-jwt";
+    let idp = Idp::start(json!([sp(entity, &pair.cert, json!({}))]));
+    let up = TestUpstream::start().await;
+    let gate = Gate::start(&saml_yaml(
+        &up.url(),
+        &idp.metadata_url(),
+        entity,
+        &pair,
+        "",
+        "assertion:\n  enabled: true\n",
+    ));
+    let mut b = Browser::default();
+    let c = capture(&mut b, &gate, "alice", "/dash").await;
+    // The subject as the IdP sent it, read from its answer, not from the gate.
+    let name_id = {
+        let start = c.xml.find("NameID").unwrap();
+        let rest = &c.xml[start..];
+        let open = rest.find('>').unwrap() + 1;
+        let close = rest.find("</").unwrap();
+        rest[open..close].to_string()
+    };
+    let echo = finish(&mut b, &gate, &c).await;
+    let token = header(&echo, "x-portcullis-assertion").to_string();
+    assert!(!token.is_empty(), "no assertion upstream: {echo}");
+
+    let script = "import sys, json, jwt\nsys.path.insert(0, 'examples/verify-assertion')\nimport verify\n\
+                  c = jwt.PyJWKClient(sys.argv[1])\n\
+                  print(json.dumps(verify.verify(c, sys.stdin.read().strip(), sys.argv[2], sys.argv[3])))\n";
+    let mut child = Command::new("/usr/bin/python3")
+        .args([
+            "-c",
+            script,
+            &gate.url("/.portcullis/jwks.json"),
+            "http://app.test",
+            "app.test",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 with python3-jwt (scripts/test.sh installs it)");
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), token.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "PyJWT refused it: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let claims: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(claims["idp"], "saml");
+    assert_eq!(claims["iss"], "http://app.test");
+    assert_eq!(claims["aud"], "app.test");
+    assert_eq!(claims["sub"], name_id.as_str());
+    assert_eq!(claims["user"], "alice");
+    assert_eq!(claims["email"], "alice@example.com");
+    assert_eq!(claims["name"], "Alice Example");
+    assert_eq!(claims["groups"], json!(["admins", "staff"]));
+    let iat = claims["iat"].as_u64().unwrap();
+    assert!(claims["auth_time"].as_u64().unwrap() <= iat);
+    assert_eq!(claims["exp"].as_u64().unwrap() - iat, 120);
+}
+
+// --- SOAP back-channel logout ----------------------------------------------
+
+/// A LogoutRequest in a SOAP envelope, with an enveloped-signature
+/// template (exclusive c14n, RSA-SHA256) for `xmlsec1 --sign` to fill in.
+fn soap_logout_xml(
+    id: &str,
+    issue_instant: chrono::DateTime<chrono::Utc>,
+    issuer: &str,
+    name_id: &str,
+    format: &str,
+    session_index: Option<&str>,
+) -> String {
+    let index = session_index
+        .map(|i| format!("<samlp:SessionIndex>{i}</samlp:SessionIndex>"))
+        .unwrap_or_default();
+    format!(
+        r##"<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body><samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="{id}" Version="2.0" IssueInstant="{}" Destination="http://app.test/.portcullis/saml/slo"><saml:Issuer>{issuer}</saml:Issuer><ds:Signature xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:SignedInfo><ds:CanonicalizationMethod Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/><ds:SignatureMethod Algorithm="{RSA_SHA256}"/><ds:Reference URI="#{id}"><ds:Transforms><ds:Transform Algorithm="http://www.w3.org/2000/09/xmldsig#enveloped-signature"/><ds:Transform Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/></ds:Transforms><ds:DigestMethod Algorithm="http://www.w3.org/2001/04/xmlenc#sha256"/><ds:DigestValue></ds:DigestValue></ds:Reference></ds:SignedInfo><ds:SignatureValue></ds:SignatureValue></ds:Signature><saml:NameID SPNameQualifier="http://app.test/sp-idpslo" Format="{format}">{name_id}</saml:NameID>{index}</samlp:LogoutRequest></soap:Body></soap:Envelope>"##,
+        issue_instant.format("%Y-%m-%dT%H:%M:%SZ")
+    )
+}
+
+/// Signs the template in `xml` with the real `xmlsec1` command line tool,
+/// as an IdP's SAML library would.
+fn xmlsec1_sign(xml: &str, key: &Path, cert: &Path) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.xml");
+    let output = dir.path().join("out.xml");
+    std::fs::write(&input, xml).unwrap();
+    let out = Command::new("xmlsec1")
+        .arg("--sign")
+        .arg("--privkey-pem")
+        .arg(format!("{},{}", key.display(), cert.display()))
+        .args([
+            "--id-attr:ID",
+            "urn:oasis:names:tc:SAML:2.0:protocol:LogoutRequest",
+            "--output",
+        ])
+        .arg(&output)
+        .arg(&input)
+        .output()
+        .expect("xmlsec1 runs (Debian package xmlsec1)");
+    assert!(
+        out.status.success(),
+        "xmlsec1: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::read_to_string(output).unwrap()
+}
+
+async fn post_soap(gate: &Gate, content_type: &str, body: String) -> (u16, String) {
+    let resp = client()
+        .post(gate.url("/.portcullis/saml/slo"))
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.text().await.unwrap())
+}
+
+/// The `SessionIndex` the IdP gave this login.
+fn session_index_of(response_xml: &str) -> String {
+    let at = response_xml
+        .find("SessionIndex=\"")
+        .expect("a SessionIndex")
+        + 14;
+    let len = response_xml[at..].find('"').unwrap();
+    response_xml[at..at + len].to_string()
+}
+
+const SOAP_SUCCESS: &str = r#"<samlp:Status><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Success"/></samlp:Status>"#;
+const SOAP_DENIED: &str = r#"<samlp:Status><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Requester"><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:RequestDenied"/></samlp:StatusCode></samlp:Status>"#;
+
+/// The SOAP binding of Single Logout, server to server: a LogoutRequest
+/// signed (by the real `xmlsec1`) with the IdP's key revokes the sessions
+/// it names, by SessionIndex or by NameID (value and Format as issued),
+/// and no other; everything unsigned, signed by another key, from another
+/// Issuer, stale, replayed or not SOAP revokes nothing.
+#[tokio::test]
+async fn soap_logout_revokes_what_a_signed_request_names_and_nothing_else() {
+    let pair = sp_pair();
+    let entity = "http://app.test/sp-idpslo";
+    let idp = Idp::start(json!([sp(entity, &pair.cert, json!({}))]));
+    let up = TestUpstream::start().await;
+    let gate = Gate::start(&saml_yaml(
+        &up.url(),
+        &idp.metadata_url(),
+        entity,
+        &pair,
+        // Every verification here comes from 127.0.0.1: the IdP's
+        // logouts share the ACS verification budget (docs/saml.md).
+        "  acs_verify_limit:\n    per_client_burst: 100\n",
+        "",
+    ));
+    let issuer = idp.metadata_url();
+    let stranger_dir = tempfile::tempdir().unwrap();
+    let (stranger_key, stranger_cert) = new_pair(stranger_dir.path(), "stranger");
+    let now = chrono::Utc::now;
+    let sign = |xml: &str| xmlsec1_sign(xml, &idp.key, &idp.cert);
+
+    // The SP metadata advertises the SOAP binding at the SLO URL.
+    let md = fetch_text(&gate.url("/.portcullis/saml/metadata")).await;
+    assert!(
+        md.contains(r#"Binding="urn:oasis:names:tc:SAML:2.0:bindings:SOAP" Location="http://app.test/.portcullis/saml/slo""#),
+        "{md}"
+    );
+
+    let mut alice = Browser::default();
+    let c = capture(&mut alice, &gate, "alice", "/").await;
+    let alice_index = session_index_of(&c.xml);
+    finish(&mut alice, &gate, &c).await;
+    let mut bob = Browser::default();
+    login(&mut bob, &gate, "bob", "/").await;
+    assert_eq!(alice.get(&gate.url("/")).await.status(), 200);
+    assert_eq!(bob.get(&gate.url("/")).await.status(), 200);
+
+    let alice_req = |id: &str, at, issuer: &str| {
+        soap_logout_xml(
+            id,
+            at,
+            issuer,
+            "alice@example.com",
+            EMAIL_FORMAT,
+            Some(&alice_index),
+        )
+    };
+    let refused: Vec<(&str, &str, String, u16, &str)> = vec![
+        (
+            "unsigned",
+            "text/xml",
+            alice_req("_u1", now(), &issuer),
+            200,
+            "saml soap logout: the LogoutRequest carries no XML signature that verifies with the IdP's metadata keys (unsigned, altered, signed by another key, or with an algorithm other than RSA/ECDSA with SHA-256/384/512)",
+        ),
+        (
+            "signed by a stranger's key",
+            "text/xml",
+            xmlsec1_sign(
+                &alice_req("_u2", now(), &issuer),
+                &stranger_key,
+                &stranger_cert,
+            ),
+            200,
+            "saml soap logout: the LogoutRequest carries no XML signature that verifies with the IdP's metadata keys (unsigned, altered, signed by another key, or with an algorithm other than RSA/ECDSA with SHA-256/384/512)",
+        ),
+        (
+            "signed, then the NameID changed",
+            "text/xml",
+            sign(&alice_req("_u3", now(), &issuer))
+                .replace(">alice@example.com<", ">bob@example.org<"),
+            200,
+            "saml soap logout: the LogoutRequest carries no XML signature that verifies with the IdP's metadata keys (unsigned, altered, signed by another key, or with an algorithm other than RSA/ECDSA with SHA-256/384/512)",
+        ),
+        (
+            "Issuer of another IdP",
+            "text/xml",
+            sign(&alice_req("_u4", now(), "http://other-idp.test/md")),
+            200,
+            "saml logout: the Issuer is missing or is not the IdP of the metadata",
+        ),
+        (
+            "IssueInstant five minutes old",
+            "text/xml",
+            sign(&alice_req(
+                "_u5",
+                now() - chrono::Duration::minutes(5),
+                &issuer,
+            )),
+            200,
+            "saml logout: IssueInstant is older than the clock skew allows",
+        ),
+        (
+            "malformed XML",
+            "text/xml",
+            "<soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\"><soap:Body>"
+                .into(),
+            400,
+            "saml soap logout: the body is not a SOAP envelope with one LogoutRequest (not well-formed XML)",
+        ),
+        (
+            "a bare LogoutRequest, not in a SOAP envelope",
+            "text/xml",
+            logout_request_xml(
+                "_u6",
+                now(),
+                &issuer,
+                "http://app.test/.portcullis/saml/slo",
+                "alice@example.com",
+                EMAIL_FORMAT,
+            ),
+            400,
+            "saml soap logout: the body is not a SOAP envelope with one LogoutRequest (the root is not one SOAP 1.1 Envelope)",
+        ),
+        (
+            "a signed request sent as a form",
+            "application/x-www-form-urlencoded",
+            sign(&alice_req("_u7", now(), &issuer)),
+            400,
+            "saml soap logout: the request is not a SOAP 1.1 message (send Content-Type text/xml)",
+        ),
+    ];
+    let mut wrong = Vec::new();
+    for (name, content_type, body, status, why) in refused {
+        let before = gate.events("idp_logout").len();
+        let revoked_before = gate.events("revoked").len();
+        let (got, answer) = post_soap(&gate, content_type, body).await;
+        if got != status {
+            wrong.push(format!("{name}: status {got}: {answer}"));
+        }
+        let expected_body = if status == 200 {
+            SOAP_DENIED
+        } else {
+            "<soap:Fault><faultcode>soap:Client</faultcode>"
+        };
+        if !answer.contains(expected_body) {
+            wrong.push(format!("{name}: answer {answer}"));
+        }
+        match gate.events("idp_logout").get(before) {
+            Some(e) if e["outcome"] == "refused" && e["reason"] == why => {}
+            other => wrong.push(format!("{name}: audit {other:?}, expected {why:?}")),
+        }
+        if gate.events("revoked").len() != revoked_before {
+            wrong.push(format!("{name}: something was revoked"));
+        }
+        if alice.get(&gate.url("/")).await.status() != 200 {
+            wrong.push(format!("{name}: alice's session was ended"));
+            let c = capture(&mut alice, &gate, "alice", "/").await;
+            finish(&mut alice, &gate, &c).await;
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
+
+    // By SessionIndex: alice's session ends, bob's is kept.
+    let good = sign(&alice_req("_s_good", now(), &issuer));
+    let (status, answer) = post_soap(&gate, "text/xml; charset=utf-8", good.clone()).await;
+    assert_eq!(status, 200, "{answer}");
+    assert!(
+        answer.contains(r#"InResponseTo="_s_good""#) && answer.contains(SOAP_SUCCESS),
+        "{answer}"
+    );
+    assert_eq!(alice.get(&gate.url("/")).await.status(), 302, "alice kept");
+    assert_eq!(bob.get(&gate.url("/")).await.status(), 200, "bob ended");
+    let r = gate.events("revoked").last().unwrap().clone();
+    assert_eq!(
+        (
+            r["source"].as_str(),
+            r["kind"].as_str(),
+            r["value"].as_str()
+        ),
+        (
+            Some("saml_logout"),
+            Some("idp_session"),
+            Some(alice_index.as_str())
+        ),
+        "{r}"
+    );
+
+    // The same signed request again: a replay, nothing revoked.
+    let c = capture(&mut alice, &gate, "alice", "/").await;
+    finish(&mut alice, &gate, &c).await;
+    let revoked_before = gate.events("revoked").len();
+    let (status, answer) = post_soap(&gate, "text/xml", good).await;
+    assert_eq!(
+        (status, answer.contains(SOAP_DENIED)),
+        (200, true),
+        "{answer}"
+    );
+    assert_eq!(
+        gate.events("idp_logout").last().unwrap()["reason"],
+        "saml logout: this LogoutRequest ID was already used (replay)"
+    );
+    assert_eq!(gate.events("revoked").len(), revoked_before);
+    assert_eq!(alice.get(&gate.url("/")).await.status(), 200);
+
+    // By NameID, in another Format than the one alice's session was
+    // issued with: it names nobody here.
+    let persistent = "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent";
+    let other_format = sign(&soap_logout_xml(
+        "_n_other",
+        now(),
+        &issuer,
+        "alice@example.com",
+        persistent,
+        None,
+    ));
+    let (status, answer) = post_soap(&gate, "text/xml", other_format).await;
+    assert_eq!(
+        (status, answer.contains(SOAP_SUCCESS)),
+        (200, true),
+        "{answer}"
+    );
+    assert_eq!(
+        alice.get(&gate.url("/")).await.status(),
+        200,
+        "another Format"
+    );
+
+    // By NameID as issued (value and Format): alice's session ends, bob's
+    // is kept.
+    let by_name = sign(&soap_logout_xml(
+        "_n_good",
+        now(),
+        &issuer,
+        "alice@example.com",
+        EMAIL_FORMAT,
+        None,
+    ));
+    let (status, answer) = post_soap(&gate, "text/xml", by_name).await;
+    assert_eq!(status, 200, "{answer}");
+    assert!(
+        answer.contains(r#"InResponseTo="_n_good""#) && answer.contains(SOAP_SUCCESS),
+        "{answer}"
+    );
+    assert_eq!(alice.get(&gate.url("/")).await.status(), 302, "alice kept");
+    assert_eq!(bob.get(&gate.url("/")).await.status(), 200, "bob ended");
+    let r = gate.events("revoked").last().unwrap().clone();
+    assert_eq!(
+        (r["kind"].as_str(), r["value"].as_str()),
+        (Some("name_id"), Some("alice@example.com")),
+        "{r}"
+    );
+    // Never a payload in the log.
+    assert!(!gate.log().contains("LogoutRequest xmlns"));
 }

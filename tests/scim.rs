@@ -570,3 +570,42 @@ async fn scim_is_off_unless_configured() {
             .contains("<title>Page not found</title>")
     );
 }
+
+/// Okta and Entra ID send `userName` as the directory spells it; the
+/// session's user header may be the same email in lower case. The user
+/// revocation compares without case (docs/scim.md).
+#[tokio::test]
+async fn a_user_name_in_another_case_ends_that_users_sessions() {
+    let up = TestUpstream::start().await;
+    let gate = scim_gate(&up);
+    let alice = gate.session_cookie(&person("alice@example.com"));
+    let bob = gate.session_cookie(&person("bob@example.com"));
+    let auth = bearer();
+    let (s, _, created) = call(
+        &gate,
+        "POST",
+        "/Users",
+        Some(&auth),
+        Some(&format!(
+            r#"{{"schemas":["{USER_SCHEMA}"],"userName":"Alice@Example.com","active":true}}"#
+        )),
+    )
+    .await;
+    assert_eq!(s, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_string();
+    assert_eq!(status(&gate, &alice).await, 200);
+    let (s, _, patched) = call(
+        &gate,
+        "PATCH",
+        &format!("/Users/{id}"),
+        Some(&auth),
+        Some(&format!(
+            r#"{{"schemas":["{PATCH_SCHEMA}"],"Operations":[{{"op":"replace","value":{{"active":false}}}}]}}"#
+        )),
+    )
+    .await;
+    assert_eq!(s, 200, "{patched}");
+    assert_eq!(revoked(&gate), [scim_revocation("Alice@Example.com")]);
+    assert_eq!(status(&gate, &alice).await, 401, "alice's session kept");
+    assert_eq!(status(&gate, &bob).await, 200, "bob's session ended");
+}

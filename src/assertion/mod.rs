@@ -52,6 +52,17 @@ struct Claims<'a> {
     jti: String,
 }
 
+/// The signing key could not sign (e.g. an RSA key the signing library
+/// refuses, over 8192 bits). Names the key, never key material.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error(
+    "could not sign the identity assertion with key {kid}: {reason}; the request was refused (assertion.enabled: the app relies on it). Replace the key: remove it from the assertion key file and reload, or add a new one with `portcullis keys assertion rotate`"
+)]
+pub struct SigningFailed {
+    pub kid: String,
+    pub reason: String,
+}
+
 /// Cached assertions beyond this many are dropped all at once: one
 /// identity's next request signs again, nothing worse.
 const CACHE_MAX: usize = 16384;
@@ -90,31 +101,38 @@ impl Assertions {
         self.keys.jwks()
     }
 
-    /// The header value for `id`, from the cache or freshly signed; `None`
-    /// if signing failed (the request then goes without, and it is logged).
-    pub fn for_identity(&self, id: &Identity, source: Source, now: u64) -> Option<HeaderValue> {
+    /// The header value for `id`, from the cache or freshly signed. An
+    /// error means the request must not be forwarded: with
+    /// `assertion.enabled` the app relies on the assertion (fail closed).
+    pub fn for_identity(
+        &self,
+        id: &Identity,
+        source: Source,
+        now: u64,
+    ) -> Result<HeaderValue, SigningFailed> {
         let digest = digest(id, source);
         let half = self.settings.lifetime.as_secs() / 2;
         if let Ok(cache) = self.cache.lock()
             && let Some((v, exp)) = cache.get(&digest)
             && *exp >= now.saturating_add(half)
         {
-            return Some(v.clone());
+            return Ok(v.clone());
         }
-        let (value, exp) = match self.mint(id, source, now) {
-            Ok(v) => v,
-            Err(e) => {
-                tracing::error!(error = %e, "could not sign the identity assertion; the request goes on without it");
-                return None;
-            }
-        };
+        let (value, exp) = self.mint(id, source, now).map_err(|e| SigningFailed {
+            kid: self
+                .keys
+                .signer(now, self.settings.publish_ahead)
+                .kid
+                .clone(),
+            reason: e.to_string(),
+        })?;
         if let Ok(mut cache) = self.cache.lock() {
             if cache.len() >= CACHE_MAX {
                 cache.clear();
             }
             cache.insert(digest, (value.clone(), exp));
         }
-        Some(value)
+        Ok(value)
     }
 
     /// A new assertion and its `exp`.

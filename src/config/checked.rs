@@ -130,6 +130,18 @@ pub enum PathRuleKind {
     Glob(GlobMatcher),
 }
 
+impl PathRuleKind {
+    /// Whether the canonical path `norm` matches, the one matcher of
+    /// `passthrough.paths` and `access.rules[].paths`.
+    pub fn matches(&self, norm: &str) -> bool {
+        match self {
+            PathRuleKind::Exact(p) => norm == p,
+            PathRuleKind::Prefix(p) => norm.starts_with(p.as_str()),
+            PathRuleKind::Glob(g) => g.is_match(norm),
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct Token {
     pub name: String,
@@ -204,4 +216,32 @@ pub struct Access {
     pub allowed_email_domains: Vec<String>,
     pub allowed_ip_ranges: Vec<IpNet>,
     pub trusted_proxies: Vec<IpNet>,
+    /// `access.rules`, in order; the lists above are the default rule.
+    pub rules: Vec<AccessRule>,
+}
+
+/// One checked `access.rules` entry: it can match, and no earlier rule
+/// covers it.
+#[derive(Debug, Clone)]
+pub struct AccessRule {
+    pub description: String,
+    pub paths: Vec<PathRuleKind>,
+    /// Empty: every method.
+    pub methods: Vec<Method>,
+    pub allowed_groups: Vec<String>,
+    /// Lower-cased.
+    pub allowed_emails: Vec<String>,
+    /// Lower-cased, without a leading `@`.
+    pub allowed_email_domains: Vec<String>,
+    pub allowed_ip_ranges: Vec<IpNet>,
+    pub max_auth_age: Option<Duration>,
+}
+
+impl Access {
+    /// Every group an access rule names, the default rule's included.
+    pub fn named_groups(&self) -> impl Iterator<Item = &String> {
+        self.allowed_groups
+            .iter()
+            .chain(self.rules.iter().flat_map(|r| r.allowed_groups.iter()))
+    }
 }

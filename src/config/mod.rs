@@ -12,10 +12,12 @@
 //! checks in that file
 //! and its raw type in the same name under `raw/`.
 
+mod access_rules;
 pub mod assertion;
 mod checked;
 mod metrics;
 pub mod oidc;
+mod path_rule;
 mod raw;
 mod revocation;
 pub mod saml;
@@ -31,8 +33,8 @@ use serde_saphyr::figment::Yaml;
 
 pub use assertion::{Assertion, AssertionAlg};
 pub use checked::{
-    Access, BasicAuth, Config, Connections, HeaderPattern, Headers, Hosts, Passthrough, PathRule,
-    PathRuleKind, Session, Token, Upstream,
+    Access, AccessRule, BasicAuth, Config, Connections, HeaderPattern, Headers, Hosts, Passthrough,
+    PathRule, PathRuleKind, Session, Token, Upstream,
 };
 pub use metrics::Metrics;
 /// Sections and values used as written: their types are all the checking

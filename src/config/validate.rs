@@ -7,7 +7,6 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use globset::GlobBuilder;
 use http::{HeaderName, Method};
 use ipnet::IpNet;
 use url::Url;
@@ -15,7 +14,7 @@ use url::Url;
 use super::FieldError;
 use super::checked::{
     Access, BasicAuth, Config, Connections, HeaderPattern, Headers, Hosts, Passthrough, PathRule,
-    PathRuleKind, Session, Token, Upstream,
+    Session, Token, Upstream,
 };
 use super::raw::{self, Scheme};
 
@@ -394,43 +393,7 @@ fn validate_passthrough(raw: &raw::Config, errs: &mut Errors) -> Option<Passthro
     let mut paths = Vec::new();
     for (i, rule) in p.paths.iter().enumerate() {
         let field = format!("passthrough.paths[{i}]");
-        let kind = match (&rule.exact, &rule.prefix, &rule.glob) {
-            (Some(e), None, None) => {
-                if !e.starts_with('/') {
-                    errs.add(format!("{field}.exact"), "must start with `/`");
-                }
-                Some(PathRuleKind::Exact(e.clone()))
-            }
-            (None, Some(pre), None) => {
-                if !pre.starts_with('/') || !pre.ends_with('/') {
-                    errs.add(
-                        format!("{field}.prefix"),
-                        format!("`{pre}` must start and end with `/` (so `/static/` cannot also match `/static-admin`); use `exact` for one path"),
-                    );
-                }
-                Some(PathRuleKind::Prefix(pre.clone()))
-            }
-            (None, None, Some(g)) => {
-                if !g.starts_with('/') {
-                    errs.add(format!("{field}.glob"), "must start with `/`");
-                }
-                // `*` stays within one segment; `**` crosses segments.
-                match GlobBuilder::new(g).literal_separator(true).build() {
-                    Ok(glob) => Some(PathRuleKind::Glob(glob.compile_matcher())),
-                    Err(e) => {
-                        errs.add(format!("{field}.glob"), format!("is not a valid glob: {e}"));
-                        None
-                    }
-                }
-            }
-            _ => {
-                errs.add(
-                    field.clone(),
-                    "set exactly one of `exact`, `prefix` or `glob`",
-                );
-                None
-            }
-        };
+        let kind = super::path_rule::kind(rule, &field, &mut errs.0);
         let mut methods = Vec::new();
         for (j, m) in rule.methods.iter().enumerate() {
             match Method::from_bytes(m.to_ascii_uppercase().as_bytes()) {
@@ -695,6 +658,13 @@ fn validate_connections(raw: &raw::Config, errs: &mut Errors) -> Connections {
     }
 }
 
+pub(super) fn cidrs_into(list: &[String], field: &str, errs: &mut Vec<FieldError>) -> Vec<IpNet> {
+    let mut e = Errors(std::mem::take(errs));
+    let out = cidrs(list, field, &mut e);
+    *errs = e.0;
+    out
+}
+
 fn cidrs(list: &[String], field: &str, errs: &mut Errors) -> Vec<IpNet> {
     let mut out = Vec::new();
     for (i, s) in list.iter().enumerate() {
@@ -739,6 +709,7 @@ fn validate_access(raw: &raw::Config, errs: &mut Errors) -> Access {
         allowed_email_domains,
         allowed_ip_ranges: cidrs(&a.allowed_ip_ranges, "access.allowed_ip_ranges", errs),
         trusted_proxies: validate_trusted_proxies(&a.trusted_proxies, errs),
+        rules: super::access_rules::validate(&a.rules, &mut errs.0),
     }
 }
 

@@ -27,7 +27,7 @@ use super::original::OriginalError;
 use super::request::{Asked, Mode, Target};
 use crate::config::Config;
 use crate::identity::Identity;
-use crate::policy::{self, Denied, path, return_to::safe_return_path};
+use crate::policy::{self, Denial, path, return_to::safe_return_path};
 use crate::session::{SessionClaims, Sessions, cookies};
 use crate::{RESERVED_PREFIX, audit, login_loop, metrics};
 
@@ -44,8 +44,8 @@ pub enum Decision {
     /// Nobody is signed in.
     NeedLogin(NeedLogin),
     /// Signed in (or a token), but the access rules say no (403): the rule
-    /// that refused, for the audit log, never for the page.
-    Deny(Denied),
+    /// that refused; the page shows only its description.
+    Deny(Denial),
     /// Not a request the gate answers for the app.
     Refuse(Refusal),
 }
@@ -186,10 +186,17 @@ fn judge(config: &Config, sessions: &Sessions, asked: &Asked<'_>) -> Decision {
         });
     }
 
+    let rules = policy::rules::applicable(&config.access, &asked.method, raw_path);
     if let Some(m) = &presented.matched {
         let identity = policy::token_identity(m);
-        if let Err(denied) = policy::authorize(config, &identity, asked.ctx.client_ip, true) {
-            audit::access_denied(asked.ctx, Some(&identity.user), denied.rule());
+        if let Err(denied) = policy::authorize(
+            config,
+            &identity,
+            asked.ctx.client_ip,
+            true,
+            rules.as_deref(),
+        ) {
+            audit::access_denied(asked.ctx, Some(&identity.user), &denied);
             return Decision::Deny(denied);
         }
         audit::token_used(asked.ctx, &m.token.name);
@@ -213,8 +220,14 @@ fn judge(config: &Config, sessions: &Sessions, asked: &Asked<'_>) -> Decision {
                 auth_time: verified.claims.auth_time,
                 exp: verified.claims.exp,
             };
-            if let Err(denied) = policy::authorize(config, &identity, asked.ctx.client_ip, false) {
-                audit::access_denied(asked.ctx, Some(&identity.user), denied.rule());
+            if let Err(denied) = policy::authorize(
+                config,
+                &identity,
+                asked.ctx.client_ip,
+                false,
+                rules.as_deref(),
+            ) {
+                audit::access_denied(asked.ctx, Some(&identity.user), &denied);
                 return Decision::Deny(denied);
             }
             let set_cookies = verified
@@ -330,7 +343,7 @@ mod tests {
             Decision::ServerOptions => "options".into(),
             Decision::Allow(a) => format!("allow:{:?}", a.via),
             Decision::NeedLogin(_) => "login".into(),
-            Decision::Deny(d) => format!("deny:{d:?}"),
+            Decision::Deny(d) => format!("deny:{:?}", d.why),
             Decision::Refuse(r) => format!("refuse:{r:?}"),
         }
     }

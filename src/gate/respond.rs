@@ -8,6 +8,18 @@ use crate::config::Config;
 use crate::pages::{Page, PageKind};
 use crate::{Body, RESERVED_PREFIX};
 
+/// The 403 page: the operator's description of the rule that refused, if
+/// it has one; never which check failed.
+pub fn forbidden(denial: &crate::policy::Denial) -> Page {
+    let page = Page::new(PageKind::Forbidden);
+    match &denial.description {
+        Some(d) => page.with_detail(format!(
+            "This part of the application is limited by the rule: {d}"
+        )),
+        None => page,
+    }
+}
+
 /// Portcullis' sign-in URL, coming back to `return_to` (a same-origin path).
 pub fn login_url(return_to: &str) -> String {
     format!(

@@ -19,7 +19,7 @@ use crate::config::Config;
 use crate::identity::{Identity, IdpKind};
 use crate::pages::{Page, PageKind};
 use crate::request_ctx::RequestCtx;
-use crate::session::{LoginRefs, Sessions, Transactions};
+use crate::session::{LoginRefs, SessionClaims, Sessions, Transactions};
 
 /// What a finished login hands back to the server.
 #[derive(Debug)]
@@ -59,6 +59,9 @@ pub enum EndpointOutcome {
     /// A request the flavour refused and already audited (not a login,
     /// e.g. an IdP-initiated logout): show this page.
     Refused(Page),
+    /// Not a refusal: show this page (e.g. signed out, with what the IdP
+    /// said about its own session).
+    Show(Page),
 }
 
 /// The configured identity provider. The OIDC and SAML flavours are added
@@ -144,18 +147,18 @@ impl Login {
 
     /// Where logout sends the browser after clearing the session, when the
     /// IdP should end its own session too (RP-initiated logout, SLO).
-    /// `identity` is the session being ended, when there was one;
+    /// `session` is the session being ended, when there was one;
     /// `id_token_hint` the OpenID provider's ID token of that login.
     pub fn logout_redirect(
         &self,
         return_to: &str,
-        identity: Option<&Identity>,
+        session: Option<&SessionClaims>,
         id_token_hint: Option<&str>,
     ) -> Option<String> {
         match self {
             Login::None => None,
             Login::Oidc(o) => o.logout_redirect(id_token_hint),
-            Login::Saml(s) => s.logout_redirect(return_to, identity),
+            Login::Saml(s) => s.logout_redirect(return_to, session),
         }
     }
 }

@@ -26,6 +26,9 @@ pub enum PageKind {
     Misconfigured,
     TooLarge,
     SignedOut,
+    /// `assertion.enabled` and the identity assertion could not be signed:
+    /// the app relies on it, so nothing is forwarded.
+    AssertionUnavailable,
 }
 
 impl PageKind {
@@ -38,9 +41,9 @@ impl PageKind {
             PageKind::Forbidden => StatusCode::FORBIDDEN,
             PageKind::NotFound => StatusCode::NOT_FOUND,
             PageKind::BadGateway => StatusCode::BAD_GATEWAY,
-            PageKind::NoIdentityProvider | PageKind::IdpUnavailable => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            PageKind::NoIdentityProvider
+            | PageKind::IdpUnavailable
+            | PageKind::AssertionUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             PageKind::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
             PageKind::LoginLoop => StatusCode::LOOP_DETECTED,
             PageKind::Misconfigured => StatusCode::INTERNAL_SERVER_ERROR,
@@ -67,6 +70,7 @@ impl PageKind {
             PageKind::Misconfigured => "sign_in_misconfigured",
             PageKind::TooLarge => "session_too_large",
             PageKind::SignedOut => "signed_out",
+            PageKind::AssertionUnavailable => "identity_assertion_unavailable",
         }
     }
 
@@ -87,6 +91,7 @@ impl PageKind {
             PageKind::Misconfigured => "Sign-in to this application is misconfigured",
             PageKind::TooLarge => "Your account information is too large for a cookie",
             PageKind::SignedOut => "You are signed out",
+            PageKind::AssertionUnavailable => "The application cannot be told who you are",
         }
     }
 
@@ -129,6 +134,9 @@ impl PageKind {
             }
             PageKind::TooLarge => {
                 "Your identity provider sends more groups or attributes than a browser cookie can hold. Administrators: limit the groups the identity provider releases for this application."
+            }
+            PageKind::AssertionUnavailable => {
+                "You are signed in, but the sign-in gate could not sign the identity statement this application checks, so your request was not passed on. Tell the support contact and quote the request id below. Administrators: the log names the assertion key problem."
             }
             PageKind::SignedOut => {
                 "Your session for this application has ended. You may still be signed in at your identity provider; close the browser to end that session too."

@@ -3,8 +3,42 @@
 
 use std::net::IpAddr;
 
-use crate::config::Access;
+use ipnet::IpNet;
+
+use crate::config::{Access, AccessRule};
 use crate::identity::Identity;
+
+/// The allow lists of one rule: the domain-wide default or an
+/// `access.rules` entry.
+#[derive(Debug, Clone, Copy)]
+pub struct Lists<'a> {
+    pub groups: &'a [String],
+    pub emails: &'a [String],
+    pub email_domains: &'a [String],
+    pub ip_ranges: &'a [IpNet],
+}
+
+impl<'a> From<&'a Access> for Lists<'a> {
+    fn from(a: &'a Access) -> Self {
+        Lists {
+            groups: &a.allowed_groups,
+            emails: &a.allowed_emails,
+            email_domains: &a.allowed_email_domains,
+            ip_ranges: &a.allowed_ip_ranges,
+        }
+    }
+}
+
+impl<'a> From<&'a AccessRule> for Lists<'a> {
+    fn from(r: &'a AccessRule) -> Self {
+        Lists {
+            groups: &r.allowed_groups,
+            emails: &r.allowed_emails,
+            email_domains: &r.allowed_email_domains,
+            ip_ranges: &r.allowed_ip_ranges,
+        }
+    }
+}
 
 /// Which rule refused a request; named in the audit log, never on the page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,6 +51,19 @@ pub enum Denied {
     /// sent as a header, and forwarding without it would tell the upstream
     /// less than Portcullis knows (fail closed).
     NotHeaderSafe,
+    /// `access.rules` exist and the path has no normal form, so no rule
+    /// can be chosen for it (fail closed).
+    UnplaceablePath,
+}
+
+/// A refusal and the rule that made it: named in the audit log; only the
+/// operator's description is shown on the page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Denial {
+    pub why: Denied,
+    /// `default`, `rules[N]`, or `none` when no rule could be chosen.
+    pub rule: String,
+    pub description: Option<String>,
 }
 
 impl Denied {
@@ -25,30 +72,29 @@ impl Denied {
             Denied::Identity => "allowed_groups/allowed_emails/allowed_email_domains",
             Denied::ClientIp => "allowed_ip_ranges",
             Denied::NotHeaderSafe => "identity_control_characters",
+            Denied::UnplaceablePath => "path_without_normal_form",
         }
     }
 }
 
 /// The identity rules form one allow list: with none configured, every
 /// authenticated user is allowed; otherwise a match in any of them allows.
-pub fn check_identity(access: &Access, id: &Identity) -> Result<(), Denied> {
-    if access.allowed_groups.is_empty()
-        && access.allowed_emails.is_empty()
-        && access.allowed_email_domains.is_empty()
-    {
+pub fn check_identity<'a>(lists: impl Into<Lists<'a>>, id: &Identity) -> Result<(), Denied> {
+    let access = lists.into();
+    if access.groups.is_empty() && access.emails.is_empty() && access.email_domains.is_empty() {
         return Ok(());
     }
-    if id.groups.iter().any(|g| access.allowed_groups.contains(g)) {
+    if id.groups.iter().any(|g| access.groups.contains(g)) {
         return Ok(());
     }
     if let Some(email) = id.email.as_deref().map(str::to_ascii_lowercase) {
-        if access.allowed_emails.contains(&email) {
+        if access.emails.contains(&email) {
             return Ok(());
         }
         // Exactly the domain after the last `@`: `a@x.example.com` does not
         // match `example.com`, and `a@example.com@evil` has domain `evil`.
         if let Some((_, domain)) = email.rsplit_once('@')
-            && access.allowed_email_domains.iter().any(|d| d == domain)
+            && access.email_domains.iter().any(|d| d == domain)
         {
             return Ok(());
         }
@@ -65,10 +111,9 @@ pub fn check_header_safe(id: &Identity) -> Result<(), Denied> {
     }
 }
 
-pub fn check_ip(access: &Access, ip: IpAddr) -> Result<(), Denied> {
-    if access.allowed_ip_ranges.is_empty()
-        || access.allowed_ip_ranges.iter().any(|n| n.contains(&ip))
-    {
+pub fn check_ip<'a>(lists: impl Into<Lists<'a>>, ip: IpAddr) -> Result<(), Denied> {
+    let access = lists.into();
+    if access.ip_ranges.is_empty() || access.ip_ranges.iter().any(|n| n.contains(&ip)) {
         Ok(())
     } else {
         Err(Denied::ClientIp)

@@ -3,18 +3,22 @@
 //! URLs, and how to tell a browser navigation from a script.
 
 pub mod access;
+/// Path normalisation lives below `config` (which checks rule paths with
+/// it); re-exported here where the rules use it.
+pub use crate::path;
 pub mod client_ip;
-pub mod path;
 pub mod return_to;
+pub mod rules;
 pub mod tokens;
 
 use std::net::IpAddr;
 
 use http::{HeaderMap, Method, header};
 
-use crate::config::{Config, PathRule, PathRuleKind};
+use crate::config::{Config, PathRule};
 use crate::identity::Identity;
-pub use access::Denied;
+pub use access::{Denial, Denied};
+pub use rules::Selected;
 pub use tokens::{Presented, TokenMatch, TokenSource};
 
 /// Whether a passthrough rule lets a request for `path` through without
@@ -33,11 +37,7 @@ fn rule_matches(rule: &PathRule, method: &Method, norm: &str) -> bool {
     if !rule.methods.is_empty() && !rule.methods.contains(method) {
         return false;
     }
-    match &rule.kind {
-        PathRuleKind::Exact(p) => norm == p,
-        PathRuleKind::Prefix(p) => norm.starts_with(p.as_str()),
-        PathRuleKind::Glob(g) => g.is_match(norm),
-    }
+    rule.kind.matches(norm)
 }
 
 /// The identity a passthrough token stands for.
@@ -50,22 +50,38 @@ pub fn token_identity(m: &TokenMatch<'_>) -> Identity {
     }
 }
 
-/// Access rules for an authenticated request: an identity that can travel
-/// in headers, then the client address, then the identity allow list.
-/// Tokens were configured explicitly by the operator, so of the rules only
-/// the address applies to them.
+/// Access rules for an authenticated request, under each rule that
+/// applies (`rules::applicable`; `None`: none can be chosen): an identity
+/// that can travel in headers, then the client address, then the identity
+/// allow list. Tokens were configured explicitly by the operator, so of
+/// the lists only the address applies to them.
 pub fn authorize(
     config: &Config,
     identity: &Identity,
     client: IpAddr,
     is_token: bool,
-) -> Result<(), Denied> {
-    access::check_header_safe(identity)?;
-    access::check_ip(&config.access, client)?;
-    if is_token {
-        return Ok(());
+    applicable: Option<&[Selected<'_>]>,
+) -> Result<(), Denial> {
+    let denial = |why, rule: Option<&Selected<'_>>| Denial {
+        why,
+        rule: rule.map_or_else(|| "none".into(), Selected::name),
+        description: rule.and_then(|r| r.description().map(str::to_string)),
+    };
+    access::check_header_safe(identity).map_err(|w| denial(w, None))?;
+    let Some(applicable) = applicable else {
+        return Err(denial(Denied::UnplaceablePath, None));
+    };
+    for rule in applicable {
+        let lists = match rule {
+            Selected::Default => access::Lists::from(&config.access),
+            Selected::Rule(_, r) => access::Lists::from(*r),
+        };
+        access::check_ip(lists, client).map_err(|w| denial(w, Some(rule)))?;
+        if !is_token {
+            access::check_identity(lists, identity).map_err(|w| denial(w, Some(rule)))?;
+        }
     }
-    access::check_identity(&config.access, identity)
+    Ok(())
 }
 
 /// A top-level browser navigation (which may be sent to the IdP), as

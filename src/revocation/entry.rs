@@ -12,7 +12,8 @@ pub enum Target {
     /// One session, by its `sid`.
     Session(String),
     /// Every session of this user name (the user header's value) that
-    /// logged in before the entry was made.
+    /// logged in before the entry was made. Compared without regard to
+    /// case ([`fold_user`]): IdPs send the same email in any case.
     User(String),
     /// Every session of this IdP subject (OIDC `sub`, SAML NameID or the
     /// mapped subject) that logged in before the entry was made.
@@ -21,8 +22,31 @@ pub enum Target {
     /// was made: the OpenID Provider's `sid`, the SAML `SessionIndex` (the
     /// session's `isid`).
     IdpSession(String),
+    /// Every SAML session that was issued for this NameID and logged in
+    /// before the entry was made: equal values, and equal Formats when
+    /// both the entry and the session have one (the session's NameID is
+    /// its `nid`, else its subject; its Format is `sub_fmt`).
+    NameId {
+        value: String,
+        format: Option<String>,
+    },
     /// Every session that logged in before the entry was made.
     All,
+}
+
+/// A user name as the [`Target::User`] comparison sees it: lower case, so
+/// `Alice@Example.com` from a SCIM call names the session of
+/// `alice@example.com`. Both sides go through this.
+pub fn fold_user(user: &str) -> std::borrow::Cow<'_, str> {
+    if user.is_ascii() {
+        if user.bytes().any(|b| b.is_ascii_uppercase()) {
+            user.to_ascii_lowercase().into()
+        } else {
+            user.into()
+        }
+    } else {
+        user.to_lowercase().into()
+    }
 }
 
 impl Target {
@@ -32,13 +56,18 @@ impl Target {
             Target::User(_) => "user",
             Target::Subject(_) => "subject",
             Target::IdpSession(_) => "idp_session",
+            Target::NameId { .. } => "name_id",
             Target::All => "all",
         }
     }
 
     pub fn value(&self) -> &str {
         match self {
-            Target::Session(v) | Target::User(v) | Target::Subject(v) | Target::IdpSession(v) => v,
+            Target::Session(v)
+            | Target::User(v)
+            | Target::Subject(v)
+            | Target::IdpSession(v)
+            | Target::NameId { value: v, .. } => v,
             Target::All => "*",
         }
     }
@@ -105,6 +134,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn user_names_fold_to_lower_case() {
+        assert_eq!(fold_user("Alice@Example.com"), "alice@example.com");
+        assert_eq!(fold_user("alice@example.com"), "alice@example.com");
+        assert!(matches!(
+            fold_user("alice"),
+            std::borrow::Cow::Borrowed("alice")
+        ));
+        assert_eq!(fold_user("ÉLODIE@Exemple.fr"), "élodie@exemple.fr");
+    }
+
+    #[test]
     fn lives_as_long_as_the_sessions_it_could_match() {
         let e = Entry {
             target: Target::All,
@@ -128,6 +168,19 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&e).unwrap(),
             r#"{"target":{"kind":"user","value":"alice"},"at_ms":7,"source":"cli","by":"root"}"#
+        );
+        let n = Entry {
+            target: Target::NameId {
+                value: "alice".into(),
+                format: Some("f".into()),
+            },
+            at_ms: 7,
+            source: Source::SamlLogout,
+            by: "saml:idp".into(),
+        };
+        assert_eq!(
+            serde_json::to_string(&n).unwrap(),
+            r#"{"target":{"kind":"name_id","value":{"value":"alice","format":"f"}},"at_ms":7,"source":"saml_logout","by":"saml:idp"}"#
         );
         let all: Entry = serde_json::from_str(
             r#"{"target":{"kind":"all"},"at_ms":7,"source":"cli","by":"root"}"#,

@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::Login;
-use super::entry::{Entry, Target};
+use super::entry::{Entry, Target, fold_user};
 
 #[derive(Debug, Default)]
 pub struct Index {
@@ -17,6 +17,9 @@ pub struct Index {
     users: HashMap<String, u64>,
     subjects: HashMap<String, u64>,
     idp_sessions: HashMap<String, u64>,
+    /// NameID value -> (Format, latest `at_ms`): one or two Formats per
+    /// value at most in practice, so the scan is short.
+    name_ids: HashMap<String, Vec<(Option<String>, u64)>>,
     /// Sessions that logged in before this are revoked (0: none).
     all_before: u64,
 }
@@ -41,9 +44,16 @@ impl Index {
             Target::Session(s) => {
                 self.sessions.insert(s.clone());
             }
-            Target::User(u) => latest(&mut self.users, u),
+            Target::User(u) => latest(&mut self.users, &fold_user(u)),
             Target::Subject(s) => latest(&mut self.subjects, s),
             Target::IdpSession(s) => latest(&mut self.idp_sessions, s),
+            Target::NameId { value, format } => {
+                let formats = self.name_ids.entry(value.clone()).or_default();
+                match formats.iter_mut().find(|(f, _)| f == format) {
+                    Some((_, at)) => *at = (*at).max(e.at_ms),
+                    None => formats.push((format.clone(), e.at_ms)),
+                }
+            }
             Target::All => self.all_before = self.all_before.max(e.at_ms),
         }
     }
@@ -77,9 +87,23 @@ impl Index {
         let before = |m: &HashMap<String, u64>, k: &str| m.get(k).is_some_and(|at| l.at_ms < *at);
         l.at_ms < self.all_before
             || l.sid.is_some_and(|s| self.sessions.contains(s))
-            || before(&self.users, l.user)
+            || before(&self.users, &fold_user(l.user))
             || before(&self.subjects, l.subject)
             || l.idp_session.is_some_and(|s| before(&self.idp_sessions, s))
+            || l.name_id
+                .is_some_and(|n| self.name_id_revoked(n, l.name_id_format, l.at_ms))
+    }
+
+    fn name_id_revoked(&self, value: &str, format: Option<&str>, at_ms: u64) -> bool {
+        self.name_ids.get(value).is_some_and(|formats| {
+            formats.iter().any(|(f, at)| {
+                at_ms < *at
+                    && match (f.as_deref(), format) {
+                        (Some(a), Some(b)) => a == b,
+                        _ => true,
+                    }
+            })
+        })
     }
 
     pub fn len(&self) -> usize {
@@ -100,7 +124,14 @@ mod tests {
     use super::*;
     use crate::revocation::entry::Source;
 
-    struct Owned(u64, Option<String>, String, String, Option<String>);
+    struct Owned(
+        u64,
+        Option<String>,
+        String,
+        String,
+        Option<String>,
+        Option<(String, Option<String>)>,
+    );
 
     impl Owned {
         fn login(&self) -> Login<'_> {
@@ -110,12 +141,19 @@ mod tests {
                 user: &self.2,
                 subject: &self.3,
                 idp_session: self.4.as_deref(),
+                name_id: self.5.as_ref().map(|(v, _)| v.as_str()),
+                name_id_format: self.5.as_ref().and_then(|(_, f)| f.as_deref()),
             }
         }
     }
 
     fn session(user: &str, sub: &str, at_ms: u64, sid: &str) -> Owned {
-        Owned(at_ms, Some(sid.into()), user.into(), sub.into(), None)
+        Owned(at_ms, Some(sid.into()), user.into(), sub.into(), None, None)
+    }
+
+    fn with_name_id(mut s: Owned, value: &str, format: Option<&str>) -> Owned {
+        s.5 = Some((value.into(), format.map(str::to_string)));
+        s
     }
 
     fn at_idp(mut s: Owned, isid: &str) -> Owned {
@@ -168,7 +206,9 @@ mod tests {
         // Same millisecond as the revocation: it was made after it.
         assert!(!i.revokes(&session("carol", "sub-c", t, "sid-c").login()));
         // A cookie without a session id is still cut by the others.
-        assert!(i.revokes(&Owned(t - 1000, None, "dave".into(), "sub-d".into(), None).login()));
+        assert!(
+            i.revokes(&Owned(t - 1000, None, "dave".into(), "sub-d".into(), None, None).login())
+        );
 
         let mut i = Index::default();
         i.insert(&entry(Target::IdpSession("op-1".into()), t));
@@ -185,6 +225,67 @@ mod tests {
         );
         assert!(
             !i.revokes(&at_idp(session("alice", "sub-a", t + 1, "sid-a4"), "op-1").login()),
+            "a login after the revocation"
+        );
+    }
+
+    #[test]
+    fn user_names_compare_without_case() {
+        let t = 1_764_000_000_500;
+        let mut i = Index::default();
+        i.insert(&entry(Target::User("Alice@Example.com".into()), t));
+        assert!(i.revokes(&session("alice@example.com", "s", t - 1, "a").login()));
+        assert!(i.revokes(&session("ALICE@example.COM", "s", t - 1, "b").login()));
+        assert!(!i.revokes(&session("alice@example.org", "s", t - 1, "c").login()));
+        let mut i = Index::default();
+        i.insert(&entry(Target::User("bob@example.com".into()), t));
+        assert!(i.revokes(&session("Bob@Example.com", "s", t - 1, "d").login()));
+    }
+
+    #[test]
+    fn name_ids_match_value_and_format_as_issued() {
+        const EMAIL: &str = "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress";
+        const PERSISTENT: &str = "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent";
+        let t = 1_764_000_000_500;
+        let name_id = |value: &str, format: Option<&str>| Target::NameId {
+            value: value.into(),
+            format: format.map(str::to_string),
+        };
+        // The subject mapped from an attribute: the NameID is elsewhere.
+        let mapped = with_name_id(
+            session("alice", "alice", t - 1, "a1"),
+            "_p1",
+            Some(PERSISTENT),
+        );
+        let email = with_name_id(
+            session("alice", "alice@example.com", t - 1, "a2"),
+            "alice@example.com",
+            Some(EMAIL),
+        );
+        let unformatted = with_name_id(session("carol", "carol", t - 1, "c"), "carol", None);
+        let oidc_same_sub = session("alice", "_p1", t - 1, "o1");
+
+        let mut i = Index::default();
+        i.insert(&entry(name_id("_p1", Some(PERSISTENT)), t));
+        assert!(i.revokes(&mapped.login()), "the NameID it was issued for");
+        assert!(!i.revokes(&email.login()));
+        assert!(!i.revokes(&oidc_same_sub.login()), "not a SAML NameID");
+
+        let mut i = Index::default();
+        i.insert(&entry(name_id("alice@example.com", Some(PERSISTENT)), t));
+        assert!(!i.revokes(&email.login()), "same value, another Format");
+        i.insert(&entry(name_id("alice@example.com", Some(EMAIL)), t));
+        assert!(i.revokes(&email.login()));
+
+        let mut i = Index::default();
+        i.insert(&entry(name_id("alice@example.com", None), t));
+        assert!(i.revokes(&email.login()), "no Format in the request");
+        i.insert(&entry(name_id("carol", Some(EMAIL)), t));
+        assert!(i.revokes(&unformatted.login()), "no Format in the session");
+        assert!(
+            !i.revokes(
+                &with_name_id(session("carol", "carol", t + 1, "c2"), "carol", None).login()
+            ),
             "a login after the revocation"
         );
     }

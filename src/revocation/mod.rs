@@ -46,6 +46,10 @@ pub struct Login<'a> {
     pub subject: &'a str,
     /// The IdP's session id (`isid`), when the IdP gave one.
     pub idp_session: Option<&'a str>,
+    /// The SAML NameID the session was issued for (SAML sessions only).
+    pub name_id: Option<&'a str>,
+    /// Its Format, when the IdP gave one.
+    pub name_id_format: Option<&'a str>,
 }
 
 /// The instance's revocation list.

@@ -48,8 +48,9 @@ pub struct SessionClaims {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub extra: BTreeMap<String, String>,
     pub idp: IdpKind,
-    /// The SAML NameID Format of `sub`, when the IdP gave one: an
-    /// IdP-initiated logout must name the same NameID.
+    /// The SAML NameID Format (of `nid` when there is one, else of `sub`),
+    /// when the IdP gave one: an IdP-initiated logout must name the same
+    /// NameID.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sub_fmt: Option<String>,
     /// Portcullis' own id of this login ([`sid`]): what `portcullis revoke
@@ -89,7 +90,19 @@ impl SessionClaims {
             user: &self.user,
             subject: &self.sub,
             idp_session: self.idp_sid.as_deref(),
+            name_id: match self.idp {
+                IdpKind::Saml => Some(self.name_id.as_deref().unwrap_or(&self.sub)),
+                IdpKind::Oidc => None,
+            },
+            name_id_format: self.sub_fmt.as_deref(),
         }
+    }
+
+    /// The SAML NameID this session was issued for: `nid`, else the
+    /// subject (which is the NameID unless it was mapped from an
+    /// attribute).
+    pub fn saml_name_id(&self) -> &str {
+        self.name_id.as_deref().unwrap_or(&self.sub)
     }
 
     pub fn identity(&self) -> Identity {
@@ -132,7 +145,7 @@ pub enum SessionError {
 /// logout or revocation from the IdP can use.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LoginRefs {
-    /// The SAML NameID Format of the subject.
+    /// The SAML NameID Format.
     pub subject_format: Option<String>,
     /// OIDC `sid` claim or SAML `SessionIndex`.
     pub idp_sid: Option<String>,

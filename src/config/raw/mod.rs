@@ -337,6 +337,35 @@ pub struct Access {
     /// Peers whose `X-Forwarded-For`/`-Proto`/`-Host` are believed.
     #[serde(default = "defaults::trusted_proxies")]
     pub trusted_proxies: Vec<String>,
+    /// Rules per path, first match decides; the lists above are the rule
+    /// for every request no rule matches.
+    #[serde(default)]
+    pub rules: Vec<AccessRule>,
+}
+
+/// One entry of `access.rules`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessRule {
+    /// What the rule protects, in words for the 403 page and the audit log.
+    #[serde(default)]
+    pub description: String,
+    /// Written as passthrough paths are: `exact`, `prefix` or `glob`.
+    #[serde(default)]
+    pub paths: Vec<PathRule>,
+    /// `None`: every method. An empty list would never match (refused).
+    pub methods: Option<Vec<String>>,
+    #[serde(default)]
+    pub allowed_groups: Vec<String>,
+    #[serde(default)]
+    pub allowed_emails: Vec<String>,
+    #[serde(default)]
+    pub allowed_email_domains: Vec<String>,
+    #[serde(default)]
+    pub allowed_ip_ranges: Vec<String>,
+    /// A login at the IdP no older than this, e.g. `15m`.
+    #[serde(default, with = "humantime_serde")]
+    pub max_auth_age: Option<Duration>,
 }
 
 impl Default for Access {
@@ -347,6 +376,7 @@ impl Default for Access {
             allowed_email_domains: vec![],
             allowed_ip_ranges: vec![],
             trusted_proxies: defaults::trusted_proxies(),
+            rules: vec![],
         }
     }
 }

@@ -399,7 +399,7 @@ pub fn prescan(xml: &str) -> Result<Envelope, AcsError> {
 
 /// One verification at a time: libxml/xmlsec global state is not ours to
 /// stress, and it bounds the CPU an attacker with valid cookies can use.
-static VERIFY: Mutex<()> = Mutex::new(());
+pub(super) static VERIFY: Mutex<()> = Mutex::new(());
 
 /// Signature, then samael's checks (Destination on a signed Response,
 /// Issuer, InResponseTo on the signed parts, NotBefore/NotOnOrAfter with

@@ -147,10 +147,8 @@ impl SamlLogin {
         identity.extra.retain(|k, _| self.wanted_extra.contains(k));
         let name_id = assertion.subject.as_ref().and_then(|s| s.name_id.as_ref());
         let refs = LoginRefs {
-            // Kept with the session when the subject is the NameID.
-            subject_format: name_id
-                .filter(|n| n.value.trim() == identity.subject)
-                .and_then(|n| n.format.clone()),
+            // The NameID's, whether it is the subject or kept as `nid`.
+            subject_format: name_id.and_then(|n| n.format.clone()),
             idp_sid: assertion
                 .authn_statements
                 .iter()

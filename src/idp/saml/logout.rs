@@ -26,7 +26,7 @@ const ASSERTION_NS: &[u8] = b"urn:oasis:names:tc:SAML:2.0:assertion";
 /// IdPs send one SessionIndex, rarely a few; each becomes a revocation.
 const MAX_SESSION_INDEXES: usize = 16;
 /// A LogoutRequest is a few hundred bytes; this leaves room for any IdP.
-const MAX_XML_BYTES: u64 = 64 * 1024;
+pub const MAX_XML_BYTES: u64 = 64 * 1024;
 /// LogoutRequest IDs remembered at once. They live for twice the clock
 /// skew, so this is far more than any IdP sends in that time.
 pub const REMEMBERED_IDS: usize = 4096;
@@ -113,7 +113,17 @@ pub fn check(
     let xml = msg
         .xml(MAX_XML_BYTES)
         .ok_or(LogoutError::Unreadable("not deflated base64 UTF-8"))?;
-    let req = parse(&xml)?;
+    accept(parse(&xml)?, expect, seen)
+}
+
+/// The checks after the signature, the same on every binding: Issuer,
+/// Destination, IssueInstant, NotOnOrAfter, then the ID is recorded in
+/// `seen`. `req` must come from signed XML only.
+pub fn accept(
+    req: LogoutRequest,
+    expect: &Expect<'_>,
+    seen: &ReplayCache,
+) -> Result<LogoutRequest, LogoutError> {
     if req.issuer.as_deref() != Some(expect.md.entity_id.as_str()) {
         return Err(LogoutError::Issuer);
     }

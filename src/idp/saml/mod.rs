@@ -16,8 +16,9 @@
 //! | [`budget`] | how many signature verifications, and for whom |
 //! | [`redirect`] | incoming HTTP-Redirect messages: parsed once, verified |
 //! | [`logout`] | IdP-initiated LogoutRequest checks |
+//! | [`soap`] | the SOAP binding of the LogoutRequest: envelope, signature, answer |
 //! | [`replay`] | assertion and LogoutRequest IDs already used |
-//! | `slo` | the Single Logout endpoint |
+//! | `slo` | the Single Logout endpoint (HTTP-Redirect and SOAP) |
 //! | `refresh` | loading the IdP metadata at start and keeping it fresh |
 //!
 //! This module holds setup, login start, the endpoint dispatch and the
@@ -30,12 +31,14 @@ mod acs_endpoint;
 pub mod attributes;
 pub mod budget;
 pub mod logout;
+pub mod logout_response;
 pub mod metadata;
 pub mod redirect;
 mod refresh;
 mod replay;
 pub mod request;
 mod slo;
+pub mod soap;
 pub mod sp_keys;
 pub mod sp_metadata;
 
@@ -57,9 +60,9 @@ use crate::Body;
 use crate::config::Config;
 use crate::config::saml::MetadataSource;
 use crate::config::saml::Saml as SamlConfig;
-use crate::identity::Identity;
 use crate::pages::{Page, PageKind};
 use crate::session::LoginFlow;
+use crate::session::SessionClaims;
 
 /// Guard rail 3 (docs/design.md): samael accepts SHA-1 unless told otherwise.
 pub const ALLOWED_SIGNATURE_ALGORITHMS: &[AllowedSignatureAlgorithm] = &[
@@ -230,28 +233,35 @@ impl SamlLogin {
                     }
                 }
             }),
+            "saml/slo" if req.method() == http::Method::POST => {
+                Some(self.soap_logout(ctx, req).await)
+            }
             "saml/slo" => Some(self.slo(ctx, &req)),
             _ => None,
         }
     }
 
     /// SP-initiated Single Logout, when the IdP offers it over HTTP-Redirect
-    /// and the session says who to log out.
-    pub fn logout_redirect(&self, return_to: &str, identity: Option<&Identity>) -> Option<String> {
-        let identity = identity?;
+    /// and the session says who to log out: its NameID as issued and its
+    /// SessionIndex.
+    pub fn logout_redirect(
+        &self,
+        return_to: &str,
+        session: Option<&SessionClaims>,
+    ) -> Option<String> {
+        let session = session?;
         let active = self.active();
         let slo = active.md.slo_redirect.as_deref()?;
         let sign = self.cfg.sign_requests.then_some(&self.keys.key);
-        request::logout_request_url(
-            &self.cfg.sp_entity_id,
-            slo,
-            &identity.subject,
-            return_to,
-            sign,
-        )
-        .map_err(|e| tracing::warn!(error = %e, "cannot build the SAML LogoutRequest"))
-        .ok()
-        .map(|u| u.to_string())
+        let name = request::LogoutName {
+            value: session.name_id.as_deref().unwrap_or(&session.sub),
+            format: session.sub_fmt.as_deref(),
+            session_index: session.idp_sid.as_deref(),
+        };
+        request::logout_request_url(&self.cfg.sp_entity_id, slo, name, return_to, sign)
+            .map_err(|e| tracing::warn!(error = %e, "cannot build the SAML LogoutRequest"))
+            .ok()
+            .map(|u| u.to_string())
     }
 }
 

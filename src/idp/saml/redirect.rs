@@ -193,9 +193,17 @@ pub fn inflate(b64: &str, max: u64) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::request::logout_request_url;
+    use super::super::request::{LogoutName, logout_request_url};
     use super::super::sp_keys::SpKeys;
     use super::*;
+
+    fn name(value: &str) -> LogoutName<'_> {
+        LogoutName {
+            value,
+            format: None,
+            session_index: None,
+        }
+    }
 
     fn keys(dir: &std::path::Path, n: &str) -> SpKeys {
         SpKeys::load_or_create(&dir.join(format!("{n}.k")), &dir.join(format!("{n}.c")), n).unwrap()
@@ -256,8 +264,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (idp, other) = (keys(dir.path(), "idp"), keys(dir.path(), "other"));
         let certs = [CertificateDer::from(idp.cert_der())];
-        let url =
-            logout_request_url("sp", "https://sp/slo", "alice", "/x y", Some(&idp.key)).unwrap();
+        let url = logout_request_url(
+            "sp",
+            "https://sp/slo",
+            name("alice"),
+            "/x y",
+            Some(&idp.key),
+        )
+        .unwrap();
         let q = url.query().unwrap();
         let check = |q: &str| RedirectMessage::parse(q).unwrap().verify(&certs);
         assert_eq!(check(q), Ok(()));
@@ -282,7 +296,8 @@ mod tests {
             check(&q.replace("RelayState=%2Fx", "RelayState=/x")),
             Err(SignatureError::Invalid)
         );
-        let unsigned = logout_request_url("sp", "https://sp/slo", "alice", "/x", None).unwrap();
+        let unsigned =
+            logout_request_url("sp", "https://sp/slo", name("alice"), "/x", None).unwrap();
         assert_eq!(
             check(unsigned.query().unwrap()),
             Err(SignatureError::Missing)
@@ -305,7 +320,8 @@ mod tests {
 
     #[test]
     fn inflate_caps_the_output() {
-        let url = logout_request_url("sp", "https://i/slo", &"x".repeat(5000), "", None).unwrap();
+        let url =
+            logout_request_url("sp", "https://i/slo", name(&"x".repeat(5000)), "", None).unwrap();
         let m = RedirectMessage::parse(url.query().unwrap()).unwrap();
         assert!(m.xml(1 << 20).is_some());
         assert_eq!(m.xml(100).unwrap().len(), 100);

@@ -40,28 +40,63 @@ pub fn authn_request_url(
     redirect_url(sso_url, "SAMLRequest", &xml, relay_state, sign_with)
 }
 
-fn xml_text(s: &str) -> String {
+pub fn xml_text(s: &str) -> String {
     html_escape::encode_double_quoted_attribute(s).into_owned()
 }
 
-/// SP-initiated logout: a LogoutRequest for `name_id`, RelayState the
+/// What an SP-initiated LogoutRequest names: the session's NameID exactly
+/// as the IdP issued it, and its SessionIndex. SAML 2.0 Profiles §4.4.4.1:
+/// an IdP that cannot match both (Lasso, AD FS, Shibboleth) refuses the
+/// request and keeps its session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogoutName<'a> {
+    pub value: &'a str,
+    pub format: Option<&'a str>,
+    pub session_index: Option<&'a str>,
+}
+
+/// SP-initiated logout: a LogoutRequest for `name`, RelayState the
 /// (already checked) return path.
 pub fn logout_request_url(
     sp_entity_id: &str,
     slo_url: &str,
-    name_id: &str,
+    name: LogoutName<'_>,
     relay_state: &str,
     sign_with: Option<&PKey<Private>>,
 ) -> Result<Url, RequestError> {
-    let xml = format!(
-        r#"<samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="{}" Version="2.0" IssueInstant="{}" Destination="{}"><saml:Issuer>{}</saml:Issuer><saml:NameID>{}</saml:NameID></samlp:LogoutRequest>"#,
-        new_request_id(),
-        chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        xml_text(slo_url),
-        xml_text(sp_entity_id),
-        xml_text(name_id),
+    let xml = logout_request_xml(
+        &new_request_id(),
+        chrono::Utc::now(),
+        sp_entity_id,
+        slo_url,
+        name,
     );
     redirect_url(slo_url, "SAMLRequest", &xml, relay_state, sign_with)
+}
+
+fn logout_request_xml(
+    id: &str,
+    at: chrono::DateTime<chrono::Utc>,
+    sp_entity_id: &str,
+    slo_url: &str,
+    name: LogoutName<'_>,
+) -> String {
+    let format = name
+        .format
+        .map(|f| format!(r#" Format="{}""#, xml_text(f)))
+        .unwrap_or_default();
+    let session_index = name
+        .session_index
+        .map(|i| format!("<samlp:SessionIndex>{}</samlp:SessionIndex>", xml_text(i)))
+        .unwrap_or_default();
+    format!(
+        r#"<samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="{}" Version="2.0" IssueInstant="{}" Destination="{}"><saml:Issuer>{}</saml:Issuer><saml:NameID{format}>{}</saml:NameID>{session_index}</samlp:LogoutRequest>"#,
+        xml_text(id),
+        at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        xml_text(slo_url),
+        xml_text(sp_entity_id),
+        xml_text(name.value),
+    )
 }
 
 /// How an IdP-initiated LogoutRequest was answered.
@@ -71,16 +106,26 @@ pub enum LogoutStatus {
     Success,
     /// This browser's session belongs to somebody else: left alone.
     UnknownPrincipal,
+    /// The request was refused (unsigned, stale, another Issuer...).
+    Requester,
+    /// Portcullis could not do what was asked (the list not stored).
+    Responder,
 }
 
 impl LogoutStatus {
-    fn status_xml(self) -> &'static str {
+    pub fn status_xml(self) -> &'static str {
         match self {
             LogoutStatus::Success => {
                 r#"<samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Success"/>"#
             }
             LogoutStatus::UnknownPrincipal => {
                 r#"<samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Requester"><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:UnknownPrincipal"/></samlp:StatusCode>"#
+            }
+            LogoutStatus::Requester => {
+                r#"<samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Requester"><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:RequestDenied"/></samlp:StatusCode>"#
+            }
+            LogoutStatus::Responder => {
+                r#"<samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Responder"/>"#
             }
         }
     }
@@ -268,19 +313,46 @@ mod tests {
         assert!(v.verify_signed_request_url(&plain).unwrap());
     }
 
+    const PERSISTENT: &str = "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent";
+
     #[test]
-    fn logout_request_escapes_the_name_id() {
-        let url = logout_request_url(
-            "sp",
-            "https://idp.example.com/slo",
-            "a<b>&\"c",
-            "/after",
-            None,
-        )
-        .unwrap();
+    fn logout_request_names_the_name_id_as_issued_and_the_session_index() {
+        let at = chrono::DateTime::parse_from_rfc3339("2026-12-02T10:00:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        let name = LogoutName {
+            value: "a7f3",
+            format: Some(PERSISTENT),
+            session_index: Some("_sess1"),
+        };
+        assert_eq!(
+            logout_request_xml("_id1", at, "https://app/sp", "https://idp/slo", name),
+            r#"<samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_id1" Version="2.0" IssueInstant="2026-12-02T10:00:00Z" Destination="https://idp/slo"><saml:Issuer>https://app/sp</saml:Issuer><saml:NameID Format="urn:oasis:names:tc:SAML:2.0:nameid-format:persistent">a7f3</saml:NameID><samlp:SessionIndex>_sess1</samlp:SessionIndex></samlp:LogoutRequest>"#
+        );
+        // Without a Format or SessionIndex from the login, none is made up.
+        let bare = LogoutName {
+            value: "alice",
+            format: None,
+            session_index: None,
+        };
+        assert_eq!(
+            logout_request_xml("_id2", at, "sp", "https://idp/slo", bare),
+            r#"<samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_id2" Version="2.0" IssueInstant="2026-12-02T10:00:00Z" Destination="https://idp/slo"><saml:Issuer>sp</saml:Issuer><saml:NameID>alice</saml:NameID></samlp:LogoutRequest>"#
+        );
+    }
+
+    #[test]
+    fn logout_request_escapes_what_the_idp_sent() {
+        let name = LogoutName {
+            value: "a<b>&\"c",
+            format: Some("f\"><x"),
+            session_index: Some("<i>"),
+        };
+        let url =
+            logout_request_url("sp", "https://idp.example.com/slo", name, "/after", None).unwrap();
         let xml = inflate(&query(&url, "SAMLRequest").unwrap(), 1 << 20).unwrap();
         assert!(
-            xml.contains("<saml:NameID>a&lt;b&gt;&amp;&quot;c</saml:NameID>"),
+            xml.contains(r#"<saml:NameID Format="f&quot;&gt;&lt;x">a&lt;b&gt;&amp;&quot;c</saml:NameID><samlp:SessionIndex>&lt;i&gt;</samlp:SessionIndex>"#),
             "{xml}"
         );
         assert_eq!(query(&url, "RelayState").as_deref(), Some("/after"));

@@ -1,15 +1,16 @@
 //! The SP metadata the admin registers at the IdP: entity ID, ACS
-//! (HTTP-POST), SLO (HTTP-Redirect), the signing and encryption
+//! (HTTP-POST), SLO (HTTP-Redirect, and SOAP at the same URL), the signing and encryption
 //! certificate. samael's generator marks both KeyDescriptors `signing`,
 //! always says `AuthnRequestsSigned="false"` and adds a 48-hour
 //! `validUntil` (an IdP that honours it would drop the SP two days after
 //! registration): all three are fixed here before serialising.
 
 use samael::crypto::CertificateDer;
-use samael::metadata::{EntityDescriptor, HTTP_REDIRECT_BINDING, NameIdFormat};
+use samael::metadata::{Endpoint, EntityDescriptor, HTTP_REDIRECT_BINDING, NameIdFormat};
 use samael::service_provider::ServiceProvider;
 use samael::traits::ToXml;
 
+use super::soap::SOAP_BINDING;
 use super::sp_keys::SpKeys;
 use crate::config::saml::Saml as SamlConfig;
 
@@ -39,6 +40,15 @@ pub fn render(cfg: &SamlConfig, keys: &SpKeys) -> Result<String, SpMetadataError
         for slo in d.single_logout_services.iter_mut().flatten() {
             slo.binding = HTTP_REDIRECT_BINDING.to_string();
             slo.response_location = None;
+        }
+        // The back-channel binding: the IdP POSTs a SOAP LogoutRequest to
+        // the same URL (src/idp/saml/soap.rs).
+        if let Some(slos) = d.single_logout_services.as_mut() {
+            slos.push(Endpoint {
+                binding: SOAP_BINDING.to_string(),
+                location: cfg.slo_url.clone(),
+                response_location: None,
+            });
         }
         d.name_id_formats =
             Some(vec![cfg.nameid_format.clone().unwrap_or_else(|| {
@@ -78,6 +88,10 @@ mod tests {
             xml.contains(
                 "bindings:HTTP-Redirect\" Location=\"https://app.example.com/.portcullis/saml/slo"
             ),
+            "{xml}"
+        );
+        assert!(
+            xml.contains("bindings:SOAP\" Location=\"https://app.example.com/.portcullis/saml/slo"),
             "{xml}"
         );
         // Round trip through samael's own parser.

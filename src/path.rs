@@ -1,4 +1,4 @@
-//! Path normalisation for rule matching. Auth bypasses through path rules are
+//! Path normalisation for rule matching (passthrough and access rules). Auth bypasses through path rules are
 //! the most common CVE class for gates like this one, so a path that could be
 //! read two ways by the upstream is never treated as matching a rule.
 
