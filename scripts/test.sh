@@ -91,7 +91,8 @@ setup() {
     # PyJWT (Debian's python3) verifies identity assertions as an app would;
     # scim2-client and the scim2-tester checker (PyPI, pinned, in a venv)
     # provision through SCIM as an IdP would (tests/scim.rs); xmlsec1 signs
-    # SOAP LogoutRequests as an IdP would (tests/saml.rs).
+    # SOAP LogoutRequests and encrypts assertions as xmlsec/Lasso and .NET
+    # IdPs spell them (tests/saml.rs).
     # shellcheck disable=SC2046
     ensure_apt ca-certificates build-essential pkg-config libxmlsec1-dev libclang-dev \
         chromium chromium-driver python3-jwt python3-cryptography python3-venv redis-server xmlsec1 \

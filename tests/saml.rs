@@ -1389,6 +1389,176 @@ async fn encrypted_assertions_need_a_signed_response_and_bad_ciphertext_is_conta
     assert_eq!(header(&echo, "x-forwarded-user"), "alice");
 }
 
+const XENC: &str = "http://www.w3.org/2001/04/xmlenc#";
+const DSIG: &str = "http://www.w3.org/2000/09/xmldsig#";
+
+/// `<p:name` with its namespace declared, or in the default namespace
+/// when `p` is empty; and the prefix to use for the children.
+fn open_ns(p: &str, name: &str, ns: &str) -> (String, String) {
+    if p.is_empty() {
+        (format!(r#"<{name} xmlns="{ns}""#), String::new())
+    } else {
+        (format!(r#"<{p}:{name} xmlns:{p}="{ns}""#), format!("{p}:"))
+    }
+}
+
+/// An xmlsec EncryptedData template spelled with these prefixes (`""`:
+/// the default namespace): rsa-oaep-mgf1p key transport, `data_alg` content.
+fn xenc_template(ed: &str, key_info: &str, ek: &str, data_alg: &str) -> String {
+    let (ed_open, e) = open_ns(ed, "EncryptedData", XENC);
+    let (ki_open, k) = open_ns(key_info, "KeyInfo", DSIG);
+    let (ek_open, x) = open_ns(ek, "EncryptedKey", XENC);
+    format!(
+        r#"{ed_open} Type="{XENC}Element"><{e}EncryptionMethod Algorithm="{XENC}{data_alg}"/>{ki_open}>{ek_open}><{x}EncryptionMethod Algorithm="{XENC}rsa-oaep-mgf1p"/><{x}CipherData><{x}CipherValue/></{x}CipherData></{x}EncryptedKey></{k}KeyInfo><{e}CipherData><{e}CipherValue/></{e}CipherData></{e}EncryptedData>"#
+    )
+}
+
+/// Replaces the assertion of a captured response with its encryption by
+/// the xmlsec1 CLI for `cert` (as xmlsec/Lasso IdPs do it) after the
+/// `template`, and signs the Response again with the IdP's key.
+fn encrypt_assertion(xml: &str, template: &str, cert: &Path, idp_key: &[u8]) -> String {
+    let assertion = assertion_of(xml);
+    // Standalone, the assertion needs the namespaces the Response declared.
+    let root_end = xml.find("<samlp:Response").unwrap();
+    let root_tag = &xml[root_end..root_end + xml[root_end..].find('>').unwrap()];
+    let head_end = assertion.find('>').unwrap();
+    let mut decls = String::new();
+    for (name, value) in parse_attrs(root_tag.trim_start_matches("<samlp:Response")) {
+        if name.starts_with("xmlns:") && !assertion[..head_end].contains(&format!("{name}=")) {
+            decls.push_str(&format!(r#" {name}="{value}""#));
+        }
+    }
+    let standalone = format!(
+        "<saml:Assertion{decls}{}",
+        &assertion["<saml:Assertion".len()..]
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (doc, tmpl, out) = (
+        dir.path().join("assertion.xml"),
+        dir.path().join("template.xml"),
+        dir.path().join("encrypted.xml"),
+    );
+    std::fs::write(&doc, standalone).unwrap();
+    std::fs::write(&tmpl, template).unwrap();
+    let session_key = if template.contains("aes256-cbc") {
+        "aes-256"
+    } else {
+        "aes-128"
+    };
+    let status = Command::new("xmlsec1")
+        .args(["encrypt", "--pubkey-cert-pem"])
+        .arg(cert)
+        .args(["--session-key", session_key, "--xml-data"])
+        .arg(&doc)
+        .arg("--output")
+        .arg(&out)
+        .arg(&tmpl)
+        .status()
+        .expect("xmlsec1 (Debian package xmlsec1) is installed");
+    assert!(status.success(), "xmlsec1 encrypt failed");
+    let encrypted = std::fs::read_to_string(&out).unwrap();
+    let data = &encrypted[encrypted.find("?>").map_or(0, |i| i + 2)..].trim();
+    let replaced = xml.replace(
+        &assertion,
+        &format!("<saml:EncryptedAssertion>{data}</saml:EncryptedAssertion>"),
+    );
+    resign(&replaced, idp_key)
+}
+
+/// Issue 17 §2: encrypted assertions log in whatever the prefixes of
+/// XML Encryption and the KeyInfo: SimpleSAMLphp's `xenc:`/`ds:`,
+/// xmlsec/Lasso's and .NET EncryptedXml's default namespaces, AD FS's
+/// mix, `dsig:`. Encrypted by xmlsec1 for the SP certificate with the
+/// algorithms the SP metadata advertises; a key mismatch is named.
+#[tokio::test]
+async fn encrypted_assertions_in_every_namespace_spelling_log_in() {
+    let pair = sp_pair();
+    let entity = "http://app.test/sp-enc-styles";
+    let idp = Idp::start(json!([sp(entity, &pair.cert, json!({}))]));
+    let up = TestUpstream::start().await;
+    let gate = Gate::start(&saml_yaml(
+        &up.url(),
+        &idp.metadata_url(),
+        entity,
+        &pair,
+        "",
+        "",
+    ));
+    for (ed, key_info, ek, alg) in [
+        ("xenc", "ds", "xenc", "aes128-cbc"),
+        ("", "", "", "aes256-cbc"),
+        ("", "", "", "aes128-cbc"),
+        ("xenc", "", "e", "aes256-cbc"),
+        ("xenc", "dsig", "xenc", "aes256-cbc"),
+        ("", "ds", "xenc", "aes128-cbc"),
+    ] {
+        let style =
+            format!("EncryptedData {ed:?}, KeyInfo {key_info:?}, EncryptedKey {ek:?}, {alg}");
+        let mut b = Browser::default();
+        let c = capture(&mut b, &gate, "alice", "/enc").await;
+        let template = xenc_template(ed, key_info, ek, alg);
+        let xml = encrypt_assertion(&c.xml, &template, &pair.cert, &idp.key_pem());
+        assert!(!xml.contains("<saml:Assertion"), "{style}");
+        if key_info.is_empty() {
+            assert!(
+                xml.contains(&format!(r#"<KeyInfo xmlns="{DSIG}">"#)),
+                "{style}"
+            );
+        }
+        let echo = finish(
+            &mut b,
+            &gate,
+            &Captured {
+                xml,
+                relay: c.relay,
+            },
+        )
+        .await;
+        assert_eq!(echo["uri"], "/enc", "{style}");
+        assert_eq!(header(&echo, "x-forwarded-user"), "alice", "{style}");
+        assert_eq!(
+            header(&echo, "x-forwarded-email"),
+            "alice@example.com",
+            "{style}"
+        );
+        assert_eq!(
+            header(&echo, "x-forwarded-name"),
+            "Alice Example",
+            "{style}"
+        );
+        assert_eq!(
+            header(&echo, "x-forwarded-groups"),
+            "admins,staff",
+            "{style}"
+        );
+    }
+    assert_eq!(failures(&gate), Vec::<String>::new());
+
+    // Encrypted for a certificate that is not the SP's (an old one).
+    let other = tempfile::tempdir().unwrap();
+    let (_, stranger) = new_pair(other.path(), "old-sp");
+    let mut b = Browser::default();
+    let c = capture(&mut b, &gate, "alice", "/enc").await;
+    let xml = encrypt_assertion(
+        &c.xml,
+        &xenc_template("", "", "", "aes256-cbc"),
+        &stranger,
+        &idp.key_pem(),
+    );
+    let resp = post_acs(&mut b, &gate, &xml, &c.relay).await;
+    assert_eq!(resp.status(), 400);
+    assert!(
+        resp.text()
+            .await
+            .unwrap()
+            .contains("current SP certificate")
+    );
+    assert_eq!(
+        wait_failures(&gate, 1),
+        ["saml: the encrypted assertion cannot be decrypted with the SP key"]
+    );
+}
+
 #[tokio::test]
 async fn idp_initiated_login_when_allowed() {
     let entity = "http://app.test/sp-idpinit";

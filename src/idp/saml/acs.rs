@@ -79,6 +79,14 @@ pub enum AcsError {
     Issuer,
     #[error("saml: the encrypted assertion cannot be decrypted with the SP key")]
     Decrypt,
+    #[error(
+        "saml: the encrypted assertion uses an algorithm Portcullis does not decrypt (key transport rsa-oaep-mgf1p or rsa-1_5; content aes128-cbc, aes192-cbc, aes256-cbc or aes128-gcm)"
+    )]
+    EncryptionAlgorithm,
+    #[error(
+        "saml: the encrypted assertion's XML Encryption markup cannot be read (expected EncryptedData with EncryptionMethod, KeyInfo/EncryptedKey and CipherData)"
+    )]
+    EncryptedMarkup,
     #[error("saml: the IdP answered with status {0}")]
     Status(String),
     #[error("saml: {0}")]
@@ -112,6 +120,8 @@ impl AcsError {
             AcsError::Audience | AcsError::Destination | AcsError::Recipient => "The identity provider's answer was meant for another application. Administrators: check the entity ID and ACS URL registered at the IdP (see the SP metadata).".into(),
             AcsError::SubjectConfirmation => "The identity provider's answer lacks the bearer confirmation a browser sign-in needs. Administrators: check the IdP's SAML settings for this application.".into(),
             AcsError::Decrypt => "The encrypted answer cannot be decrypted. Administrators: register Portcullis' current SP certificate at the IdP (see the SP metadata), and make the IdP sign the Response when it encrypts the assertion.".into(),
+            AcsError::EncryptionAlgorithm => "The encrypted answer uses an algorithm this application does not support. Administrators: at the IdP, choose rsa-oaep-mgf1p key transport and aes256-cbc or aes128-cbc content encryption (as the SP metadata advertises).".into(),
+            AcsError::EncryptedMarkup => "The encrypted answer could not be read. Administrators: check the IdP's assertion encryption settings for this application, and make the IdP sign the Response when it encrypts the assertion.".into(),
             AcsError::Status(s) => format!("The identity provider refused the sign-in: {s}. Ask the support contact if you think you should have access."),
             AcsError::Mapping(m) => format!("The identity provider's answer is missing information: {m}"),
             AcsError::EmptyNameId => "The identity provider's answer does not say who you are (its NameID is empty). Administrators: set a NameID format for this application at the IdP.".into(),
@@ -130,6 +140,9 @@ pub struct Envelope {
     pub sub_status: Option<String>,
     pub status_message: Option<String>,
     pub assertion_ids: Vec<String>,
+    /// Whether the assertion is a saml:EncryptedAssertion: samael's parse
+    /// errors then concern the encryption markup.
+    pub encrypted: bool,
     /// Every `ds:Signature`, in document order of their ends.
     pub signatures: Vec<SignatureFacts>,
 }
@@ -280,6 +293,7 @@ pub fn prescan(xml: &str) -> Result<Envelope, AcsError> {
                     }
                 } else if is(&ns, ASSERTION_NS) && local == b"EncryptedAssertion" {
                     assertions += 1;
+                    env.encrypted = true;
                 } else if is(&ns, ASSERTION_NS) && local == b"NameID" {
                     if empty {
                         return Err(AcsError::EmptyNameId);
@@ -391,11 +405,13 @@ pub(super) static VERIFY: Mutex<()> = Mutex::new(());
 /// Issuer, InResponseTo on the signed parts, NotBefore/NotOnOrAfter with
 /// skew, bearer SubjectConfirmation Recipient), then ours (Audience
 /// required, InResponseTo once more, nothing stray on unsolicited ones).
-/// Blocking: run it off the async threads.
+/// Blocking: run it off the async threads. `encrypted` is the prescan's
+/// [`Envelope::encrypted`].
 pub fn verify(
     sp: &ServiceProvider,
     xml: &str,
     request_id: Option<&str>,
+    encrypted: bool,
 ) -> Result<Assertion, AcsError> {
     let ids: Vec<&str> = request_id.into_iter().collect();
     let result = {
@@ -409,16 +425,25 @@ pub fn verify(
     };
     let assertion = match result {
         Ok(Ok(a)) => a,
-        Ok(Err(e)) => return Err(classify(&e)),
+        Ok(Err(e)) => return Err(classify(&e, encrypted)),
         Err(_) => return Err(AcsError::Decrypt),
     };
     check_assertion(&assertion, sp, request_id)?;
     Ok(assertion)
 }
 
-fn classify(e: &SamaelError) -> AcsError {
+fn classify(e: &SamaelError, encrypted: bool) -> AcsError {
     use SamaelError as E;
     match e {
+        // The signature checked out (it comes first), so with an
+        // encrypted assertion these concern its markup, or the RSA key
+        // transport with another key (openssl's error).
+        E::FailedToParseSamlResponse(_) | E::FailedToParseSamlAssertion(_) if encrypted => {
+            AcsError::EncryptedMarkup
+        }
+        E::CryptoProviderError(_) if encrypted => AcsError::Decrypt,
+        E::EncryptedAssertionKeyMethodUnsupported { .. }
+        | E::EncryptedAssertionValueMethodUnsupported { .. } => AcsError::EncryptionAlgorithm,
         E::FailedToValidateSignature | E::CryptoXmlError(_) => AcsError::SignatureInvalid,
         E::DestinationValidationError { .. } => AcsError::Destination,
         E::AssertionExpired { .. }
@@ -440,8 +465,6 @@ fn classify(e: &SamaelError) -> AcsError {
         E::MissingPrivateKeySP
         | E::MissingEncryptedKeyInfo
         | E::MissingEncryptedValueInfo
-        | E::EncryptedAssertionKeyMethodUnsupported { .. }
-        | E::EncryptedAssertionValueMethodUnsupported { .. }
         | E::EncryptedAssertionInvalid
         | E::FailedToDecryptAssertion
         | E::EncryptedAssertionsNotYetSupported => AcsError::Decrypt,
@@ -700,6 +723,57 @@ mod tests {
         assert!(
             AcsError::EmptyNameId.to_string().contains("NameID format"),
             "the log line names the fix"
+        );
+    }
+
+    #[test]
+    fn failures_of_an_encrypted_assertion_are_named_as_such() {
+        use SamaelError as E;
+        let parse = || E::FailedToParseSamlAssertion(Box::new(std::fmt::Error));
+        let provider = || E::CryptoProviderError(Box::new(std::fmt::Error));
+        assert_eq!(classify(&parse(), true), AcsError::EncryptedMarkup);
+        assert_eq!(classify(&provider(), true), AcsError::Decrypt);
+        // Without an EncryptedAssertion they stay what they were.
+        assert_eq!(
+            classify(&parse(), false),
+            AcsError::Other("FailedToParseSamlAssertion".into())
+        );
+        assert_eq!(
+            classify(&provider(), false),
+            AcsError::Other("CryptoProviderError".into())
+        );
+        for e in [
+            E::EncryptedAssertionKeyMethodUnsupported { method: "x".into() },
+            E::EncryptedAssertionValueMethodUnsupported { method: "x".into() },
+        ] {
+            assert_eq!(classify(&e, true), AcsError::EncryptionAlgorithm);
+        }
+        assert_eq!(
+            classify(&E::FailedToDecryptAssertion, true),
+            AcsError::Decrypt
+        );
+        let xml = OK.replace(
+            "<saml:Assertion ID=\"_a1\" Version=\"2.0\" IssueInstant=\"2026-01-01T00:00:00Z\"><saml:Issuer>https://idp</saml:Issuer></saml:Assertion>",
+            "<saml:EncryptedAssertion><EncryptedData xmlns=\"http://www.w3.org/2001/04/xmlenc#\"/></saml:EncryptedAssertion>",
+        );
+        assert!(prescan(&xml).unwrap().encrypted);
+        assert!(!prescan(OK).unwrap().encrypted);
+        // The operator's fixes are in the texts.
+        assert!(AcsError::Decrypt.user_detail().contains("SP certificate"));
+        assert!(
+            AcsError::Decrypt
+                .user_detail()
+                .contains("sign the Response")
+        );
+        assert!(
+            AcsError::EncryptionAlgorithm
+                .to_string()
+                .contains("aes256-cbc")
+        );
+        assert!(
+            AcsError::EncryptedMarkup
+                .user_detail()
+                .contains("sign the Response")
         );
     }
 }

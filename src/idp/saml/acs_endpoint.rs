@@ -116,13 +116,14 @@ impl SamlLogin {
 
         let rid = request_id.clone();
         let certs = active.md.signing_certs.clone();
+        let encrypted = env.encrypted;
         let assertion = tokio::task::spawn_blocking(move || {
             if rid.is_some() {
-                acs::verify(&active.sp, &xml, rid.as_deref())
+                acs::verify(&active.sp, &xml, rid.as_deref(), encrypted)
             } else {
                 let mut sp = active.sp.clone();
                 sp.allow_idp_initiated = true;
-                acs::verify(&sp, &xml, None)
+                acs::verify(&sp, &xml, None, encrypted)
             }
         })
         .await
