@@ -139,6 +139,8 @@ step fmt cargo fmt --all -- --check
 step clippy cargo clippy --locked --all-targets -- -D warnings
 step modules python3 scripts/modcycles.py src
 step cargo-test cargo test --locked --no-fail-fast
+# The vendored samael (vendor/samael/PORTCULLIS-PATCH.md) with its own tests.
+step samael cargo test --locked --no-fail-fast -p samael --lib
 step package scripts/test-package.sh
 # The container boots the package the previous step built and checked.
 deb=$(ls target/deb/portcullis_*_"$(dpkg --print-architecture)".deb 2>/dev/null | head -1)

@@ -1257,9 +1257,13 @@ async fn sp_logout_names_the_session_as_issued_and_ends_on_the_signed_out_page()
     let mut b = Browser::default();
     let c = capture(&mut b, &gate, "alice", "/").await;
     finish(&mut b, &gate, &c).await;
-    // What the IdP issued: the NameID (value and Format) and the SessionIndex.
+    // What the IdP issued: the NameID (value, Format, qualifiers) and the SessionIndex.
     let (nid_tag, nid) = element(&c.xml, "<saml:NameID", "</saml:NameID>");
     let format = attr_of(nid_tag, "Format");
+    // SimpleSAMLphp qualifies its NameIDs with the SP's entity id.
+    let sp_qualifier = attr_of(nid_tag, "SPNameQualifier");
+    assert_eq!(sp_qualifier, entity);
+    assert!(!nid_tag.contains(" NameQualifier="), "{nid_tag}");
     let (authn_tag, _) = element(&c.xml, "<saml:AuthnStatement", "</saml:AuthnStatement>");
     let index = attr_of(authn_tag, "SessionIndex");
     assert!(!nid.is_empty() && !index.is_empty());
@@ -1270,7 +1274,7 @@ async fn sp_logout_names_the_session_as_issued_and_ends_on_the_signed_out_page()
     let request = message_of(&loc, "SAMLRequest");
     assert!(
         request.contains(&format!(
-            r#"<saml:NameID Format="{format}">{nid}</saml:NameID><samlp:SessionIndex>{index}</samlp:SessionIndex></samlp:LogoutRequest>"#
+            r#"<saml:NameID Format="{format}" SPNameQualifier="{sp_qualifier}">{nid}</saml:NameID><samlp:SessionIndex>{index}</samlp:SessionIndex></samlp:LogoutRequest>"#
         )),
         "{request}"
     );

@@ -44,7 +44,7 @@ pub enum EndpointOutcome {
     /// A response to send as it is (a redirect, metadata, …).
     Respond(Response<Body>),
     /// The login completed: mint a session.
-    LoggedIn(Completed),
+    LoggedIn(Box<Completed>),
     /// The login failed: show this page; `reason` goes to the audit log;
     /// `set_cookies` clear what the attempt left behind.
     Failed {

@@ -177,6 +177,8 @@ mod tests {
                 sid: None,
                 idp_sid: None,
                 name_id: None,
+                name_qualifier: None,
+                sp_name_qualifier: None,
                 auth_time: exp.saturating_sub(600),
                 iat: exp.saturating_sub(600),
                 exp,

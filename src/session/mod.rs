@@ -65,6 +65,12 @@ pub struct SessionClaims {
     /// attribute (else it is `sub`): a logout names the NameID.
     #[serde(default, rename = "nid", skip_serializing_if = "Option::is_none")]
     pub name_id: Option<String>,
+    /// The SAML NameID's `NameQualifier` and `SPNameQualifier` as issued:
+    /// a LogoutRequest must repeat them (SAML 2.0 Profiles §4.4.4.1).
+    #[serde(default, rename = "nq", skip_serializing_if = "Option::is_none")]
+    pub name_qualifier: Option<String>,
+    #[serde(default, rename = "spnq", skip_serializing_if = "Option::is_none")]
+    pub sp_name_qualifier: Option<String>,
     pub auth_time: u64,
     pub iat: u64,
     pub exp: u64,
@@ -151,6 +157,9 @@ pub struct LoginRefs {
     pub idp_sid: Option<String>,
     /// The SAML NameID when it is not the subject.
     pub name_id: Option<String>,
+    /// The SAML NameID's `NameQualifier` and `SPNameQualifier`, as issued.
+    pub name_qualifier: Option<String>,
+    pub sp_name_qualifier: Option<String>,
 }
 
 impl SessionError {
@@ -260,6 +269,8 @@ impl Sessions {
             sid: Some(sid::new(sid::ms_within(now))),
             idp_sid: None,
             name_id: None,
+            name_qualifier: None,
+            sp_name_qualifier: None,
             auth_time: now,
             iat: now,
             exp: 0,
@@ -309,6 +320,8 @@ impl Sessions {
         claims.sub_fmt.clone_from(&refs.subject_format);
         claims.idp_sid.clone_from(&refs.idp_sid);
         claims.name_id = refs.name_id.clone().filter(|n| *n != claims.sub);
+        claims.name_qualifier.clone_from(&refs.name_qualifier);
+        claims.sp_name_qualifier.clone_from(&refs.sp_name_qualifier);
         self.cookies_for(&claims, request_cookies, now)
     }
 

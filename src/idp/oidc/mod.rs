@@ -209,7 +209,7 @@ impl OidcLogin {
         // sent whether the login completes or not.
         let mut clear = Vec::new();
         match self.complete(ctx, req, &mut clear).await {
-            Ok(done) => EndpointOutcome::LoggedIn(done),
+            Ok(done) => EndpointOutcome::LoggedIn(Box::new(done)),
             Err(e) => {
                 let mut page = Page::new(e.page_kind());
                 page.detail = e.user_detail();

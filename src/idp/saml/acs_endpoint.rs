@@ -155,6 +155,8 @@ impl SamlLogin {
                 .flatten()
                 .find_map(|a| a.session_index.clone()),
             name_id: name_id.map(|n| n.value.trim().to_string()),
+            name_qualifier: name_id.and_then(|n| n.name_qualifier.clone()),
+            sp_name_qualifier: name_id.and_then(|n| n.sp_name_qualifier.clone()),
         };
         let (return_to, set_cookies) = match txn {
             Some(t) => (t.return_to.clone(), vec![ctx.transactions.clear(&t.id)]),

@@ -220,7 +220,7 @@ impl SamlLogin {
                 "application/samlmetadata+xml",
             ))),
             "saml/acs" => Some(match self.acs(ctx, req).await {
-                Ok(done) => EndpointOutcome::LoggedIn(done),
+                Ok(done) => EndpointOutcome::LoggedIn(Box::new(done)),
                 Err(e) => {
                     let kind = match e {
                         AcsError::MetadataExpired => PageKind::IdpUnavailable,
@@ -256,6 +256,8 @@ impl SamlLogin {
         let name = request::LogoutName {
             value: session.name_id.as_deref().unwrap_or(&session.sub),
             format: session.sub_fmt.as_deref(),
+            name_qualifier: session.name_qualifier.as_deref(),
+            sp_name_qualifier: session.sp_name_qualifier.as_deref(),
             session_index: session.idp_sid.as_deref(),
         };
         request::logout_request_url(&self.cfg.sp_entity_id, slo, name, return_to, sign)

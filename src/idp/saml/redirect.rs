@@ -201,6 +201,8 @@ mod tests {
         LogoutName {
             value,
             format: None,
+            name_qualifier: None,
+            sp_name_qualifier: None,
             session_index: None,
         }
     }

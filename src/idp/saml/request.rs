@@ -52,6 +52,8 @@ pub fn xml_text(s: &str) -> String {
 pub struct LogoutName<'a> {
     pub value: &'a str,
     pub format: Option<&'a str>,
+    pub name_qualifier: Option<&'a str>,
+    pub sp_name_qualifier: Option<&'a str>,
     pub session_index: Option<&'a str>,
 }
 
@@ -81,10 +83,16 @@ fn logout_request_xml(
     slo_url: &str,
     name: LogoutName<'_>,
 ) -> String {
-    let format = name
-        .format
-        .map(|f| format!(r#" Format="{}""#, xml_text(f)))
-        .unwrap_or_default();
+    let attr = |name: &str, v: Option<&str>| {
+        v.map(|v| format!(r#" {name}="{}""#, xml_text(v)))
+            .unwrap_or_default()
+    };
+    let format = [
+        attr("Format", name.format),
+        attr("NameQualifier", name.name_qualifier),
+        attr("SPNameQualifier", name.sp_name_qualifier),
+    ]
+    .concat();
     let session_index = name
         .session_index
         .map(|i| format!("<samlp:SessionIndex>{}</samlp:SessionIndex>", xml_text(i)))
@@ -323,16 +331,20 @@ mod tests {
         let name = LogoutName {
             value: "a7f3",
             format: Some(PERSISTENT),
+            name_qualifier: Some("https://idp"),
+            sp_name_qualifier: Some("https://app/sp"),
             session_index: Some("_sess1"),
         };
         assert_eq!(
             logout_request_xml("_id1", at, "https://app/sp", "https://idp/slo", name),
-            r#"<samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_id1" Version="2.0" IssueInstant="2026-12-02T10:00:00Z" Destination="https://idp/slo"><saml:Issuer>https://app/sp</saml:Issuer><saml:NameID Format="urn:oasis:names:tc:SAML:2.0:nameid-format:persistent">a7f3</saml:NameID><samlp:SessionIndex>_sess1</samlp:SessionIndex></samlp:LogoutRequest>"#
+            r#"<samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_id1" Version="2.0" IssueInstant="2026-12-02T10:00:00Z" Destination="https://idp/slo"><saml:Issuer>https://app/sp</saml:Issuer><saml:NameID Format="urn:oasis:names:tc:SAML:2.0:nameid-format:persistent" NameQualifier="https://idp" SPNameQualifier="https://app/sp">a7f3</saml:NameID><samlp:SessionIndex>_sess1</samlp:SessionIndex></samlp:LogoutRequest>"#
         );
         // Without a Format or SessionIndex from the login, none is made up.
         let bare = LogoutName {
             value: "alice",
             format: None,
+            name_qualifier: None,
+            sp_name_qualifier: None,
             session_index: None,
         };
         assert_eq!(
@@ -346,13 +358,15 @@ mod tests {
         let name = LogoutName {
             value: "a<b>&\"c",
             format: Some("f\"><x"),
+            name_qualifier: None,
+            sp_name_qualifier: Some("q&"),
             session_index: Some("<i>"),
         };
         let url =
             logout_request_url("sp", "https://idp.example.com/slo", name, "/after", None).unwrap();
         let xml = inflate(&query(&url, "SAMLRequest").unwrap(), 1 << 20).unwrap();
         assert!(
-            xml.contains(r#"<saml:NameID Format="f&quot;&gt;&lt;x">a&lt;b&gt;&amp;&quot;c</saml:NameID><samlp:SessionIndex>&lt;i&gt;</samlp:SessionIndex>"#),
+            xml.contains(r#"<saml:NameID Format="f&quot;&gt;&lt;x" SPNameQualifier="q&amp;">a&lt;b&gt;&amp;&quot;c</saml:NameID><samlp:SessionIndex>&lt;i&gt;</samlp:SessionIndex>"#),
             "{xml}"
         );
         assert_eq!(query(&url, "RelayState").as_deref(), Some("/after"));

@@ -98,6 +98,14 @@ pub struct SubjectNameID {
     #[serde(rename = "@Format")]
     pub format: Option<String>,
 
+    // Portcullis patch 3 (PORTCULLIS-PATCH.md): the qualifiers, which an
+    // SP-initiated LogoutRequest must repeat exactly.
+    #[serde(rename = "@NameQualifier", default)]
+    pub name_qualifier: Option<String>,
+
+    #[serde(rename = "@SPNameQualifier", default)]
+    pub sp_name_qualifier: Option<String>,
+
     #[serde(rename = "$value")]
     pub value: String,
 }
@@ -126,6 +134,12 @@ impl TryFrom<&SubjectNameID> for Event<'_> {
 
         if let Some(format) = &value.format {
             root.push_attribute(("Format", format.as_ref()));
+        }
+        if let Some(q) = &value.name_qualifier {
+            root.push_attribute(("NameQualifier", q.as_ref()));
+        }
+        if let Some(q) = &value.sp_name_qualifier {
+            root.push_attribute(("SPNameQualifier", q.as_ref()));
         }
 
         writer.write_event(Event::Start(root))?;
@@ -249,5 +263,24 @@ impl TryFrom<&SubjectConfirmationData> for Event<'_> {
         Ok(Event::Text(BytesText::from_escaped(String::from_utf8(
             write_buf,
         )?)))
+    }
+}
+
+#[cfg(test)]
+mod portcullis_tests {
+    use super::*;
+
+    #[test]
+    fn subject_name_id_keeps_its_qualifiers() {
+        let xml = r#"<saml2:NameID xmlns:saml2="urn:oasis:names:tc:SAML:2.0:assertion" Format="urn:oasis:names:tc:SAML:2.0:nameid-format:persistent" NameQualifier="https://idp" SPNameQualifier="https://sp">a7f3</saml2:NameID>"#;
+        let n: SubjectNameID = quick_xml::de::from_str(xml).unwrap();
+        assert_eq!(n.value, "a7f3");
+        assert_eq!(n.name_qualifier.as_deref(), Some("https://idp"));
+        assert_eq!(n.sp_name_qualifier.as_deref(), Some("https://sp"));
+        let bare: SubjectNameID = quick_xml::de::from_str(
+            r#"<saml2:NameID xmlns:saml2="urn:oasis:names:tc:SAML:2.0:assertion">b</saml2:NameID>"#,
+        )
+        .unwrap();
+        assert_eq!((bare.name_qualifier, bare.sp_name_qualifier), (None, None));
     }
 }
