@@ -44,29 +44,9 @@ fn gate_cookie(b: &Browser, s: &Setup) -> String {
 /// then its confirmation form (the `xsrf` field, and `logout=yes`, which
 /// the test provider's page adds for the whole IdP session).
 async fn sign_out_at_provider(b: &Browser, s: &Setup) {
-    let end = format!("{}/session/end", s.idp.issuer);
-    let page = b.get(&end).await;
-    assert_eq!(page.status(), 200, "end-session page");
-    let html = page.text().await.unwrap();
-    let value_of = |anchor: &str, attr: &str| -> String {
-        let at = html
-            .find(anchor)
-            .unwrap_or_else(|| panic!("{anchor} in {html}"));
-        let rest = &html[at..];
-        let v = rest.find(attr).unwrap() + attr.len();
-        rest[v..v + rest[v..].find('"').unwrap()].to_string()
-    };
-    let action = value_of("id=\"op.logoutForm\"", "action=\"");
-    let xsrf = value_of("name=\"xsrf\"", "value=\"");
-    let url = reqwest::Url::parse(&end).unwrap().join(&action).unwrap();
-    let resp = b
-        .http
-        .post(url)
-        .header("accept", BROWSER_ACCEPT)
-        .form(&[("xsrf", xsrf.as_str()), ("logout", "yes")])
-        .send()
-        .await
-        .unwrap();
+    let (resp, _) = b
+        .confirm_logout_at_provider(&format!("{}/session/end", s.idp.issuer))
+        .await;
     assert!(
         resp.status().is_success() || resp.status().is_redirection(),
         "the provider's logout confirmation: {}",

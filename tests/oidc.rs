@@ -362,35 +362,7 @@ async fn logout_ends_the_session_and_sends_the_id_token_hint_the_provider_accept
 
     // The provider accepts the hint: its confirmation form, then back to
     // Portcullis' signed-out page.
-    let confirm = b.get(&loc).await;
-    assert_eq!(
-        confirm.status(),
-        200,
-        "the provider refused the logout request"
-    );
-    let html = confirm.text().await.unwrap();
-    let value_after = |anchor: &str, attr: &str| -> String {
-        let at = html
-            .find(anchor)
-            .unwrap_or_else(|| panic!("no {anchor} in the confirmation page: {html}"));
-        let rest = &html[at..];
-        let v = rest.find(attr).unwrap() + attr.len();
-        rest[v..v + rest[v..].find('"').unwrap()].to_string()
-    };
-    let xsrf = value_after("name=\"xsrf\"", "value=\"");
-    let action = reqwest::Url::parse(&loc)
-        .unwrap()
-        .join(&value_after("id=\"op.logoutForm\"", "action=\""))
-        .unwrap()
-        .to_string();
-    let resp = b
-        .http
-        .post(&action)
-        .header("accept", BROWSER_ACCEPT)
-        .form(&[("xsrf", xsrf.as_str()), ("logout", "yes")])
-        .send()
-        .await
-        .unwrap();
+    let (resp, action) = b.confirm_logout_at_provider(&loc).await;
     let (done, _) = b.follow_response(resp, &action).await;
     assert_eq!(done.url, format!("{}/.portcullis/signed-out", s.origin));
     assert_eq!(done.status, 200, "{}", done.body);

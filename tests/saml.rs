@@ -1476,18 +1476,10 @@ fn encrypt_assertion(xml: &str, template: &str, cert: &Path, idp_key: &[u8]) -> 
 /// algorithms the SP metadata advertises; a key mismatch is named.
 #[tokio::test]
 async fn encrypted_assertions_in_every_namespace_spelling_log_in() {
-    let pair = sp_pair();
     let entity = "http://app.test/sp-enc-styles";
-    let idp = Idp::start(json!([sp(entity, &pair.cert, json!({}))]));
-    let up = TestUpstream::start().await;
-    let gate = Gate::start(&saml_yaml(
-        &up.url(),
-        &idp.metadata_url(),
-        entity,
-        &pair,
-        "",
-        "",
-    ));
+    let site = SamlSite::start(&[(entity, json!({}))]).await;
+    let gate = site.gate(entity).start();
+    let (pair, idp) = (&site.pair, &site.idp);
     for (ed, key_info, ek, alg) in [
         ("xenc", "ds", "xenc", "aes128-cbc"),
         ("", "", "", "aes256-cbc"),
@@ -2493,20 +2485,15 @@ const SOAP_DENIED: &str = r#"<samlp:Status><samlp:StatusCode Value="urn:oasis:na
 /// Issuer, stale, replayed or not SOAP revokes nothing.
 #[tokio::test]
 async fn soap_logout_revokes_what_a_signed_request_names_and_nothing_else() {
-    let pair = sp_pair();
     let entity = "http://app.test/sp-idpslo";
-    let idp = Idp::start(json!([sp(entity, &pair.cert, json!({}))]));
-    let up = TestUpstream::start().await;
-    let gate = Gate::start(&saml_yaml(
-        &up.url(),
-        &idp.metadata_url(),
-        entity,
-        &pair,
+    let site = SamlSite::start(&[(entity, json!({}))]).await;
+    let gate = site
+        .gate(entity)
         // Every verification here comes from 127.0.0.1: the IdP's
         // logouts share the ACS verification budget (docs/saml.md).
-        "  acs_verify_limit:\n    per_client_burst: 100\n",
-        "",
-    ));
+        .saml("  acs_verify_limit:\n    per_client_burst: 100\n")
+        .start();
+    let idp = &site.idp;
     let issuer = idp.metadata_url();
     let stranger_dir = tempfile::tempdir().unwrap();
     let (stranger_key, stranger_cert) = new_pair(stranger_dir.path(), "stranger");

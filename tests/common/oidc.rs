@@ -228,6 +228,44 @@ impl Browser {
             .unwrap()
     }
 
+    /// Signs out at the provider as a browser does: its end-session page at
+    /// `url` (`/session/end`, with or without RP-initiated logout
+    /// parameters), then its confirmation form (the `xsrf` field, and
+    /// `logout=yes`, which the test provider's page adds for the whole IdP
+    /// session). Returns the provider's answer to the form and its URL.
+    pub async fn confirm_logout_at_provider(&self, url: &str) -> (reqwest::Response, String) {
+        let page = self.get(url).await;
+        assert_eq!(
+            page.status(),
+            200,
+            "the provider refused the end-session request"
+        );
+        let html = page.text().await.unwrap();
+        let value_of = |anchor: &str, attr: &str| -> String {
+            let at = html
+                .find(anchor)
+                .unwrap_or_else(|| panic!("no {anchor} in the end-session page: {html}"));
+            let rest = &html[at..];
+            let v = rest.find(attr).unwrap() + attr.len();
+            rest[v..v + rest[v..].find('"').unwrap()].to_string()
+        };
+        let xsrf = value_of("name=\"xsrf\"", "value=\"");
+        let action = reqwest::Url::parse(url)
+            .unwrap()
+            .join(&value_of("id=\"op.logoutForm\"", "action=\""))
+            .unwrap()
+            .to_string();
+        let resp = self
+            .http
+            .post(&action)
+            .header("accept", super::BROWSER_ACCEPT)
+            .form(&[("xsrf", xsrf.as_str()), ("logout", "yes")])
+            .send()
+            .await
+            .unwrap();
+        (resp, action)
+    }
+
     /// Follows redirects until the next hop would go to `prefix`; returns
     /// that URL without requesting it (to capture a callback).
     pub async fn follow_until(
