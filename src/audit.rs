@@ -28,6 +28,13 @@ pub fn access_denied(ctx: RequestCtx<'_>, user: Option<&str>, denial: &crate::po
     tracing::warn!(target: "audit", event = "access_denied", request_id = ctx.request_id, client_ip = %ctx.client_ip, user = user.unwrap_or("-"), rule = denial.why.rule(), access_rule = %denial.rule, access_rule_description = denial.description.as_deref().unwrap_or("-"));
 }
 
+/// A valid session on a path whose rule asks for a sign-in at most
+/// `max_auth_age_secs` old, and the session's is older (or unknown): sent
+/// back to the IdP for a fresh one.
+pub fn reauth_required(ctx: RequestCtx<'_>, user: &str, max_auth_age_secs: u64) {
+    tracing::info!(target: "audit", event = "reauth_required", request_id = ctx.request_id, client_ip = %ctx.client_ip, user, max_auth_age_secs);
+}
+
 pub fn session_rejected(ctx: RequestCtx<'_>, reason: &str) {
     tracing::info!(target: "audit", event = "session_rejected", request_id = ctx.request_id, client_ip = %ctx.client_ip, reason);
 }

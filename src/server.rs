@@ -180,7 +180,8 @@ impl App {
             transactions: &self.transactions,
             sessions: &self.sessions,
         };
-        match self.login.start(ctx, return_to).await {
+        let fresh = policy::fresh::required_for_return(&self.config.access, return_to);
+        match self.login.start(ctx, return_to, fresh).await {
             Ok(mut resp) => {
                 audit::login_started(rq.ctx, self.login.name());
                 for c in self.transactions.evict_if_crowded(&jar) {
@@ -340,6 +341,36 @@ impl App {
         ) {
             audit::access_denied(rq.ctx, Some(&done.identity.user), &denied);
             let mut resp = self.page(&respond::forbidden(&denied), rq);
+            for c in &done.set_cookies {
+                append_set_cookie(&mut resp, c);
+            }
+            return resp;
+        }
+        // The page needs a recent sign-in: what the IdP reports now is
+        // checked, so an IdP that ignored the request for one (or repeats
+        // an old sign-in) cannot satisfy the rule. No session is minted.
+        if let Some(max_age) = policy::fresh::required_for_return(&self.config.access, back_to)
+            && !policy::fresh::signed_in_within(
+                done.refs.idp_auth_time,
+                max_age,
+                self.config.idp_clock_skew(),
+                crate::clock::now(),
+            )
+        {
+            let reason = match done.refs.idp_auth_time {
+                Some(_) => format!(
+                    "the IdP reported a sign-in older than max_auth_age ({} s); operator fix: the IdP must honour prompt=login/max_age (OIDC) or ForceAuthn (SAML) for this application",
+                    max_age.as_secs()
+                ),
+                None => format!(
+                    "the IdP reported no sign-in time, so max_auth_age ({} s) cannot be met; operator fix: the IdP must send auth_time (OIDC) or AuthnInstant (SAML)",
+                    max_age.as_secs()
+                ),
+            };
+            tracing::warn!(request_id = rq.ctx.request_id, user = %done.identity.user, "{reason}");
+            metrics::login_failed(PageKind::FreshSignInNotConfirmed.code());
+            audit::login_failed(rq.ctx, &reason);
+            let mut resp = self.page(&Page::new(PageKind::FreshSignInNotConfirmed), rq);
             for c in &done.set_cookies {
                 append_set_cookie(&mut resp, c);
             }

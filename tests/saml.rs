@@ -231,6 +231,21 @@ struct Captured {
     relay: String,
 }
 
+impl Captured {
+    /// What SimpleSAMLphp's auto-POST `form` would send to the ACS.
+    fn from_form(form: &Form) -> Captured {
+        Captured {
+            xml: String::from_utf8(
+                base64::engine::general_purpose::STANDARD
+                    .decode(form.get("SAMLResponse").unwrap())
+                    .unwrap(),
+            )
+            .unwrap(),
+            relay: form.get("RelayState").unwrap_or_default().to_string(),
+        }
+    }
+}
+
 /// IdP pages from `idp_url` until the auto-POST form; logs in as `user`
 /// when the login form shows.
 async fn at_idp(b: &mut Browser, idp_url: String, user: &str) -> Form {
@@ -1570,15 +1585,7 @@ async fn idp_initiated_login_when_allowed() {
         url::form_urlencoded::byte_serialize(entity.as_bytes()).collect::<String>()
     );
     let form = at_idp(&mut b, start.clone(), "bob").await;
-    let c = Captured {
-        xml: String::from_utf8(
-            base64::engine::general_purpose::STANDARD
-                .decode(form.get("SAMLResponse").unwrap())
-                .unwrap(),
-        )
-        .unwrap(),
-        relay: form.get("RelayState").unwrap_or("").to_string(),
-    };
+    let c = Captured::from_form(&form);
     assert!(!c.xml.contains("InResponseTo"));
     let echo = finish(&mut b, &gate, &c).await;
     assert_eq!(header(&echo, "x-forwarded-user"), "bob");
@@ -1591,15 +1598,7 @@ async fn idp_initiated_login_when_allowed() {
         "bob",
     )
     .await;
-    let c = Captured {
-        xml: String::from_utf8(
-            base64::engine::general_purpose::STANDARD
-                .decode(form.get("SAMLResponse").unwrap())
-                .unwrap(),
-        )
-        .unwrap(),
-        relay: form.get("RelayState").unwrap_or("").to_string(),
-    };
+    let c = Captured::from_form(&form);
     let resp = post_acs(&mut b, &gate, &c.xml, &c.relay).await;
     assert_eq!(resp.status(), 302);
     assert_eq!(resp.headers()["location"], "/");
@@ -2723,4 +2722,103 @@ async fn soap_logout_revokes_what_a_signed_request_names_and_nothing_else() {
     );
     // Never a payload in the log.
     assert!(!gate.log().contains("LogoutRequest xmlns"));
+}
+
+/// `/admin/` asks for a sign-in at most 2 s old, with 1 s of clock skew.
+const FRESH_ADMIN: &str = "access:\n  rules:\n    - description: Admin console\n      paths: [{prefix: /admin/}]\n      max_auth_age: 2s\n";
+/// Longer than the age and the skew together, whole seconds included.
+const AGED: Duration = Duration::from_millis(4500);
+
+#[tokio::test]
+async fn max_auth_age_sends_an_old_session_back_with_force_authn() {
+    let entity = "http://app.test/sp-fresh";
+    let site = SamlSite::start(&[(entity, json!({}))]).await;
+    let gate = site
+        .gate(entity)
+        .saml("  clock_skew: 1s\n")
+        .top(FRESH_ADMIN)
+        .start();
+    let mut b = Browser::default();
+    // A login for the rest of the app does not force a sign-in.
+    let to_idp = start_login(&mut b, &gate, "/").await;
+    assert!(
+        !message_of(&to_idp, "SAMLRequest").contains("ForceAuthn"),
+        "{to_idp}"
+    );
+    let form = at_idp(&mut b, to_idp, "alice").await;
+    let c = Captured::from_form(&form);
+    finish(&mut b, &gate, &c).await;
+    let resp = b.get(&gate.url("/admin/x")).await;
+    assert_eq!(resp.status(), 200, "just signed in");
+
+    std::thread::sleep(AGED);
+    let resp = b.get(&gate.url("/reports")).await;
+    assert_eq!(resp.status(), 200, "the rest of the app asks nothing");
+    let to_idp = start_login(&mut b, &gate, "/admin/x").await;
+    let request = message_of(&to_idp, "SAMLRequest");
+    assert!(request.contains(r#"ForceAuthn="true""#), "{request}");
+    let required = gate.events("reauth_required");
+    assert_eq!(required.len(), 1, "{required:?}");
+    assert_eq!(required[0]["max_auth_age_secs"], 2);
+    // SimpleSAMLphp has a session for alice, and asks for the password
+    // again because of ForceAuthn.
+    let (_, page) = b.follow(to_idp.clone()).await;
+    assert!(
+        forms(&page).iter().any(|f| f.get("password").is_some()),
+        "login form expected:\n{page}"
+    );
+    let c = Captured::from_form(&at_idp(&mut b, to_idp, "alice").await);
+    let echo = finish(&mut b, &gate, &c).await;
+    assert_eq!(echo["uri"], "/admin/x");
+    assert_eq!(header(&echo, "x-forwarded-user"), "alice");
+}
+
+/// An answer from the IdP that repeats an old sign-in (here an
+/// IdP-initiated login from SimpleSAMLphp's existing session, which asks
+/// nothing) cannot open a page whose rule wants a fresh one; the same
+/// answer for another page is accepted (the positive control).
+#[tokio::test]
+async fn an_idp_answer_with_an_old_sign_in_does_not_satisfy_the_rule() {
+    let entity = "http://app.test/sp-stale";
+    let site = SamlSite::start(&[(entity, json!({}))]).await;
+    let gate = site
+        .gate(entity)
+        .saml("  clock_skew: 1s\n  allow_idp_initiated: true\n")
+        .top(FRESH_ADMIN)
+        .start();
+    let mut b = Browser::default();
+    login(&mut b, &gate, "alice", "/").await;
+    std::thread::sleep(AGED);
+    let unsolicited = |relay: &str| {
+        format!(
+            "{}?spentityid={}&RelayState={}",
+            site.idp.sso_url(),
+            url::form_urlencoded::byte_serialize(entity.as_bytes()).collect::<String>(),
+            url::form_urlencoded::byte_serialize(relay.as_bytes()).collect::<String>()
+        )
+    };
+    let form = at_idp(&mut b, unsolicited("/admin/x"), "alice").await;
+    let c = Captured::from_form(&form);
+    let resp = post_acs(&mut b, &gate, &c.xml, &c.relay).await;
+    assert_eq!(resp.status(), 403);
+    assert!(
+        resp.headers()
+            .get_all("set-cookie")
+            .iter()
+            .all(|v| !v.to_str().unwrap().contains("portcullis_session=")),
+        "no session minted"
+    );
+    let body = resp.text().await.unwrap();
+    assert!(body.contains("A recent sign-in is needed here"), "{body}");
+    assert_eq!(
+        failures(&gate),
+        [
+            "the IdP reported a sign-in older than max_auth_age (2 s); operator fix: the IdP must honour prompt=login/max_age (OIDC) or ForceAuthn (SAML) for this application"
+        ]
+    );
+    // The same kind of answer for a page without the rule logs in.
+    let form = at_idp(&mut b, unsolicited("/reports"), "alice").await;
+    let c = Captured::from_form(&form);
+    let echo = finish(&mut b, &gate, &c).await;
+    assert_eq!(echo["uri"], "/reports");
 }

@@ -123,13 +123,13 @@ pub(super) fn validate(
                 );
             }
         }
-        if r.max_auth_age.is_some() {
-            // Refused rather than ignored: a rule asking for a fresh login
-            // must never be accepted without one.
+        if r.max_auth_age
+            .is_some_and(|a| a < std::time::Duration::from_secs(1))
+        {
             add(
                 errs,
                 format!("{label}.max_auth_age"),
-                "is not enforced by this version yet: remove it (the rule then applies without a fresh-login requirement)".into(),
+                "must be at least 1s (e.g. `15m`): a sign-in is never younger than that".into(),
             );
         }
         let allowed_ip_ranges = super::validate::cidrs_into(
@@ -286,8 +286,24 @@ mod tests {
             &["access.rules[0] (Admin).allowed_ip_ranges[0]", "CIDR"],
         );
         one_error_mentions(
-            "    - description: Admin\n      paths: [{prefix: /admin/}]\n      max_auth_age: 15m\n",
-            &["access.rules[0] (Admin).max_auth_age", "not enforced"],
+            "    - description: Admin\n      paths: [{prefix: /admin/}]\n      max_auth_age: 500ms\n",
+            &["access.rules[0] (Admin).max_auth_age", "at least 1s"],
+        );
+        one_error_mentions(
+            "    - description: Admin\n      paths: [{prefix: /admin/}]\n      max_auth_age: 0s\n",
+            &["access.rules[0] (Admin).max_auth_age", "at least 1s"],
+        );
+    }
+
+    #[test]
+    fn max_auth_age_is_kept() {
+        let c = crate::config::from_yaml_str(
+            "domain: a.example.com\nupstream:\n  url: http://127.0.0.1:1\naccess:\n  rules:\n    - description: Admin\n      paths: [{prefix: /admin/}]\n      max_auth_age: 15m\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.access.rules[0].max_auth_age,
+            Some(std::time::Duration::from_secs(900))
         );
     }
 

@@ -69,6 +69,16 @@ impl Config {
     pub fn public_origin(&self) -> String {
         format!("{}://{}", self.scheme.as_str(), self.domain)
     }
+
+    /// The configured IdP's `clock_skew`: how far its clock may be from
+    /// ours (60 s when no IdP is configured, as the IdP sections default).
+    pub fn idp_clock_skew(&self) -> Duration {
+        match (&self.oidc, &self.saml) {
+            (Some(o), _) => o.clock_skew,
+            (None, Some(s)) => s.clock_skew,
+            (None, None) => Duration::from_secs(60),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -85,6 +85,10 @@ pub struct NeedLogin {
     /// A top-level browser navigation (may be redirected to sign in), not
     /// a script (gets 401).
     pub navigation: bool,
+    /// Signed in, but longer ago than a rule's `max_auth_age` allows: the
+    /// login to start asks the IdP for a fresh sign-in, and a script is
+    /// told that re-authentication, not a first sign-in, is needed.
+    pub reauth: bool,
 }
 
 impl NeedLogin {
@@ -230,6 +234,17 @@ fn judge(config: &Config, sessions: &Sessions, asked: &Asked<'_>) -> Decision {
                 audit::access_denied(asked.ctx, Some(&identity.user), &denied);
                 return Decision::Deny(denied);
             }
+            if let Some(max_age) = rules.as_deref().and_then(policy::rules::max_auth_age)
+                && !policy::fresh::signed_in_within(
+                    verified.claims.idp_auth_time,
+                    max_age,
+                    config.idp_clock_skew(),
+                    crate::clock::now(),
+                )
+            {
+                audit::reauth_required(asked.ctx, &identity.user, max_age.as_secs());
+                return Decision::NeedLogin(need_login(config, asked, true));
+            }
             let set_cookies = verified
                 .renewal
                 .into_iter()
@@ -250,14 +265,19 @@ fn judge(config: &Config, sessions: &Sessions, asked: &Asked<'_>) -> Decision {
                 metrics::session_verified(e.metric_label());
                 audit::session_rejected(asked.ctx, &e.to_string());
             }
-            Decision::NeedLogin(NeedLogin {
-                return_to: safe_return_path(
-                    Some(&asked.target.path_and_query()),
-                    &config.public_origin(),
-                ),
-                navigation: policy::is_navigation(&asked.method, asked.headers),
-            })
+            Decision::NeedLogin(need_login(config, asked, false))
         }
+    }
+}
+
+fn need_login(config: &Config, asked: &Asked<'_>, reauth: bool) -> NeedLogin {
+    NeedLogin {
+        return_to: safe_return_path(
+            Some(&asked.target.path_and_query()),
+            &config.public_origin(),
+        ),
+        navigation: policy::is_navigation(&asked.method, asked.headers),
+        reauth,
     }
 }
 
@@ -571,6 +591,90 @@ mod tests {
         assert!(a.set_cookies[0].starts_with("__Host-portcullis_session="));
         assert!(!a.set_cookies[0].contains("Max-Age=0"));
         assert!(a.set_cookies[1].starts_with("__Host-portcullis_loop=; Max-Age=0"));
+    }
+
+    fn cookie_signed_in_at(f: &Fixture, idp_auth_time: Option<u64>) -> String {
+        let id = Identity {
+            subject: "s".into(),
+            user: "alice".into(),
+            groups: vec!["admins".into()],
+            ..Default::default()
+        };
+        let refs = crate::session::LoginRefs {
+            idp_auth_time,
+            ..Default::default()
+        };
+        let set = f
+            .sessions
+            .mint_login(&id, IdpKind::Oidc, &refs, &[])
+            .unwrap();
+        set[0].split(';').next().unwrap().to_string()
+    }
+
+    #[test]
+    fn max_auth_age_sends_an_old_sign_in_back_and_lets_a_recent_one_in() {
+        let f = fixture(
+            "oidc:\n  issuer: http://127.0.0.1:1\n  client_id: c\n  client_secret: s\n  clock_skew: 5s\naccess:\n  rules:\n    - description: Admin console\n      paths: [{prefix: /admin/}]\n      max_auth_age: 60s\n",
+        );
+        let now = crate::session::now();
+        let html = [("accept", "text/html")];
+        let mut failures = Vec::new();
+        for (at, path, want) in [
+            // Recent, old beyond the skew, unknown, from the future.
+            (Some(now - 30), "/admin/x", "allow:Session"),
+            (Some(now - 64), "/admin/x", "allow:Session"),
+            (Some(now - 66), "/admin/x", "reauth"),
+            (None, "/admin/x", "reauth"),
+            (Some(now + 3600), "/admin/x", "reauth"),
+            // Encodings and dot segments cannot leave the rule.
+            (Some(now - 600), "/public/../admin/x", "reauth"),
+            (Some(now - 600), "/%61dmin/x", "reauth"),
+            (Some(now - 600), "/admin/%2e/x", "reauth"),
+            // Other paths do not ask.
+            (Some(now - 600), "/reports/x", "allow:Session"),
+            (None, "/reports/x", "allow:Session"),
+        ] {
+            let cookie = cookie_signed_in_at(&f, at);
+            let headers = [html[0], ("cookie", cookie.as_str())];
+            let d = proxied(&f, "GET", path, &headers);
+            let got = match &d {
+                Decision::NeedLogin(n) if n.reauth && n.navigation => "reauth".to_string(),
+                other => kind(other),
+            };
+            if got != want {
+                failures.push(format!("{at:?} {path}: {got}, want {want}"));
+            }
+        }
+        assert!(failures.is_empty(), "{failures:#?}");
+        // A script is told, not redirected; forward-auth asks the same.
+        let cookie = cookie_signed_in_at(&f, Some(now - 600));
+        let d = proxied(
+            &f,
+            "GET",
+            "/admin/x",
+            &[("accept", "application/json"), ("cookie", &cookie)],
+        );
+        assert!(
+            matches!(&d, Decision::NeedLogin(n) if n.reauth && !n.navigation),
+            "{d:?}"
+        );
+        let d = asked_about(
+            &f,
+            &[
+                ("x-original-uri", "/admin/x"),
+                ("x-original-method", "GET"),
+                ("cookie", &cookie),
+            ],
+        );
+        assert!(matches!(&d, Decision::NeedLogin(n) if n.reauth), "{d:?}");
+        // Tokens carry no sign-in: the address lists are all that binds them.
+        let d = proxied(
+            &f,
+            "GET",
+            "/admin/x",
+            &[("authorization", &format!("Bearer {TOKEN}"))],
+        );
+        assert_eq!(kind(&d), "allow:Token");
     }
 
     #[test]

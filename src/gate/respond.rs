@@ -29,16 +29,23 @@ pub fn login_url(return_to: &str) -> String {
 }
 
 /// 401 naming the sign-in URL, with `WWW-Authenticate`: for scripts, which
-/// are never redirected.
+/// are never redirected. A session too old for the path's `max_auth_age`
+/// says `reauthentication_required` instead of `login_required`.
 pub fn login_required(
     config: &Config,
     need: &NeedLogin,
     request_id: &str,
     json: bool,
 ) -> Response<Body> {
-    let mut resp = Page::new(PageKind::LoginRequired)
-        .with_login_url(need.login_url())
-        .render(&config.pages, request_id, json);
+    let kind = if need.reauth {
+        PageKind::ReauthRequired
+    } else {
+        PageKind::LoginRequired
+    };
+    let mut resp =
+        Page::new(kind)
+            .with_login_url(need.login_url())
+            .render(&config.pages, request_id, json);
     let challenge = format!("Portcullis realm=\"{}\"", config.domain);
     if let Ok(v) = HeaderValue::from_str(&challenge) {
         resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);

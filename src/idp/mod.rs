@@ -10,6 +10,7 @@ pub mod oidc;
 pub mod saml;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use http::{Request, Response};
 use hyper::body::Incoming;
@@ -122,12 +123,21 @@ impl Login {
         !matches!(self, Login::None)
     }
 
-    /// Sends the browser to the IdP, remembering `return_to`.
-    pub async fn start(&self, ctx: LoginCtx<'_>, return_to: &str) -> Result<Response<Body>, Page> {
+    /// Sends the browser to the IdP, remembering `return_to`. With
+    /// `fresh` (the page's `max_auth_age`), the IdP is asked to make the
+    /// user sign in again: OIDC `prompt=login` and `max_age`, SAML
+    /// `ForceAuthn="true"`. Whether it did is checked when the login comes
+    /// back (`server::App::complete_login`), not trusted.
+    pub async fn start(
+        &self,
+        ctx: LoginCtx<'_>,
+        return_to: &str,
+        fresh: Option<Duration>,
+    ) -> Result<Response<Body>, Page> {
         match self {
             Login::None => Err(Page::new(PageKind::NoIdentityProvider)),
-            Login::Oidc(o) => o.start(ctx, return_to).await,
-            Login::Saml(s) => s.start(ctx, return_to),
+            Login::Oidc(o) => o.start(ctx, return_to, fresh).await,
+            Login::Saml(s) => s.start(ctx, return_to, fresh),
         }
     }
 

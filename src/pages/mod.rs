@@ -14,6 +14,11 @@ pub enum PageKind {
     MethodNotAllowed,
     Misdirected,
     LoginRequired,
+    /// Signed in, but longer ago than the path's `max_auth_age` allows.
+    ReauthRequired,
+    /// The IdP came back without a sign-in recent enough for the rule of
+    /// the page (it ignored `prompt=login`/`max_age` or `ForceAuthn`).
+    FreshSignInNotConfirmed,
     NoIdentityProvider,
     Forbidden,
     NotFound,
@@ -37,8 +42,8 @@ impl PageKind {
             PageKind::BadRequest | PageKind::LoginFailed => StatusCode::BAD_REQUEST,
             PageKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             PageKind::Misdirected => StatusCode::MISDIRECTED_REQUEST,
-            PageKind::LoginRequired => StatusCode::UNAUTHORIZED,
-            PageKind::Forbidden => StatusCode::FORBIDDEN,
+            PageKind::LoginRequired | PageKind::ReauthRequired => StatusCode::UNAUTHORIZED,
+            PageKind::Forbidden | PageKind::FreshSignInNotConfirmed => StatusCode::FORBIDDEN,
             PageKind::NotFound => StatusCode::NOT_FOUND,
             PageKind::BadGateway => StatusCode::BAD_GATEWAY,
             PageKind::NoIdentityProvider
@@ -59,6 +64,8 @@ impl PageKind {
             PageKind::MethodNotAllowed => "method_not_allowed",
             PageKind::Misdirected => "misdirected_request",
             PageKind::LoginRequired => "login_required",
+            PageKind::ReauthRequired => "reauthentication_required",
+            PageKind::FreshSignInNotConfirmed => "fresh_sign_in_not_confirmed",
             PageKind::NoIdentityProvider => "no_identity_provider",
             PageKind::Forbidden => "forbidden",
             PageKind::NotFound => "not_found",
@@ -80,6 +87,8 @@ impl PageKind {
             PageKind::MethodNotAllowed => "This kind of request is not accepted here",
             PageKind::Misdirected => "This address is not served here",
             PageKind::LoginRequired => "Please sign in",
+            PageKind::ReauthRequired => "Please sign in again",
+            PageKind::FreshSignInNotConfirmed => "A recent sign-in is needed here",
             PageKind::NoIdentityProvider => "Sign-in is not set up yet",
             PageKind::Forbidden => "You do not have access to this application",
             PageKind::NotFound => "Page not found",
@@ -107,6 +116,12 @@ impl PageKind {
                 "The host name in this request is not the one this sign-in gate protects. Use the application's usual address."
             }
             PageKind::LoginRequired => "This application needs you to sign in first.",
+            PageKind::ReauthRequired => {
+                "This part of the application needs a recent sign-in, and yours is older. Sign in again to continue."
+            }
+            PageKind::FreshSignInNotConfirmed => {
+                "This part of the application needs a recent sign-in, and the identity provider did not confirm one. Start again from the application's address; if it keeps happening, tell the support contact and quote the request id. Administrators: the log names the fix."
+            }
             PageKind::NoIdentityProvider => {
                 "No identity provider is configured for this application, so nobody can sign in. Administrators: add an `oidc` or `saml` section to this domain's configuration."
             }

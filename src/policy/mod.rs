@@ -7,6 +7,7 @@ pub mod access;
 /// it); re-exported here where the rules use it.
 pub use crate::path;
 pub mod client_ip;
+pub mod fresh;
 pub mod return_to;
 pub mod rules;
 pub mod tokens;

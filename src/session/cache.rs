@@ -173,6 +173,7 @@ mod tests {
                 groups: vec![],
                 extra: std::collections::BTreeMap::default(),
                 idp: IdpKind::Oidc,
+                idp_auth_time: None,
                 sub_fmt: None,
                 sid: None,
                 idp_sid: None,

@@ -71,6 +71,13 @@ pub struct SessionClaims {
     pub name_qualifier: Option<String>,
     #[serde(default, rename = "spnq", skip_serializing_if = "Option::is_none")]
     pub sp_name_qualifier: Option<String>,
+    /// When the user signed in at the IdP (OIDC `auth_time`, SAML
+    /// `AuthnInstant`; Unix seconds), when the IdP said. `auth_time` is
+    /// when Portcullis logged the browser in, which may reuse an older
+    /// sign-in at the IdP. `max_auth_age` is held to this one
+    /// (`policy::fresh`).
+    #[serde(default, rename = "at", skip_serializing_if = "Option::is_none")]
+    pub idp_auth_time: Option<u64>,
     pub auth_time: u64,
     pub iat: u64,
     pub exp: u64,
@@ -160,6 +167,8 @@ pub struct LoginRefs {
     /// The SAML NameID's `NameQualifier` and `SPNameQualifier`, as issued.
     pub name_qualifier: Option<String>,
     pub sp_name_qualifier: Option<String>,
+    /// When the user signed in at the IdP, when it said (Unix seconds).
+    pub idp_auth_time: Option<u64>,
 }
 
 impl SessionError {
@@ -271,6 +280,7 @@ impl Sessions {
             name_id: None,
             name_qualifier: None,
             sp_name_qualifier: None,
+            idp_auth_time: None,
             auth_time: now,
             iat: now,
             exp: 0,
@@ -322,6 +332,7 @@ impl Sessions {
         claims.name_id = refs.name_id.clone().filter(|n| *n != claims.sub);
         claims.name_qualifier.clone_from(&refs.name_qualifier);
         claims.sp_name_qualifier.clone_from(&refs.sp_name_qualifier);
+        claims.idp_auth_time = refs.idp_auth_time;
         self.cookies_for(&claims, request_cookies, now)
     }
 
@@ -601,7 +612,8 @@ mod tests {
             Arc::new(KeyRing::generate()),
         );
         let t0 = now();
-        let claims = s.claims_for(&alice(), IdpKind::Oidc, t0);
+        let mut claims = s.claims_for(&alice(), IdpKind::Oidc, t0);
+        claims.idp_auth_time = Some(t0 - 100);
         assert_eq!(claims.exp, t0 + 600);
         let token = s.encode(&claims).unwrap();
         // Early: no renewal.
@@ -618,6 +630,8 @@ mod tests {
         let renewed = s.decode(value).unwrap();
         assert_eq!(renewed.exp, t0 + 301 + 600);
         assert_eq!(renewed.auth_time, t0);
+        // Renewal is not a sign-in: the IdP's sign-in time stays.
+        assert_eq!(renewed.idp_auth_time, Some(t0 - 100));
         // The absolute lifetime caps renewals, and ends the session.
         let late = SessionClaims {
             iat: t0 + 6500,

@@ -75,6 +75,14 @@ pub fn identity(claims: &Value, map: &Claims) -> Option<Identity> {
     })
 }
 
+/// When the user signed in at the provider (`auth_time`, Unix seconds),
+/// when the ID token says.
+pub fn auth_time(claims: &Value) -> Option<u64> {
+    // A whole number of seconds (OpenID Connect Core §2); anything else
+    // is an unknown sign-in time, which no `max_auth_age` accepts.
+    claims.get("auth_time")?.as_u64()
+}
+
 /// Entra ID's group overage: too many groups for a token, so the ID token
 /// names a claim source (`_claim_names.groups`) instead of carrying the
 /// configured groups claim. Logging the user in would silently drop every
@@ -134,6 +142,18 @@ mod tests {
         .unwrap();
         assert_eq!(id.groups, vec!["admin"]);
         assert_eq!(id.extra["tenant"], "t1");
+    }
+
+    #[test]
+    fn auth_time_is_read_as_seconds_or_left_unknown() {
+        assert_eq!(
+            auth_time(&json!({"auth_time": 1_700_000_000})),
+            Some(1_700_000_000)
+        );
+        assert_eq!(auth_time(&json!({"auth_time": 1_700_000_000.9})), None);
+        assert_eq!(auth_time(&json!({"auth_time": -5})), None);
+        assert_eq!(auth_time(&json!({"auth_time": "1700000000"})), None);
+        assert_eq!(auth_time(&json!({})), None);
     }
 
     #[test]

@@ -124,6 +124,7 @@ impl OidcLogin {
         &self,
         ctx: LoginCtx<'_>,
         return_to: &str,
+        fresh: Option<std::time::Duration>,
     ) -> Result<http::Response<Body>, Page> {
         let loaded = self.provider.ensure_reachable().await.map_err(|e| {
             tracing::warn!(request_id = ctx.request.request_id, error = %e, "OpenID provider unreachable at login start");
@@ -153,7 +154,18 @@ impl OidcLogin {
             request = request.set_pkce_challenge(challenge);
         }
         for (k, v) in &self.cfg.extra_auth_params {
+            // A fresh sign-in asked for below must not be watered down.
+            if fresh.is_some() && matches!(k.as_str(), "prompt" | "max_age") {
+                continue;
+            }
             request = request.add_extra_param(k.clone(), v.clone());
+        }
+        if let Some(max_age) = fresh {
+            // OpenID Connect Core §3.1.2.1: `max_age` makes `auth_time`
+            // mandatory in the ID token, which the callback checks.
+            request = request
+                .add_prompt(openidconnect::core::CoreAuthPrompt::Login)
+                .add_extra_param("max_age", max_age.as_secs().to_string());
         }
         if self.cfg.response_mode == ResponseMode::FormPost {
             request = request.add_extra_param("response_mode", "form_post");
@@ -374,6 +386,7 @@ impl OidcLogin {
                     .get("sid")
                     .and_then(Value::as_str)
                     .map(str::to_string),
+                idp_auth_time: claims::auth_time(&claims),
                 ..Default::default()
             },
             // Only kept where logout will send it: it carries the user's claims.

@@ -157,6 +157,13 @@ impl SamlLogin {
             name_id: name_id.map(|n| n.value.trim().to_string()),
             name_qualifier: name_id.and_then(|n| n.name_qualifier.clone()),
             sp_name_qualifier: name_id.and_then(|n| n.sp_name_qualifier.clone()),
+            idp_auth_time: assertion
+                .authn_statements
+                .iter()
+                .flatten()
+                .filter_map(|a| a.authn_instant)
+                .max()
+                .and_then(|t| u64::try_from(t.timestamp()).ok()),
         };
         let (return_to, set_cookies) = match txn {
             Some(t) => (t.return_to.clone(), vec![ctx.transactions.clear(&t.id)]),

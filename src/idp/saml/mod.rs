@@ -173,7 +173,12 @@ impl SamlLogin {
 
     /// Sends the browser to the IdP with an AuthnRequest whose ID the new
     /// transaction cookie remembers; RelayState is the transaction's id.
-    pub fn start(&self, ctx: LoginCtx<'_>, return_to: &str) -> Result<Response<Body>, Page> {
+    pub fn start(
+        &self,
+        ctx: LoginCtx<'_>,
+        return_to: &str,
+        fresh: Option<std::time::Duration>,
+    ) -> Result<Response<Body>, Page> {
         let active = self.active();
         if active.md.is_expired(chrono::Utc::now()) {
             tracing::warn!("IdP metadata expired (validUntil) and no fresh copy could be fetched");
@@ -195,6 +200,7 @@ impl SamlLogin {
             &active.md.sso_redirect,
             &request_id,
             &txn.id,
+            fresh.is_some(),
             sign,
         )
         .map_err(|e| {

@@ -21,12 +21,15 @@ pub fn new_request_id() -> String {
     format!("_{}", crate::random_id(20))
 }
 
-/// The URL that sends the browser to the IdP with AuthnRequest `id`.
+/// The URL that sends the browser to the IdP with AuthnRequest `id`;
+/// `force_authn` asks the IdP to make the user sign in again even when it
+/// has a session (a path's `max_auth_age`).
 pub fn authn_request_url(
     sp: &ServiceProvider,
     sso_url: &str,
     id: &str,
     relay_state: &str,
+    force_authn: bool,
     sign_with: Option<&PKey<Private>>,
 ) -> Result<Url, RequestError> {
     let mut req = sp
@@ -34,7 +37,7 @@ pub fn authn_request_url(
         .map_err(|e| RequestError(e.to_string()))?;
     req.id = id.to_string();
     // `false` is the default; leaving it out keeps the request minimal.
-    req.force_authn = None;
+    req.force_authn = force_authn.then_some(true);
     use samael::traits::ToXml;
     let xml = req.to_string().map_err(|e| RequestError(e.to_string()))?;
     redirect_url(sso_url, "SAMLRequest", &xml, relay_state, sign_with)
@@ -250,6 +253,7 @@ mod tests {
             "https://idp.example.com/sso?x=1",
             &id,
             "abc123",
+            false,
             None,
         )
         .unwrap();
@@ -268,6 +272,22 @@ mod tests {
             "{xml}"
         );
         assert_ne!(id, new_request_id());
+        assert!(!xml.contains("ForceAuthn"), "{xml}");
+    }
+
+    #[test]
+    fn a_fresh_sign_in_is_asked_for_with_force_authn() {
+        let url = authn_request_url(
+            &sp(),
+            "https://idp.example.com/sso",
+            &new_request_id(),
+            "r",
+            true,
+            None,
+        )
+        .unwrap();
+        let xml = inflate(&query(&url, "SAMLRequest").unwrap(), 1 << 20).unwrap();
+        assert!(xml.contains(r#"ForceAuthn="true""#), "{xml}");
     }
 
     #[test]
@@ -284,6 +304,7 @@ mod tests {
             "https://idp.example.com/sso",
             &new_request_id(),
             "r",
+            false,
             Some(&keys.key),
         )
         .unwrap();
@@ -299,6 +320,7 @@ mod tests {
             "https://idp.example.com/sso?tenant=a%20b",
             &new_request_id(),
             "r",
+            false,
             Some(&keys.key),
         )
         .unwrap();
@@ -315,6 +337,7 @@ mod tests {
             "https://idp.example.com/sso",
             &new_request_id(),
             "r",
+            false,
             Some(&keys.key),
         )
         .unwrap();

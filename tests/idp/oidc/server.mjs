@@ -48,6 +48,11 @@ if (!Array.isArray(CLIENTS)) fail('OIDC_CLIENTS must be a JSON array of client m
 if (CLIENTS.length === 0) console.error('oidc-idp: warning: OIDC_CLIENTS is empty, no client can log in');
 
 const TEST_CONTROL = process.env.OIDC_TEST_CONTROL === '1';
+// An IdP that does not honour a relying party's request for a fresh
+// sign-in: `prompt` and `max_age` are dropped from authorization requests
+// before the provider sees them, so a user with a session here is sent
+// back with the old `auth_time`.
+const IGNORE_REAUTH = process.env.OIDC_IGNORE_REAUTH === '1';
 // PKCE is required for every client by default so tests prove the relying
 // party sends it; OIDC_PKCE_REQUIRED=0 falls back to the library default
 // (required only for public clients). Only S256 is ever accepted.
@@ -480,7 +485,14 @@ const server = http.createServer((req, res) => {
   if (url.pathname.startsWith('/interaction/')) handler = handleInteraction;
   else if (TEST_CONTROL && url.pathname.startsWith('/__test/')) handler = handleControl;
 
-  if (!handler) return providerCallback(req, res);
+  if (!handler) {
+    if (IGNORE_REAUTH && url.pathname === '/auth') {
+      url.searchParams.delete('prompt');
+      url.searchParams.delete('max_age');
+      req.url = `${url.pathname}?${url.searchParams}`;
+    }
+    return providerCallback(req, res);
+  }
 
   return handler(req, res, url).catch((err) => {
     console.error('oidc-idp: handler error:', err);
