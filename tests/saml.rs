@@ -346,12 +346,50 @@ fn header<'a>(echo: &'a Value, name: &str) -> &'a str {
     echo["headers"][name].as_str().unwrap_or("")
 }
 
+/// The audit reasons of failed logins, without the operator's fix that
+/// misconfigurations add (`operator_fix_of` reads that).
 fn failures(gate: &Gate) -> Vec<String> {
     gate.audit_events()
         .into_iter()
         .filter(|e| e["event"] == "login_failed")
-        .map(|e| e["reason"].as_str().unwrap_or("").to_string())
+        .map(|e| {
+            let reason = e["reason"].as_str().unwrap_or("");
+            reason.split(OPERATOR_FIX).next().unwrap_or("").to_string()
+        })
         .collect()
+}
+
+const OPERATOR_FIX: &str = "; operator fix: ";
+
+/// The fix of the last failed login, when it was a misconfiguration.
+fn operator_fix_of(gate: &Gate) -> Option<String> {
+    gate.events("login_failed").last().and_then(|e| {
+        e["reason"]
+            .as_str()?
+            .split_once(OPERATOR_FIX)
+            .map(|(_, f)| f.to_string())
+    })
+}
+
+/// The status of a refused ACS post: a failure only the operator can fix
+/// gets the "misconfigured" page (500), any other the 400 page.
+fn refusal_status(reason: &str) -> u16 {
+    const MISCONFIGURED: [&str; 9] = [
+        "saml: the response carries no XML signature",
+        "saml: a signature uses an algorithm that is not allowed",
+        "saml: the signature names a certificate that is not in the IdP metadata",
+        "saml: the assertion has expired or is not yet valid",
+        "saml: the Issuer is not the IdP of the metadata",
+        "saml: the assertion's Audience is not this SP",
+        "saml: the SubjectConfirmation Recipient is not this ACS",
+        "saml: Destination is not this ACS",
+        "saml: the encrypted assertion cannot be decrypted with the SP key",
+    ];
+    if MISCONFIGURED.iter().any(|m| reason.starts_with(m)) {
+        500
+    } else {
+        400
+    }
 }
 
 /// Waits until the gate's audit log has `n` login failures.
@@ -761,7 +799,7 @@ async fn attacks_are_refused_with_an_audit_event() {
             .iter()
             .any(|v| v.to_str().unwrap().contains("portcullis_session="));
         let body = resp.text().await.unwrap();
-        if status != 400 || session_set {
+        if status != refusal_status(why) || session_set {
             wrong.push(format!(
                 "{name}: status {status}, session minted: {session_set}"
             ));
@@ -1108,11 +1146,13 @@ async fn idp_key_rollover_is_picked_up_by_the_metadata_refresh() {
     let mut b = Browser::default();
     let c = capture(&mut b, &gate, "alice", "/").await;
     let resp = post_acs(&mut b, &gate, &c.xml, &c.relay).await;
-    assert_eq!(resp.status(), 400);
+    assert_eq!(resp.status(), 500, "the misconfigured page");
     assert_eq!(
         wait_failures(&gate, 1)[0],
         "saml: the signature names a certificate that is not in the IdP metadata"
     );
+    let fix = operator_fix_of(&gate).unwrap_or_default();
+    assert!(fix.contains("(a certificate rollover?)"), "{fix}");
 
     // The IdP publishes the new key; the refresh picks it up.
     md.set(fetch_text(&site.idp.metadata_url()).await);
@@ -1377,10 +1417,16 @@ async fn encrypted_assertions_need_a_signed_response_and_bad_ciphertext_is_conta
     let c = capture(&mut b, &gate, "alice", "/").await;
     assert!(c.xml.contains("EncryptedAssertion") && !c.xml.contains("<ds:Signature"));
     let resp = post_acs(&mut b, &gate, &c.xml, &c.relay).await;
-    assert_eq!(resp.status(), 400);
+    assert_eq!(resp.status(), 500, "the misconfigured page");
     assert_eq!(
         wait_failures(&gate, 1)[0],
         "saml: the response carries no XML signature"
+    );
+    assert_eq!(
+        operator_fix_of(&gate).as_deref(),
+        Some(
+            "the IdP signs neither the Response nor the Assertion: enable signing of the assertion (or the response) for this application at the IdP"
+        )
     );
 
     let gate = site.gate("http://app.test/sp-enc").start();
@@ -1398,7 +1444,8 @@ async fn encrypted_assertions_need_a_signed_response_and_bad_ciphertext_is_conta
         &c.relay,
     )
     .await;
-    assert_eq!(resp.status(), 400);
+    // Undecryptable reads as the SP certificate the IdP has being wrong.
+    assert_eq!(resp.status(), 500);
     assert_eq!(
         wait_failures(&gate, 1)[0],
         "saml: the encrypted assertion cannot be decrypted with the SP key"
@@ -1557,16 +1604,20 @@ async fn encrypted_assertions_in_every_namespace_spelling_log_in() {
         &idp.key_pem(),
     );
     let resp = post_acs(&mut b, &gate, &xml, &c.relay).await;
-    assert_eq!(resp.status(), 400);
+    assert_eq!(resp.status(), 500);
+    let page = resp.text().await.unwrap();
     assert!(
-        resp.text()
-            .await
-            .unwrap()
-            .contains("current SP certificate")
+        page.contains("Sign-in to this application is misconfigured") && !page.contains("decrypt"),
+        "{page}"
     );
     assert_eq!(
         wait_failures(&gate, 1),
         ["saml: the encrypted assertion cannot be decrypted with the SP key"]
+    );
+    let fix = operator_fix_of(&gate).unwrap_or_default();
+    assert!(
+        fix.starts_with("the IdP encrypts for another certificate: register Portcullis' current SP certificate (in the SP metadata at "),
+        "{fix}"
     );
 }
 
@@ -2165,12 +2216,33 @@ async fn rsa_sha1_signatures_from_the_idp_are_refused() {
         Ok(true)
     );
     let resp = post_acs(&mut b, &gate, &c.xml, &c.relay).await;
-    assert_eq!(resp.status(), 400);
+    // A real IdP set to sign with SHA-1: the user reads one sentence and
+    // the request id, the operator the fix.
+    assert_eq!(resp.status(), 500);
+    let rid = resp.headers()["x-request-id"].to_str().unwrap().to_string();
+    let page = resp.text().await.unwrap();
+    assert!(
+        page.contains("Sign-in to this application is misconfigured") && page.contains(&rid),
+        "{page}"
+    );
+    for raw in ["sha1", "SHA", "signature", "algorithm"] {
+        assert!(!page.contains(raw), "the user sees `{raw}`: {page}");
+    }
     assert_eq!(
         wait_failures(&gate, 1),
         [
             "saml: a signature uses an algorithm that is not allowed (RSA or ECDSA with SHA-256/384/512 only)"
         ]
+    );
+    assert_eq!(
+        operator_fix_of(&gate).as_deref(),
+        Some(
+            "the IdP signs with an algorithm Portcullis refuses (SHA-1 or weaker): set the signature algorithm of this application at the IdP to RSA-SHA256"
+        )
+    );
+    assert!(
+        gate.log().contains("SAML sign-in is misconfigured"),
+        "the log line names it"
     );
     assert_eq!(b.get(&gate.url("/")).await.status(), 302, "no session");
 }
@@ -2812,9 +2884,13 @@ async fn an_idp_answer_with_an_old_sign_in_does_not_satisfy_the_rule() {
     assert!(body.contains("A recent sign-in is needed here"), "{body}");
     assert_eq!(
         failures(&gate),
-        [
-            "the IdP reported a sign-in older than max_auth_age (2 s); operator fix: the IdP must honour prompt=login/max_age (OIDC) or ForceAuthn (SAML) for this application"
-        ]
+        ["the IdP reported a sign-in older than max_auth_age (2 s)"]
+    );
+    assert_eq!(
+        operator_fix_of(&gate).as_deref(),
+        Some(
+            "the IdP must honour prompt=login/max_age (OIDC) or ForceAuthn (SAML) for this application"
+        )
     );
     // The same kind of answer for a page without the rule logs in.
     let form = at_idp(&mut b, unsolicited("/reports"), "alice").await;

@@ -30,6 +30,7 @@ pub mod acs;
 mod acs_endpoint;
 pub mod attributes;
 pub mod budget;
+pub mod diagnose;
 pub mod logout;
 pub mod logout_response;
 pub mod metadata;
@@ -227,23 +228,36 @@ impl SamlLogin {
             ))),
             "saml/acs" => Some(match self.acs(ctx, req).await {
                 Ok(done) => EndpointOutcome::LoggedIn(Box::new(done)),
-                Err(e) => {
-                    let kind = match e {
-                        AcsError::MetadataExpired => PageKind::IdpUnavailable,
-                        _ => PageKind::LoginFailed,
-                    };
-                    EndpointOutcome::Failed {
-                        page: Page::new(kind).with_detail(e.user_detail()),
-                        reason: e.to_string(),
-                        set_cookies: vec![],
-                    }
-                }
+                Err(e) => self.acs_failed(ctx, &e),
             }),
             "saml/slo" if req.method() == http::Method::POST => {
                 Some(self.soap_logout(ctx, req).await)
             }
             "saml/slo" => Some(self.slo(ctx, &req)),
             _ => None,
+        }
+    }
+
+    /// A refused ACS post: the "misconfigured" page and the operator's fix
+    /// in the audit reason and the log ([`diagnose`]) when only the
+    /// operator can mend it, else the page saying what the user can do.
+    fn acs_failed(&self, ctx: LoginCtx<'_>, e: &AcsError) -> EndpointOutcome {
+        if let Some(fix) = diagnose::operator_fix(e, &self.cfg) {
+            tracing::warn!(request_id = ctx.request.request_id, error = %e, fix = %fix, "SAML sign-in is misconfigured");
+            return EndpointOutcome::Failed {
+                page: Page::new(PageKind::Misconfigured),
+                reason: format!("{e}; operator fix: {fix}"),
+                set_cookies: vec![],
+            };
+        }
+        let kind = match e {
+            AcsError::MetadataExpired => PageKind::IdpUnavailable,
+            _ => PageKind::LoginFailed,
+        };
+        EndpointOutcome::Failed {
+            page: Page::new(kind).with_detail(e.user_detail()),
+            reason: e.to_string(),
+            set_cookies: vec![],
         }
     }
 
