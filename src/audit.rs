@@ -5,8 +5,16 @@
 
 use crate::request_ctx::RequestCtx;
 
-pub fn login_succeeded(ctx: RequestCtx<'_>, user: &str, idp: &str) {
-    tracing::info!(target: "audit", event = "login_succeeded", request_id = ctx.request_id, client_ip = %ctx.client_ip, user, idp);
+/// `groups`: how many groups the session keeps; `groups_dropped`: how many
+/// `session.groups` left out.
+pub fn login_succeeded(
+    ctx: RequestCtx<'_>,
+    user: &str,
+    idp: &str,
+    groups: usize,
+    groups_dropped: usize,
+) {
+    tracing::info!(target: "audit", event = "login_succeeded", request_id = ctx.request_id, client_ip = %ctx.client_ip, user, idp, groups, groups_dropped);
 }
 
 pub fn login_failed(ctx: RequestCtx<'_>, reason: &str) {

@@ -376,9 +376,17 @@ impl App {
             }
             return resp;
         }
+        // `session.groups`: only what the app needs goes into the cookie;
+        // the groups the access rules name always stay.
+        let mut identity = done.identity.clone();
+        let groups_dropped = self.config.session.groups.as_ref().map_or(0, |f| {
+            f.retain(&mut identity.groups, |g| {
+                self.config.access.named_groups().any(|n| n == g)
+            })
+        });
         let set = match self
             .sessions
-            .mint_login(&done.identity, done.idp, &done.refs, jar)
+            .mint_login(&identity, done.idp, &done.refs, jar)
         {
             Ok(set) => set,
             Err(e) => {
@@ -392,7 +400,13 @@ impl App {
             }
         };
         metrics::login_succeeded(idp_name);
-        audit::login_succeeded(rq.ctx, &done.identity.user, idp_name);
+        audit::login_succeeded(
+            rq.ctx,
+            &identity.user,
+            idp_name,
+            identity.groups.len(),
+            groups_dropped,
+        );
         let rounds = login_loop::count(jar, &self.config.login, crate::clock::now());
         let mut resp = redirect(&done.return_to);
         let hint = done

@@ -662,3 +662,123 @@ async fn nginx_auth_request_believes_only_its_header_family() {
     });
     results.finish();
 }
+
+/// The shipped proxy example without its larger header buffers: nginx as
+/// Debian installs it.
+fn stock_buffers(conf: &str) -> String {
+    let out: String = conf
+        .lines()
+        .filter(|l| {
+            let l = l.trim_start();
+            !(l.starts_with("large_client_header_buffers")
+                || l.starts_with("proxy_buffer_size")
+                || l.starts_with("proxy_buffers")
+                || l.starts_with("proxy_busy_buffers_size"))
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert!(!out.contains("32k"), "{out}");
+    out
+}
+
+/// A user in 500 groups (`many` at the real provider) through nginx with
+/// its stock header buffers: with `session.max_cookie_bytes` set to what
+/// that nginx accepts, the login ends on Portcullis' own page naming the
+/// fix, never nginx's 400 or 502; with `session.groups` the session fits
+/// one cookie and the app gets exactly the kept groups.
+#[tokio::test]
+async fn a_user_in_500_groups_through_nginx_with_stock_buffers() {
+    use common::oidc::{Browser, OidcIdp};
+    let up = TestUpstream::start().await;
+    let (tls_port, http_port) = (free_port(), free_port());
+    let origin = format!("https://{DOMAIN}:{tls_port}");
+    let idp = OidcIdp::start(&origin, 0, &[]);
+    let login = |gate_extra: &'static str| {
+        let up = &up;
+        let idp = &idp;
+        let origin = origin.clone();
+        async move {
+            let yaml = oidc_gate_yaml(&up.url(), &idp.issuer, tls_port)
+                .replace("session:\n", &format!("session:\n{gate_extra}"))
+                // The groups are LDAP names, commas included.
+                + "headers:\n  groups_separator: ';'\n";
+            let gate = Gate::start(&yaml, &[]);
+            let (conf, certs) = site("nginx-proxy.conf", &gate, tls_port, http_port, None);
+            let nginx = Nginx::start(&stock_buffers(&conf), tls_port);
+            let b = Browser::with_client(
+                reqwest::Client::builder()
+                    .danger_accept_invalid_certs(true)
+                    .resolve(DOMAIN, SocketAddr::from(([127, 0, 0, 1], tls_port))),
+            );
+            let (form, _) = b.follow(&format!("{origin}/dashboard")).await;
+            let resp = b.submit_login(&form, "many", "many-pw").await;
+            let (page, _) = b.follow_response(resp, &form.url).await;
+            (gate, nginx, certs, b, page)
+        }
+    };
+
+    // No filter: the session would be about 25 kB. Portcullis refuses to
+    // mint what this nginx cannot carry, with its own page.
+    let (gate, nginx, _certs, b, page) = login("  max_cookie_bytes: 2500\n").await;
+    assert_eq!(
+        page.status,
+        431,
+        "{}\nnginx:\n{}",
+        page.body,
+        nginx.error_log()
+    );
+    assert!(
+        page.body
+            .contains("Your account information is too large for a cookie"),
+        "{}",
+        page.body
+    );
+    assert!(!b.cookies_for(&origin).contains("portcullis_session"));
+    let failed: Vec<Value> = gate
+        .log_lines()
+        .into_iter()
+        .filter(|e| e["target"] == "audit" && e["event"] == "login_failed")
+        .collect();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert!(
+        failed[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("operator fix: keep only the groups the app needs with session.groups"),
+        "{failed:?}"
+    );
+    drop((gate, nginx));
+
+    // With the filter: one cookie, through the same nginx, to the app.
+    let (gate, nginx, _certs, b, page) =
+        login("  max_cookie_bytes: 2500\n  groups: ['cn=grp-00*']\n").await;
+    assert_eq!(
+        page.status,
+        200,
+        "{}\nnginx:\n{}",
+        page.body,
+        nginx.error_log()
+    );
+    let v: Value = serde_json::from_str(&page.body).unwrap();
+    let mut want = vec!["admins".to_string()];
+    want.extend((0..10).map(|i| format!("cn=grp-00{i},ou=groups,dc=example,dc=com")));
+    assert_eq!(v["headers"]["x-forwarded-groups"], want.join(";"));
+    let jar = b.cookies_for(&origin);
+    let chunks: Vec<&str> = jar
+        .split("; ")
+        .filter(|c| c.starts_with("__Host-portcullis_session"))
+        .collect();
+    assert_eq!(chunks.len(), 1, "{jar}");
+    assert!(chunks[0].starts_with("__Host-portcullis_session="), "{jar}");
+    let ok: Vec<Value> = gate
+        .log_lines()
+        .into_iter()
+        .filter(|e| e["target"] == "audit" && e["event"] == "login_succeeded")
+        .collect();
+    assert_eq!(ok.len(), 1, "{ok:?}");
+    assert_eq!(ok[0]["groups"], 11);
+    assert_eq!(ok[0]["groups_dropped"], 491);
+    // And the next request through nginx carries it.
+    let (page, trail) = b.follow(&format!("{origin}/reports")).await;
+    assert_eq!((page.status, trail.len()), (200, 1), "{trail:?}");
+}

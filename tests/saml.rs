@@ -2898,3 +2898,25 @@ async fn an_idp_answer_with_an_old_sign_in_does_not_satisfy_the_rule() {
     let echo = finish(&mut b, &gate, &c).await;
     assert_eq!(echo["uri"], "/reports");
 }
+
+/// `session.groups` on a SAML login: groups neither listed nor named by an
+/// access rule are left out of the session, and counted.
+#[tokio::test]
+async fn session_groups_keep_only_listed_and_rule_groups() {
+    let entity = "http://app.test/sp-groups";
+    let site = SamlSite::start(&[(entity, json!({}))]).await;
+    let yaml = site
+        .gate(entity)
+        .top("access:\n  allowed_groups: [admins]\n")
+        .yaml()
+        .replace("session:\n", "session:\n  groups: ['app-*']\n");
+    let gate = Gate::start(&yaml);
+    let mut b = Browser::default();
+    let echo = login(&mut b, &gate, "alice", "/").await;
+    // alice is in admins and staff: admins is the rule's, staff is dropped.
+    assert_eq!(header(&echo, "x-forwarded-groups"), "admins");
+    let ok = gate.events("login_succeeded");
+    assert_eq!(ok.len(), 1, "{ok:?}");
+    assert_eq!(ok[0]["groups"], 1);
+    assert_eq!(ok[0]["groups_dropped"], 1);
+}

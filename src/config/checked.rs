@@ -117,6 +117,10 @@ pub struct Session {
     pub secure_cookie: bool,
     /// Verified-cookie cache entries; 0 = off.
     pub verify_cache_size: usize,
+    /// `session.groups`: `None` keeps every group.
+    pub groups: Option<super::GroupFilter>,
+    /// A login whose session token is longer is refused with a page.
+    pub max_cookie_bytes: usize,
 }
 
 #[derive(Debug, Clone)]

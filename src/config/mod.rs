@@ -15,6 +15,7 @@
 mod access_rules;
 pub mod assertion;
 mod checked;
+mod group_filter;
 mod metrics;
 pub mod oidc;
 mod path_rule;
@@ -36,6 +37,7 @@ pub use checked::{
     Access, AccessRule, BasicAuth, Config, Connections, HeaderPattern, Headers, Hosts, Passthrough,
     PathRule, PathRuleKind, Session, Token, Upstream,
 };
+pub use group_filter::GroupFilter;
 pub use metrics::Metrics;
 /// Sections and values used as written: their types are all the checking
 /// they need, so the checked form is the raw one.

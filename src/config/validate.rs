@@ -343,6 +343,22 @@ fn validate_session(raw: &raw::Config, state_dir: &std::path::Path, errs: &mut E
             "must be at most 1048576 cached cookies (about 0.5 kB each); the default is 16384, `0` turns the cache off",
         );
     }
+    let most = raw::defaults::max_cookie_bytes();
+    if s.max_cookie_bytes < 1024 || s.max_cookie_bytes > most {
+        errs.add(
+            "session.max_cookie_bytes",
+            format!("must be between 1024 and {most} (the default, 8 cookies of 3800 bytes); with nginx's stock header buffers use 3500"),
+        );
+    }
+    let groups = s.groups.as_deref().and_then(|patterns| {
+        super::GroupFilter::build(patterns)
+            .map_err(|bad| {
+                for (i, why) in bad {
+                    errs.add(format!("session.groups[{i}]"), why);
+                }
+            })
+            .ok()
+    });
     let secure = s.secure_cookie;
     // Browsers keep Secure cookies over plain http only for localhost.
     let local_host = raw
@@ -385,6 +401,8 @@ fn validate_session(raw: &raw::Config, state_dir: &std::path::Path, errs: &mut E
             .unwrap_or_else(|| state_dir.join("session-keys.json")),
         secure_cookie: secure,
         verify_cache_size: s.verify_cache_size,
+        groups,
+        max_cookie_bytes: s.max_cookie_bytes,
     }
 }
 
@@ -837,6 +855,18 @@ mod tests {
         assert_eq!(c.session.verify_cache_size, 0);
         let f = fields(&format!("{MIN}session:\n  verify_cache_size: 2000000\n"));
         assert_eq!(f, vec!["session.verify_cache_size"]);
+    }
+
+    #[test]
+    fn session_groups_patterns_are_checked() {
+        let c = from_yaml_str(&format!("{MIN}session:\n  groups: [staff, 'app-*']\n")).unwrap();
+        let f = c.session.groups.unwrap();
+        assert!(f.matches("app-admins") && f.matches("staff") && !f.matches("other"));
+        assert!(from_yaml_str(MIN).unwrap().session.groups.is_none());
+        assert_eq!(
+            fields(&format!("{MIN}session:\n  groups: [staff, '', 'a[']\n")),
+            ["session.groups[1]", "session.groups[2]"]
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::Check;
 use crate::config::Config;
 use crate::identity::{Identity, IdpKind};
-use crate::session::cookies::{CHUNK_BYTES, MAX_CHUNKS};
+use crate::session::cookies::CHUNK_BYTES;
 use crate::session::{KeyRing, Sessions};
 
 /// The user doctor imagines: 150 groups with directory-style names, as an
@@ -34,15 +34,29 @@ fn heavy_user() -> Identity {
 /// The `Cookie` header a browser sends for that user's session.
 pub fn cookie_header_bytes(config: &Config) -> usize {
     let sessions = Sessions::new(config, Arc::new(KeyRing::generate()));
-    let claims = sessions.claims_for(&heavy_user(), IdpKind::Oidc, crate::session::now());
+    let claims = sessions.claims_for(
+        &kept(config, heavy_user()),
+        IdpKind::Oidc,
+        crate::session::now(),
+    );
     sessions.encode(&claims).map_or(0, |token| {
         token.len() + token.len().div_ceil(CHUNK_BYTES) * (sessions.cookie_name().len() + 5)
     })
 }
 
+/// That user's groups as the session keeps them (`session.groups`).
+fn kept(config: &Config, mut user: Identity) -> Identity {
+    if let Some(f) = &config.session.groups {
+        f.retain(&mut user.groups, |g| {
+            config.access.named_groups().any(|n| n == g)
+        });
+    }
+    user
+}
+
 pub fn cookie(config: &Config) -> Check {
     let sessions = Sessions::new(config, Arc::new(KeyRing::generate()));
-    let user = heavy_user();
+    let user = kept(config, heavy_user());
     let claims = sessions.claims_for(&user, IdpKind::Oidc, crate::session::now());
     let token = match sessions.encode(&claims) {
         Ok(t) => t,
@@ -52,25 +66,60 @@ pub fn cookie(config: &Config) -> Check {
     // `name_N=value; ` per chunk, as the browser sends them.
     let cookie_header = token.len() + chunks * (sessions.cookie_name().len() + 5);
     let groups_header = user.groups.iter().map(String::len).sum::<usize>()
-        + (GROUPS - 1) * config.headers.groups_separator.len();
+        + user.groups.len().saturating_sub(1) * config.headers.groups_separator.len();
+    let filtered = if config.session.groups.is_some() {
+        format!(" ({} kept by session.groups)", user.groups.len())
+    } else {
+        String::new()
+    };
     let what = format!(
-        "a user with {GROUPS} groups: session {} bytes in {chunks} cookie(s) (at most {MAX_CHUNKS}), Cookie header about {cookie_header} bytes, {} header {groups_header} bytes",
+        "a user with {GROUPS} groups{filtered}: session {} bytes in {chunks} cookie(s) (session.max_cookie_bytes {}), Cookie header about {cookie_header} bytes, {} header {groups_header} bytes",
         token.len(),
+        config.session.max_cookie_bytes,
         config.headers.groups
     );
-    if chunks > MAX_CHUNKS {
+    if token.len() > config.session.max_cookie_bytes {
         Check::fail(
             "cookie_size",
             format!("{what}: such a login is refused"),
-            "keep only the groups the access rules need (filter them at the IdP, e.g. a group mapper or claim filter)",
+            "keep only the groups the app needs with session.groups (or filter them at the IdP, e.g. a group mapper or claim filter)",
         )
     } else if groups_header > UPSTREAM_HEADER {
         Check::warn(
             "cookie_size",
             what,
-            "make sure the app accepts request headers this big, or filter groups at the IdP",
+            "make sure the app accepts request headers this big, or keep fewer groups with session.groups",
         )
     } else {
         Check::ok("cookie_size", what)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(extra: &str) -> Config {
+        crate::config::from_yaml_str(&format!(
+            "domain: app.example.com\nupstream:\n  url: http://127.0.0.1:1\n{extra}"
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn session_groups_shrink_the_estimate_and_keep_rule_groups() {
+        let all = cookie_header_bytes(&config(""));
+        let filtered = config(
+            "session:\n  groups: ['cn=app-group-00*']\naccess:\n  allowed_groups: ['cn=app-group-149,ou=groups,dc=example,dc=com']\n",
+        );
+        assert!(cookie_header_bytes(&filtered) * 5 < all, "{all}");
+        let check = cookie(&filtered);
+        assert!(
+            check
+                .message
+                .contains("a user with 150 groups (11 kept by session.groups)"),
+            "{}",
+            check.message
+        );
     }
 }

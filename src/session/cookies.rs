@@ -214,6 +214,15 @@ mod tests {
     }
 
     #[test]
+    fn the_default_size_limit_is_every_chunk() {
+        let c = crate::config::from_yaml_str(
+            "domain: a.example.com\nupstream:\n  url: http://127.0.0.1:1\n",
+        )
+        .unwrap();
+        assert_eq!(c.session.max_cookie_bytes, MAX_CHUNKS * CHUNK_BYTES);
+    }
+
+    #[test]
     fn stale_chunks_are_cleared() {
         let old = [
             ("__Host-s_0", "x"),

@@ -145,7 +145,7 @@ pub enum SessionError {
     #[error("the session cookie was issued for another domain")]
     WrongDomain,
     #[error(
-        "the session is larger than the browser's cookie limits allow; reduce the groups or attributes the IdP sends"
+        "the session is larger than the browser's cookie limits allow; operator fix: keep only the groups the app needs with session.groups, or reduce the groups or attributes the IdP sends"
     )]
     TooLarge,
     #[error("the session could not be signed")]
@@ -203,6 +203,8 @@ pub struct Sessions {
     lifetime: Duration,
     inactivity: Option<Duration>,
     cookie_name: String,
+    /// `session.max_cookie_bytes`: a longer token is not minted.
+    max_token_bytes: usize,
     attrs: CookieAttrs,
     validation: Validation,
     /// Cookies whose signature was already checked (see [`cache`]).
@@ -228,6 +230,7 @@ impl Sessions {
             lifetime: config.session.lifetime,
             inactivity: config.session.inactivity_timeout,
             cookie_name: config.session.cookie_name.clone(),
+            max_token_bytes: config.session.max_cookie_bytes,
             attrs: CookieAttrs {
                 secure: config.session.secure_cookie,
                 same_site_none: false,
@@ -343,6 +346,9 @@ impl Sessions {
         now: u64,
     ) -> Result<Vec<String>, SessionError> {
         let token = self.encode(claims)?;
+        if token.len() > self.max_token_bytes {
+            return Err(SessionError::TooLarge);
+        }
         cookies::write_chunked(
             request_cookies,
             &self.cookie_name,

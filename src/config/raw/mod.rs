@@ -193,6 +193,15 @@ pub struct Session {
     /// signature check runs once per cookie; `0` turns the cache off.
     #[serde(default = "defaults::verify_cache_size")]
     pub verify_cache_size: usize,
+    /// Groups to keep in the session (names or patterns); unset keeps
+    /// every group the IdP sends.
+    #[serde(default)]
+    pub groups: Option<Vec<String>>,
+    /// The largest session (bytes of cookie values) a login may mint: what
+    /// the web server in front accepts in one `Cookie` header and in the
+    /// login answer's headers.
+    #[serde(default = "defaults::max_cookie_bytes")]
+    pub max_cookie_bytes: usize,
 }
 
 impl Default for Session {
@@ -204,6 +213,8 @@ impl Default for Session {
             key_file: None,
             secure_cookie: true,
             verify_cache_size: defaults::verify_cache_size(),
+            groups: None,
+            max_cookie_bytes: defaults::max_cookie_bytes(),
         }
     }
 }
@@ -482,6 +493,12 @@ pub(crate) mod defaults {
     /// plenty; about 0.5 kB each.
     pub fn verify_cache_size() -> usize {
         16_384
+    }
+    /// Every chunk a session may have, 8 of 3800 bytes (what the shipped
+    /// nginx examples' buffers accept). Written out, not imported: config
+    /// sits below `session`; a test in `session::cookies` keeps them equal.
+    pub fn max_cookie_bytes() -> usize {
+        8 * 3800
     }
     pub fn token_header() -> String {
         "X-Portcullis-Authorization".into()

@@ -136,6 +136,23 @@ const USERS = {
       groups: ['contractors'],
     },
   },
+  // In 500 directory groups besides admins and staff: a session too big
+  // for one cookie unless `session.groups` filters it.
+  many: {
+    password: 'many-pw',
+    claims: {
+      sub: 'many',
+      preferred_username: 'many',
+      email: 'many@example.com',
+      email_verified: true,
+      name: 'Many Groups',
+      groups: [
+        'admins',
+        'staff',
+        ...Array.from({ length: 500 }, (_, i) => `cn=grp-${String(i).padStart(3, '0')},ou=groups,dc=example,dc=com`),
+      ],
+    },
+  },
   // Entra ID's group overage: a distributed claim instead of `groups`
   // (oidc-provider releases `_claim_names` / `_claim_sources` as given).
   dave: {
