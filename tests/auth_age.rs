@@ -107,14 +107,21 @@ async fn an_old_sign_in_is_sent_back_to_sign_in_again_and_a_fresh_one_gets_in() 
 async fn a_first_login_to_a_guarded_page_asks_for_a_fresh_sign_in() {
     let s = setup(RULES, SKEW, &[]).await;
     let b = Browser::new();
-    let (form, trail) = b.follow(&s.url_of("/admin/")).await;
+    signs_in_afresh_to(&b, &s, "/admin/").await;
+}
+
+/// A navigation to `path` goes to the provider asking for a fresh sign-in
+/// (`prompt=login`, `max_age=2`); alice signs in and lands on `path`.
+async fn signs_in_afresh_to(b: &Browser, s: &Setup, path: &str) {
+    let (form, trail) = b.follow(&s.url_of(path)).await;
     let q = query_of(&trail[1]);
     assert_eq!(param(&q, "prompt"), Some("login"), "{trail:?}");
     assert_eq!(param(&q, "max_age"), Some("2"), "{trail:?}");
+    assert!(form.body.contains("login-form"), "{}", form.body);
     let resp = b.submit_login(&form, "alice", "alice-pw").await;
     let (page, _) = b.follow_response(resp, &form.url).await;
     assert_eq!(page.status, 200, "{}", page.body);
-    assert_eq!(page.url, s.url_of("/admin/"));
+    assert_eq!(page.url, s.url_of(path));
 }
 
 /// A provider that names no sign-in time unless asked (`oidc-provider`'s
@@ -129,13 +136,7 @@ async fn an_unknown_sign_in_time_counts_as_old() {
     let (status, body) = api_status(&b, &s.url_of("/admin/users")).await;
     assert_eq!(status, 401, "{body}");
     assert_eq!(body["error"], "reauthentication_required", "{body}");
-    let (form, trail) = b.follow(&s.url_of("/admin/users")).await;
-    let q = query_of(&trail[1]);
-    assert_eq!(param(&q, "prompt"), Some("login"), "{trail:?}");
-    let resp = b.submit_login(&form, "alice", "alice-pw").await;
-    let (page, _) = b.follow_response(resp, &form.url).await;
-    assert_eq!(page.status, 200, "{}", page.body);
-    assert_eq!(page.url, s.url_of("/admin/users"));
+    signs_in_afresh_to(&b, &s, "/admin/users").await;
 }
 
 /// The provider drops `prompt` and `max_age` (`OIDC_IGNORE_REAUTH`): it

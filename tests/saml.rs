@@ -2801,15 +2801,20 @@ const FRESH_ADMIN: &str = "access:\n  rules:\n    - description: Admin console\n
 /// Longer than the age and the skew together, whole seconds included.
 const AGED: Duration = Duration::from_millis(4500);
 
+/// A gate whose `/admin/` wants a fresh sign-in, 1 s of clock skew, and
+/// `saml_extra` under `saml:`.
+fn fresh_admin_gate(site: &SamlSite, entity: &str, saml_extra: &str) -> Gate {
+    site.gate(entity)
+        .saml(&format!("  clock_skew: 1s\n{saml_extra}"))
+        .top(FRESH_ADMIN)
+        .start()
+}
+
 #[tokio::test]
 async fn max_auth_age_sends_an_old_session_back_with_force_authn() {
     let entity = "http://app.test/sp-fresh";
     let site = SamlSite::start(&[(entity, json!({}))]).await;
-    let gate = site
-        .gate(entity)
-        .saml("  clock_skew: 1s\n")
-        .top(FRESH_ADMIN)
-        .start();
+    let gate = fresh_admin_gate(&site, entity, "");
     let mut b = Browser::default();
     // A login for the rest of the app does not force a sign-in.
     let to_idp = start_login(&mut b, &gate, "/").await;
@@ -2853,11 +2858,7 @@ async fn max_auth_age_sends_an_old_session_back_with_force_authn() {
 async fn an_idp_answer_with_an_old_sign_in_does_not_satisfy_the_rule() {
     let entity = "http://app.test/sp-stale";
     let site = SamlSite::start(&[(entity, json!({}))]).await;
-    let gate = site
-        .gate(entity)
-        .saml("  clock_skew: 1s\n  allow_idp_initiated: true\n")
-        .top(FRESH_ADMIN)
-        .start();
+    let gate = fresh_admin_gate(&site, entity, "  allow_idp_initiated: true\n");
     let mut b = Browser::default();
     login(&mut b, &gate, "alice", "/").await;
     std::thread::sleep(AGED);
