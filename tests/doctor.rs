@@ -475,6 +475,52 @@ async fn nginx_site_faults_from_a_real_nginx_configuration() {
     cases.finish();
 }
 
+/// nginx's stock buffers in front of users with many groups: doctor warns
+/// of the 400 and the 502 before a user meets them; keeping fewer groups
+/// (`session.groups`) makes the same site fine.
+#[tokio::test]
+async fn nginx_stock_buffers_are_named_unless_the_session_fits() {
+    let up = TestUpstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let stock = |s: String| -> String {
+        s.lines()
+            .filter(|l| {
+                let l = l.trim_start();
+                !(l.starts_with("large_client_header_buffers")
+                    || l.starts_with("proxy_buffer")
+                    || l.starts_with("proxy_busy_buffers_size"))
+            })
+            .map(|l| format!("{l}\n"))
+            .collect()
+    };
+    let nd = tempfile::tempdir().unwrap();
+    let main = nginx_main(nd.path(), &stock(nginx_site(nd.path(), port)));
+    let nginx = ["--nginx-conf", main.to_str().unwrap()];
+
+    let config = write(
+        dir.path(),
+        "app.yaml",
+        &yaml(dir.path(), &up.url(), port, ""),
+    );
+    let run = doctor(&config, &nginx);
+    let msgs = run.messages("nginx");
+    assert_eq!(run.status("nginx"), "warn", "{msgs}");
+    assert!(
+        msgs.contains("Request Header Or Cookie Too Large"),
+        "{msgs}"
+    );
+    assert!(msgs.contains("(proxy_buffer_size)"), "{msgs}");
+    assert!(msgs.contains("upstream sent too big header"), "{msgs}");
+
+    let filtered = yaml(dir.path(), &up.url(), port, "")
+        .replace("session:\n", "session:\n  groups: ['cn=app-group-00*']\n");
+    let config = write(dir.path(), "filtered.yaml", &filtered);
+    let run = doctor(&config, &nginx);
+    let msgs = run.messages("nginx");
+    assert_eq!(run.status("nginx"), "ok", "{msgs}");
+}
+
 #[tokio::test]
 async fn key_file_the_service_user_cannot_read() {
     use std::os::unix::fs::PermissionsExt;

@@ -382,7 +382,26 @@ pub fn check_site(config: &Config, root: &[Directive]) -> Vec<Check> {
             out.push(Check::warn(
                 "nginx",
                 format!("nginx accepts header lines up to {have} bytes; the Cookie header of a user with {} groups is about {need} bytes (nginx answers 400 Request Header Or Cookie Too Large)", super::size::GROUPS),
-                "add `large_client_header_buffers 8 32k;` to the server block",
+                "add `large_client_header_buffers 8 32k;` to the server block, or keep fewer groups with session.groups",
+            ));
+        }
+        // The login answer carries the session's Set-Cookie headers (at
+        // most `session.max_cookie_bytes`: a bigger session is refused with
+        // a page) plus about 1 kB of others; nginx keeps a response's
+        // headers in one `proxy_buffer_size` buffer (4k by default).
+        let answer = need.min(config.session.max_cookie_bytes) + 1024;
+        let buffer = site
+            .children()
+            .iter()
+            .find(|d| d.name() == "proxy_buffer_size")
+            .and_then(|d| d.args.get(1))
+            .and_then(|v| size_bytes(v))
+            .unwrap_or(4 * 1024);
+        if buffer < answer {
+            out.push(Check::warn(
+                "nginx",
+                format!("nginx keeps Portcullis' response headers in {buffer} bytes (proxy_buffer_size); the login answer for a user with {} groups needs about {answer} (nginx answers 502 upstream sent too big header)", super::size::GROUPS),
+                format!("add `proxy_buffer_size 32k; proxy_buffers 8 32k; proxy_busy_buffers_size 64k;` to the server block, or set session.max_cookie_bytes to at most {}", buffer.saturating_sub(1024)),
             ));
         }
     }
