@@ -498,11 +498,27 @@ async fn nginx_stock_buffers_are_named_unless_the_session_fits() {
     let main = nginx_main(nd.path(), &stock(nginx_site(nd.path(), port)));
     let nginx = ["--nginx-conf", main.to_str().unwrap()];
 
+    // The defaults fit stock nginx: the many-group user gets Portcullis'
+    // own page, which doctor says.
     let config = write(
         dir.path(),
         "app.yaml",
         &yaml(dir.path(), &up.url(), port, ""),
     );
+    let run = doctor(&config, &nginx);
+    assert_eq!(run.status("nginx"), "ok", "{}", run.messages("nginx"));
+    assert_eq!(run.status("cookie_size"), "warn");
+    assert!(
+        run.messages("cookie_size")
+            .contains("too large for a cookie"),
+        "{}",
+        run.messages("cookie_size")
+    );
+
+    // Sessions as big as the shipped examples carry: stock buffers are not.
+    let big = yaml(dir.path(), &up.url(), port, "")
+        .replace("session:\n", "session:\n  max_cookie_bytes: 30400\n");
+    let config = write(dir.path(), "big.yaml", &big);
     let run = doctor(&config, &nginx);
     let msgs = run.messages("nginx");
     assert_eq!(run.status("nginx"), "warn", "{msgs}");
@@ -512,9 +528,9 @@ async fn nginx_stock_buffers_are_named_unless_the_session_fits() {
     );
     assert!(msgs.contains("(proxy_buffer_size)"), "{msgs}");
     assert!(msgs.contains("upstream sent too big header"), "{msgs}");
+    assert_eq!(run.status("cookie_size"), "ok");
 
-    let filtered = yaml(dir.path(), &up.url(), port, "")
-        .replace("session:\n", "session:\n  groups: ['cn=app-group-00*']\n");
+    let filtered = big.replace("session:\n", "session:\n  groups: ['cn=app-group-00*']\n");
     let config = write(dir.path(), "filtered.yaml", &filtered);
     let run = doctor(&config, &nginx);
     let msgs = run.messages("nginx");

@@ -609,7 +609,8 @@ async fn own_endpoints() {
 async fn large_sessions_are_split_and_joined() {
     let up = TestUpstream::start().await;
     // Directory DNs contain commas: such deployments pick another separator.
-    let yaml = base_yaml(&up.url(), "headers:\n  groups_separator: \"|\"\n");
+    let yaml = base_yaml(&up.url(), "headers:\n  groups_separator: \"|\"\n")
+        .replace("session:\n", "session:\n  max_cookie_bytes: 30400\n");
     let gate = Gate::start(&yaml);
     let config = portcullis::config::from_yaml_str(
         &yaml.replace("KEYFILE", gate.key_file().to_str().unwrap()),

@@ -343,11 +343,11 @@ fn validate_session(raw: &raw::Config, state_dir: &std::path::Path, errs: &mut E
             "must be at most 1048576 cached cookies (about 0.5 kB each); the default is 16384, `0` turns the cache off",
         );
     }
-    let most = raw::defaults::max_cookie_bytes();
+    let most = raw::defaults::MOST_COOKIE_BYTES;
     if s.max_cookie_bytes < 1024 || s.max_cookie_bytes > most {
         errs.add(
             "session.max_cookie_bytes",
-            format!("must be between 1024 and {most} (the default, 8 cookies of 3800 bytes); with nginx's stock header buffers use 3500"),
+            format!("must be between 1024 and {most} (8 cookies of 3800 bytes); the default {} fits nginx's stock buffers, {most} needs those of the shipped nginx examples", raw::defaults::max_cookie_bytes()),
         );
     }
     let groups = s.groups.as_deref().and_then(|patterns| {

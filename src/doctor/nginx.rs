@@ -369,39 +369,26 @@ pub fn check_site(config: &Config, root: &[Directive]) -> Vec<Check> {
         }
         found |= before;
     }
-    let need = super::size::cookie_header_bytes(config);
+    let need = super::size::estimate(config);
+    let groups = super::size::GROUPS;
     for site in &fronting {
-        let have = site
-            .children()
-            .iter()
-            .find(|d| d.name() == "large_client_header_buffers")
-            .and_then(|d| d.args.get(2))
-            .and_then(|v| size_bytes(v))
-            .unwrap_or(8 * 1024);
-        if have < need {
+        // nginx's defaults: `large_client_header_buffers 4 8k`,
+        // `proxy_buffer_size` one memory page.
+        let line = size_of(site, "large_client_header_buffers", 2).unwrap_or(8 * 1024);
+        if line < need.cookie_header {
             out.push(Check::warn(
                 "nginx",
-                format!("nginx accepts header lines up to {have} bytes; the Cookie header of a user with {} groups is about {need} bytes (nginx answers 400 Request Header Or Cookie Too Large)", super::size::GROUPS),
-                "add `large_client_header_buffers 8 32k;` to the server block, or keep fewer groups with session.groups",
+                format!("nginx accepts header lines up to {line} bytes; the Cookie header of a user with {groups} groups is about {} bytes (nginx answers 400 Request Header Or Cookie Too Large)", need.cookie_header),
+                format!("add `large_client_header_buffers 8 32k;` to the server block, or set session.max_cookie_bytes to at most {}", line.saturating_sub(300)),
             ));
         }
-        // The login answer carries the session's Set-Cookie headers (at
-        // most `session.max_cookie_bytes`: a bigger session is refused with
-        // a page) plus about 1 kB of others; nginx keeps a response's
-        // headers in one `proxy_buffer_size` buffer (4k by default).
-        let answer = need.min(config.session.max_cookie_bytes) + 1024;
-        let buffer = site
-            .children()
-            .iter()
-            .find(|d| d.name() == "proxy_buffer_size")
-            .and_then(|d| d.args.get(1))
-            .and_then(|v| size_bytes(v))
-            .unwrap_or(4 * 1024);
-        if buffer < answer {
+        // nginx keeps a response's headers in one `proxy_buffer_size` buffer.
+        let buffer = size_of(site, "proxy_buffer_size", 1).unwrap_or(4 * 1024);
+        if buffer < need.login_answer {
             out.push(Check::warn(
                 "nginx",
-                format!("nginx keeps Portcullis' response headers in {buffer} bytes (proxy_buffer_size); the login answer for a user with {} groups needs about {answer} (nginx answers 502 upstream sent too big header)", super::size::GROUPS),
-                format!("add `proxy_buffer_size 32k; proxy_buffers 8 32k; proxy_busy_buffers_size 64k;` to the server block, or set session.max_cookie_bytes to at most {}", buffer.saturating_sub(1024)),
+                format!("nginx keeps Portcullis' response headers in {buffer} bytes (proxy_buffer_size); the login answer for a user with {groups} groups needs about {} (nginx answers 502 upstream sent too big header)", need.login_answer),
+                format!("add `proxy_buffer_size 32k; proxy_buffers 8 32k; proxy_busy_buffers_size 64k;` to the server block, or set session.max_cookie_bytes to at most {}", buffer.saturating_sub(1000)),
             ));
         }
     }
@@ -420,6 +407,16 @@ pub fn check_site(config: &Config, root: &[Directive]) -> Vec<Check> {
 }
 
 /// `8k`, `1m`, `512` as bytes.
+/// The size a block's directive sets in its argument `arg` (`8k`, `1m`).
+fn size_of(block: &Directive, name: &str, arg: usize) -> Option<usize> {
+    block
+        .children()
+        .iter()
+        .find(|d| d.name() == name)
+        .and_then(|d| d.args.get(arg))
+        .and_then(|v| size_bytes(v))
+}
+
 fn size_bytes(v: &str) -> Option<usize> {
     let v = v.to_ascii_lowercase();
     let (n, mult) = match v.chars().last()? {

@@ -31,17 +31,35 @@ fn heavy_user() -> Identity {
     }
 }
 
-/// The `Cookie` header a browser sends for that user's session.
-pub fn cookie_header_bytes(config: &Config) -> usize {
+/// What that user's session weighs on the wire, as far as Portcullis
+/// lets it: a session over `session.max_cookie_bytes` is refused with a
+/// page, so nothing bigger ever reaches the proxy in front.
+pub struct Estimate {
+    /// The `Cookie` header a browser sends for it.
+    pub cookie_header: usize,
+    /// The login answer's response headers: the `Set-Cookie` headers with
+    /// their attributes, the redirect and about 700 bytes of others.
+    pub login_answer: usize,
+}
+
+pub fn estimate(config: &Config) -> Estimate {
     let sessions = Sessions::new(config, Arc::new(KeyRing::generate()));
     let claims = sessions.claims_for(
         &kept(config, heavy_user()),
         IdpKind::Oidc,
         crate::session::now(),
     );
-    sessions.encode(&claims).map_or(0, |token| {
-        token.len() + token.len().div_ceil(CHUNK_BYTES) * (sessions.cookie_name().len() + 5)
-    })
+    let token = sessions.encode(&claims).map_or(0, |t| t.len());
+    let session = token.min(config.session.max_cookie_bytes);
+    let chunks = session.div_ceil(CHUNK_BYTES);
+    let name = sessions.cookie_name().len() + 2;
+    Estimate {
+        // `name_N=value; ` per chunk.
+        cookie_header: session + chunks * (name + 3),
+        // `Set-Cookie: name_N=value; Path=/; Max-Age=43200; HttpOnly;
+        // Secure; SameSite=Lax` per chunk.
+        login_answer: session + chunks * (name + 75) + 700,
+    }
 }
 
 /// That user's groups as the session keeps them (`session.groups`).
@@ -78,11 +96,13 @@ pub fn cookie(config: &Config) -> Check {
         config.session.max_cookie_bytes,
         config.headers.groups
     );
+    // A warning, not a failure: this user is imagined, and the refusal is
+    // Portcullis' own clear page, not a broken login.
     if token.len() > config.session.max_cookie_bytes {
-        Check::fail(
+        Check::warn(
             "cookie_size",
-            format!("{what}: such a login is refused"),
-            "keep only the groups the app needs with session.groups (or filter them at the IdP, e.g. a group mapper or claim filter)",
+            format!("{what}: such a login gets the \"too large for a cookie\" page"),
+            "keep only the groups the app needs with session.groups (or filter them at the IdP, e.g. a group mapper or claim filter); behind the shipped nginx examples' buffers session.max_cookie_bytes may be raised to 30400",
         )
     } else if groups_header > UPSTREAM_HEADER {
         Check::warn(
@@ -108,11 +128,11 @@ mod tests {
 
     #[test]
     fn session_groups_shrink_the_estimate_and_keep_rule_groups() {
-        let all = cookie_header_bytes(&config(""));
+        let all = estimate(&config("session:\n  max_cookie_bytes: 30400\n")).cookie_header;
         let filtered = config(
-            "session:\n  groups: ['cn=app-group-00*']\naccess:\n  allowed_groups: ['cn=app-group-149,ou=groups,dc=example,dc=com']\n",
+            "session:\n  max_cookie_bytes: 30400\n  groups: ['cn=app-group-00*']\naccess:\n  allowed_groups: ['cn=app-group-149,ou=groups,dc=example,dc=com']\n",
         );
-        assert!(cookie_header_bytes(&filtered) * 5 < all, "{all}");
+        assert!(estimate(&filtered).cookie_header * 5 < all, "{all}");
         let check = cookie(&filtered);
         assert!(
             check
@@ -121,5 +141,14 @@ mod tests {
             "{}",
             check.message
         );
+    }
+
+    #[test]
+    fn the_estimate_stops_at_the_limit_a_login_enforces() {
+        let capped = estimate(&config(""));
+        assert!(capped.cookie_header < 3100, "{}", capped.cookie_header);
+        // Stock nginx keeps the login answer in 4 KiB.
+        assert!(capped.login_answer < 4096, "{}", capped.login_answer);
+        assert_eq!(cookie(&config("")).status, crate::doctor::Status::Warn);
     }
 }

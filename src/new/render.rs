@@ -54,6 +54,10 @@ pub fn yaml(p: &Plan) -> String {
          #   allowed_groups: [grafana-users]\n\
          #   allowed_emails: [alice@example.com]\n\
          #   allowed_email_domains: [example.com]\n\
+         # The nginx snippet written next to this file carries sessions up to\n\
+         # 30400 bytes (users in many groups); the default, 3000, fits any nginx:\n\
+         # session:\n\
+         #   max_cookie_bytes: 30400\n\
          # Paths that need no login (health checks, static assets):\n\
          # passthrough:\n\
          #   paths:\n\

@@ -214,12 +214,15 @@ mod tests {
     }
 
     #[test]
-    fn the_default_size_limit_is_every_chunk() {
-        let c = crate::config::from_yaml_str(
-            "domain: a.example.com\nupstream:\n  url: http://127.0.0.1:1\n",
-        )
-        .unwrap();
+    fn the_largest_size_limit_is_every_chunk() {
+        let yaml = |n: usize| {
+            format!(
+                "domain: a.example.com\nupstream:\n  url: http://127.0.0.1:1\nsession:\n  max_cookie_bytes: {n}\n"
+            )
+        };
+        let c = crate::config::from_yaml_str(&yaml(MAX_CHUNKS * CHUNK_BYTES)).unwrap();
         assert_eq!(c.session.max_cookie_bytes, MAX_CHUNKS * CHUNK_BYTES);
+        assert!(crate::config::from_yaml_str(&yaml(MAX_CHUNKS * CHUNK_BYTES + 1)).is_err());
     }
 
     #[test]

@@ -494,12 +494,18 @@ pub(crate) mod defaults {
     pub fn verify_cache_size() -> usize {
         16_384
     }
-    /// Every chunk a session may have, 8 of 3800 bytes (what the shipped
-    /// nginx examples' buffers accept). Written out, not imported: config
-    /// sits below `session`; a test in `session::cookies` keeps them equal.
+    /// What nginx carries with its stock buffers: the login answer's
+    /// headers must fit one 4 KiB `proxy_buffer_size` page, about 1 kB of
+    /// them not the session. A bigger default would turn a user with many
+    /// groups into nginx's 502 instead of Portcullis' "too large" page.
     pub fn max_cookie_bytes() -> usize {
-        8 * 3800
+        3000
     }
+    /// Every chunk a session may have, 8 of 3800 bytes (what the shipped
+    /// nginx examples' 32k buffers accept). Written out, not imported:
+    /// config sits below `session`; a test in `session::cookies` keeps them
+    /// equal.
+    pub const MOST_COOKIE_BYTES: usize = 8 * 3800;
     pub fn token_header() -> String {
         "X-Portcullis-Authorization".into()
     }
