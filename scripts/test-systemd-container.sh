@@ -12,7 +12,11 @@
 # waited for by its outcome in the journal), `apt upgrade` to the .deb's
 # version (edited configuration kept, running instances restarted), restart
 # and stop through portcullis.target, the Unix socket and state
-# directories, the online `systemd-analyze security` score, and finally
+# directories; the operator's three commands (`portcullis new` against
+# the real oidc-provider and SimpleSAMLphp, `systemctl enable --now`,
+# `portcullis doctor`) with a Chromium login through nginx for each (needs
+# the test command's Node.js modules, SimpleSAMLphp, nginx and Chromium);
+# the online `systemd-analyze security` score, and finally
 # `apt remove` (configuration kept) and `apt purge` (state gone). Needs root.
 # Prints "N passed, N failed" however it ends. Whatever happens, the
 # container is powered off (or killed), its copy of the base system and the
@@ -270,6 +274,14 @@ check "Unix socket 0666 in /run/portcullis, owned by portcullis" bash -c "[ \"\$
 check "served over the Unix socket to another user" bash -c "[ \"\$(nsenter -t $leader -m -u -i -p -- runuser -u nobody -- curl -s -o /dev/null -w '%{http_code}' --unix-socket /run/portcullis/team-wiki.sock http://wiki.example.com/minimal.yaml)\" = 200 ]"
 check "state directories 0700, key rings 0600, owned by portcullis" bash -c "
     [ \"\$(nsenter -t $leader -m -u -i -p -- stat -c '%U %a' /var/lib/portcullis/team-wiki /var/lib/portcullis/team-wiki/session-keys.json | sort -u | tr '\n' ' ')\" = 'portcullis 600 portcullis 700 ' ]"
+
+echo "==> portcullis new, systemctl enable --now, portcullis doctor; Chromium signs in"
+# The three commands an operator runs, against the real providers (on this
+# machine: the container shares its network), then a real browser login
+# through nginx with the snippet `new` wrote: tests/browser.rs drives it.
+check "OIDC (oidc-provider) and SAML (SimpleSAMLphp): new, enable --now, doctor passes, Chromium reaches the app" \
+    env PORTCULLIS_CONTAINER="nsenter -t $leader -m -u -i -p --" \
+    cargo test --locked --test browser -- --ignored --exact new_enable_doctor_and_sign_in_inside_a_systemd_container
 
 echo "==> apt upgrade to $version"
 check "the new version is added to the repository" scripts/build-apt-repo.sh --out "$apt_repo" "$deb"

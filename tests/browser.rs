@@ -242,24 +242,7 @@ async fn saml_login_in_a_real_browser() {
     let c = &chrome.client;
 
     c.goto(&format!("{origin}/wiki?page=Home")).await.unwrap();
-    let user = c
-        .wait()
-        .for_element(Locator::Css("input[name=username]"))
-        .await
-        .expect("SimpleSAMLphp's login form");
-    user.send_keys("alice").await.unwrap();
-    c.find(Locator::Css("input[name=password]"))
-        .await
-        .unwrap()
-        .send_keys("alice-pw")
-        .await
-        .unwrap();
-    c.find(Locator::Css("button[type=submit], input[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    sign_in_at_simplesamlphp(c, "alice", "alice-pw").await;
 
     let body = wait_for_app(c, &format!("{origin}/wiki"), &gate).await;
     assert!(body.contains(r#""x-forwarded-user":"alice""#), "{body}");
@@ -299,6 +282,29 @@ async fn oidc_form_post_login_in_a_real_browser() {
     // The provider POSTs back cross-site: only a SameSite=None; Secure
     // transaction cookie comes along.
     browser_login("form_post").await;
+}
+
+/// Fills and submits SimpleSAMLphp's login form once the browser shows it.
+async fn sign_in_at_simplesamlphp(c: &Client, user: &str, password: &str) {
+    c.wait()
+        .for_element(Locator::Css("input[name=username]"))
+        .await
+        .expect("SimpleSAMLphp's login form")
+        .send_keys(user)
+        .await
+        .unwrap();
+    c.find(Locator::Css("input[name=password]"))
+        .await
+        .unwrap()
+        .send_keys(password)
+        .await
+        .unwrap();
+    c.find(Locator::Css("button[type=submit], input[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
 }
 
 /// Fills and submits the provider's login form once the browser shows it.
@@ -591,5 +597,301 @@ async fn refused_user_expired_session_and_logout_in_chromium() {
             .as_str()
             .starts_with(&idp.issuer)
     );
+    chrome.stop().await;
+}
+
+/// Runs programs inside the booted systemd container of
+/// scripts/test-systemd-container.sh, which names the way in (an `nsenter`
+/// command line) in `PORTCULLIS_CONTAINER`. The container shares this
+/// machine's network: its services and this test's reach each other on
+/// 127.0.0.1.
+struct Container {
+    enter: Vec<String>,
+}
+
+impl Container {
+    fn from_env() -> Container {
+        let enter: Vec<String> = std::env::var("PORTCULLIS_CONTAINER")
+            .expect("PORTCULLIS_CONTAINER: run this test through scripts/test-systemd-container.sh")
+            .split_whitespace()
+            .map(String::from)
+            .collect();
+        assert!(!enter.is_empty(), "PORTCULLIS_CONTAINER is empty");
+        Container { enter }
+    }
+
+    fn run(&self, args: &[&str], stdin: &str) -> std::process::Output {
+        use std::io::Write;
+        let mut child = Command::new(&self.enter[0])
+            .args(&self.enter[1..])
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    }
+
+    /// Runs a command that must succeed; its output, stdout then stderr.
+    fn ok(&self, args: &[&str]) -> String {
+        self.ok_with_input(args, "")
+    }
+
+    fn ok_with_input(&self, args: &[&str], stdin: &str) -> String {
+        let o = self.run(args, stdin);
+        let out = format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(
+            o.status.success(),
+            "in the container, {args:?} failed ({}):\n{out}",
+            o.status
+        );
+        out
+    }
+
+    fn journal(&self, unit: &str) -> String {
+        let o = self.run(&["journalctl", "-u", unit, "-o", "cat", "--no-pager"], "");
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    /// `systemctl enable --now`, then `portcullis doctor NAME`: it must
+    /// pass (warnings allowed, no failure), as the issue's third command.
+    fn enable_and_doctor(&self, name: &str) -> String {
+        let unit = format!("portcullis@{name}");
+        let o = self.run(&["systemctl", "enable", "--now", &unit], "");
+        assert!(
+            o.status.success(),
+            "systemctl enable --now {unit}: {}\n{}",
+            String::from_utf8_lossy(&o.stderr),
+            self.journal(&unit)
+        );
+        let doctor = self.run(&["portcullis", "doctor", name], "");
+        let report = String::from_utf8_lossy(&doctor.stdout).into_owned();
+        assert_eq!(
+            doctor.status.code(),
+            Some(0),
+            "portcullis doctor {name}:\n{report}{}",
+            String::from_utf8_lossy(&doctor.stderr)
+        );
+        assert!(report.contains("ok   instance"), "{report}");
+        assert!(report.contains("ok   unit"), "{report}");
+        report
+    }
+
+    /// Leaves the container as the script's later checks expect it.
+    fn remove(&self, name: &str) {
+        self.ok(&[
+            "systemctl",
+            "disable",
+            "--now",
+            &format!("portcullis@{name}"),
+        ]);
+        self.ok(&[
+            "sh",
+            "-c",
+            "rm -rf /etc/portcullis/\"$0\".* /var/lib/portcullis/\"$0\"",
+            name,
+        ]);
+    }
+}
+
+/// The nginx site `portcullis new` wrote, on this test's loopback ports
+/// and with a fresh certificate for the host: what the operator does when
+/// they "review the certificate paths".
+fn host_nginx(
+    snippet: &str,
+    host: &str,
+    tls_port: u16,
+) -> (operations_support::Nginx, tempfile::TempDir) {
+    use operations_support::replace_once;
+    let certs = tempfile::tempdir().unwrap();
+    let (cert, key) = operations_support::self_signed(certs.path(), host);
+    let mut s = replace_once(
+        snippet,
+        &format!("/etc/ssl/certs/{host}.pem"),
+        cert.to_str().unwrap(),
+    );
+    s = replace_once(
+        &s,
+        &format!("/etc/ssl/private/{host}.key"),
+        key.to_str().unwrap(),
+    );
+    s = replace_once(
+        &s,
+        &format!("listen {tls_port} ssl http2;"),
+        &format!("listen 127.0.0.1:{tls_port} ssl http2;"),
+    );
+    s = replace_once(&s, &format!("listen [::]:{tls_port} ssl http2;"), "");
+    s = replace_once(
+        &s,
+        "listen 80;",
+        &format!("listen 127.0.0.1:{};", operations_support::free_port()),
+    );
+    s = replace_once(&s, "listen [::]:80;", "");
+    (operations_support::Nginx::start(&s, tls_port), certs)
+}
+
+/// The issue's three commands in a booted Debian with systemd, the package
+/// installed from the APT repository: `portcullis new` against the real
+/// provider, `systemctl enable --now`, `portcullis doctor`; then nginx (on
+/// this machine, with the snippet `new` wrote) in front, and Chromium signs
+/// in through it to the app. Once with oidc-provider, once with
+/// SimpleSAMLphp and `--saml`.
+#[tokio::test]
+#[ignore = "needs the booted container of scripts/test-systemd-container.sh"]
+async fn new_enable_doctor_and_sign_in_inside_a_systemd_container() {
+    let ct = Container::from_env();
+    let up = TestUpstream::start().await;
+    let chrome = Chrome::start_with(&[
+        "--host-resolver-rules=MAP grafana.test 127.0.0.1, MAP wiki.test 127.0.0.1".into(),
+        "--ignore-certificate-errors".into(),
+    ])
+    .await;
+    let c = &chrome.client;
+
+    // OpenID Connect.
+    let tls_port = operations_support::free_port();
+    let origin = format!("https://grafana.test:{tls_port}");
+    let idp = OidcIdp::start(&origin, 0, &[]);
+    let listen = format!("127.0.0.1:{}", operations_support::free_port());
+    let out = ct.ok(&[
+        "portcullis",
+        "new",
+        "grafana",
+        "--domain",
+        &format!("grafana.test:{tls_port}"),
+        "--upstream",
+        &up.url(),
+        "--oidc",
+        &idp.issuer,
+        "--client-id",
+        CLIENT_ID,
+        "--listen",
+        &listen,
+    ]);
+    assert!(out.contains("ok   discovery"), "{out}");
+    // The secret `new` asks for, as the operator writes it.
+    ct.ok_with_input(
+        &[
+            "install",
+            "-m",
+            "0640",
+            "-g",
+            "portcullis",
+            "/dev/stdin",
+            "/etc/portcullis/grafana.client-secret",
+        ],
+        CLIENT_SECRET,
+    );
+    let report = ct.enable_and_doctor("grafana");
+    assert!(report.contains("ok   client"), "{report}");
+    let (nginx, _certs) = host_nginx(
+        &ct.ok(&["cat", "/etc/portcullis/grafana.nginx.conf"]),
+        "grafana.test",
+        tls_port,
+    );
+    c.goto(&format!("{origin}/dash?from=container"))
+        .await
+        .unwrap();
+    sign_in_at_provider(c, &idp.issuer, "alice", "alice-pw").await;
+    let body = wait_for_page(
+        c,
+        &format!("{origin}/dash"),
+        |t| t.contains("x-forwarded-user"),
+        || {
+            format!(
+                "{}\nnginx:\n{}",
+                ct.journal("portcullis@grafana"),
+                nginx.error_log()
+            )
+        },
+    )
+    .await;
+    assert!(body.contains(r#""x-forwarded-user":"alice""#), "{body}");
+    assert!(
+        body.contains(r#""x-forwarded-groups":"admins,staff""#),
+        "{body}"
+    );
+    let journal = ct.journal("portcullis@grafana");
+    assert!(journal.contains("login_succeeded"), "{journal}");
+    drop(nginx);
+    ct.remove("grafana");
+
+    // SAML: `new` reads the IdP's metadata, then the IdP learns the SP
+    // from the key pair `new` made.
+    let tls_port = operations_support::free_port();
+    let origin = format!("https://wiki.test:{tls_port}");
+    let mut idp = common::saml::Idp::start(serde_json::json!([]));
+    let listen = format!("127.0.0.1:{}", operations_support::free_port());
+    let out = ct.ok(&[
+        "portcullis",
+        "new",
+        "wiki",
+        "--domain",
+        &format!("wiki.test:{tls_port}"),
+        "--upstream",
+        &up.url(),
+        "--saml",
+        &idp.metadata_url(),
+        "--listen",
+        &listen,
+    ]);
+    assert!(out.contains("ok   metadata"), "{out}");
+    let entity = format!("{origin}/.portcullis/saml/metadata");
+    assert!(
+        out.contains(&format!("SP entity ID:     {entity}")),
+        "{out}"
+    );
+    let cert_dir = tempfile::tempdir().unwrap();
+    let cert = cert_dir.path().join("sp.crt");
+    std::fs::write(
+        &cert,
+        ct.ok(&["cat", "/var/lib/portcullis/wiki/saml-sp.crt"]),
+    )
+    .unwrap();
+    idp.restart_with_sps(serde_json::json!([common::saml::sp_at(
+        &origin,
+        &entity,
+        &cert,
+        serde_json::json!({})
+    )]));
+    ct.enable_and_doctor("wiki");
+    let (nginx, _certs) = host_nginx(
+        &ct.ok(&["cat", "/etc/portcullis/wiki.nginx.conf"]),
+        "wiki.test",
+        tls_port,
+    );
+    c.goto(&format!("{origin}/pages?p=Home")).await.unwrap();
+    sign_in_at_simplesamlphp(c, "alice", "alice-pw").await;
+    let body = wait_for_page(
+        c,
+        &format!("{origin}/pages"),
+        |t| t.contains("x-forwarded-user"),
+        || {
+            format!(
+                "{}\nnginx:\n{}",
+                ct.journal("portcullis@wiki"),
+                nginx.error_log()
+            )
+        },
+    )
+    .await;
+    assert!(body.contains(r#""x-forwarded-user":"alice""#), "{body}");
+    assert!(
+        body.contains(r#""x-forwarded-email":"alice@example.com""#),
+        "{body}"
+    );
+    drop(nginx);
+    ct.remove("wiki");
     chrome.stop().await;
 }

@@ -136,7 +136,9 @@ fn a_bad_value_is_refused_naming_its_flag_and_nothing_is_written() {
         ("--domain", "https://app.example.com"),
         ("--domain", "app.example.com/path"),
         ("--domain", "app example.com"),
-        ("--domain", "app.example.com:8443"),
+        ("--domain", "app.example.com:0"),
+        ("--domain", "app.example.com:99999"),
+        ("--domain", "app.example.com:"),
         ("--upstream", "127.0.0.1:3000"),
         ("--upstream", "ftp://127.0.0.1/"),
         ("--oidc", "login.example.com"),
@@ -163,6 +165,60 @@ fn a_bad_value_is_refused_naming_its_flag_and_nothing_is_written() {
         "a refused command wrote files".into()
     });
     cases.finish();
+}
+
+/// An app that browsers reach on another port than 443: the config's
+/// domain carries the port (Portcullis checks `Host` against it and builds
+/// its URLs with it), the nginx snippet listens there and names the host.
+#[test]
+fn a_domain_with_a_port_reaches_the_config_and_the_snippet() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = secret_file(dir.path());
+    let o = new(
+        dir.path(),
+        &[
+            "wiki",
+            "--domain",
+            "Wiki.Example.com:8443",
+            "--upstream",
+            "http://127.0.0.1:3000",
+            "--oidc",
+            "https://login.example.com/realms/corp",
+            "--client-id",
+            "wiki",
+            "--client-secret-file",
+            secret.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let config = dir.path().join("etc/wiki.yaml");
+    assert!(
+        std::fs::read_to_string(&config)
+            .unwrap()
+            .contains("domain: \"wiki.example.com:8443\"\n")
+    );
+    let c = check_config(&config);
+    assert!(c.status.success(), "{}", text(&c));
+    assert!(
+        text(&o).contains("https://wiki.example.com:8443/.portcullis/oidc/callback"),
+        "{}",
+        text(&o)
+    );
+    let snippet = std::fs::read_to_string(dir.path().join("etc/wiki.nginx.conf")).unwrap();
+    for want in [
+        "listen 8443 ssl",
+        "listen [::]:8443 ssl",
+        "server_name wiki.example.com;",
+        "return 301 https://$host:8443$request_uri;",
+        "/etc/ssl/certs/wiki.example.com.pem",
+    ] {
+        assert!(snippet.contains(want), "{want} in:\n{snippet}");
+    }
+    assert!(
+        !snippet.contains("443 ssl http2;\n    listen [::]:443"),
+        "{snippet}"
+    );
+    assert!(!snippet.contains("wiki.example.com:8443;"), "{snippet}");
 }
 
 /// The snippet with a real certificate, behind a main file for `nginx -T`.

@@ -87,6 +87,18 @@ pub struct Plan {
     pub state_dir: PathBuf,
 }
 
+/// `grafana.example.com:8443` → the host and the port browsers use; a
+/// suffix that is not a port stays in the host (and fails [`valid_host`]).
+pub fn host_and_port(domain: &str) -> (&str, Option<u16>) {
+    match domain.rsplit_once(':') {
+        Some((host, port)) => match port.parse::<u16>() {
+            Ok(p) => (host, Some(p)),
+            Err(_) => (domain, None),
+        },
+        None => (domain, None),
+    }
+}
+
 fn valid_host(d: &str) -> bool {
     let labels: Vec<&str> = d.split('.').collect();
     !d.is_empty()
@@ -134,9 +146,10 @@ impl Plan {
     pub fn from_args(a: &Args) -> anyhow::Result<Plan> {
         crate::instance::check_name(&a.name)?;
         let domain = a.domain.trim().to_ascii_lowercase();
+        let (host, port) = host_and_port(&domain);
         anyhow::ensure!(
-            valid_host(&domain),
-            "--domain `{}` is not a host name: give the name users type, without scheme, port or path, e.g. grafana.example.com",
+            valid_host(host) && port != Some(0),
+            "--domain `{}` is not a host name: give the name users type, without scheme or path, e.g. grafana.example.com (with :PORT only when browsers use one other than 443, e.g. grafana.example.com:8443)",
             a.domain
         );
         let upstream = http_url("--upstream", &a.upstream)?;

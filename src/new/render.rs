@@ -84,11 +84,23 @@ pub fn nginx(p: &Plan) -> String {
     } else {
         NGINX_PROXY
     };
-    let id = p.domain.replace(['.', '-'], "_");
+    let (host, port) = super::host_and_port(&p.domain);
+    let id = host.replace(['.', '-'], "_");
     let mut s = example
         .replace("server 127.0.0.1:4180;", &nginx_server(&p.listen))
         .replace("app_example_com", &id)
-        .replace("app.example.com", &p.domain);
+        .replace("app.example.com", host);
+    // Browsers that use another port than 443 reach nginx's TLS there, and
+    // the plain-http server sends them on to it.
+    if let Some(port) = port.filter(|p| *p != 443) {
+        s = s
+            .replace("listen 443 ssl", &format!("listen {port} ssl"))
+            .replace("listen [::]:443 ssl", &format!("listen [::]:{port} ssl"))
+            .replace(
+                "return 301 https://$host$request_uri;",
+                &format!("return 301 https://$host:{port}$request_uri;"),
+            );
+    }
     if p.forward_auth {
         let app = p.upstream.as_str().trim_end_matches('/');
         s = s.replace(
@@ -99,12 +111,13 @@ pub fn nginx(p: &Plan) -> String {
     format!(
         "# nginx site for {domain}, written by `portcullis new {name}` from the shipped\n\
          # example. Not enabled: review the certificate paths, then\n\
-         #   cp {file} /etc/nginx/sites-available/{domain}\n\
-         #   ln -s ../sites-available/{domain} /etc/nginx/sites-enabled/\n\
+         #   cp {file} /etc/nginx/sites-available/{host}\n\
+         #   ln -s ../sites-available/{host} /etc/nginx/sites-enabled/\n\
          #   nginx -t && systemctl reload nginx\n\n{s}",
         domain = p.domain,
         name = p.name,
         file = p.nginx_file.display(),
+        host = host,
     )
 }
 

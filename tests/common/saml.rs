@@ -131,6 +131,15 @@ impl Idp {
         self.run_start();
     }
 
+    /// The IdP comes back knowing these SPs (same signing key, so the
+    /// metadata an SP cached stays true): for an SP whose key pair exists
+    /// only after it read the IdP's metadata.
+    pub fn restart_with_sps(&mut self, sps: Value) {
+        self.stop();
+        self.sps = sps;
+        self.run_start();
+    }
+
     pub fn metadata_url(&self) -> String {
         format!("http://127.0.0.1:{}/saml2/idp/metadata.php", self.port)
     }
