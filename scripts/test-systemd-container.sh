@@ -280,7 +280,7 @@ echo "==> portcullis new, systemctl enable --now, portcullis doctor; Chromium si
 # machine: the container shares its network), then a real browser login
 # through nginx with the snippet `new` wrote: tests/browser.rs drives it.
 check "OIDC (oidc-provider) and SAML (SimpleSAMLphp): new, enable --now, doctor passes, Chromium reaches the app" \
-    env PORTCULLIS_CONTAINER="nsenter -t $leader -m -u -i -p --" \
+    env SYSTEMD_CONTAINER_ENTER="nsenter -t $leader -m -u -i -p --" \
     cargo test --locked --test browser -- --ignored --exact new_enable_doctor_and_sign_in_inside_a_systemd_container
 
 echo "==> apt upgrade to $version"

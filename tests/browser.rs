@@ -602,21 +602,22 @@ async fn refused_user_expired_session_and_logout_in_chromium() {
 
 /// Runs programs inside the booted systemd container of
 /// scripts/test-systemd-container.sh, which names the way in (an `nsenter`
-/// command line) in `PORTCULLIS_CONTAINER`. The container shares this
+/// command line) in `SYSTEMD_CONTAINER_ENTER`. The container shares this
 /// machine's network: its services and this test's reach each other on
-/// 127.0.0.1.
+/// 127.0.0.1. Programs there get a root shell's clean environment, not
+/// this test's (a `PORTCULLIS_*` variable would be read as configuration).
 struct Container {
     enter: Vec<String>,
 }
 
 impl Container {
     fn from_env() -> Container {
-        let enter: Vec<String> = std::env::var("PORTCULLIS_CONTAINER")
-            .expect("PORTCULLIS_CONTAINER: run this test through scripts/test-systemd-container.sh")
+        let enter: Vec<String> = std::env::var("SYSTEMD_CONTAINER_ENTER")
+            .expect("SYSTEMD_CONTAINER_ENTER: run this test through scripts/test-systemd-container.sh")
             .split_whitespace()
             .map(String::from)
             .collect();
-        assert!(!enter.is_empty(), "PORTCULLIS_CONTAINER is empty");
+        assert!(!enter.is_empty(), "SYSTEMD_CONTAINER_ENTER is empty");
         Container { enter }
     }
 
@@ -625,6 +626,9 @@ impl Container {
         let mut child = Command::new(&self.enter[0])
             .args(&self.enter[1..])
             .args(args)
+            .env_clear()
+            .env("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+            .env("LANG", "C.UTF-8")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
