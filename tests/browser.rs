@@ -613,7 +613,9 @@ struct Container {
 impl Container {
     fn from_env() -> Container {
         let enter: Vec<String> = std::env::var("SYSTEMD_CONTAINER_ENTER")
-            .expect("SYSTEMD_CONTAINER_ENTER: run this test through scripts/test-systemd-container.sh")
+            .expect(
+                "SYSTEMD_CONTAINER_ENTER: run this test through scripts/test-systemd-container.sh",
+            )
             .split_whitespace()
             .map(String::from)
             .collect();
@@ -627,7 +629,10 @@ impl Container {
             .args(&self.enter[1..])
             .args(args)
             .env_clear()
-            .env("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+            .env(
+                "PATH",
+                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            )
             .env("LANG", "C.UTF-8")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -767,6 +772,20 @@ async fn new_enable_doctor_and_sign_in_inside_a_systemd_container() {
     let tls_port = operations_support::free_port();
     let origin = format!("https://grafana.test:{tls_port}");
     let idp = OidcIdp::start(&origin, 0, &[]);
+    // The secret first, as the operator writes it, so that `new` can
+    // check the whole configuration and the provider on the spot.
+    ct.ok_with_input(
+        &[
+            "install",
+            "-m",
+            "0640",
+            "-g",
+            "portcullis",
+            "/dev/stdin",
+            "/etc/portcullis/grafana.client-secret",
+        ],
+        CLIENT_SECRET,
+    );
     let listen = format!("127.0.0.1:{}", operations_support::free_port());
     let out = ct.ok(&[
         "portcullis",
@@ -780,23 +799,12 @@ async fn new_enable_doctor_and_sign_in_inside_a_systemd_container() {
         &idp.issuer,
         "--client-id",
         CLIENT_ID,
+        "--client-secret-file",
+        "/etc/portcullis/grafana.client-secret",
         "--listen",
         &listen,
     ]);
     assert!(out.contains("ok   discovery"), "{out}");
-    // The secret `new` asks for, as the operator writes it.
-    ct.ok_with_input(
-        &[
-            "install",
-            "-m",
-            "0640",
-            "-g",
-            "portcullis",
-            "/dev/stdin",
-            "/etc/portcullis/grafana.client-secret",
-        ],
-        CLIENT_SECRET,
-    );
     let report = ct.enable_and_doctor("grafana");
     assert!(report.contains("ok   client"), "{report}");
     let (nginx, _certs) = host_nginx(
