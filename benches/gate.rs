@@ -65,6 +65,7 @@ fn alice() -> Identity {
             "vpn-users".into(),
         ],
         extra: [("department".to_string(), "Engineering".to_string())].into(),
+        role: None,
     }
 }
 

@@ -13,8 +13,9 @@ pub fn login_succeeded(
     idp: &str,
     groups: usize,
     groups_dropped: usize,
+    role: Option<&str>,
 ) {
-    tracing::info!(target: "audit", event = "login_succeeded", request_id = ctx.request_id, client_ip = %ctx.client_ip, user, idp, groups, groups_dropped);
+    tracing::info!(target: "audit", event = "login_succeeded", request_id = ctx.request_id, client_ip = %ctx.client_ip, user, idp, groups, groups_dropped, role = role.unwrap_or("-"));
 }
 
 pub fn login_failed(ctx: RequestCtx<'_>, reason: &str) {

@@ -22,6 +22,9 @@ pub struct Identity {
     /// Further attributes an operator may map to headers.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub extra: BTreeMap<String, String>,
+    /// The app's role for this user (`roles:`), chosen at login.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
 }
 
 impl Identity {
@@ -35,6 +38,7 @@ impl Identity {
             && self.name.as_deref().is_none_or(ok)
             && self.preferred_username.as_deref().is_none_or(ok)
             && self.groups.iter().all(|g| ok(g))
+            && self.role.as_deref().is_none_or(ok)
             && self.extra.values().all(|v| ok(v))
     }
 }

@@ -307,7 +307,8 @@ impl App {
         }
     }
 
-    /// Access rules, then the session cookie, then back where the user was.
+    /// The role, the access rules and a fresh sign-in where the page needs
+    /// one; then the session cookie, and back where the user was.
     fn complete_login(
         &self,
         done: &Completed,
@@ -318,15 +319,34 @@ impl App {
             crate::identity::IdpKind::Oidc => "oidc",
             crate::identity::IdpKind::Saml => "saml",
         };
+        // A refusal still clears the login transaction (`set_cookies`).
+        let refuse = |page: &Page| {
+            let mut resp = self.page(page, rq);
+            for c in &done.set_cookies {
+                append_set_cookie(&mut resp, c);
+            }
+            resp
+        };
         if !done.identity.is_header_safe() {
             // Fail closed: a value that cannot be a header would otherwise be
             // left out silently, and the upstream would see less than we know.
             audit::login_failed(rq.ctx, "identity from the IdP contains control characters");
-            let mut resp = self.page(&Page::new(PageKind::LoginFailed), rq);
-            for c in &done.set_cookies {
-                append_set_cookie(&mut resp, c);
+            return refuse(&Page::new(PageKind::LoginFailed));
+        }
+        // The role, chosen once here and kept in the session: the access
+        // rules below may require one.
+        let mut identity = done.identity.clone();
+        match policy::roles::choose(&self.config.roles, &identity, done.idp) {
+            policy::roles::Chosen::Off => {}
+            policy::roles::Chosen::Role(r) => identity.role = Some(r),
+            policy::roles::Chosen::NoMatch => {
+                metrics::login_failed(PageKind::NoRole.code());
+                audit::login_failed(
+                    rq.ctx,
+                    "no entry of roles matches the user and default_role is not set; operator fix: give the user a group, address or domain a role names, or set default_role",
+                );
+                return refuse(&Page::new(PageKind::NoRole));
             }
-            return resp;
         }
         // The rules of the page the login returns to: a rule may open a
         // path to users the default rule leaves out.
@@ -334,17 +354,13 @@ impl App {
         let rules = policy::rules::applicable(&self.config.access, &http::Method::GET, back_to);
         if let Err(denied) = policy::authorize(
             &self.config,
-            &done.identity,
+            &identity,
             rq.ctx.client_ip,
             false,
             rules.as_deref(),
         ) {
-            audit::access_denied(rq.ctx, Some(&done.identity.user), &denied);
-            let mut resp = self.page(&respond::forbidden(&denied), rq);
-            for c in &done.set_cookies {
-                append_set_cookie(&mut resp, c);
-            }
-            return resp;
+            audit::access_denied(rq.ctx, Some(&identity.user), &denied);
+            return refuse(&respond::forbidden(&denied));
         }
         // The page needs a recent sign-in: what the IdP reports now is
         // checked, so an IdP that ignored the request for one (or repeats
@@ -367,18 +383,13 @@ impl App {
                     max_age.as_secs()
                 ),
             };
-            tracing::warn!(request_id = rq.ctx.request_id, user = %done.identity.user, "{reason}");
+            tracing::warn!(request_id = rq.ctx.request_id, user = %identity.user, "{reason}");
             metrics::login_failed(PageKind::FreshSignInNotConfirmed.code());
             audit::login_failed(rq.ctx, &reason);
-            let mut resp = self.page(&Page::new(PageKind::FreshSignInNotConfirmed), rq);
-            for c in &done.set_cookies {
-                append_set_cookie(&mut resp, c);
-            }
-            return resp;
+            return refuse(&Page::new(PageKind::FreshSignInNotConfirmed));
         }
         // `session.groups`: only what the app needs goes into the cookie;
         // the groups the access rules name always stay.
-        let mut identity = done.identity.clone();
         let groups_dropped = self.config.session.groups.as_ref().map_or(0, |f| {
             f.retain(&mut identity.groups, |g| {
                 self.config.access.named_groups().any(|n| n == g)
@@ -392,11 +403,7 @@ impl App {
             Err(e) => {
                 metrics::login_failed(PageKind::TooLarge.code());
                 audit::login_failed(rq.ctx, &e.to_string());
-                let mut resp = self.page(&Page::new(PageKind::TooLarge), rq);
-                for c in &done.set_cookies {
-                    append_set_cookie(&mut resp, c);
-                }
-                return resp;
+                return refuse(&Page::new(PageKind::TooLarge));
             }
         };
         metrics::login_succeeded(idp_name);
@@ -406,6 +413,7 @@ impl App {
             idp_name,
             identity.groups.len(),
             groups_dropped,
+            identity.role.as_deref(),
         );
         let rounds = login_loop::count(jar, &self.config.login, crate::clock::now());
         let mut resp = redirect(&done.return_to);

@@ -1177,3 +1177,127 @@ async fn unknown_key_refetch_is_rate_limited() {
         "{reasons:?}"
     );
 }
+
+/// `roles:` against the real provider: the first entry that matches wins
+/// in the written order (alice is in admins and staff, bob in staff with
+/// an address in the `outsider` domain); everyone else gets `default_role`.
+/// The app gets the role in one header no client can supply, and an access
+/// rule can require a role.
+#[tokio::test]
+async fn roles_first_match_default_role_header_and_allowed_roles() {
+    let s = setup(
+        "roles:\n  - name: admin\n    groups: [admins]\n  - name: editor\n    groups: [staff]\n  - name: outsider\n    email_domains: [example.org]\ndefault_role: viewer\naccess:\n  rules:\n    - description: Admin console\n      paths: [{prefix: /admin/}]\n      allowed_roles: [admin]\n",
+        "",
+        &[],
+    )
+    .await;
+    let mut cases = common::cases::Cases::new();
+    for (user, role, admin_status) in [
+        ("alice", "admin", 200),
+        ("bob", "editor", 403),
+        ("carol", "viewer", 403),
+    ] {
+        let b = Browser::new();
+        let page = login(&b, &s, "/work", user, &format!("{user}-pw")).await;
+        cases.eq(format!("{user}: login"), page.status, 200);
+        let v: Value = serde_json::from_str(&page.body).unwrap_or_default();
+        cases.eq(
+            format!("{user}: role header"),
+            v["headers"]["x-forwarded-role"].as_str(),
+            Some(role),
+        );
+        // A client's own role header, in both spellings, never arrives.
+        let spoofed = b
+            .http
+            .get(s.url_of("/work"))
+            .header("x-forwarded-role", "admin")
+            .header("x-forwarded_role", "admin")
+            .send()
+            .await
+            .unwrap();
+        let v: Value = spoofed.json().await.unwrap_or_default();
+        cases.eq(
+            format!("{user}: role header with a spoof sent"),
+            v["headers"]["x-forwarded-role"].as_str(),
+            Some(role),
+        );
+        cases.eq(
+            format!("{user}: no spoof reaches the app"),
+            v["headers"].get("x-forwarded_role"),
+            None,
+        );
+        let admin = b
+            .http
+            .get(s.url_of("/admin/users"))
+            .header("x-forwarded-role", "admin")
+            .send()
+            .await
+            .unwrap();
+        cases.eq(
+            format!("{user}: /admin/"),
+            admin.status().as_u16(),
+            admin_status,
+        );
+    }
+    let roles: Vec<String> = s
+        .gate
+        .events("login_succeeded")
+        .iter()
+        .map(|e| {
+            format!(
+                "{}={}",
+                e["user"].as_str().unwrap_or("?"),
+                e["role"].as_str().unwrap_or("?")
+            )
+        })
+        .collect();
+    cases.eq(
+        "audited roles",
+        roles,
+        vec![
+            "alice=admin".to_string(),
+            "bob=editor".into(),
+            "carol=viewer".into(),
+        ],
+    );
+    cases.finish();
+}
+
+/// Without `default_role`, a user no role matches is refused at login with
+/// Portcullis' own page, and gets no session; the others still get in.
+#[tokio::test]
+async fn without_a_default_role_a_user_no_role_matches_gets_no_session() {
+    let s = setup(
+        "roles:\n  - name: admin\n    groups: [admins]\n  - name: editor\n    groups: [staff]\n",
+        "",
+        &[],
+    )
+    .await;
+    let b = Browser::new();
+    let page = login(&b, &s, "/work", "carol", "carol-pw").await;
+    assert_eq!(page.status, 403, "{}", page.body);
+    assert!(
+        page.body
+            .contains("Your account has no role in this application"),
+        "{}",
+        page.body
+    );
+    assert!(!b.cookies_for(&s.origin).contains("portcullis_session"));
+    let failed = s.gate.events("login_failed");
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert!(
+        failed[0]["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("no entry of roles matches the user and default_role is not set"),
+        "{failed:?}"
+    );
+    let again = b.get(&s.url_of("/work")).await;
+    assert_eq!(again.status(), 302, "no session: sent to sign in again");
+
+    let b = Browser::new();
+    let page = login(&b, &s, "/work", "bob", "bob-pw").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let v: Value = serde_json::from_str(&page.body).unwrap();
+    assert_eq!(v["headers"]["x-forwarded-role"], "editor");
+}

@@ -2921,3 +2921,45 @@ async fn session_groups_keep_only_listed_and_rule_groups() {
     assert_eq!(ok[0]["groups"], 1);
     assert_eq!(ok[0]["groups_dropped"], 1);
 }
+
+/// Roles from SAML logins: groups first (alice is in admins), then the
+/// IdP kind for everyone else (bob: `member` is only for OIDC logins, so
+/// `partner`). The role travels in the session, the header and the signed
+/// identity assertion; a client's role header never reaches the app.
+#[tokio::test]
+async fn roles_from_saml_logins_reach_the_header_and_the_assertion() {
+    let entity = "http://app.test/sp-roles";
+    let site = SamlSite::start(&[(entity, json!({}))]).await;
+    let gate = site
+        .gate(entity)
+        .top("roles:\n  - name: admin\n    groups: [admins]\n  - name: member\n    idps: [oidc]\n  - name: partner\n    idps: [saml]\nassertion:\n  enabled: true\n")
+        .start();
+    for (user, role) in [("alice", "admin"), ("bob", "partner")] {
+        let mut b = Browser::default();
+        let echo = login(&mut b, &gate, user, "/dash").await;
+        assert_eq!(header(&echo, "x-forwarded-role"), role, "{user}: {echo}");
+        let token = header(&echo, "x-portcullis-assertion");
+        let claims: Value = serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(token.split('.').nth(1).unwrap_or_default())
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            (claims["user"].as_str(), claims["role"].as_str()),
+            (Some(user), Some(role)),
+            "{claims}"
+        );
+        let url = gate.url("/dash");
+        let spoofed = b
+            .http()
+            .get(&url)
+            .header("cookie", b.cookie_header(&url))
+            .header("x-forwarded-role", "admin")
+            .send()
+            .await
+            .unwrap();
+        let v: Value = spoofed.json().await.unwrap();
+        assert_eq!(header(&v, "x-forwarded-role"), role, "{user}: {v}");
+    }
+}

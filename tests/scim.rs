@@ -283,6 +283,57 @@ async fn leaving_a_group_that_an_access_rule_names_ends_the_members_session() {
     assert_eq!(status(&gate, &bob).await, 401, "bob left admins too");
 }
 
+/// Roles are chosen at login, so a membership change in a group a role
+/// names (joining as well as leaving) ends the member's session: they
+/// sign in again and get their new role. A group named only by a per-path
+/// access rule ends the sessions of those who leave it, like the default
+/// rule's groups.
+#[tokio::test]
+async fn a_group_change_that_alters_a_role_or_a_path_rule_ends_the_members_session() {
+    let up = TestUpstream::start().await;
+    let hash = hex::encode(portcullis::policy::tokens::sha256(TOKEN));
+    let gate = Gate::start(&base_yaml(
+        &up.url(),
+        &format!(
+            "roles:\n  - name: editor\n    groups: [editors]\ndefault_role: viewer\naccess:\n  rules:\n    - description: Audit trail\n      paths: [{{prefix: /audit/}}]\n      allowed_groups: [auditors]\nscim:\n  tokens:\n    - name: okta\n      sha256: {hash}\n"
+        ),
+    ));
+    let id_of = |v: Value| v["id"].as_str().unwrap().to_string();
+    let alice = gate.session_cookie(&person("alice@example.com"));
+    let bob = gate.session_cookie(&person("bob@example.com"));
+    let carol = gate.session_cookie(&person("carol@example.com"));
+    let alice_id = id_of(scim_client(&gate, &["create-user", "alice@example.com"]));
+    let bob_id = id_of(scim_client(&gate, &["create-user", "bob@example.com"]));
+    let carol_id = id_of(scim_client(&gate, &["create-user", "carol@example.com"]));
+    let staff = id_of(scim_client(&gate, &["create-group", "staff", &alice_id]));
+    let auditors = id_of(scim_client(&gate, &["create-group", "auditors", &carol_id]));
+    assert!(revoked(&gate).is_empty(), "{:?}", revoked(&gate));
+
+    // A group no role and no rule names: nothing ends.
+    scim_client(&gate, &["add-member", &staff, &bob_id]);
+    assert!(revoked(&gate).is_empty(), "{:?}", revoked(&gate));
+
+    // bob joins `editors`: his session (role viewer) ends.
+    let editors = id_of(scim_client(&gate, &["create-group", "editors", &bob_id]));
+    assert_eq!(status(&gate, &bob).await, 401, "bob's role changed");
+    assert_eq!(status(&gate, &alice).await, 200);
+    // alice joins too, through a PATCH add.
+    scim_client(&gate, &["add-member", &editors, &alice_id]);
+    assert_eq!(status(&gate, &alice).await, 401, "alice's role changed");
+    assert_eq!(
+        revoked(&gate),
+        [
+            scim_revocation("bob@example.com"),
+            scim_revocation("alice@example.com")
+        ]
+    );
+
+    // carol leaves the group of a per-path rule.
+    assert_eq!(status(&gate, &carol).await, 200);
+    scim_client(&gate, &["remove-member", &auditors, &carol_id]);
+    assert_eq!(status(&gate, &carol).await, 401, "carol left auditors");
+}
+
 #[tokio::test]
 async fn entra_ids_calls_are_understood() {
     let up = TestUpstream::start().await;

@@ -44,6 +44,9 @@ struct Claims<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     name: Option<&'a str>,
     groups: &'a [String],
+    /// The app's role (`roles:`), when roles are configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    role: Option<&'a str>,
     idp: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     auth_time: Option<u64>,
@@ -169,6 +172,7 @@ impl Assertions {
             email: id.email.as_deref(),
             name: id.name.as_deref(),
             groups: &id.groups,
+            role: id.role.as_deref(),
             idp,
             auth_time,
             iat: now,

@@ -31,6 +31,7 @@ const KNOWN_METHODS: &[&str] = &[
 
 pub(super) fn validate(
     raw_rules: &[raw::AccessRule],
+    roles: &super::roles::Roles,
     errs: &mut Vec<FieldError>,
 ) -> Vec<AccessRule> {
     let mut out: Vec<(usize, AccessRule)> = Vec::new();
@@ -132,6 +133,7 @@ pub(super) fn validate(
                 "must be at least 1s (e.g. `15m`): a sign-in is never younger than that".into(),
             );
         }
+        super::roles::check_allowed(&r.allowed_roles, roles, &label, errs);
         let allowed_ip_ranges = super::validate::cidrs_into(
             &r.allowed_ip_ranges,
             &format!("{label}.allowed_ip_ranges"),
@@ -148,6 +150,7 @@ pub(super) fn validate(
                 .map(|e| e.trim().to_ascii_lowercase())
                 .collect(),
             allowed_email_domains,
+            allowed_roles: r.allowed_roles.clone(),
             allowed_ip_ranges,
             max_auth_age: r.max_auth_age,
         };

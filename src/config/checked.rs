@@ -52,6 +52,8 @@ pub struct Config {
     pub assertion_header: HeaderName,
     /// SCIM provisioning; `None` unless a `scim:` section is set.
     pub scim: Option<super::scim::Scim>,
+    /// `roles` and `default_role`.
+    pub roles: super::roles::Roles,
 }
 
 /// `strict_host` and the names it accepts.
@@ -176,6 +178,8 @@ pub struct Headers {
     pub groups: HeaderName,
     pub preferred_username: HeaderName,
     pub name: HeaderName,
+    /// Sent only when `roles` or `default_role` is set.
+    pub role: HeaderName,
     pub groups_separator: String,
     pub extra: Vec<(String, HeaderName)>,
     /// `headers.strip`: the operator's own names to remove.
@@ -215,6 +219,7 @@ impl Headers {
             &self.groups,
             &self.preferred_username,
             &self.name,
+            &self.role,
         ]
         .into_iter()
         .chain(self.extra.iter().map(|(_, h)| h))
@@ -228,6 +233,8 @@ pub struct Access {
     pub allowed_emails: Vec<String>,
     /// Lower-cased, without a leading `@`.
     pub allowed_email_domains: Vec<String>,
+    /// Each names a role of `roles` or the `default_role`.
+    pub allowed_roles: Vec<String>,
     pub allowed_ip_ranges: Vec<IpNet>,
     pub trusted_proxies: Vec<IpNet>,
     /// `access.rules`, in order; the lists above are the default rule.
@@ -247,6 +254,7 @@ pub struct AccessRule {
     pub allowed_emails: Vec<String>,
     /// Lower-cased, without a leading `@`.
     pub allowed_email_domains: Vec<String>,
+    pub allowed_roles: Vec<String>,
     pub allowed_ip_ranges: Vec<IpNet>,
     pub max_auth_age: Option<Duration>,
 }

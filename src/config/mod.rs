@@ -8,7 +8,7 @@
 //! checked types carry the same name here (`config::Upstream`). `checked`
 //! holds the checked types of the sections without a file of their own,
 //! `validate` the checks; a section with its own file (`oidc`, `saml`,
-//! `metrics`, `assertion`, `revocation`, `scim`) has its checked type and
+//! `metrics`, `assertion`, `revocation`, `scim`, `roles`) has its checked type and
 //! checks in that file
 //! and its raw type in the same name under `raw/`.
 
@@ -21,6 +21,7 @@ pub mod oidc;
 mod path_rule;
 mod raw;
 mod revocation;
+pub mod roles;
 pub mod saml;
 pub mod scim;
 mod trusted_proxies;
@@ -43,6 +44,7 @@ pub use metrics::Metrics;
 /// they need, so the checked form is the raw one.
 pub use raw::{HeaderFamily, Log, LogFormat, Login, Pages, Scheme};
 pub use revocation::{RedisStore, Revocation};
+pub use roles::{Role, Roles};
 
 /// Prefix of the environment variables that override the file.
 pub const ENV_PREFIX: &str = "PORTCULLIS_";

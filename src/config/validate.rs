@@ -97,7 +97,8 @@ pub(super) fn validate(raw: raw::Config) -> Result<Config, Vec<FieldError>> {
     let passthrough = validate_passthrough(&raw, &mut errs);
     let headers = validate_headers(&raw, &mut errs);
     let connections = validate_connections(&raw, &mut errs);
-    let access = validate_access(&raw, &mut errs);
+    let roles = super::roles::validate(&raw.roles, raw.default_role.as_deref(), &mut errs.0);
+    let access = validate_access(&raw, &roles, &mut errs);
 
     if let Some(url) = &raw.pages.support_url
         && !(url.starts_with("https://")
@@ -182,6 +183,7 @@ pub(super) fn validate(raw: raw::Config) -> Result<Config, Vec<FieldError>> {
         assertion,
         assertion_header,
         scim,
+        roles,
     })
 }
 
@@ -531,6 +533,7 @@ fn validate_headers(raw: &raw::Config, errs: &mut Errors) -> Option<Headers> {
     let groups = header(&h.groups, "headers.groups", errs);
     let preferred = header(&h.preferred_username, "headers.preferred_username", errs);
     let name = header(&h.name, "headers.name", errs);
+    let role = header(&h.role, "headers.role", errs);
     let mut extra = Vec::new();
     for (attr, hname) in &h.extra {
         if let Some(hn) = header(hname, &format!("headers.extra.{attr}"), errs) {
@@ -550,6 +553,7 @@ fn validate_headers(raw: &raw::Config, errs: &mut Errors) -> Option<Headers> {
         groups: groups?,
         preferred_username: preferred?,
         name: name?,
+        role: role?,
         groups_separator: h.groups_separator.clone(),
         extra,
         strip,
@@ -702,8 +706,9 @@ fn cidrs(list: &[String], field: &str, errs: &mut Errors) -> Vec<IpNet> {
     out
 }
 
-fn validate_access(raw: &raw::Config, errs: &mut Errors) -> Access {
+fn validate_access(raw: &raw::Config, roles: &super::roles::Roles, errs: &mut Errors) -> Access {
     let a = &raw.access;
+    super::roles::check_allowed(&a.allowed_roles, roles, "access", &mut errs.0);
     let allowed_email_domains = a
         .allowed_email_domains
         .iter()
@@ -725,9 +730,10 @@ fn validate_access(raw: &raw::Config, errs: &mut Errors) -> Access {
             .map(|e| e.trim().to_ascii_lowercase())
             .collect(),
         allowed_email_domains,
+        allowed_roles: a.allowed_roles.clone(),
         allowed_ip_ranges: cidrs(&a.allowed_ip_ranges, "access.allowed_ip_ranges", errs),
         trusted_proxies: validate_trusted_proxies(&a.trusted_proxies, errs),
-        rules: super::access_rules::validate(&a.rules, &mut errs.0),
+        rules: super::access_rules::validate(&a.rules, roles, &mut errs.0),
     }
 }
 

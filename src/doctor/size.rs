@@ -28,6 +28,7 @@ fn heavy_user() -> Identity {
             .map(|i| format!("cn=app-group-{i:03},ou=groups,dc=example,dc=com"))
             .collect(),
         extra: std::collections::BTreeMap::default(),
+        role: None,
     }
 }
 

@@ -21,6 +21,9 @@ pub enum PageKind {
     FreshSignInNotConfirmed,
     NoIdentityProvider,
     Forbidden,
+    /// `roles` are configured, none matches the user, and there is no
+    /// `default_role`.
+    NoRole,
     NotFound,
     BadGateway,
     IdpUnavailable,
@@ -43,7 +46,9 @@ impl PageKind {
             PageKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             PageKind::Misdirected => StatusCode::MISDIRECTED_REQUEST,
             PageKind::LoginRequired | PageKind::ReauthRequired => StatusCode::UNAUTHORIZED,
-            PageKind::Forbidden | PageKind::FreshSignInNotConfirmed => StatusCode::FORBIDDEN,
+            PageKind::Forbidden | PageKind::FreshSignInNotConfirmed | PageKind::NoRole => {
+                StatusCode::FORBIDDEN
+            }
             PageKind::NotFound => StatusCode::NOT_FOUND,
             PageKind::BadGateway => StatusCode::BAD_GATEWAY,
             PageKind::NoIdentityProvider
@@ -68,6 +73,7 @@ impl PageKind {
             PageKind::FreshSignInNotConfirmed => "fresh_sign_in_not_confirmed",
             PageKind::NoIdentityProvider => "no_identity_provider",
             PageKind::Forbidden => "forbidden",
+            PageKind::NoRole => "no_role",
             PageKind::NotFound => "not_found",
             PageKind::BadGateway => "bad_gateway",
             PageKind::IdpUnavailable => "identity_provider_unavailable",
@@ -91,6 +97,7 @@ impl PageKind {
             PageKind::FreshSignInNotConfirmed => "A recent sign-in is needed here",
             PageKind::NoIdentityProvider => "Sign-in is not set up yet",
             PageKind::Forbidden => "You do not have access to this application",
+            PageKind::NoRole => "Your account has no role in this application",
             PageKind::NotFound => "Page not found",
             PageKind::BadGateway => "The application is not responding",
             PageKind::IdpUnavailable => "The sign-in service cannot be reached",
@@ -127,6 +134,9 @@ impl PageKind {
             }
             PageKind::Forbidden => {
                 "You are signed in, but your account or network is not among those allowed to use this application. If you think you should have access, ask the support contact below and quote the request id."
+            }
+            PageKind::NoRole => {
+                "You are signed in, but this application gives a role to each of its users and none applies to your account. If you think you should have access, ask the support contact below and quote the request id."
             }
             PageKind::NotFound => "There is nothing at this address.",
             PageKind::BadGateway => {

@@ -15,6 +15,7 @@ pub struct Lists<'a> {
     pub groups: &'a [String],
     pub emails: &'a [String],
     pub email_domains: &'a [String],
+    pub roles: &'a [String],
     pub ip_ranges: &'a [IpNet],
 }
 
@@ -24,6 +25,7 @@ impl<'a> From<&'a Access> for Lists<'a> {
             groups: &a.allowed_groups,
             emails: &a.allowed_emails,
             email_domains: &a.allowed_email_domains,
+            roles: &a.allowed_roles,
             ip_ranges: &a.allowed_ip_ranges,
         }
     }
@@ -35,6 +37,7 @@ impl<'a> From<&'a AccessRule> for Lists<'a> {
             groups: &r.allowed_groups,
             emails: &r.allowed_emails,
             email_domains: &r.allowed_email_domains,
+            roles: &r.allowed_roles,
             ip_ranges: &r.allowed_ip_ranges,
         }
     }
@@ -43,7 +46,8 @@ impl<'a> From<&'a AccessRule> for Lists<'a> {
 /// Which rule refused a request; named in the audit log, never on the page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Denied {
-    /// Not in `allowed_groups`, `allowed_emails` or `allowed_email_domains`.
+    /// Not in `allowed_groups`, `allowed_emails`, `allowed_email_domains`
+    /// or `allowed_roles`.
     Identity,
     /// Client address outside `allowed_ip_ranges`.
     ClientIp,
@@ -69,7 +73,7 @@ pub struct Denial {
 impl Denied {
     pub fn rule(self) -> &'static str {
         match self {
-            Denied::Identity => "allowed_groups/allowed_emails/allowed_email_domains",
+            Denied::Identity => "allowed_groups/allowed_emails/allowed_email_domains/allowed_roles",
             Denied::ClientIp => "allowed_ip_ranges",
             Denied::NotHeaderSafe => "identity_control_characters",
             Denied::UnplaceablePath => "path_without_normal_form",
@@ -81,25 +85,36 @@ impl Denied {
 /// authenticated user is allowed; otherwise a match in any of them allows.
 pub fn check_identity<'a>(lists: impl Into<Lists<'a>>, id: &Identity) -> Result<(), Denied> {
     let access = lists.into();
-    if access.groups.is_empty() && access.emails.is_empty() && access.email_domains.is_empty() {
+    if access.groups.is_empty()
+        && access.emails.is_empty()
+        && access.email_domains.is_empty()
+        && access.roles.is_empty()
+    {
         return Ok(());
     }
     if id.groups.iter().any(|g| access.groups.contains(g)) {
         return Ok(());
     }
-    if let Some(email) = id.email.as_deref().map(str::to_ascii_lowercase) {
-        if access.emails.contains(&email) {
-            return Ok(());
-        }
-        // Exactly the domain after the last `@`: `a@x.example.com` does not
-        // match `example.com`, and `a@example.com@evil` has domain `evil`.
-        if let Some((_, domain)) = email.rsplit_once('@')
-            && access.email_domains.iter().any(|d| d == domain)
-        {
-            return Ok(());
-        }
+    if id.role.as_ref().is_some_and(|r| access.roles.contains(r)) {
+        return Ok(());
+    }
+    if let Some(email) = id.email.as_deref()
+        && email_matches(email, access.emails, access.email_domains)
+    {
+        return Ok(());
     }
     Err(Denied::Identity)
+}
+
+/// Whether an address is one of `emails` (lower case) or in one of
+/// `domains`: exactly the domain after the last `@`, so `a@x.example.com`
+/// does not match `example.com`, and `a@example.com@evil` has domain `evil`.
+pub fn email_matches(email: &str, emails: &[String], domains: &[String]) -> bool {
+    let email = email.to_ascii_lowercase();
+    emails.contains(&email)
+        || email
+            .rsplit_once('@')
+            .is_some_and(|(_, domain)| domains.iter().any(|d| d == domain))
 }
 
 /// Every value the upstream would receive can be a header.

@@ -1,6 +1,6 @@
 //! Pure rules the gate's decision is made of: passthrough path
-//! rules, path normalisation, tokens, access rules, client address, return
-//! URLs, and how to tell a browser navigation from a script.
+//! rules, path normalisation, tokens, access rules, roles, client address,
+//! return URLs, and how to tell a browser navigation from a script.
 
 pub mod access;
 /// Path normalisation lives below `config` (which checks rule paths with
@@ -9,6 +9,7 @@ pub use crate::path;
 pub mod client_ip;
 pub mod fresh;
 pub mod return_to;
+pub mod roles;
 pub mod rules;
 pub mod tokens;
 

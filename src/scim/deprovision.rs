@@ -1,7 +1,9 @@
 //! What a SCIM change means for sessions: a user deactivated or deleted
 //! loses every session (`Target::User(userName)`), and so does a member
-//! who leaves a group that `access.allowed_groups` names (they sign in
-//! again and bring their fresh groups). Only entries are made here; they
+//! who leaves a group that an access rule names, or joins or leaves a
+//! group that a role names (their role may change; roles are chosen at
+//! login): they sign in again and bring their fresh groups. Only entries
+//! are made here; they
 //! go through `Revocations::add_many`, the one way into the list, which
 //! audits each with source `scim`.
 
@@ -28,39 +30,56 @@ pub fn user_change(before: Option<&User>, after: Option<&User>, by: &str) -> Vec
     names.into_iter().map(|n| entry(n, by)).collect()
 }
 
-/// Whether membership of `g` lets people in: an access rule names its
-/// `displayName` or its `externalId` (Entra ID's object id, which is what
-/// its group claim carries by default).
-fn grants_access(g: &Group, allowed_groups: &[String]) -> bool {
-    allowed_groups
+/// The groups whose membership matters to a session.
+#[derive(Debug, Clone, Default)]
+pub struct Watched {
+    /// Named by an access rule (`allowed_groups`, default and per path).
+    pub access: Vec<String>,
+    /// Named by a role (`roles[].groups`).
+    pub roles: Vec<String>,
+}
+
+/// Whether `names` names `g`: its `displayName` or its `externalId` (Entra
+/// ID's object id, which is what its group claim carries by default).
+fn named(g: &Group, names: &[String]) -> bool {
+    names
         .iter()
         .any(|a| *a == g.display_name || g.external_id.as_deref() == Some(a.as_str()))
 }
 
 /// The entries for a group's change: every member who was in it while it
-/// granted access and no longer is (removed, group renamed or deleted).
+/// granted access and no longer is (removed, group renamed or deleted),
+/// and every member who joined or left it while a role names it.
 /// `dir` is the directory after the change, to find the members' names.
 pub fn group_change(
     before: Option<&Group>,
     after: Option<&Group>,
-    allowed_groups: &[String],
+    watched: &Watched,
     dir: &Directory,
     by: &str,
 ) -> Vec<Entry> {
-    let members = |g: Option<&Group>| -> BTreeSet<String> {
-        g.filter(|g| grants_access(g, allowed_groups))
+    let members = |g: Option<&Group>, names: &[String]| -> BTreeSet<String> {
+        g.filter(|g| named(g, names))
             .map(|g| g.members.iter().cloned().collect())
             .unwrap_or_default()
     };
-    let still = members(after);
+    let mut ids: BTreeSet<String> = members(before, &watched.access)
+        .difference(&members(after, &watched.access))
+        .cloned()
+        .collect();
+    ids.extend(
+        members(before, &watched.roles)
+            .symmetric_difference(&members(after, &watched.roles))
+            .cloned(),
+    );
     let mut names = BTreeSet::new();
-    for id in members(before).difference(&still) {
+    for id in &ids {
         if let Some(u) = dir.user(id) {
             names.insert(u.user_name.clone());
         } else {
             tracing::warn!(
                 member = id.as_str(),
-                "a member left a group an access rule names, but no user with this SCIM id was provisioned: no session of theirs can be found to end"
+                "a member's access or role changed with a group, but no user with this SCIM id was provisioned: no session of theirs can be found to end"
             );
         }
     }
@@ -149,7 +168,10 @@ mod tests {
             created_ms: 0,
             modified_ms: 0,
         };
-        let allowed = vec!["admins".to_string(), "0f1e-entra-object-id".to_string()];
+        let allowed = Watched {
+            access: vec!["admins".to_string(), "0f1e-entra-object-id".to_string()],
+            roles: vec![],
+        };
         let before = g("admins", None, &["u1", "u2", "u9"]);
         let after = g("admins", None, &["u1"]);
         assert_eq!(
@@ -195,6 +217,75 @@ mod tests {
                 Some(&entra),
                 Some(&entra_after),
                 &allowed,
+                &dir,
+                "x"
+            )),
+            ["bob"]
+        );
+    }
+
+    #[test]
+    fn joining_or_leaving_a_group_a_role_names_revokes_the_member() {
+        let dir = Directory {
+            users: vec![
+                user("u1", "alice", true),
+                user("u2", "bob", true),
+                user("u3", "carol", true),
+            ],
+            groups: vec![],
+        };
+        let g = |name: &str, members: &[&str]| Group {
+            id: "g".into(),
+            display_name: name.into(),
+            external_id: None,
+            members: members.iter().map(ToString::to_string).collect(),
+            created_ms: 0,
+            modified_ms: 0,
+        };
+        let watched = Watched {
+            access: vec![],
+            roles: vec!["editors".to_string()],
+        };
+        // carol joins, bob leaves, alice stays: both changed roles.
+        let before = g("editors", &["u1", "u2"]);
+        let after = g("editors", &["u1", "u3"]);
+        assert_eq!(
+            targets(&group_change(
+                Some(&before),
+                Some(&after),
+                &watched,
+                &dir,
+                "x"
+            )),
+            ["bob", "carol"]
+        );
+        // A group created with members a role names: each may rank higher.
+        assert_eq!(
+            targets(&group_change(None, Some(&after), &watched, &dir, "x")),
+            ["alice", "carol"]
+        );
+        // A group no role names changes nobody's role.
+        assert!(
+            group_change(
+                Some(&g("staff", &["u1"])),
+                Some(&g("staff", &[])),
+                &watched,
+                &dir,
+                "x"
+            )
+            .is_empty()
+        );
+        // Joining a group only an access rule names grants more, so no
+        // session needs to end.
+        let access_only = Watched {
+            access: vec!["editors".to_string()],
+            roles: vec![],
+        };
+        assert_eq!(
+            targets(&group_change(
+                Some(&before),
+                Some(&after),
+                &access_only,
                 &dir,
                 "x"
             )),

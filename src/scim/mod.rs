@@ -57,7 +57,7 @@ struct Call {
     by: String,
     base: String,
     file: std::path::PathBuf,
-    allowed_groups: Vec<String>,
+    watched: deprovision::Watched,
     request_id: String,
     peer: std::net::IpAddr,
     peer_trusted: bool,
@@ -134,7 +134,10 @@ pub async fn answer(
         by: format!("scim:{}", token.name),
         base: format!("{}{}{PATH}", config.public_origin(), crate::RESERVED_PREFIX),
         file: settings.file.clone(),
-        allowed_groups: config.access.allowed_groups.clone(),
+        watched: deprovision::Watched {
+            access: config.access.named_groups().cloned().collect(),
+            roles: config.roles.named_groups().cloned().collect(),
+        },
         request_id: ctx.request_id.to_string(),
         peer: ctx.peer,
         peer_trusted: ctx.peer_trusted,
@@ -234,7 +237,7 @@ fn handle(call: &Call, revocations: &Revocations) -> Result<Answer, ScimError> {
         },
         ["Groups"] => match *m {
             Method::GET => list_groups(call),
-            Method::POST => create_group(call),
+            Method::POST => create_group(call, revocations),
             _ => Err(method_not_allowed(m, "GET or POST")),
         },
         [".search"] | ["Users" | "Groups", ".search"] => Err(ScimError::NotImplemented(
@@ -387,7 +390,9 @@ fn create_user(call: &Call, revocations: &Revocations) -> Result<Answer, ScimErr
     Ok(created(format!("{}/Users/{}", call.base, user.id), v))
 }
 
-fn create_group(call: &Call) -> Result<Answer, ScimError> {
+/// A new group with members a role names may raise their roles: their
+/// sessions end before the group is stored (as in [`change_user`]).
+fn create_group(call: &Call, revocations: &Revocations) -> Result<Answer, ScimError> {
     let input = GroupInput::read(&body(call)?)?;
     let group = Directory::update(&call.file, |dir| {
         let now = crate::clock::now_ms();
@@ -399,6 +404,13 @@ fn create_group(call: &Call) -> Result<Answer, ScimError> {
             created_ms: now,
             modified_ms: now,
         };
+        revocations.add_many(&deprovision::group_change(
+            None,
+            Some(&group),
+            &call.watched,
+            dir,
+            &call.by,
+        ))?;
         dir.groups.push(group.clone());
         Ok::<_, ScimError>(group)
     })?;
@@ -498,13 +510,8 @@ fn change_group(call: &Call, id: &str, revocations: &Revocations) -> Result<Answ
                 Some(after)
             }
         };
-        let entries = deprovision::group_change(
-            Some(&before),
-            after.as_ref(),
-            &call.allowed_groups,
-            dir,
-            &call.by,
-        );
+        let entries =
+            deprovision::group_change(Some(&before), after.as_ref(), &call.watched, dir, &call.by);
         revocations.add_many(&entries)?;
         match &after {
             Some(a) => {

@@ -174,6 +174,7 @@ mod tests {
                 extra: std::collections::BTreeMap::default(),
                 idp: IdpKind::Oidc,
                 idp_auth_time: None,
+                role: None,
                 sub_fmt: None,
                 sid: None,
                 idp_sid: None,

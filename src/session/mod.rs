@@ -78,6 +78,9 @@ pub struct SessionClaims {
     /// (`policy::fresh`).
     #[serde(default, rename = "at", skip_serializing_if = "Option::is_none")]
     pub idp_auth_time: Option<u64>,
+    /// The app's role (`roles:`), chosen at login.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
     pub auth_time: u64,
     pub iat: u64,
     pub exp: u64,
@@ -127,6 +130,7 @@ impl SessionClaims {
             preferred_username: self.preferred_username.clone(),
             groups: self.groups.clone(),
             extra: self.extra.clone(),
+            role: self.role.clone(),
         }
     }
 }
@@ -284,6 +288,7 @@ impl Sessions {
             name_qualifier: None,
             sp_name_qualifier: None,
             idp_auth_time: None,
+            role: identity.role.clone(),
             auth_time: now,
             iat: now,
             exp: 0,

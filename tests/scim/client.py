@@ -73,6 +73,12 @@ def main(base, token, command, *args):
             Group, group_id, patch(Group, {"op": "remove", "path": f'members[value eq "{user_id}"]'})
         )
         return dump(result) if result is not None else {}
+    if command == "add-member":
+        group_id, user_id = args
+        result = scim.modify(
+            Group, group_id, patch(Group, {"op": "add", "path": "members", "value": [{"value": user_id}]})
+        )
+        return dump(result) if result is not None else {}
     raise SystemExit(f"unknown command {command}")
 
 

@@ -85,6 +85,29 @@ pub struct Config {
     #[serde(default)]
     pub assertion: Assertion,
     pub scim: Option<Scim>,
+    /// The app's roles, highest first: the first that matches is the
+    /// user's role.
+    #[serde(default)]
+    pub roles: Vec<Role>,
+    /// The role of everyone no entry of `roles` matches; unset refuses them.
+    pub default_role: Option<String>,
+}
+
+/// One entry of `roles:`: it matches a user in any of its groups, with
+/// one of its addresses or domains, or signed in through one of its IdPs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Role {
+    pub name: String,
+    #[serde(default)]
+    pub groups: Vec<String>,
+    #[serde(default)]
+    pub emails: Vec<String>,
+    #[serde(default)]
+    pub email_domains: Vec<String>,
+    /// `oidc` or `saml`.
+    #[serde(default)]
+    pub idps: Vec<String>,
 }
 
 /// Forward-auth mode (`/.portcullis/auth`).
@@ -281,6 +304,8 @@ pub struct Headers {
     pub preferred_username: String,
     #[serde(default = "defaults::h_name")]
     pub name: String,
+    #[serde(default = "defaults::h_role")]
+    pub role: String,
     #[serde(default = "defaults::groups_separator")]
     pub groups_separator: String,
     /// Extra identity attribute -> header name.
@@ -300,6 +325,7 @@ impl Default for Headers {
             groups: defaults::h_groups(),
             preferred_username: defaults::h_preferred_username(),
             name: defaults::h_name(),
+            role: defaults::h_role(),
             groups_separator: defaults::groups_separator(),
             extra: BTreeMap::new(),
             strip: Vec::new(),
@@ -342,6 +368,9 @@ pub struct Access {
     pub allowed_emails: Vec<String>,
     #[serde(default)]
     pub allowed_email_domains: Vec<String>,
+    /// Names from `roles` (or `default_role`).
+    #[serde(default)]
+    pub allowed_roles: Vec<String>,
     /// Client address ranges allowed to use the app (empty: all).
     #[serde(default)]
     pub allowed_ip_ranges: Vec<String>,
@@ -373,6 +402,8 @@ pub struct AccessRule {
     #[serde(default)]
     pub allowed_email_domains: Vec<String>,
     #[serde(default)]
+    pub allowed_roles: Vec<String>,
+    #[serde(default)]
     pub allowed_ip_ranges: Vec<String>,
     /// A login at the IdP no older than this, e.g. `15m`.
     #[serde(default, with = "humantime_serde")]
@@ -385,6 +416,7 @@ impl Default for Access {
             allowed_groups: vec![],
             allowed_emails: vec![],
             allowed_email_domains: vec![],
+            allowed_roles: vec![],
             allowed_ip_ranges: vec![],
             trusted_proxies: defaults::trusted_proxies(),
             rules: vec![],
@@ -511,6 +543,9 @@ pub(crate) mod defaults {
     }
     pub fn h_user() -> String {
         "X-Forwarded-User".into()
+    }
+    pub fn h_role() -> String {
+        "X-Forwarded-Role".into()
     }
     pub fn h_email() -> String {
         "X-Forwarded-Email".into()

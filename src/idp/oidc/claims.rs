@@ -72,6 +72,8 @@ pub fn identity(claims: &Value, map: &Claims) -> Option<Identity> {
         preferred_username: string(claims, "preferred_username"),
         groups: strings(claims, &map.groups),
         extra,
+        // Chosen at login (`policy::roles`), after every IdP check.
+        role: None,
     })
 }
 

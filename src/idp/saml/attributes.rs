@@ -247,6 +247,8 @@ pub fn identity(
         name,
         groups,
         extra,
+        // Chosen at login (`policy::roles`), after every IdP check.
+        role: None,
     };
     if !identity.is_header_safe() {
         return Err(MappingError::BadValue);

@@ -62,6 +62,9 @@ pub fn set_identity(
     if let Some(n) = &id.name {
         put(&h.name, n);
     }
+    if let Some(r) = &id.role {
+        put(&h.role, r);
+    }
     for (attr, name) in &h.extra {
         if let Some(v) = id.extra.get(attr) {
             put(name, v);
@@ -127,6 +130,7 @@ mod tests {
             preferred_username: Some("al".into()),
             groups: vec!["admins".into(), "staff".into()],
             extra: [("department".to_string(), "R&D".to_string())].into(),
+            role: Some("editor".into()),
         };
         set_identity(&mut h, &config(), &id).unwrap();
         let got: Vec<(&str, &str)> = h
@@ -141,6 +145,7 @@ mod tests {
                 ("x-forwarded-groups", "admins,staff"),
                 ("x-forwarded-preferred-username", "al"),
                 ("x-forwarded-name", "Alice Example"),
+                ("x-forwarded-role", "editor"),
                 ("x-dept", "R&D"),
             ]
         );
@@ -148,9 +153,12 @@ mod tests {
         let mut h = HeaderMap::new();
         let plain = Identity {
             preferred_username: None,
+            role: None,
             ..id
         };
         set_identity(&mut h, &config(), &plain).unwrap();
         assert_eq!(h["x-forwarded-preferred-username"], "alice");
+        // Without roles configured, no role header.
+        assert!(!h.contains_key("x-forwarded-role"));
     }
 }
