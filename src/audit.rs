@@ -18,6 +18,16 @@ pub fn login_succeeded(
     tracing::info!(target: "audit", event = "login_succeeded", request_id = ctx.request_id, client_ip = %ctx.client_ip, user, idp, groups, groups_dropped, role = role.unwrap_or("-"));
 }
 
+/// A form POST without a session: its fields (counted, never logged) are
+/// kept in the browser while the user signs in again.
+pub fn form_kept(ctx: RequestCtx<'_>, fields: usize) {
+    tracing::info!(target: "audit", event = "form_kept", request_id = ctx.request_id, client_ip = %ctx.client_ip, fields);
+}
+
+pub fn form_not_kept(ctx: RequestCtx<'_>, reason: &str) {
+    tracing::info!(target: "audit", event = "form_not_kept", request_id = ctx.request_id, client_ip = %ctx.client_ip, reason);
+}
+
 pub fn login_failed(ctx: RequestCtx<'_>, reason: &str) {
     tracing::warn!(target: "audit", event = "login_failed", request_id = ctx.request_id, client_ip = %ctx.client_ip, reason);
 }

@@ -37,6 +37,7 @@ pub mod path;
 pub mod policy;
 pub mod proxy;
 pub mod request_ctx;
+pub mod resubmit;
 pub mod revocation;
 pub(crate) mod run;
 pub(crate) mod scim;
@@ -49,6 +50,9 @@ use http_body_util::{BodyExt, Empty, Full};
 
 /// Paths under this prefix are Portcullis' own endpoints.
 pub const RESERVED_PREFIX: &str = "/.portcullis/";
+/// The page that sends a kept form again after a login (`resubmit`): the
+/// one reserved path a login may return to.
+pub const RESUBMIT_PATH: &str = "/.portcullis/resubmit";
 
 /// Names of Portcullis' internal cookies start with this (after `__Host-`
 /// and the operator's cookie prefix). The configuration refuses operator

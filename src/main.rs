@@ -16,6 +16,7 @@
 //! | canonical path (passthrough, rules)         | `src/path.rs` (`normalise`)                         |
 //! | access rules per path and who they allow    | `src/policy/rules.rs`, `src/policy/access.rs`       |
 //! | a login completed: role, rules, session     | `src/server.rs` (`App::complete_login`), `src/policy/roles.rs` |
+//! | a form POST kept across a login             | `src/server.rs` (`App::keep_form`), `src/resubmit.rs` |
 //! | session verified, renewed, revocation applied | `src/session/mod.rs` (`Sessions::verify`)         |
 //! | the revocation list and its sources         | `src/revocation/mod.rs`                             |
 //! | forward-auth answer (nginx, Caddy, Traefik) | `src/forward_auth.rs` (`answer`)                    |

@@ -93,8 +93,13 @@ impl App {
             Decision::Own(rest) => self.own_endpoint(&rest, req, &rq).await,
             Decision::ServerOptions => respond::server_options(),
             Decision::Allow(allow) => self.allow(req, &rq, allow).await,
+            Decision::NeedLogin(gate::NeedLogin {
+                form: Some(form),
+                ref return_to,
+                ..
+            }) => self.keep_form(req, &rq, return_to, form).await,
             Decision::NeedLogin(need) if need.navigation => {
-                self.start_login(&req, &rq, &need.return_to).await
+                self.start_login(req.headers(), &rq, &need.return_to).await
             }
             Decision::NeedLogin(need) => {
                 respond::login_required(&self.config, &need, rq.ctx.request_id, rq.json)
@@ -161,14 +166,26 @@ impl App {
 
     async fn start_login(
         &self,
-        req: &Request<Incoming>,
+        headers: &http::HeaderMap,
         rq: &Rq<'_>,
         return_to: &str,
+    ) -> Response<Body> {
+        let fresh = policy::fresh::required_for_return(&self.config.access, return_to);
+        self.start_login_for(headers, rq, return_to, fresh).await
+    }
+
+    /// [`Self::start_login`], asking for a sign-in no older than `fresh`.
+    async fn start_login_for(
+        &self,
+        headers: &http::HeaderMap,
+        rq: &Rq<'_>,
+        return_to: &str,
+        fresh: Option<std::time::Duration>,
     ) -> Response<Body> {
         if !self.login.is_configured() {
             return self.page(&Page::new(PageKind::NoIdentityProvider), rq);
         }
-        let jar = cookies::request_cookies(req.headers());
+        let jar = cookies::request_cookies(headers);
         if let Some(rounds) = login_loop::is_looping(&jar, &self.config.login, crate::clock::now())
         {
             audit::login_loop(rq.ctx, rounds);
@@ -180,7 +197,6 @@ impl App {
             transactions: &self.transactions,
             sessions: &self.sessions,
         };
-        let fresh = policy::fresh::required_for_return(&self.config.access, return_to);
         match self.login.start(ctx, return_to, fresh).await {
             Ok(mut resp) => {
                 audit::login_started(rq.ctx, self.login.name());
@@ -197,6 +213,62 @@ impl App {
         }
     }
 
+    /// A form a person submitted after their session ended: kept in the
+    /// browser while they sign in again (`crate::resubmit`), the login
+    /// started at once, as fresh as the form's own path asks, and coming
+    /// back to the page that sends the form again. A form that cannot be
+    /// kept gets a page that says so.
+    async fn keep_form(
+        &self,
+        req: Request<Incoming>,
+        rq: &Rq<'_>,
+        return_to: &str,
+        form: policy::FormPost,
+    ) -> Response<Body> {
+        let (parts, body) = req.into_parts();
+        // Only a target the login could return to: anything
+        // `safe_return_path` rewrote is not sent again.
+        let same = parts
+            .uri
+            .path_and_query()
+            .map(http::uri::PathAndQuery::as_str)
+            == Some(return_to);
+        let kept = if same {
+            crate::resubmit::keep(form, body).await
+        } else {
+            Err(crate::resubmit::NotKept::Malformed)
+        };
+        let fields = match kept {
+            Ok(f) => f,
+            Err(why) => {
+                audit::form_not_kept(rq.ctx, &why.to_string());
+                return self.page(
+                    &crate::resubmit::not_kept_page(&respond::login_url(return_to)),
+                    rq,
+                );
+            }
+        };
+        let fresh = policy::fresh::required_for_return(&self.config.access, return_to);
+        let login = self
+            .start_login_for(&parts.headers, rq, crate::RESUBMIT_PATH, fresh)
+            .await;
+        // No IdP, a login loop, an IdP that is down: that page, and the
+        // form is not kept.
+        let Some(idp_url) = (login.status() == StatusCode::FOUND)
+            .then(|| login.headers().get(header::LOCATION))
+            .flatten()
+            .and_then(|v| v.to_str().ok())
+        else {
+            return login;
+        };
+        audit::form_kept(rq.ctx, fields.len());
+        let mut resp = self.page(&crate::resubmit::keep_page(return_to, &fields, idp_url), rq);
+        for c in login.headers().get_all(header::SET_COOKIE) {
+            resp.headers_mut().append(header::SET_COOKIE, c.clone());
+        }
+        resp
+    }
+
     async fn own_endpoint(
         &self,
         rest: &str,
@@ -205,6 +277,9 @@ impl App {
     ) -> Response<Body> {
         match rest {
             "health" => json_response(StatusCode::OK, r#"{"status":"ok"}"#),
+            "resubmit" if req.method() == Method::GET => {
+                self.page(&crate::resubmit::resubmit_page(), rq)
+            }
             "jwks.json" => match &self.assertions {
                 Some(a) => {
                     let mut resp = json_response(StatusCode::OK, "");
@@ -234,7 +309,7 @@ impl App {
             "login" => {
                 let rd = query_param(req.uri().query(), "rd");
                 let return_to = safe_return_path(rd.as_deref(), &self.config.public_origin());
-                self.start_login(&req, rq, &return_to).await
+                self.start_login(req.headers(), rq, &return_to).await
             }
             "logout" if req.method() == Method::GET || req.method() == Method::POST => {
                 self.logout(&req, rq)

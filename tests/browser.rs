@@ -503,7 +503,7 @@ async fn refused_user_expired_session_and_logout_in_chromium() {
     assert_eq!(denied[0]["user"], "bob");
     assert_eq!(
         denied[0]["rule"],
-        "allowed_groups/allowed_emails/allowed_email_domains"
+        "allowed_groups/allowed_emails/allowed_email_domains/allowed_roles"
     );
     let rid = denied[0]["request_id"].as_str().unwrap();
     assert_eq!(
@@ -905,5 +905,123 @@ async fn new_enable_doctor_and_sign_in_inside_a_systemd_container() {
     );
     drop(nginx);
     ct.remove("wiki");
+    chrome.stop().await;
+}
+
+/// A form submitted after the session ended is not lost: the gate keeps it
+/// in the tab while the user signs in again, then the browser posts it to
+/// the app, once, with the fields as typed (markup and line breaks
+/// included).
+#[tokio::test]
+async fn a_form_submitted_after_the_session_ended_reaches_the_app_after_login() {
+    let up = TestUpstream::start().await;
+    let port = free_port();
+    let origin = format!("http://localhost:{port}");
+    let idp = OidcIdp::start(&origin, 0, &[]);
+    let yaml = base_yaml(&up.url(), &oidc_yaml(&idp.issuer, ""))
+        .replace("domain: app.test", &format!("domain: localhost:{port}"))
+        .replace("listen: 127.0.0.1:0", &format!("listen: 127.0.0.1:{port}"))
+        .replace("  secure_cookie: false\n", "  secure_cookie: true\n");
+    let gate = Gate::start(&yaml);
+    let chrome = Chrome::start().await;
+    let c = &chrome.client;
+
+    c.goto(&format!("{origin}/notes")).await.unwrap();
+    sign_in_at_provider(c, &idp.issuer, "alice", "alice-pw").await;
+    wait_for_app(c, &format!("{origin}/notes"), &gate).await;
+    // The app's form, on the app's origin.
+    c.execute(
+        r#"document.body.innerHTML = '<form method="post" action="/echo-body?from=form"><input name="title"><textarea name="notes"></textarea><input type="hidden" name="csrf" value="tok-123"><button id="send">Send</button></form>'; return true;"#,
+        vec![],
+    )
+    .await
+    .unwrap();
+    c.find(Locator::Css("input[name=title]"))
+        .await
+        .unwrap()
+        .send_keys("Q3 report & more")
+        .await
+        .unwrap();
+    c.find(Locator::Css("textarea[name=notes]"))
+        .await
+        .unwrap()
+        .send_keys("line one\nline two </script><b>")
+        .await
+        .unwrap();
+    // The session ends while the user types.
+    c.delete_cookie("__Host-portcullis_session").await.unwrap();
+    c.find(Locator::Css("#send"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+
+    // Signed in again at the provider (with or without its form), back at
+    // the app with the form sent.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let body = loop {
+        let url = c.current_url().await.unwrap();
+        let text = c.source().await.unwrap_or_default();
+        if url.as_str().starts_with(&format!("{origin}/echo-body")) && text.contains("\"body\"") {
+            break text;
+        }
+        if url.as_str().starts_with(&idp.issuer)
+            && c.find(Locator::Css("#login-form")).await.is_ok()
+        {
+            sign_in_at_provider(c, &idp.issuer, "alice", "alice-pw").await;
+            continue;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not back at the app; at {url}:\n{text}\n\ngate log:\n{}",
+            gate.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let json_text = c
+        .execute("return document.body.innerText;", vec![])
+        .await
+        .unwrap();
+    let echo: serde_json::Value = serde_json::from_str(json_text.as_str().unwrap_or_default())
+        .unwrap_or_else(|_| panic!("{body}"));
+    assert_eq!(echo["method"], "POST", "{echo}");
+    assert_eq!(echo["uri"], "/echo-body?from=form", "{echo}");
+    let fields: Vec<(String, String)> =
+        url::form_urlencoded::parse(echo["body"].as_str().unwrap_or_default().as_bytes())
+            .into_owned()
+            .collect();
+    assert_eq!(
+        fields,
+        [
+            ("title".to_string(), "Q3 report & more".to_string()),
+            (
+                "notes".to_string(),
+                "line one\r\nline two </script><b>".to_string()
+            ),
+            ("csrf".to_string(), "tok-123".to_string()),
+        ]
+    );
+    let kept = gate.audit_events();
+    let kept: Vec<_> = kept.iter().filter(|e| e["event"] == "form_kept").collect();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert_eq!(kept[0]["fields"], 3);
+    assert!(
+        !gate.log().contains("tok-123"),
+        "form values are never logged"
+    );
+
+    // Sent once: the page that sends it has nothing left.
+    c.goto(&format!("{origin}/.portcullis/resubmit"))
+        .await
+        .unwrap();
+    let text = wait_for_page(
+        c,
+        &format!("{origin}/.portcullis/resubmit"),
+        |t| t.contains("There is no form to send"),
+        || gate.log(),
+    )
+    .await;
+    assert!(text.contains("Go to the application"), "{text}");
     chrome.stop().await;
 }

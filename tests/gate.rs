@@ -367,7 +367,7 @@ async fn access_rules_refuse_outsiders() {
     assert_eq!(denied[0]["user"], "bob");
     assert_eq!(
         denied[0]["rule"],
-        "allowed_groups/allowed_emails/allowed_email_domains"
+        "allowed_groups/allowed_emails/allowed_email_domains/allowed_roles"
     );
 }
 
@@ -1129,7 +1129,7 @@ async fn per_path_rules_decide_on_the_canonical_path() {
     assert_eq!(denied[0]["access_rule_description"], "Admin console <b>");
     assert_eq!(
         denied[0]["rule"],
-        "allowed_groups/allowed_emails/allowed_email_domains"
+        "allowed_groups/allowed_emails/allowed_email_domains/allowed_roles"
     );
     let unplaced: Vec<_> = denied
         .iter()

@@ -481,7 +481,7 @@ async fn oidc_login_through(example: &str, nginx_proxies_to_the_app: bool) {
     assert_eq!(denied[0]["user"], "bob");
     assert_eq!(
         denied[0]["rule"],
-        "allowed_groups/allowed_emails/allowed_email_domains"
+        "allowed_groups/allowed_emails/allowed_email_domains/allowed_roles"
     );
 }
 

@@ -124,7 +124,7 @@ async fn user_outside_allowed_groups_gets_403_after_login() {
     assert_eq!(denied[0]["user"], "bob");
     assert_eq!(
         denied[0]["rule"],
-        "allowed_groups/allowed_emails/allowed_email_domains"
+        "allowed_groups/allowed_emails/allowed_email_domains/allowed_roles"
     );
     assert!(
         b.cookies_for(&s.origin)
@@ -178,7 +178,7 @@ async fn unverified_email_does_not_satisfy_email_rules() {
         (denied[0]["user"].as_str(), denied[0]["rule"].as_str()),
         (
             Some("bob"),
-            Some("allowed_groups/allowed_emails/allowed_email_domains")
+            Some("allowed_groups/allowed_emails/allowed_email_domains/allowed_roles")
         ),
         "refused by the email rule, as bob (not by the address as user name)"
     );
@@ -1300,4 +1300,150 @@ async fn without_a_default_role_a_user_no_role_matches_gets_no_session() {
     assert_eq!(page.status, 200, "{}", page.body);
     let v: Value = serde_json::from_str(&page.body).unwrap();
     assert_eq!(v["headers"]["x-forwarded-role"], "editor");
+}
+
+/// A form POST that finds no session: a small urlencoded form is kept (the
+/// page carries it, escaped, and the login is already started); too large,
+/// malformed or multipart forms get the "could not be kept" page; a POST
+/// that is not a person's form (no `Content-Type`, JSON, a script's fetch)
+/// gets today's 401, and nothing is kept.
+#[tokio::test]
+async fn form_posts_without_a_session_are_kept_or_answered_cleanly() {
+    let s = setup("", "", &[]).await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let post = |ct: Option<&'static str>, mode: &'static str, body: Vec<u8>| {
+        let mut r = http
+            .post(s.url_of("/notes?id=7"))
+            .header("accept", BROWSER_ACCEPT)
+            .header("sec-fetch-mode", mode)
+            .header(
+                "sec-fetch-dest",
+                if mode == "navigate" {
+                    "document"
+                } else {
+                    "empty"
+                },
+            )
+            .body(body);
+        if let Some(ct) = ct {
+            r = r.header("content-type", ct);
+        }
+        async move {
+            let resp = r.send().await.unwrap();
+            let status = resp.status().as_u16();
+            let cookies: Vec<String> = resp
+                .headers()
+                .get_all("set-cookie")
+                .iter()
+                .map(|v| v.to_str().unwrap().to_string())
+                .collect();
+            let csp = resp
+                .headers()
+                .get("content-security-policy")
+                .map(|v| v.to_str().unwrap().to_string())
+                .unwrap_or_default();
+            (status, cookies, csp, resp.text().await.unwrap())
+        }
+    };
+    let form = Some("application/x-www-form-urlencoded");
+    let mut cases = common::cases::Cases::new();
+
+    let (status, cookies, csp, body) = post(
+        form,
+        "navigate",
+        b"title=Q3&notes=%3C%2Fscript%3E%3Cscript%3Ealert(1)%3C%2Fscript%3E".to_vec(),
+    )
+    .await;
+    cases.eq("kept: status", status, 401);
+    cases.check(
+        "kept: the page says so",
+        body.contains("Your session has ended"),
+        || body.clone(),
+    );
+    cases.check(
+        "kept: the login is started",
+        body.contains(&s.idp.issuer),
+        || body.clone(),
+    );
+    cases.check(
+        "kept: with its transaction cookie",
+        cookies.iter().any(|c| c.contains("portcullis_txn")),
+        || format!("{cookies:?}"),
+    );
+    cases.check(
+        "kept: one script, by nonce",
+        csp.contains("script-src 'nonce-"),
+        || csp.clone(),
+    );
+    cases.check(
+        "kept: a field cannot end the data block",
+        body.matches("</script>").count() == 2 && body.contains("\\u003c/script\\u003e"),
+        || body.clone(),
+    );
+    cases.check(
+        "kept: the action is the form's",
+        body.contains("\"action\":\"/notes?id=7\""),
+        || body.clone(),
+    );
+
+    for (name, ct, payload, reason) in [
+        (
+            "too large",
+            form,
+            vec![b'a'; 64 * 1024 + 1],
+            "larger than 65536 bytes",
+        ),
+        (
+            "malformed",
+            form,
+            b"a=%FF".to_vec(),
+            "not valid application/x-www-form-urlencoded",
+        ),
+        (
+            "multipart",
+            Some("multipart/form-data; boundary=x"),
+            b"--x\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1\r\n--x--\r\n".to_vec(),
+            "multipart forms are not kept",
+        ),
+    ] {
+        let (status, cookies, _, body) = post(ct, "navigate", payload).await;
+        cases.eq(format!("{name}: status"), status, 401);
+        cases.check(
+            format!("{name}: the page says so"),
+            body.contains("Your form could not be kept"),
+            || body.clone(),
+        );
+        cases.check(
+            format!("{name}: no login started"),
+            !cookies.iter().any(|c| c.contains("portcullis_txn")),
+            || format!("{cookies:?}"),
+        );
+        let audited = s
+            .gate
+            .events("form_not_kept")
+            .iter()
+            .any(|e| e["reason"].as_str().unwrap_or_default().contains(reason));
+        cases.check(format!("{name}: audited"), audited, || {
+            format!("{:?}", s.gate.events("form_not_kept"))
+        });
+    }
+
+    for (name, ct, mode) in [
+        ("no content type", None, "navigate"),
+        ("json", Some("application/json"), "navigate"),
+        ("a script's fetch", form, "cors"),
+    ] {
+        let (status, _, _, body) = post(ct, mode, b"a=1".to_vec()).await;
+        cases.eq(format!("{name}: status"), status, 401);
+        cases.check(
+            format!("{name}: not a kept form"),
+            !body.contains("Your session has ended") && !body.contains("could not be kept"),
+            || body.clone(),
+        );
+    }
+    cases.eq("kept once in all", s.gate.events("form_kept").len(), 1);
+    cases.finish();
 }

@@ -941,7 +941,7 @@ async fn attributes_under_oids_and_adfs_claim_uris_and_outsiders_get_403() {
     assert_eq!(denied[0]["user"], "carol@example.com");
     assert_eq!(
         denied[0]["rule"],
-        "allowed_groups/allowed_emails/allowed_email_domains"
+        "allowed_groups/allowed_emails/allowed_email_domains/allowed_roles"
     );
     let resp = b.get(&gate.url("/")).await;
     assert_eq!(resp.status(), 302, "no session for carol");

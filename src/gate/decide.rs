@@ -89,6 +89,9 @@ pub struct NeedLogin {
     /// login to start asks the IdP for a fresh sign-in, and a script is
     /// told that re-authentication, not a first sign-in, is needed.
     pub reauth: bool,
+    /// A form a person submitted: kept in the browser while they sign in
+    /// again (proxy mode; `crate::resubmit`).
+    pub form: Option<policy::FormPost>,
 }
 
 impl NeedLogin {
@@ -278,6 +281,7 @@ fn need_login(config: &Config, asked: &Asked<'_>, reauth: bool) -> NeedLogin {
         ),
         navigation: policy::is_navigation(&asked.method, asked.headers),
         reauth,
+        form: policy::form_post(&asked.method, asked.headers),
     }
 }
 

@@ -37,6 +37,14 @@ pub enum PageKind {
     /// `assertion.enabled` and the identity assertion could not be signed:
     /// the app relies on it, so nothing is forwarded.
     AssertionUnavailable,
+    /// A form POST found no session: its fields are kept in the browser
+    /// while the user signs in again (`resubmit`).
+    FormKept,
+    /// A form POST found no session and cannot be kept (too large, files,
+    /// malformed, or multipart).
+    FormNotKept,
+    /// Back from signing in: the kept form is being sent again.
+    Resubmitting,
 }
 
 impl PageKind {
@@ -45,7 +53,10 @@ impl PageKind {
             PageKind::BadRequest | PageKind::LoginFailed => StatusCode::BAD_REQUEST,
             PageKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             PageKind::Misdirected => StatusCode::MISDIRECTED_REQUEST,
-            PageKind::LoginRequired | PageKind::ReauthRequired => StatusCode::UNAUTHORIZED,
+            PageKind::LoginRequired
+            | PageKind::ReauthRequired
+            | PageKind::FormKept
+            | PageKind::FormNotKept => StatusCode::UNAUTHORIZED,
             PageKind::Forbidden | PageKind::FreshSignInNotConfirmed | PageKind::NoRole => {
                 StatusCode::FORBIDDEN
             }
@@ -58,7 +69,7 @@ impl PageKind {
             PageKind::LoginLoop => StatusCode::LOOP_DETECTED,
             PageKind::Misconfigured => StatusCode::INTERNAL_SERVER_ERROR,
             PageKind::TooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            PageKind::SignedOut => StatusCode::OK,
+            PageKind::SignedOut | PageKind::Resubmitting => StatusCode::OK,
         }
     }
 
@@ -84,6 +95,9 @@ impl PageKind {
             PageKind::TooLarge => "session_too_large",
             PageKind::SignedOut => "signed_out",
             PageKind::AssertionUnavailable => "identity_assertion_unavailable",
+            PageKind::FormKept => "login_required_form_kept",
+            PageKind::FormNotKept => "login_required_form_not_kept",
+            PageKind::Resubmitting => "resubmitting",
         }
     }
 
@@ -108,6 +122,9 @@ impl PageKind {
             PageKind::TooLarge => "Your account information is too large for a cookie",
             PageKind::SignedOut => "You are signed out",
             PageKind::AssertionUnavailable => "The application cannot be told who you are",
+            PageKind::FormKept => "Your session has ended",
+            PageKind::FormNotKept => "Your form could not be kept",
+            PageKind::Resubmitting => "Sending your form",
         }
     }
 
@@ -166,6 +183,15 @@ impl PageKind {
             PageKind::SignedOut => {
                 "Your session for this application has ended. You may still be signed in at your identity provider; close the browser to end that session too."
             }
+            PageKind::FormKept => {
+                "Signing you in again. Your form is kept in this browser tab and will be sent as soon as you are back."
+            }
+            PageKind::FormNotKept => {
+                "Your session ended before the form was sent, and this form cannot be kept while you sign in again (it is too large, carries files, or could not be read). Sign in, then fill it in again."
+            }
+            PageKind::Resubmitting => {
+                "You are signed in again, and the form you filled in is being sent."
+            }
         }
     }
 }
@@ -177,6 +203,30 @@ pub struct Page {
     pub kind: PageKind,
     pub detail: Option<String>,
     pub login_url: Option<String>,
+    /// The page's one script and the JSON it reads (`resubmit`): allowed
+    /// by a nonce, the data in a block that never runs.
+    pub script: Option<Script>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Script {
+    pub code: &'static str,
+    pub data: serde_json::Value,
+}
+
+/// JSON that can sit inside `<script type="application/json">`: no `<`,
+/// `>` or `&` (no `</script>`, no `<!--`), no line separators.
+fn json_in_html(v: &serde_json::Value) -> String {
+    let mut out = String::new();
+    for c in v.to_string().chars() {
+        match c {
+            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => {
+                out.push_str(&format!("\\u{:04x}", c as u32));
+            }
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 impl Page {
@@ -185,7 +235,13 @@ impl Page {
             kind,
             detail: None,
             login_url: None,
+            script: None,
         }
+    }
+
+    pub fn with_script(mut self, code: &'static str, data: serde_json::Value) -> Page {
+        self.script = Some(Script { code, data });
+        self
     }
 
     pub fn with_detail(mut self, detail: impl Into<String>) -> Page {
@@ -199,10 +255,14 @@ impl Page {
     }
 
     pub fn render(&self, cfg: &Pages, request_id: &str, json: bool) -> Response<Body> {
+        let nonce = crate::random_id(16);
         let (content_type, body) = if json {
             ("application/json", self.json(request_id))
         } else {
-            ("text/html; charset=utf-8", self.html(cfg, request_id))
+            (
+                "text/html; charset=utf-8",
+                self.html(cfg, request_id, &nonce),
+            )
         };
         let mut resp = Response::new(crate::full_body(Bytes::from(body)));
         *resp.status_mut() = self.kind.status();
@@ -213,11 +273,18 @@ impl Page {
             "x-content-type-options",
             HeaderValue::from_static("nosniff"),
         );
+        let csp = match &self.script {
+            Some(_) if !json => HeaderValue::from_str(&format!(
+                "default-src 'none'; style-src 'unsafe-inline'; script-src 'nonce-{nonce}'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+            ))
+            .ok(),
+            _ => None,
+        };
         h.insert(
             header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(
+            csp.unwrap_or(HeaderValue::from_static(
                 "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
-            ),
+            )),
         );
         if let Ok(v) = HeaderValue::from_str(request_id) {
             h.insert("x-request-id", v);
@@ -240,7 +307,7 @@ impl Page {
         v.to_string()
     }
 
-    fn html(&self, cfg: &Pages, request_id: &str) -> String {
+    fn html(&self, cfg: &Pages, request_id: &str, nonce: &str) -> String {
         use html_escape::{encode_double_quoted_attribute as attr, encode_text as text};
         let detail = self
             .detail
@@ -272,6 +339,17 @@ impl Page {
             .as_deref()
             .map(|f| format!("<footer>{}</footer>", text(f)))
             .unwrap_or_default();
+        let script = self
+            .script
+            .as_ref()
+            .map(|s| {
+                format!(
+                    "<noscript><p>This page needs JavaScript to keep your form; sign in and fill it in again.</p></noscript>\n<script type=\"application/json\" id=\"portcullis-data\">{}</script>\n<script nonce=\"{nonce}\">{}</script>\n",
+                    json_in_html(&s.data),
+                    s.code
+                )
+            })
+            .unwrap_or_default();
         let status = self.kind.status();
         format!(
             r#"<!doctype html>
@@ -280,8 +358,8 @@ impl Page {
 <style>body{{font-family:system-ui,sans-serif;background:#f4f5f7;color:#1d2330;margin:0}}main{{max-width:36rem;margin:10vh auto;background:#fff;padding:2rem 2.5rem;border-radius:8px;box-shadow:0 1px 4px #0002}}h1{{font-size:1.4rem;margin-top:0}}.detail{{background:#fff4e5;padding:.6rem .8rem;border-radius:4px}}.rid{{color:#667;font-size:.85rem}}.button{{display:inline-block;background:#2557d6;color:#fff;padding:.5rem 1rem;border-radius:4px;text-decoration:none}}footer{{color:#667;font-size:.85rem;margin-top:1.5rem}}</style>
 </head><body><main>
 <h1>{title}</h1>
-<p>{explanation}</p>
-{detail}{action}{support}
+<p id="explanation">{explanation}</p>
+{detail}{action}{support}{script}
 <p class="rid">{code} &middot; request id <code>{rid}</code></p>
 {footer}
 </main></body></html>
@@ -317,7 +395,7 @@ mod tests {
             footer: Some("<b>ACME</b>".into()),
         };
         let page = Page::new(PageKind::LoginFailed).with_detail("<img src=x onerror=alert(1)>");
-        let html = page.html(&cfg, "rid123");
+        let html = page.html(&cfg, "rid123", "n");
         assert!(!html.contains("<img"));
         assert!(!html.contains("<script>"));
         assert!(html.contains("&lt;b&gt;ACME&lt;/b&gt;"));

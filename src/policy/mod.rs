@@ -106,6 +106,45 @@ pub fn is_navigation(method: &Method, headers: &HeaderMap) -> bool {
         .is_some_and(|a| a.contains("text/html"))
 }
 
+/// How a form a person submitted was encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FormPost {
+    UrlEncoded,
+    Multipart,
+}
+
+/// A form a person submitted by navigating (not a script's POST): what a
+/// session that ended must not lose (`crate::resubmit`). Anything else
+/// (JSON, no `Content-Type`, a script) is not a form.
+pub fn form_post(method: &Method, headers: &HeaderMap) -> Option<FormPost> {
+    if method != Method::POST {
+        return None;
+    }
+    let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let navigating = match get("sec-fetch-mode") {
+        Some(mode) => {
+            mode == "navigate" && get("sec-fetch-dest").unwrap_or("document") == "document"
+        }
+        None => {
+            !headers.contains_key("x-requested-with")
+                && get(header::ACCEPT.as_str()).is_some_and(|a| a.contains("text/html"))
+        }
+    };
+    if !navigating {
+        return None;
+    }
+    let media = get(header::CONTENT_TYPE.as_str())?
+        .split(';')
+        .next()?
+        .trim()
+        .to_ascii_lowercase();
+    match media.as_str() {
+        "application/x-www-form-urlencoded" => Some(FormPost::UrlEncoded),
+        "multipart/form-data" => Some(FormPost::Multipart),
+        _ => None,
+    }
+}
+
 /// Whether the client prefers a JSON answer.
 pub fn wants_json(headers: &HeaderMap) -> bool {
     headers

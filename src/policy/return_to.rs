@@ -49,6 +49,7 @@ fn check(raw: &str, origin: &str) -> Option<String> {
     // prefix either, so only a clean one needs the loop check.
     if let Some(norm) = super::path::normalise(path.split('?').next().unwrap_or("/"))
         && norm.starts_with(crate::RESERVED_PREFIX)
+        && path != crate::RESUBMIT_PATH
     {
         return None;
     }

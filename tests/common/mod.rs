@@ -254,6 +254,26 @@ async fn upstream_handler(mut req: Request<Incoming>) -> Result<Response<BoxBody
         }
         return Ok(Response::new(full(n.to_string())));
     }
+    if path == "/echo-body" {
+        // What a form post delivered: method, target and the body as text.
+        let method = req.method().to_string();
+        let uri = req.uri().to_string();
+        let body = req
+            .into_body()
+            .collect()
+            .await
+            .map(http_body_util::Collected::to_bytes)
+            .unwrap_or_default();
+        let v = serde_json::json!({
+            "method": method,
+            "uri": uri,
+            "body": String::from_utf8_lossy(&body),
+        });
+        return Ok(Response::builder()
+            .header("content-type", "application/json")
+            .body(full(v.to_string()))
+            .unwrap());
+    }
     if path == "/slow" {
         tokio::time::sleep(Duration::from_millis(param("ms").unwrap_or(1000))).await;
         return Ok(Response::new(full("slow done")));
