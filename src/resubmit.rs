@@ -4,8 +4,8 @@
 //! fields in the tab's `sessionStorage` and starts the login, which returns
 //! to [`crate::RESUBMIT_PATH`]; that page's script takes the fields out
 //! (once) and posts them again to the same-origin path they were meant for.
-//! A body too large, not readable as a form, or multipart gets a page that
-//! says so instead, and nothing is kept.
+//! Text fields only: a body too large, not readable as a form, or carrying
+//! files gets a page that says so instead, and nothing is kept.
 
 use std::time::Duration;
 
@@ -34,8 +34,8 @@ pub enum NotKept {
     Unreadable,
     #[error("the form body is not valid application/x-www-form-urlencoded UTF-8")]
     Malformed,
-    #[error("multipart forms are not kept")]
-    Multipart,
+    #[error("forms with files are not kept")]
+    Files,
 }
 
 /// Reads at most [`MAX_FORM_BYTES`] of `body`.
@@ -72,14 +72,49 @@ pub fn fields(body: &[u8]) -> Result<Vec<(String, String)>, NotKept> {
         .collect()
 }
 
-/// The page that keeps `fields` for `action` (a same-origin path) and
-/// goes on to `login_url`.
-pub fn keep_page(action: &str, fields: &[(String, String)], login_url: &str) -> Page {
+/// The text fields of a `multipart/form-data` body (`content_type` names
+/// its boundary), decoded strictly. A file cannot be sent again from a
+/// page, so a form with one is not kept; an empty file input (no file
+/// chosen) is left out, as a browser sends nothing for it either way.
+pub async fn multipart_fields(
+    body: Bytes,
+    content_type: &str,
+) -> Result<Vec<(String, String)>, NotKept> {
+    let boundary = multer::parse_boundary(content_type).map_err(|_| NotKept::Malformed)?;
+    let stream = futures_util::stream::once(async move { Ok::<_, std::convert::Infallible>(body) });
+    let mut parts = multer::Multipart::new(stream, boundary);
+    let mut out = Vec::new();
+    while let Some(field) = parts.next_field().await.map_err(|_| NotKept::Malformed)? {
+        let name = field.name().ok_or(NotKept::Malformed)?.to_string();
+        let file = field.file_name().map(str::to_string);
+        let bytes = field.bytes().await.map_err(|_| NotKept::Malformed)?;
+        match file {
+            Some(f) if f.is_empty() && bytes.is_empty() => {}
+            Some(_) => return Err(NotKept::Files),
+            None => out.push((
+                name,
+                String::from_utf8(bytes.to_vec()).map_err(|_| NotKept::Malformed)?,
+            )),
+        }
+    }
+    Ok(out)
+}
+
+/// A form to send again: where, how encoded, and its fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Kept {
+    pub enctype: &'static str,
+    pub fields: Vec<(String, String)>,
+}
+
+/// The page that keeps `form` for `action` (a same-origin path) and goes
+/// on to `login_url`.
+pub fn keep_page(action: &str, form: &Kept, login_url: &str) -> Page {
     Page::new(PageKind::FormKept)
         .with_login_url(login_url)
         .with_script(
             KEEP_SCRIPT,
-            json!({"key": STORAGE_KEY, "action": action, "fields": fields, "login": login_url}),
+            json!({"key": STORAGE_KEY, "action": action, "enctype": form.enctype, "fields": form.fields, "login": login_url}),
         )
 }
 
@@ -94,16 +129,24 @@ pub fn resubmit_page() -> Page {
     Page::new(PageKind::Resubmitting).with_script(RESUBMIT_SCRIPT, json!({"key": STORAGE_KEY}))
 }
 
-/// Which form to keep, if any, for a POST that needs a login.
-pub async fn keep<B>(form: FormPost, body: B) -> Result<Vec<(String, String)>, NotKept>
+/// Which form to keep, if any, for a POST that needs a login;
+/// `content_type` is the request's.
+pub async fn keep<B>(form: FormPost, content_type: &str, body: B) -> Result<Kept, NotKept>
 where
     B: hyper::body::Body<Data = Bytes>,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
-    if form == FormPost::Multipart {
-        return Err(NotKept::Multipart);
-    }
-    fields(&read_body(body).await?)
+    let body = read_body(body).await?;
+    Ok(match form {
+        FormPost::UrlEncoded => Kept {
+            enctype: "application/x-www-form-urlencoded",
+            fields: fields(&body)?,
+        },
+        FormPost::Multipart => Kept {
+            enctype: "multipart/form-data",
+            fields: multipart_fields(body, content_type).await?,
+        },
+    })
 }
 
 /// Stores the form in this tab, then signs in; where storage is refused
@@ -111,7 +154,7 @@ where
 const KEEP_SCRIPT: &str = r"(function () {
   var d = JSON.parse(document.getElementById('portcullis-data').textContent);
   try {
-    sessionStorage.setItem(d.key, JSON.stringify({action: d.action, fields: d.fields}));
+    sessionStorage.setItem(d.key, JSON.stringify({action: d.action, enctype: d.enctype, fields: d.fields}));
   } catch (e) {
     document.getElementById('explanation').textContent =
       'This browser does not let the page keep your form while you sign in again. Sign in, then fill it in again.';
@@ -146,6 +189,9 @@ const RESUBMIT_SCRIPT: &str = r"(function () {
   var f = document.createElement('form');
   f.method = 'post';
   f.action = kept.action;
+  if (kept.enctype === 'multipart/form-data') {
+    f.enctype = kept.enctype;
+  }
   kept.fields.forEach(function (p) {
     var i = document.createElement('input');
     i.type = 'hidden';
@@ -184,10 +230,53 @@ mod tests {
         assert_eq!(read_body(big).await, Err(NotKept::TooLarge));
         let fits = http_body_util::Full::new(Bytes::from(vec![b'a'; MAX_FORM_BYTES]));
         assert_eq!(read_body(fits).await.map(|b| b.len()), Ok(MAX_FORM_BYTES));
-        let form = http_body_util::Full::new(Bytes::from_static(b"a=1"));
+    }
+
+    #[tokio::test]
+    async fn multipart_text_fields_are_kept_and_files_are_not() {
+        let ct = "multipart/form-data; boundary=XyZ";
+        let part = |head: &str, body: &str| {
+            format!("--XyZ\r\nContent-Disposition: form-data; {head}\r\n\r\n{body}\r\n")
+        };
+        let text = format!(
+            "{}{}{}--XyZ--\r\n",
+            part("name=\"title\"", "Q3 \u{e9}"),
+            part("name=\"notes\"", "a\r\nb"),
+            part("name=\"attachment\"; filename=\"\"", ""),
+        );
+        let kept = keep(
+            FormPost::Multipart,
+            ct,
+            http_body_util::Full::new(Bytes::from(text)),
+        )
+        .await
+        .unwrap();
+        assert_eq!(kept.enctype, "multipart/form-data");
         assert_eq!(
-            keep(FormPost::Multipart, form).await,
-            Err(NotKept::Multipart)
+            kept.fields,
+            [
+                ("title".into(), "Q3 \u{e9}".into()),
+                ("notes".into(), "a\r\nb".into())
+            ]
+        );
+        let with_file = format!(
+            "{}{}--XyZ--\r\n",
+            part("name=\"title\"", "x"),
+            part("name=\"cv\"; filename=\"cv.pdf\"", "%PDF"),
+        );
+        assert_eq!(
+            keep(
+                FormPost::Multipart,
+                ct,
+                http_body_util::Full::new(Bytes::from(with_file))
+            )
+            .await,
+            Err(NotKept::Files)
+        );
+        let no_boundary = http_body_util::Full::new(Bytes::from_static(b"--x--"));
+        assert_eq!(
+            keep(FormPost::Multipart, "multipart/form-data", no_boundary).await,
+            Err(NotKept::Malformed)
         );
     }
 
@@ -195,7 +284,10 @@ mod tests {
     fn the_kept_fields_cannot_close_the_data_block() {
         let page = keep_page(
             "/notes?id=1",
-            &[("t".into(), "</script><script>alert(1)</script><!--".into())],
+            &Kept {
+                enctype: "application/x-www-form-urlencoded",
+                fields: vec![("t".into(), "</script><script>alert(1)</script><!--".into())],
+            },
             "/.portcullis/login?rd=%2F.portcullis%2Fresubmit",
         );
         let resp = page.render(&crate::config::Pages::default(), "rid", false);

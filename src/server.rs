@@ -233,12 +233,18 @@ impl App {
             .path_and_query()
             .map(http::uri::PathAndQuery::as_str)
             == Some(return_to);
+        let content_type = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
         let kept = if same {
-            crate::resubmit::keep(form, body).await
+            crate::resubmit::keep(form, &content_type, body).await
         } else {
             Err(crate::resubmit::NotKept::Malformed)
         };
-        let fields = match kept {
+        let form = match kept {
             Ok(f) => f,
             Err(why) => {
                 audit::form_not_kept(rq.ctx, &why.to_string());
@@ -261,8 +267,8 @@ impl App {
         else {
             return login;
         };
-        audit::form_kept(rq.ctx, fields.len());
-        let mut resp = self.page(&crate::resubmit::keep_page(return_to, &fields, idp_url), rq);
+        audit::form_kept(rq.ctx, form.fields.len());
+        let mut resp = self.page(&crate::resubmit::keep_page(return_to, &form, idp_url), rq);
         for c in login.headers().get_all(header::SET_COOKIE) {
             resp.headers_mut().append(header::SET_COOKIE, c.clone());
         }
