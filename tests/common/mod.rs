@@ -556,6 +556,26 @@ pub async fn api_get(c: &reqwest::Client, url: String, cookie: &str) -> reqwest:
         .unwrap()
 }
 
+/// A GET with `headers` (added in order, a repeated name sent twice).
+pub async fn get_with_headers(
+    c: &reqwest::Client,
+    url: impl reqwest::IntoUrl,
+    headers: &[(&str, &str)],
+) -> reqwest::Response {
+    headers
+        .iter()
+        .fold(c.get(url), |rb, (k, v)| rb.header(*k, *v))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// A browser's top-level navigation (it accepts HTML, so a refusal is a
+/// redirect to sign in rather than a 401).
+pub async fn browser_get(c: &reqwest::Client, url: impl reqwest::IntoUrl) -> reqwest::Response {
+    get_with_headers(c, url, &[("accept", BROWSER_ACCEPT)]).await
+}
+
 pub const BROWSER_ACCEPT: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
 
 pub mod cases;

@@ -228,6 +228,25 @@ impl Browser {
             .unwrap()
     }
 
+    /// Submits `user`'s login on the provider's `form` page and follows the
+    /// redirects after it; returns the page it ends on and its trail.
+    pub async fn submit_login_and_follow(
+        &self,
+        form: &Page,
+        user: &str,
+        password: &str,
+    ) -> (Page, Vec<String>) {
+        let resp = self.submit_login(form, user, password).await;
+        self.follow_response(resp, &form.url).await
+    }
+
+    /// A sign-in from scratch for a test that checks only where it ends:
+    /// to `start`, on to the provider's form, `user`'s login, and back.
+    pub async fn sign_in(&self, start: &str, user: &str, password: &str) -> (Page, Vec<String>) {
+        let (form, _) = self.follow(start).await;
+        self.submit_login_and_follow(&form, user, password).await
+    }
+
     /// Signs out at the provider as a browser does: its end-session page at
     /// `url` (`/session/end`, with or without RP-initiated logout
     /// parameters), then its confirmation form (the `xsrf` field, and
