@@ -341,6 +341,15 @@ pub fn base_yaml(upstream: &str, extra: &str) -> String {
     )
 }
 
+/// The echo upstream and a gate in front of it ([`base_yaml`] with
+/// `extra`): the set-up most gate tests start with. The upstream stops when
+/// the returned one is dropped.
+pub async fn echo_behind_gate(extra: &str) -> (TestUpstream, Gate) {
+    let up = TestUpstream::start().await;
+    let gate = Gate::start(&base_yaml(&up.url(), extra));
+    (up, gate)
+}
+
 impl Gate {
     /// Starts the binary with `yaml` (`KEYFILE` is replaced by a key file in
     /// the gate's temp dir) and waits until it logs that it is ready.
