@@ -1299,6 +1299,8 @@ fn element<'a>(xml: &'a str, open: &str, close: &str) -> (&'a str, &'a str) {
     (&xml[start..=tag_end], &xml[tag_end + 1..end])
 }
 
+/// The value of the first ` name="…"` attribute in `tag` (or in a whole
+/// message).
 fn attr_of<'a>(tag: &'a str, name: &str) -> &'a str {
     let at = tag.find(&format!(" {name}=\"")).unwrap() + name.len() + 3;
     &tag[at..at + tag[at..].find('"').unwrap()]
@@ -1667,15 +1669,7 @@ async fn idp_initiated_login_when_allowed() {
     assert_eq!(resp.status(), 400);
     // And with its InResponseTo stripped from the envelope only, the signed
     // SubjectConfirmationData still names the request: refused.
-    let irt = solicited
-        .xml
-        .split("InResponseTo=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_string();
+    let irt = attr_of(&solicited.xml, "InResponseTo").to_string();
     let stripped = solicited
         .xml
         .replacen(&format!(" InResponseTo=\"{irt}\""), "", 1);
@@ -2249,28 +2243,7 @@ async fn rsa_sha1_signatures_from_the_idp_are_refused() {
 
 /// The AuthnRequest ID in a login redirect to the IdP.
 fn request_id_of(idp_url: &str) -> String {
-    use std::io::Read;
-    let url = url::Url::parse(idp_url).unwrap();
-    let b64 = url
-        .query_pairs()
-        .find(|(k, _)| k == "SAMLRequest")
-        .unwrap()
-        .1
-        .to_string();
-    let raw = base64::engine::general_purpose::STANDARD
-        .decode(b64)
-        .unwrap();
-    let mut xml = String::new();
-    flate2::read::DeflateDecoder::new(raw.as_slice())
-        .read_to_string(&mut xml)
-        .unwrap();
-    xml.split(" ID=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_string()
+    attr_of(&message_of(idp_url, "SAMLRequest"), "ID").to_string()
 }
 
 fn relay_of(idp_url: &str) -> String {
@@ -2314,23 +2287,8 @@ async fn one_client_flooding_the_acs_does_not_stop_another_login() {
     // The attacker's template: its own signed answer (as carol).
     let mut attacker = Browser::from("127.0.0.2");
     let tmpl = capture(&mut attacker, &gate, "carol", "/").await;
-    let tmpl_irt = tmpl
-        .xml
-        .split("InResponseTo=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_string();
-    let tmpl_aid = assertion_of(&tmpl.xml)
-        .split(" ID=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_string();
+    let tmpl_irt = attr_of(&tmpl.xml, "InResponseTo").to_string();
+    let tmpl_aid = attr_of(&assertion_of(&tmpl.xml), "ID").to_string();
     let junk_for = |request_id: &str, n: usize| {
         tmpl.xml
             .replace(&tmpl_irt, request_id)
