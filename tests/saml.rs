@@ -1064,23 +1064,12 @@ impl MdServer {
     }
 }
 
-async fn fetch_text(url: &str) -> String {
-    client()
-        .get(url)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
 // The metadata server must answer while `Gate::start` blocks.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metadata_url_down_at_start_uses_the_cache_or_fails_clearly() {
     let entity = "http://app.test/sp-cache";
     let site = SamlSite::start(&[(entity, json!({}))]).await;
-    let md = MdServer::start(fetch_text(&site.idp.metadata_url()).await).await;
+    let md = MdServer::start(get_text(&client(), &site.idp.metadata_url()).await).await;
     let state = tempfile::tempdir().unwrap();
     let yaml = site
         .gate(entity)
@@ -1132,7 +1121,7 @@ async fn metadata_url_down_at_start_uses_the_cache_or_fails_clearly() {
 async fn idp_key_rollover_is_picked_up_by_the_metadata_refresh() {
     let entity = "http://app.test/sp-roll";
     let mut site = SamlSite::start(&[(entity, json!({"sign_response": false}))]).await;
-    let md = MdServer::start(fetch_text(&site.idp.metadata_url()).await).await;
+    let md = MdServer::start(get_text(&client(), &site.idp.metadata_url()).await).await;
     let gate = site
         .gate(entity)
         .metadata_url(&md.url())
@@ -1155,7 +1144,7 @@ async fn idp_key_rollover_is_picked_up_by_the_metadata_refresh() {
     assert!(fix.contains("(a certificate rollover?)"), "{fix}");
 
     // The IdP publishes the new key; the refresh picks it up.
-    md.set(fetch_text(&site.idp.metadata_url()).await);
+    md.set(get_text(&client(), &site.idp.metadata_url()).await);
     let deadline = Instant::now() + Duration::from_secs(15);
     while !gate.log().contains("IdP metadata updated") {
         assert!(Instant::now() < deadline, "no refresh: {}", gate.log());
@@ -2349,14 +2338,7 @@ async fn one_client_flooding_the_acs_does_not_stop_another_login() {
     assert_eq!(header(&echo, "x-forwarded-user"), "bob");
 
     // Each refusal is counted by budget.
-    let metrics = client()
-        .get(gate.url("/.portcullis/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = get_text(&client(), gate.url("/.portcullis/metrics")).await;
     let mut missing = Vec::new();
     for line in [
         r#"portcullis_saml_verifications_refused_total{budget="client"} 36"#,
@@ -2530,7 +2512,7 @@ async fn soap_logout_revokes_what_a_signed_request_names_and_nothing_else() {
     let sign = |xml: &str| xmlsec1_sign(xml, &idp.key, &idp.cert);
 
     // The SP metadata advertises the SOAP binding at the SLO URL.
-    let md = fetch_text(&gate.url("/.portcullis/saml/metadata")).await;
+    let md = get_text(&client(), &gate.url("/.portcullis/saml/metadata")).await;
     assert!(
         md.contains(r#"Binding="urn:oasis:names:tc:SAML:2.0:bindings:SOAP" Location="http://app.test/.portcullis/saml/slo""#),
         "{md}"

@@ -579,6 +579,11 @@ pub async fn get_with_headers(
         .unwrap()
 }
 
+/// The body of a plain GET (metrics, metadata), whatever its status.
+pub async fn get_text(c: &reqwest::Client, url: impl reqwest::IntoUrl) -> String {
+    c.get(url).send().await.unwrap().text().await.unwrap()
+}
+
 /// A browser's top-level navigation (it accepts HTML, so a refusal is a
 /// redirect to sign in rather than a 401).
 pub async fn browser_get(c: &reqwest::Client, url: impl reqwest::IntoUrl) -> reqwest::Response {
