@@ -84,28 +84,23 @@ impl OidcIdp {
 
     /// A JWT signed as the test says (see tests/idp/oidc/server.mjs).
     pub async fn sign(&self, body: Value) -> String {
-        let v: Value = reqwest::Client::new()
-            .post(format!("{}/__test/sign", self.issuer))
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v = self.control("sign", Some(&body)).await;
         v["jwt"].as_str().unwrap().to_string()
     }
 
     pub async fn rotate_keys(&self) -> String {
-        let v: Value = reqwest::Client::new()
-            .post(format!("{}/__test/rotate-keys", self.issuer))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v = self.control("rotate-keys", None).await;
         v["kid"].as_str().unwrap().to_string()
+    }
+
+    /// The test provider's answer to a POST at its control endpoint
+    /// `/__test/<what>` (with a JSON `body` if given).
+    async fn control(&self, what: &str, body: Option<&Value>) -> Value {
+        let mut rb = reqwest::Client::new().post(format!("{}/__test/{what}", self.issuer));
+        if let Some(body) = body {
+            rb = rb.json(body);
+        }
+        rb.send().await.unwrap().json().await.unwrap()
     }
 }
 
