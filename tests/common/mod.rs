@@ -72,6 +72,22 @@ impl Drop for TestUpstream {
 
 impl TestUpstream {
     pub async fn start() -> TestUpstream {
+        Self::serve(|stream, h| async move {
+            let svc = service_fn(move |req| route(h.clone(), req));
+            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                .serve_connection_with_upgrades(TokioIo::new(stream), svc)
+                .await;
+        })
+        .await
+    }
+
+    /// Listens on a loopback port and hands each accepted connection, with
+    /// the shared `/held` state, to `connection` on a task of its own.
+    async fn serve<F, Fut>(connection: F) -> TestUpstream
+    where
+        F: Fn(tokio::net::TcpStream, Arc<Held>) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let held = Held::new();
@@ -81,13 +97,7 @@ impl TestUpstream {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
-                let h = h.clone();
-                tokio::spawn(async move {
-                    let svc = service_fn(move |req| route(h.clone(), req));
-                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                        .serve_connection_with_upgrades(TokioIo::new(stream), svc)
-                        .await;
-                });
+                tokio::spawn(connection(stream, h.clone()));
             }
         });
         TestUpstream { addr, task, held }
@@ -127,29 +137,20 @@ impl TestUpstream {
             .with_single_cert(vec![cert.der().clone()], key)
             .unwrap();
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let held = Held::new();
-        let h = held.clone();
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
+        let up = Self::serve(move |stream, h| {
+            let acceptor = acceptor.clone();
+            async move {
+                let Ok(tls) = acceptor.accept(stream).await else {
+                    return;
                 };
-                let acceptor = acceptor.clone();
-                let h = h.clone();
-                tokio::spawn(async move {
-                    let Ok(tls) = acceptor.accept(stream).await else {
-                        return;
-                    };
-                    let svc = service_fn(move |req| route(h.clone(), req));
-                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(tls), svc)
-                        .await;
-                });
+                let svc = service_fn(move |req| route(h.clone(), req));
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(tls), svc)
+                    .await;
             }
-        });
-        (TestUpstream { addr, task, held }, pem)
+        })
+        .await;
+        (up, pem)
     }
 
     pub fn https_url(&self) -> String {
