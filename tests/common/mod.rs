@@ -603,6 +603,18 @@ pub mod revocation;
 pub mod saml;
 pub mod spoofs;
 
+/// The uid of `user` in /etc/passwd (tests hand files to `nobody`).
+pub fn uid_of(user: &str) -> u32 {
+    std::fs::read_to_string("/etc/passwd")
+        .unwrap()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(&format!("{user}:"))
+                .map(|r| r.split(':').nth(1).unwrap().parse::<u32>().unwrap())
+        })
+        .unwrap_or_else(|| panic!("no user {user} in /etc/passwd"))
+}
+
 /// A free loopback port (bound and released; the gate binds it next).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
