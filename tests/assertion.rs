@@ -201,13 +201,12 @@ async fn oidc_login_carries_an_assertion_an_app_library_verifies() {
         "HTTP_X_PORTCULLIS_ASSERTION",
     ] {
         let h = upstream_headers(
-            client()
-                .get(s.gate.url("/dash"))
-                .header("cookie", &cookie)
-                .header(name, &forged)
-                .send()
-                .await
-                .unwrap(),
+            get_with_headers(
+                &client(),
+                s.gate.url("/dash"),
+                &[("cookie", &cookie), (name, &forged)],
+            )
+            .await,
         )
         .await;
         let got = h["x-portcullis-assertion"].as_str().unwrap_or_default();
@@ -234,12 +233,7 @@ async fn oidc_login_carries_an_assertion_an_app_library_verifies() {
         );
 
         let h = upstream_headers(
-            client()
-                .get(s.gate.url("/public/x"))
-                .header(name, &forged)
-                .send()
-                .await
-                .unwrap(),
+            get_with_headers(&client(), s.gate.url("/public/x"), &[(name, &forged)]).await,
         )
         .await;
         let any = h
@@ -261,12 +255,12 @@ async fn passthrough_paths_get_none_and_tokens_get_one_naming_the_token() {
     assert!(h.get("x-portcullis-assertion").is_none(), "{h}");
 
     let h = upstream_headers(
-        client()
-            .get(s.gate.url("/api/backup"))
-            .header("authorization", format!("Bearer {TOKEN}"))
-            .send()
-            .await
-            .unwrap(),
+        get_with_headers(
+            &client(),
+            s.gate.url("/api/backup"),
+            &[("authorization", &format!("Bearer {TOKEN}"))],
+        )
+        .await,
     )
     .await;
     let token = h["x-portcullis-assertion"]
@@ -280,12 +274,12 @@ async fn passthrough_paths_get_none_and_tokens_get_one_naming_the_token() {
     // The same token again within half the lifetime: the same assertion
     // (not signed per request).
     let again = upstream_headers(
-        client()
-            .get(s.gate.url("/api/backup"))
-            .header("authorization", format!("Bearer {TOKEN}"))
-            .send()
-            .await
-            .unwrap(),
+        get_with_headers(
+            &client(),
+            s.gate.url("/api/backup"),
+            &[("authorization", &format!("Bearer {TOKEN}"))],
+        )
+        .await,
     )
     .await;
     assert_eq!(again["x-portcullis-assertion"], token);
@@ -317,20 +311,21 @@ async fn a_key_that_cannot_sign_refuses_the_request_instead_of_forwarding_it() {
     let gate = Gate::start(&base_yaml(&up.url(), &extra));
 
     let cookie = gate.session_cookie(&alice());
-    let by_session = client()
-        .get(gate.url("/dash"))
-        .header("cookie", &cookie)
-        .header("accept", "application/json")
-        .send()
-        .await
-        .unwrap();
-    let by_token = client()
-        .get(gate.url("/api/backup"))
-        .header("authorization", format!("Bearer {TOKEN}"))
-        .header("accept", "application/json")
-        .send()
-        .await
-        .unwrap();
+    let by_session = get_with_headers(
+        &client(),
+        gate.url("/dash"),
+        &[("cookie", &cookie), ("accept", "application/json")],
+    )
+    .await;
+    let by_token = get_with_headers(
+        &client(),
+        gate.url("/api/backup"),
+        &[
+            ("authorization", &format!("Bearer {TOKEN}")),
+            ("accept", "application/json"),
+        ],
+    )
+    .await;
     for (what, resp) in [("session", by_session), ("token", by_token)] {
         assert_eq!(resp.status(), 503, "{what}");
         let body: Value = resp.json().await.unwrap();

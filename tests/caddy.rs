@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::process::{Server, Shutdown};
-use common::{BROWSER_ACCEPT, TestUpstream, alice};
+use common::{TestUpstream, alice, browser_get, get_with_headers};
 use operations_support::*;
 use serde_json::Value;
 
@@ -77,6 +77,24 @@ impl Caddy {
     }
 }
 
+/// A gate in forward_auth mode (the `forwarded` header family, which Caddy
+/// sends) listening at `listen`, in front of `upstream`, `extra` appended.
+fn gate_yaml(listen: &str, upstream: &str, extra: &str) -> String {
+    format!(
+        "domain: app.test\nscheme: http\nlisten: {listen}\nupstream:\n  url: {upstream}\nsession:\n  secure_cookie: false\n  key_file: KEYFILE\nlog:\n  format: json\nforward_auth:\n  headers: forwarded\n{extra}"
+    )
+}
+
+/// A client that reaches `app.test` at Caddy's `port`, never following a
+/// redirect.
+fn client(port: u16) -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .resolve("app.test", SocketAddr::from(([127, 0, 0, 1], port)))
+        .build()
+        .unwrap()
+}
+
 async fn forward_auth(unix: bool) {
     let up = TestUpstream::start().await;
     let listen = if unix {
@@ -85,30 +103,29 @@ async fn forward_auth(unix: bool) {
         "127.0.0.1:0"
     };
     let gate = Gate::start(
-        &format!(
-            "domain: app.test\nscheme: http\nlisten: {listen}\nupstream:\n  url: {}\nsession:\n  secure_cookie: false\n  key_file: KEYFILE\npassthrough:\n  paths:\n    - prefix: /public/\n  tokens:\n    - name: backup\n      sha256: {}\nlog:\n  format: json\nforward_auth:\n  headers: forwarded\n",
-            up.url(),
-            hex::encode(portcullis::policy::tokens::sha256(TOKEN))
+        &gate_yaml(
+            listen,
+            &up.url(),
+            &format!(
+                "passthrough:\n  paths:\n    - prefix: /public/\n  tokens:\n    - name: backup\n      sha256: {}\n",
+                hex::encode(portcullis::policy::tokens::sha256(TOKEN))
+            ),
         ),
         &[],
     );
     let port = free_port();
     let caddy = Caddy::start(&caddyfile(&gate, port, up.addr, ""), port);
-    let c = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .resolve("app.test", SocketAddr::from(([127, 0, 0, 1], port)))
-        .build()
-        .unwrap();
+    let c = client(port);
     let url = |p: &str| format!("http://app.test:{port}{p}");
 
     // Signed in: the app gets the identity Portcullis answered with.
-    let r = c
-        .get(url("/dashboard"))
-        .header("cookie", gate.cookie(&alice()))
-        .header("x-forwarded-user", "root")
-        .send()
-        .await
-        .unwrap();
+    let cookie = gate.cookie(&alice());
+    let r = get_with_headers(
+        &c,
+        url("/dashboard"),
+        &[("cookie", &cookie), ("x-forwarded-user", "root")],
+    )
+    .await;
     assert_eq!(r.status(), 200, "caddy log: {}", caddy.log());
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["uri"], "/dashboard");
@@ -116,23 +133,13 @@ async fn forward_auth(unix: bool) {
     assert_eq!(v["headers"]["x-forwarded-groups"], "admins,staff");
 
     // Browser without a session: straight to the sign-in page.
-    let r = c
-        .get(url("/dashboard?tab=2"))
-        .header("accept", BROWSER_ACCEPT)
-        .send()
-        .await
-        .unwrap();
+    let r = browser_get(&c, url("/dashboard?tab=2")).await;
     assert_eq!(r.status(), 302);
     assert_eq!(
         r.headers()["location"],
         "/.portcullis/login?rd=%2Fdashboard%3Ftab%3D2"
     );
-    let r = c
-        .get(url("/.portcullis/login?rd=%2Fdashboard"))
-        .header("accept", BROWSER_ACCEPT)
-        .send()
-        .await
-        .unwrap();
+    let r = browser_get(&c, url("/.portcullis/login?rd=%2Fdashboard")).await;
     assert_eq!(
         r.status(),
         503,
@@ -140,22 +147,19 @@ async fn forward_auth(unix: bool) {
     );
 
     // Script without a session: 401.
-    let r = c
-        .get(url("/api/items"))
-        .header("accept", "application/json")
-        .send()
-        .await
-        .unwrap();
+    let r = get_with_headers(&c, url("/api/items"), &[("accept", "application/json")]).await;
     assert_eq!(r.status(), 401);
 
     // Passthrough: the app answers, and a forged identity never reaches it.
-    let r = c
-        .get(url("/public/x"))
-        .header("x-forwarded-user", "root")
-        .header("x-forwarded-groups", "admins")
-        .send()
-        .await
-        .unwrap();
+    let r = get_with_headers(
+        &c,
+        url("/public/x"),
+        &[
+            ("x-forwarded-user", "root"),
+            ("x-forwarded-groups", "admins"),
+        ],
+    )
+    .await;
     assert_eq!(r.status(), 200);
     let v: Value = r.json().await.unwrap();
     // The example removes the client's copies and copy_headers sets what
@@ -168,12 +172,13 @@ async fn forward_auth(unix: bool) {
     cases.finish();
 
     // A passthrough token: the app gets the token's identity, not the token.
-    let r = c
-        .get(url("/api/backup"))
-        .header("x-portcullis-authorization", format!("Bearer {TOKEN}"))
-        .send()
-        .await
-        .unwrap();
+    let bearer = format!("Bearer {TOKEN}");
+    let r = get_with_headers(
+        &c,
+        url("/api/backup"),
+        &[("x-portcullis-authorization", &bearer)],
+    )
+    .await;
     assert_eq!(r.status(), 200);
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["headers"]["x-forwarded-user"], "backup");
@@ -227,23 +232,10 @@ fn caddyfile(gate: &Gate, port: u16, app: SocketAddr, extra_copies: &str) -> Str
 /// in front of a recording app; returns Caddy's port.
 async fn front(extra_yaml: &str) -> (common::paths::RecordingUpstream, Gate, Caddy, u16) {
     let app = common::paths::RecordingUpstream::start().await;
-    let gate = Gate::start(
-        &format!(
-            "domain: app.test\nscheme: http\nlisten: 127.0.0.1:0\nupstream:\n  url: {}\nsession:\n  secure_cookie: false\n  key_file: KEYFILE\nlog:\n  format: json\nforward_auth:\n  headers: forwarded\n{extra_yaml}",
-            app.url()
-        ),
-        &[],
-    );
+    let gate = Gate::start(&gate_yaml("127.0.0.1:0", &app.url(), extra_yaml), &[]);
     let port = free_port();
     let caddy = Caddy::start(&caddyfile(&gate, port, app.addr, "X-Dept"), port);
     (app, gate, caddy, port)
-}
-
-fn refusals(gate: &Gate) -> Vec<Value> {
-    gate.log_lines()
-        .into_iter()
-        .filter(|v| v["target"] == "audit" && v["event"] == "request_refused")
-        .collect()
 }
 
 /// The path battery through Caddy forward_auth: every shape is the gate's
@@ -259,7 +251,11 @@ async fn caddy_forward_auth_path_battery() {
         run_battery(&format!("app.test:{port}"), &app, caddy_expect, true, send).await;
     // The gate refused its four: CONNECT, and the reserved prefix read two
     // ways (Caddy sends all of those to it in a question).
-    results.eq("request_refused audit events", refusals(&gate).len(), 4);
+    results.eq(
+        "request_refused audit events",
+        gate.events("request_refused").len(),
+        4,
+    );
     eprintln!("caddy log:\n{}", caddy.log());
     results.finish();
 }
@@ -284,11 +280,7 @@ async fn caddy_forward_auth_header_battery() {
     use common::spoofs::*;
     let (app, gate, caddy, port) = front(&gate_yaml_extra()).await;
     let session = gate.cookie(&alice_with_department());
-    let c = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .resolve("app.test", SocketAddr::from(([127, 0, 0, 1], port)))
-        .build()
-        .unwrap();
+    let c = client(port);
     let results = run_probes(&c, &format!("http://app.test:{port}"), &app, &session).await;
     eprintln!("caddy log:\n{}", caddy.log());
     results.finish();
@@ -301,10 +293,7 @@ async fn caddy_forward_auth_header_battery() {
 async fn caddy_forward_auth_believes_only_its_header_family() {
     use common::paths::*;
     let (app, gate, _caddy, port) = front("passthrough:\n  paths:\n    - prefix: /public/\n").await;
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let mut results = common::cases::Cases::new();
-    // (method, target, extra headers, status, reaches the app)
-    for (n, (method, target, extra, want, reaches)) in [
+    let cases: [FamilyCase; 6] = [
         ("GET", "/admin", "\r\nX-Original-URI: /public/x", 400, false),
         (
             "GET",
@@ -336,36 +325,16 @@ async fn caddy_forward_auth_believes_only_its_header_family() {
             401,
             false,
         ),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        let head = format!(
-            "{method} {target} HTTP/1.1\r\nHost: app.test:{port}\r\nAccept: application/json\r\n{CASE_HEADER}: {n}{extra}"
-        );
-        let r = send_tcp(addr, &head).await;
-        let seen = app.seen_for(n).len();
-        results.check(
-            format!("{method} {target} with {extra:?}"),
-            (r.status, seen) == (want, usize::from(reaches)),
-            || {
-                format!(
-                    "{} (the app saw {seen}), expected {want}: {}",
-                    r.status, r.body
-                )
-            },
-        );
-    }
-    let refused = refusals(&gate);
-    let ok = refused.len() == 3
-        && refused.iter().all(|e| {
-            e["reason"]
-                .as_str()
-                .is_some_and(|r| r.contains("disagrees"))
-        });
-    results.check("request_refused audit events", ok, || {
-        format!("{refused:?}")
-    });
+    ];
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let send = async |head: String| send_tcp(addr, &head).await;
+    let mut results = run_family_cases(&format!("app.test:{port}"), &cases, &app, send).await;
+    let refused = gate.events("request_refused");
+    results.check(
+        "request_refused audit events",
+        all_refused_as_disagreeing(&refused, 3),
+        || format!("{refused:?}"),
+    );
     results.finish();
 }
 
@@ -386,29 +355,25 @@ async fn oidc_login_through_caddy_forward_auth() {
     let port = free_port();
     let origin = format!("http://app.test:{port}");
     let idp = OidcIdp::start(&origin, 0, &[]);
-    let gate = Gate::start(
+    // The public origin, port included, is the domain the redirect URI
+    // is made of.
+    let yaml = gate_yaml(
+        "127.0.0.1:0",
+        &up.url(),
         &format!(
-            "domain: app.test:{port}\nscheme: http\nlisten: 127.0.0.1:0\nupstream:\n  url: {}\nsession:\n  secure_cookie: false\n  key_file: KEYFILE\naccess:\n  allowed_groups: [admins]\nlog:\n  format: json\nforward_auth:\n  headers: forwarded\n{}",
-            up.url(),
+            "access:\n  allowed_groups: [admins]\n{}",
             oidc_yaml(&idp.issuer, "")
+        ),
+    );
+    let gate = Gate::start(
+        &replace_once(
+            &yaml,
+            "domain: app.test\n",
+            &format!("domain: app.test:{port}\n"),
         ),
         &[],
     );
-    let root = env!("CARGO_MANIFEST_DIR");
-    let example =
-        std::fs::read_to_string(format!("{root}/config-examples/Caddyfile-forward-auth")).unwrap();
-    let mut conf = replace_once(
-        &example,
-        "app.example.com {",
-        &format!("{{\n\tadmin off\n}}\n\nhttp://app.test:{port} {{"),
-    );
-    conf = replace_once(&conf, "127.0.0.1:4180", &gate.addr().to_string());
-    conf = replace_once(
-        &conf,
-        "reverse_proxy 127.0.0.1:3000",
-        &format!("reverse_proxy {}", up.addr),
-    );
-    let caddy = Caddy::start(&conf, port);
+    let caddy = Caddy::start(&caddyfile(&gate, port, up.addr, ""), port);
     let browser = || {
         Browser::with_client(
             reqwest::Client::builder()
@@ -431,8 +396,7 @@ async fn oidc_login_through_caddy_forward_auth() {
         format!("{origin}/.portcullis/login?rd=%2Fdashboard%3Ftab%3D2"),
         "Caddy passed Portcullis' redirect to its sign-in URL"
     );
-    let resp = b.submit_login(&form, "alice", "alice-pw").await;
-    let (page, trail) = b.follow_response(resp, &form.url).await;
+    let (page, trail) = b.submit_login_and_follow(&form, "alice", "alice-pw").await;
     assert_eq!(
         page.status,
         200,
@@ -468,9 +432,9 @@ async fn oidc_login_through_caddy_forward_auth() {
 
     // bob is not in allowed_groups: the 403 page after a complete login.
     let b = browser();
-    let (form, _) = b.follow(&format!("{origin}/dashboard")).await;
-    let resp = b.submit_login(&form, "bob", "bob-pw").await;
-    let (page, _) = b.follow_response(resp, &form.url).await;
+    let (page, _) = b
+        .sign_in(&format!("{origin}/dashboard"), "bob", "bob-pw")
+        .await;
     assert_eq!(page.status, 403, "{}", page.body);
     assert!(
         page.body
@@ -478,11 +442,7 @@ async fn oidc_login_through_caddy_forward_auth() {
         "{}",
         page.body
     );
-    let denied: Vec<Value> = gate
-        .log_lines()
-        .into_iter()
-        .filter(|e| e["target"] == "audit" && e["event"] == "access_denied")
-        .collect();
+    let denied = gate.events("access_denied");
     assert_eq!(denied.len(), 1, "{denied:?}");
     assert_eq!(denied[0]["user"], "bob");
 }

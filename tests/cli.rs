@@ -5,7 +5,7 @@ mod common;
 
 use std::process::{Command, Output};
 
-use common::bin;
+use common::{bin, uid_of};
 
 fn check(yaml: &str, env: &[(&str, &str)]) -> Output {
     let dir = tempfile::tempdir().unwrap();
@@ -350,14 +350,7 @@ fn check_config_fails_on_a_key_file_the_service_user_cannot_read() {
         "{}",
         stderr(&o)
     );
-    let nobody = std::fs::read_to_string("/etc/passwd")
-        .unwrap()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("nobody:")
-                .map(|r| r.split(':').nth(1).unwrap().parse::<u32>().unwrap())
-        })
-        .unwrap();
+    let nobody = uid_of("nobody");
     std::os::unix::fs::chown(&keys, Some(nobody), None).unwrap();
     let o = run();
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));

@@ -148,14 +148,7 @@ async fn slow_headers_are_closed_within_the_header_timeout() {
     // A client that sends its request at once is served as before.
     let r = client().get(gate.url("/public/x")).send().await.unwrap();
     assert_eq!(r.status(), 200);
-    let metrics = client()
-        .get(gate.url("/.portcullis/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = get_text(&client(), gate.url("/.portcullis/metrics")).await;
     assert!(
         metrics
             .contains("portcullis_connections_timed_out_total{reason=\"header_read_timeout\"} 5"),
@@ -405,14 +398,7 @@ async fn at_most_max_connections_are_served_at_once_and_the_rest_after() {
     let scraper = client();
     let deadline = Instant::now() + Duration::from_secs(10);
     let metrics = loop {
-        let metrics = scraper
-            .get(gate.url("/.portcullis/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let metrics = get_text(&scraper, gate.url("/.portcullis/metrics")).await;
         if metrics
             .lines()
             .any(|l| l == "portcullis_connections_open 1")

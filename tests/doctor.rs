@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime};
 
 use common::cases::Cases;
 use common::oidc::{CLIENT_ID, CLIENT_SECRET, OidcIdp};
-use common::{Gate, TestUpstream, base_yaml, bin, free_port};
+use common::{Gate, TestUpstream, base_yaml, bin, free_port, uid_of};
 use serde_json::{Value, json};
 
 struct Run {
@@ -571,14 +571,7 @@ async fn key_file_the_service_user_cannot_read() {
     );
     assert_eq!(run.code, Some(1));
     // Given to that user, it passes.
-    let nobody = std::fs::read_to_string("/etc/passwd")
-        .unwrap()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("nobody:")
-                .map(|r| r.split(':').nth(1).unwrap().parse::<u32>().unwrap())
-        })
-        .unwrap();
+    let nobody = uid_of("nobody");
     std::os::unix::fs::chown(&keys, Some(nobody), None).unwrap();
     let run = doctor(&config, &["--service-user", "nobody"]);
     assert_eq!(run.status("files"), "ok", "{}", run.messages("files"));

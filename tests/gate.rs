@@ -15,11 +15,9 @@ async fn echo(resp: reqwest::Response) -> Value {
 
 #[tokio::test]
 async fn passthrough_is_public_and_protected_paths_need_login() {
-    let up = TestUpstream::start().await;
-    let gate = Gate::start(&base_yaml(
-        &up.url(),
-        "passthrough:\n  paths:\n    - prefix: /public/\n    - exact: /healthz\n",
-    ));
+    let (_up, gate) =
+        echo_behind_gate("passthrough:\n  paths:\n    - prefix: /public/\n    - exact: /healthz\n")
+            .await;
     let c = client();
 
     let r = c.get(gate.url("/public/page?x=1")).send().await.unwrap();
@@ -29,24 +27,21 @@ async fn passthrough_is_public_and_protected_paths_need_login() {
 
     // A browser navigation gets the login step; no IdP is configured yet,
     // so it is the page that says so.
-    let r = c
-        .get(gate.url("/admin"))
-        .header("accept", BROWSER_ACCEPT)
-        .send()
-        .await
-        .unwrap();
+    let r = browser_get(&c, gate.url("/admin")).await;
     assert_eq!(r.status(), 503);
     let body = r.text().await.unwrap();
     assert!(body.contains("Sign-in is not set up yet"), "{body}");
 
     // A script gets 401 JSON naming the login URL, never a redirect.
-    let r = c
-        .get(gate.url("/api/data?q=1"))
-        .header("accept", "application/json")
-        .header("x-requested-with", "XMLHttpRequest")
-        .send()
-        .await
-        .unwrap();
+    let r = get_with_headers(
+        &c,
+        gate.url("/api/data?q=1"),
+        &[
+            ("accept", "application/json"),
+            ("x-requested-with", "XMLHttpRequest"),
+        ],
+    )
+    .await;
     assert_eq!(r.status(), 401);
     assert_eq!(
         r.headers()["www-authenticate"],
@@ -67,14 +62,16 @@ async fn passthrough_is_public_and_protected_paths_need_login() {
     );
 
     // fetch() from a page: Sec-Fetch-Mode cors, even with Accept */*.
-    let r = c
-        .get(gate.url("/admin"))
-        .header("accept", "*/*")
-        .header("sec-fetch-mode", "cors")
-        .header("sec-fetch-dest", "empty")
-        .send()
-        .await
-        .unwrap();
+    let r = get_with_headers(
+        &c,
+        gate.url("/admin"),
+        &[
+            ("accept", "*/*"),
+            ("sec-fetch-mode", "cors"),
+            ("sec-fetch-dest", "empty"),
+        ],
+    )
+    .await;
     assert_eq!(r.status(), 401);
 
     // Path tricks do not make a protected path public.
@@ -89,32 +86,23 @@ async fn passthrough_is_public_and_protected_paths_need_login() {
         "/public/..%20/admin",
         "/healthz/../admin",
     ] {
-        let r = c
-            .get(gate.url(attack))
-            .header("accept", "application/json")
-            .send()
-            .await
-            .unwrap();
+        let r = get_with_headers(&c, gate.url(attack), &[("accept", "application/json")]).await;
         assert_eq!(r.status(), 401, "{attack} must not be public");
     }
 }
 
 #[tokio::test]
 async fn valid_session_reaches_upstream_with_identity_headers() {
-    let up = TestUpstream::start().await;
-    let gate = Gate::start(&base_yaml(
-        &up.url(),
-        "headers:\n  extra:\n    department: X-Dept\n",
-    ));
+    let (_up, gate) = echo_behind_gate("headers:\n  extra:\n    department: X-Dept\n").await;
     let mut id = alice();
     id.extra.insert("department".into(), "R&D".into());
     let cookie = gate.session_cookie(&id);
-    let r = client()
-        .get(gate.url("/dash?x=1"))
-        .header("cookie", format!("theme=dark; {cookie}; lang=en"))
-        .send()
-        .await
-        .unwrap();
+    let r = get_with_headers(
+        &client(),
+        gate.url("/dash?x=1"),
+        &[("cookie", &format!("theme=dark; {cookie}; lang=en"))],
+    )
+    .await;
     assert!(
         r.headers().get("server").is_none(),
         "Server header is stripped"
@@ -223,11 +211,7 @@ async fn forged_expired_and_foreign_sessions_are_refused() {
 
 #[tokio::test]
 async fn spoofed_identity_headers_never_reach_upstream() {
-    let up = TestUpstream::start().await;
-    let gate = Gate::start(&base_yaml(
-        &up.url(),
-        "passthrough:\n  paths:\n    - prefix: /public/\n",
-    ));
+    let (_up, gate) = echo_behind_gate("passthrough:\n  paths:\n    - prefix: /public/\n").await;
     let cookie = gate.session_cookie(&bob());
     for (path, with_session) in [("/public/x", false), ("/private", true)] {
         let mut rb = client()
@@ -297,12 +281,15 @@ async fn bearer_tokens_pass_with_their_identity_and_stay_secret() {
 
     // In the product header, the app's own Authorization passes untouched.
     let v = echo(
-        c.get(gate.url("/api"))
-            .header("authorization", "Bearer app-own-token")
-            .header("X-Portcullis-Authorization", format!("Bearer {token}"))
-            .send()
-            .await
-            .unwrap(),
+        get_with_headers(
+            &c,
+            gate.url("/api"),
+            &[
+                ("authorization", "Bearer app-own-token"),
+                ("X-Portcullis-Authorization", &format!("Bearer {token}")),
+            ],
+        )
+        .await,
     )
     .await;
     assert_eq!(v["headers"]["authorization"], "Bearer app-own-token");
@@ -329,38 +316,39 @@ async fn bearer_tokens_pass_with_their_identity_and_stay_secret() {
 
 #[tokio::test]
 async fn access_rules_refuse_outsiders() {
-    let up = TestUpstream::start().await;
-    let gate = Gate::start(&base_yaml(
-        &up.url(),
+    let (_up, gate) = echo_behind_gate(
         "access:\n  allowed_groups: [admins]\n  allowed_email_domains: [corp.example]\n",
-    ));
+    )
+    .await;
     let c = client();
-    let ok = c
-        .get(gate.url("/"))
-        .header("cookie", gate.session_cookie(&alice()))
-        .send()
-        .await
-        .unwrap();
+    let ok = get_with_headers(
+        &c,
+        gate.url("/"),
+        &[("cookie", &gate.session_cookie(&alice()))],
+    )
+    .await;
     assert_eq!(ok.status(), 200);
-    let r = c
-        .get(gate.url("/"))
-        .header("cookie", gate.session_cookie(&bob()))
-        .header("accept", BROWSER_ACCEPT)
-        .send()
-        .await
-        .unwrap();
+    let r = get_with_headers(
+        &c,
+        gate.url("/"),
+        &[
+            ("cookie", &gate.session_cookie(&bob())),
+            ("accept", BROWSER_ACCEPT),
+        ],
+    )
+    .await;
     assert_eq!(r.status(), 403);
     let body = r.text().await.unwrap();
     assert!(body.contains("do not have access"));
     assert!(!body.contains("allowed_groups"), "the page names no rule");
     let mut corp = bob();
     corp.email = Some("bob@corp.example".into());
-    let r = c
-        .get(gate.url("/"))
-        .header("cookie", gate.session_cookie(&corp))
-        .send()
-        .await
-        .unwrap();
+    let r = get_with_headers(
+        &c,
+        gate.url("/"),
+        &[("cookie", &gate.session_cookie(&corp))],
+    )
+    .await;
     assert_eq!(r.status(), 200, "a matching email domain is enough");
     let denied: Vec<Value> = gate.events("access_denied");
     assert_eq!(denied.len(), 1);
@@ -382,13 +370,12 @@ async fn client_ip_rules_and_untrusted_forwarded_for() {
         "access:\n  allowed_ip_ranges: [203.0.113.0/24]\n  trusted_proxies: []\n",
     ));
     let cookie = gate.session_cookie(&alice());
-    let r = c
-        .get(gate.url("/"))
-        .header("cookie", &cookie)
-        .header("x-forwarded-for", "203.0.113.5")
-        .send()
-        .await
-        .unwrap();
+    let r = get_with_headers(
+        &c,
+        gate.url("/"),
+        &[("cookie", &cookie), ("x-forwarded-for", "203.0.113.5")],
+    )
+    .await;
     assert_eq!(r.status(), 403, "a spoofed X-Forwarded-For must not get in");
     let denied = gate
         .audit_events()
@@ -405,23 +392,21 @@ async fn client_ip_rules_and_untrusted_forwarded_for() {
         "access:\n  allowed_ip_ranges: [203.0.113.0/24]\n",
     ));
     let cookie = gate.session_cookie(&alice());
-    let r = c
-        .get(gate.url("/"))
-        .header("cookie", &cookie)
-        .header("x-forwarded-for", "203.0.113.5")
-        .send()
-        .await
-        .unwrap();
+    let r = get_with_headers(
+        &c,
+        gate.url("/"),
+        &[("cookie", &cookie), ("x-forwarded-for", "203.0.113.5")],
+    )
+    .await;
     let v = echo(r).await;
     assert_eq!(v["headers"]["x-forwarded-for"], "203.0.113.5, 127.0.0.1");
     assert_eq!(v["headers"]["x-real-ip"], "203.0.113.5");
-    let r = c
-        .get(gate.url("/"))
-        .header("cookie", &cookie)
-        .header("x-forwarded-for", "198.51.100.7")
-        .send()
-        .await
-        .unwrap();
+    let r = get_with_headers(
+        &c,
+        gate.url("/"),
+        &[("cookie", &cookie), ("x-forwarded-for", "198.51.100.7")],
+    )
+    .await;
     assert_eq!(r.status(), 403);
     drop(gate);
 
@@ -471,12 +456,7 @@ async fn session_cookie_attributes_in_production_settings() {
         c.exp = now + 200;
     });
     assert!(cookie.starts_with("__Host-portcullis_session="));
-    let r = client()
-        .get(gate.url("/"))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
+    let r = get_with_headers(&client(), gate.url("/"), &[("cookie", &cookie)]).await;
     assert_eq!(r.status(), 200);
     let set = r.headers()["set-cookie"].to_str().unwrap().to_string();
     assert!(set.starts_with("__Host-portcullis_session="), "{set}");
@@ -495,8 +475,7 @@ async fn session_cookie_attributes_in_production_settings() {
 
 #[tokio::test]
 async fn return_urls_stay_on_this_origin() {
-    let up = TestUpstream::start().await;
-    let gate = Gate::start(&base_yaml(&up.url(), ""));
+    let (_up, gate) = echo_behind_gate("").await;
     let c = client();
     for evil in [
         "//evil.example",
@@ -537,18 +516,17 @@ async fn return_urls_stay_on_this_origin() {
 
 #[tokio::test]
 async fn logout_clears_the_session_and_shows_a_page() {
-    let up = TestUpstream::start().await;
-    let gate = Gate::start(&base_yaml(
-        &up.url(),
+    let (_up, gate) = echo_behind_gate(
         "pages:\n  support_url: https://help.example/portcullis\n  footer: ACME IT\n",
-    ));
+    )
+    .await;
     let cookie = gate.session_cookie(&alice());
-    let r = client()
-        .get(gate.url("/.portcullis/logout"))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
+    let r = get_with_headers(
+        &client(),
+        gate.url("/.portcullis/logout"),
+        &[("cookie", &cookie)],
+    )
+    .await;
     assert_eq!(r.status(), 200);
     let cleared: Vec<String> = r
         .headers()
@@ -583,25 +561,14 @@ async fn logout_clears_the_session_and_shows_a_page() {
 
 #[tokio::test]
 async fn own_endpoints() {
-    let up = TestUpstream::start().await;
-    let gate = Gate::start(&base_yaml(&up.url(), ""));
+    let (_up, gate) = echo_behind_gate("").await;
     let c = client();
     let r = c.get(gate.url("/.portcullis/health")).send().await.unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.text().await.unwrap(), r#"{"status":"ok"}"#);
-    let r = c
-        .get(gate.url("/.portcullis/nothing-here"))
-        .header("accept", BROWSER_ACCEPT)
-        .send()
-        .await
-        .unwrap();
+    let r = browser_get(&c, gate.url("/.portcullis/nothing-here")).await;
     assert_eq!(r.status(), 404);
-    let r = c
-        .get(gate.url("/.portcullis/login?rd=/x"))
-        .header("accept", BROWSER_ACCEPT)
-        .send()
-        .await
-        .unwrap();
+    let r = browser_get(&c, gate.url("/.portcullis/login?rd=/x")).await;
     assert_eq!(r.status(), 503, "login start without an IdP says so");
 }
 
@@ -633,12 +600,12 @@ async fn large_sessions_are_split_and_joined() {
         .join("; ");
     assert!(cookie_header.len() > 4096);
     let v = echo(
-        client()
-            .get(gate.url("/"))
-            .header("cookie", format!("{cookie_header}; app=1"))
-            .send()
-            .await
-            .unwrap(),
+        get_with_headers(
+            &client(),
+            gate.url("/"),
+            &[("cookie", &format!("{cookie_header}; app=1"))],
+        )
+        .await,
     )
     .await;
     let groups = v["headers"]["x-forwarded-groups"].as_str().unwrap();
@@ -669,12 +636,7 @@ async fn inactivity_timeout_renews_and_expires() {
 
     // Fresh: no renewal.
     let fresh = mint_cookie(&resolved, &gate.key_file(), &alice(), |_| {});
-    let r = c
-        .get(gate.url("/"))
-        .header("cookie", fresh)
-        .send()
-        .await
-        .unwrap();
+    let r = get_with_headers(&c, gate.url("/"), &[("cookie", &fresh)]).await;
     assert_eq!(r.status(), 200);
     assert!(r.headers().get("set-cookie").is_none());
 
@@ -683,12 +645,7 @@ async fn inactivity_timeout_renews_and_expires() {
         cl.iat = now - 360;
         cl.exp = now + 240;
     });
-    let r = c
-        .get(gate.url("/"))
-        .header("cookie", aging)
-        .send()
-        .await
-        .unwrap();
+    let r = get_with_headers(&c, gate.url("/"), &[("cookie", &aging)]).await;
     assert_eq!(r.status(), 200);
     let set = r.headers()["set-cookie"].to_str().unwrap().to_string();
     assert!(set.starts_with("portcullis_session="), "{set}");
@@ -728,22 +685,23 @@ async fn inactivity_timeout_renews_and_expires() {
 async fn identity_is_fail_closed_when_identity_lacks_fields() {
     // A session without email or groups still forwards, but never with
     // headers the client sent.
-    let up = TestUpstream::start().await;
-    let gate = Gate::start(&base_yaml(&up.url(), ""));
+    let (_up, gate) = echo_behind_gate("").await;
     let id = Identity {
         subject: "svc".into(),
         user: "svc".into(),
         ..Default::default()
     };
     let v = echo(
-        client()
-            .get(gate.url("/"))
-            .header("cookie", gate.session_cookie(&id))
-            .header("x-forwarded-email", "root@x")
-            .header("x-forwarded-groups", "admins")
-            .send()
-            .await
-            .unwrap(),
+        get_with_headers(
+            &client(),
+            gate.url("/"),
+            &[
+                ("cookie", &gate.session_cookie(&id)),
+                ("x-forwarded-email", "root@x"),
+                ("x-forwarded-groups", "admins"),
+            ],
+        )
+        .await,
     )
     .await;
     assert_eq!(v["headers"]["x-forwarded-user"], "svc");
@@ -760,13 +718,15 @@ async fn basic_auth_and_host_rules_for_the_upstream() {
     );
     let gate = Gate::start(&yaml);
     let v = echo(
-        client()
-            .get(gate.url("/"))
-            .header("cookie", gate.session_cookie(&alice()))
-            .header("authorization", "Basic Zm9yZ2VkOnVzZXI=")
-            .send()
-            .await
-            .unwrap(),
+        get_with_headers(
+            &client(),
+            gate.url("/"),
+            &[
+                ("cookie", &gate.session_cookie(&alice())),
+                ("authorization", "Basic Zm9yZ2VkOnVzZXI="),
+            ],
+        )
+        .await,
     )
     .await;
     // alice:app-shared-secret, not what the client sent.
@@ -792,11 +752,7 @@ async fn a_session_whose_identity_cannot_be_a_header_is_refused_not_trimmed() {
     // A session minted before such values were refused at login, or by an
     // instance sharing the keys: the value cannot be a header, and
     // forwarding without it would tell the app less than the session says.
-    let up = TestUpstream::start().await;
-    let gate = Gate::start(&base_yaml(
-        &up.url(),
-        "headers:\n  extra:\n    department: X-Dept\n",
-    ));
+    let (_up, gate) = echo_behind_gate("headers:\n  extra:\n    department: X-Dept\n").await;
     let c = client();
     let mut cases: Vec<(&str, Identity)> = Vec::new();
     let mut id = alice();
@@ -819,40 +775,40 @@ async fn a_session_whose_identity_cannot_be_a_header_is_refused_not_trimmed() {
     for (name, identity) in &cases {
         let cookie = gate.session_cookie(identity);
         // Proxy mode, a browser: the 403 page, not the app.
-        let r = c
-            .get(gate.url("/dash"))
-            .header("cookie", &cookie)
-            .header("accept", BROWSER_ACCEPT)
-            .send()
-            .await
-            .unwrap();
+        let r = get_with_headers(
+            &c,
+            gate.url("/dash"),
+            &[("cookie", &cookie), ("accept", BROWSER_ACCEPT)],
+        )
+        .await;
         let status = r.status().as_u16();
         let body = r.text().await.unwrap();
         if status != 403 || !body.contains("You do not have access to this application") {
             failures.push(format!("{name}: proxy answered {status}: {body}"));
         }
         // A script: the JSON twin.
-        let r = c
-            .get(gate.url("/api"))
-            .header("cookie", &cookie)
-            .header("accept", "application/json")
-            .send()
-            .await
-            .unwrap();
+        let r = get_with_headers(
+            &c,
+            gate.url("/api"),
+            &[("cookie", &cookie), ("accept", "application/json")],
+        )
+        .await;
         let status = r.status().as_u16();
         let v: Value = r.json().await.unwrap_or_default();
         if status != 403 || v["error"] != "forbidden" {
             failures.push(format!("{name}: API answered {status}: {v}"));
         }
         // Forward-auth: no "yes" with a header left out.
-        let r = c
-            .get(gate.url("/.portcullis/auth"))
-            .header("cookie", &cookie)
-            .header("x-original-uri", "/dash")
-            .header("x-original-method", "GET")
-            .send()
-            .await
-            .unwrap();
+        let r = get_with_headers(
+            &c,
+            gate.url("/.portcullis/auth"),
+            &[
+                ("cookie", &cookie),
+                ("x-original-uri", "/dash"),
+                ("x-original-method", "GET"),
+            ],
+        )
+        .await;
         let status = r.status().as_u16();
         let leaked = r.headers().get("x-forwarded-user").is_some();
         if status != 403 || leaked {
@@ -870,11 +826,12 @@ async fn a_session_whose_identity_cannot_be_a_header_is_refused_not_trimmed() {
 
     // The control: the same session with clean values reaches the app.
     let v = echo(
-        c.get(gate.url("/dash"))
-            .header("cookie", gate.session_cookie(&alice()))
-            .send()
-            .await
-            .unwrap(),
+        get_with_headers(
+            &c,
+            gate.url("/dash"),
+            &[("cookie", &gate.session_cookie(&alice()))],
+        )
+        .await,
     )
     .await;
     assert_eq!(v["headers"]["x-forwarded-user"], "alice");
@@ -1071,11 +1028,7 @@ async fn forward_auth_with_traefiks_header_set() {
 #[tokio::test]
 async fn per_path_rules_decide_on_the_canonical_path() {
     use common::paths::send_tcp;
-    let up = TestUpstream::start().await;
-    let gate = Gate::start(&base_yaml(
-        &up.url(),
-        "access:\n  allowed_groups: [staff]\n  rules:\n    - description: Admin console <b>\n      paths: [{prefix: /admin/}]\n      allowed_groups: [admins]\n    - description: API writes\n      paths: [{prefix: /api/}]\n      methods: [POST]\n      allowed_groups: [admins]\n",
-    ));
+    let (_up, gate) = echo_behind_gate("access:\n  allowed_groups: [staff]\n  rules:\n    - description: Admin console <b>\n      paths: [{prefix: /admin/}]\n      allowed_groups: [admins]\n    - description: API writes\n      paths: [{prefix: /api/}]\n      methods: [POST]\n      allowed_groups: [admins]\n").await;
     let (a, b) = (gate.session_cookie(&alice()), gate.session_cookie(&bob()));
     let get = async |method: &str, path: &str, cookie: &str| {
         send_tcp(

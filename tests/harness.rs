@@ -43,15 +43,20 @@ fn nginx_master(nginx: &operations_support::Nginx) -> u32 {
         .unwrap()
 }
 
-#[test]
-fn a_server_that_ignores_its_stop_signal_is_killed_with_its_children() {
-    // The shell and the child it forks both ignore SIGTERM (an ignored
-    // signal stays ignored across exec).
-    let mut server = Server::spawn(
-        "stubborn",
-        Command::new("sh").args(["-c", "trap '' TERM; sleep 600 & wait"]),
-        Shutdown::Term,
-        Duration::from_millis(300),
+/// A shell running `script` (which forks a `sleep`) as a [`Server`];
+/// returns it once its group holds the shell and the sleep, with the
+/// group's members then.
+fn shell_with_a_child(
+    name: &str,
+    script: &str,
+    shutdown: Shutdown,
+    grace: Duration,
+) -> (Server, Vec<u32>) {
+    let server = Server::spawn(
+        name,
+        Command::new("sh").args(["-c", script]),
+        shutdown,
+        grace,
     )
     .unwrap();
     let pgid = server.id();
@@ -60,7 +65,19 @@ fn a_server_that_ignores_its_stop_signal_is_killed_with_its_children() {
         assert!(std::time::Instant::now() < deadline, "sleep never started");
         std::thread::sleep(Duration::from_millis(10));
     }
-    let members = group_members(pgid);
+    (server, group_members(pgid))
+}
+
+#[test]
+fn a_server_that_ignores_its_stop_signal_is_killed_with_its_children() {
+    // The shell and the child it forks both ignore SIGTERM (an ignored
+    // signal stays ignored across exec).
+    let (mut server, members) = shell_with_a_child(
+        "stubborn",
+        "trap '' TERM; sleep 600 & wait",
+        Shutdown::Term,
+        Duration::from_millis(300),
+    );
     let stopped = server.stop();
     assert!(
         stopped.killed,
@@ -73,20 +90,12 @@ fn a_server_that_ignores_its_stop_signal_is_killed_with_its_children() {
 #[test]
 fn children_left_in_the_group_are_ended_with_the_leader() {
     // The leader exits at once on SIGTERM; its child would be orphaned.
-    let mut server = Server::spawn(
+    let (mut server, members) = shell_with_a_child(
         "forking",
-        Command::new("sh").args(["-c", "trap '' TERM; (trap - TERM; exec sleep 600) & wait"]),
+        "trap '' TERM; (trap - TERM; exec sleep 600) & wait",
         Shutdown::Quit,
         Duration::from_secs(5),
-    )
-    .unwrap();
-    let pgid = server.id();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while group_members(pgid).len() < 2 {
-        assert!(std::time::Instant::now() < deadline, "sleep never started");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let members = group_members(pgid);
+    );
     // SIGQUIT ends the shell (its default action); the sleep stays until
     // the group is sent SIGTERM.
     let stopped = server.stop();

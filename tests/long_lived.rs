@@ -11,7 +11,10 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::revocation::{login, metric, revoke};
-use common::{Gate, TestUpstream, alice, base_yaml, bob, client, mint_cookie};
+use common::{
+    Gate, TestUpstream, alice, base_yaml, bob, client, echo_behind_gate, get_with_headers,
+    mint_cookie,
+};
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::{self, Message};
 
@@ -68,13 +71,12 @@ type Chunks = std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<
 
 /// `/trickle` through the gate: `tick N` every 100 ms, never ending.
 async fn stream(gate: &Gate, cookie: &str) -> Chunks {
-    let resp = client()
-        .get(gate.url("/trickle?ms=100"))
-        .header("cookie", cookie)
-        .header("accept", "text/plain")
-        .send()
-        .await
-        .unwrap();
+    let resp = get_with_headers(
+        &client(),
+        gate.url("/trickle?ms=100"),
+        &[("cookie", cookie), ("accept", "text/plain")],
+    )
+    .await;
     assert_eq!(resp.status(), 200);
     let mut chunks: Chunks = Box::pin(resp.bytes_stream());
     next_tick(&mut chunks).await.expect("the first tick");
@@ -119,8 +121,7 @@ fn triple(user: &str, connection: &str, reason: &str) -> (String, String, String
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoked_sessions_websocket_is_closed_and_another_sessions_stays_open() {
-    let up = TestUpstream::start().await;
-    let gate = Gate::start(&base_yaml(&up.url(), ""));
+    let (_up, gate) = echo_behind_gate("").await;
     let (a, _) = login(&gate, &alice());
     let (b, _) = login(&gate, &bob());
     let mut alice_ws = websocket(&gate, &a).await;
@@ -166,8 +167,7 @@ async fn a_revoked_sessions_websocket_is_closed_and_another_sessions_stays_open(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoked_sessions_streaming_response_is_cut_and_another_sessions_goes_on() {
-    let up = TestUpstream::start().await;
-    let gate = Gate::start(&base_yaml(&up.url(), ""));
+    let (_up, gate) = echo_behind_gate("").await;
     let (a, alice_sid) = login(&gate, &alice());
     let (b, _) = login(&gate, &bob());
     let mut alice_stream = stream(&gate, &a).await;

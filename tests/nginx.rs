@@ -8,7 +8,7 @@ mod operations_support;
 
 use std::net::SocketAddr;
 
-use common::{BROWSER_ACCEPT, TestUpstream, alice, bob};
+use common::{TestUpstream, alice, bob, browser_get, get_with_headers};
 use operations_support::*;
 use serde_json::Value;
 
@@ -36,6 +36,46 @@ fn site(
 ) -> (String, tempfile::TempDir) {
     nginx_site(example, DOMAIN, &gate.at, tls_port, http_port, app)
 }
+
+/// Portcullis with `yaml` behind nginx configured from `example` as
+/// `tune` leaves it (an operator's edits), on ports reserved before the
+/// gate's config names them; `app` is where nginx itself proxies in
+/// auth_request mode. The certificates stay while the returned dir does.
+fn behind_nginx(
+    example: &str,
+    yaml: &str,
+    (tls_port, http_port): (u16, u16),
+    app: Option<SocketAddr>,
+    tune: impl FnOnce(String) -> String,
+) -> (Gate, Nginx, tempfile::TempDir) {
+    let gate = Gate::start(yaml, &[]);
+    let (conf, certs) = site(example, &gate, tls_port, http_port, app);
+    let nginx = Nginx::start(&tune(conf), tls_port);
+    (gate, nginx, certs)
+}
+
+/// The shipped example as it is.
+fn as_shipped(conf: String) -> String {
+    conf
+}
+
+/// A browser (cookies, no redirects followed) that reaches nginx's TLS
+/// port with its self-signed certificate.
+fn browser(tls_port: u16) -> common::oidc::Browser {
+    common::oidc::Browser::with_client(
+        reqwest::Client::builder()
+            .danger_accept_invalid_certs(true)
+            .resolve(DOMAIN, SocketAddr::from(([127, 0, 0, 1], tls_port))),
+    )
+}
+
+/// The headers of a WebSocket upgrade request.
+const WS_UPGRADE: [(&str, &str); 4] = [
+    ("connection", "Upgrade"),
+    ("upgrade", "websocket"),
+    ("sec-websocket-version", "13"),
+    ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+];
 
 fn https_client(port: u16) -> reqwest::Client {
     reqwest::Client::builder()
@@ -67,22 +107,26 @@ fn big_cookie(gate: &Gate) -> String {
 
 async fn proxy_mode(unix: bool) {
     let up = TestUpstream::start().await;
-    let gate = Gate::start(&gate_yaml(&up.url(), unix), &[]);
     let (tls_port, http_port) = (free_port(), free_port());
-    let (conf, _certs) = site("nginx-proxy.conf", &gate, tls_port, http_port, None);
-    let nginx = Nginx::start(&conf, tls_port);
+    let (gate, nginx, _certs) = behind_nginx(
+        "nginx-proxy.conf",
+        &gate_yaml(&up.url(), unix),
+        (tls_port, http_port),
+        None,
+        as_shipped,
+    );
     let c = https_client(tls_port);
     let url = |p: &str| format!("https://{DOMAIN}:{tls_port}{p}");
 
     // Signed in: reaches the app with the identity, the honest forwarded
     // headers nginx set, and without Portcullis' cookie.
-    let r = c
-        .get(url("/dashboard?x=1"))
-        .header("cookie", format!("{}; app=1", gate.cookie(&alice())))
-        .header("x-forwarded-user", "root")
-        .send()
-        .await
-        .unwrap();
+    let cookie = format!("{}; app=1", gate.cookie(&alice()));
+    let r = get_with_headers(
+        &c,
+        url("/dashboard?x=1"),
+        &[("cookie", &cookie), ("x-forwarded-user", "root")],
+    )
+    .await;
     assert_eq!(r.status(), 200, "nginx error log:\n{}", nginx.error_log());
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["uri"], "/dashboard?x=1");
@@ -95,12 +139,7 @@ async fn proxy_mode(unix: bool) {
     assert_eq!(v["headers"]["cookie"], "app=1");
 
     // A large, chunked session fits nginx's header buffers.
-    let r = c
-        .get(url("/big"))
-        .header("cookie", big_cookie(&gate))
-        .send()
-        .await
-        .unwrap();
+    let r = get_with_headers(&c, url("/big"), &[("cookie", &big_cookie(&gate))]).await;
     assert_eq!(r.status(), 200, "large cookies pass nginx");
     let v: Value = r.json().await.unwrap();
     assert_eq!(
@@ -114,16 +153,12 @@ async fn proxy_mode(unix: bool) {
     );
 
     // WebSocket through nginx and Portcullis to the app, signed in.
-    let r = c
-        .get(url("/ws"))
-        .header("cookie", gate.cookie(&alice()))
-        .header("connection", "Upgrade")
-        .header("upgrade", "websocket")
-        .header("sec-websocket-version", "13")
-        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
-        .send()
-        .await
-        .unwrap();
+    let cookie = gate.cookie(&alice());
+    let signed_in_upgrade: Vec<(&str, &str)> = [("cookie", cookie.as_str())]
+        .into_iter()
+        .chain(WS_UPGRADE)
+        .collect();
+    let r = get_with_headers(&c, url("/ws"), &signed_in_upgrade).await;
     assert_eq!(r.status(), 101, "nginx error log:\n{}", nginx.error_log());
     let upgraded = r.upgrade().await.unwrap();
     let mut ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
@@ -141,25 +176,12 @@ async fn proxy_mode(unix: bool) {
     let echoed = ws.next().await.unwrap().unwrap();
     assert_eq!(echoed.into_text().unwrap().as_str(), "hello through nginx");
     // Not signed in: no upgrade.
-    let r = c
-        .get(url("/ws"))
-        .header("connection", "Upgrade")
-        .header("upgrade", "websocket")
-        .header("sec-websocket-version", "13")
-        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
-        .send()
-        .await
-        .unwrap();
+    let r = get_with_headers(&c, url("/ws"), &WS_UPGRADE).await;
     assert_eq!(r.status(), 401);
 
     // Not signed in, browser: the login step (no IdP configured here, so
     // the page that says sign-in is not set up).
-    let r = c
-        .get(url("/dashboard"))
-        .header("accept", BROWSER_ACCEPT)
-        .send()
-        .await
-        .unwrap();
+    let r = browser_get(&c, url("/dashboard")).await;
     assert_eq!(r.status(), 503);
     assert!(
         r.text()
@@ -169,12 +191,7 @@ async fn proxy_mode(unix: bool) {
     );
 
     // Not signed in, API: 401 with the login URL, never a redirect.
-    let r = c
-        .get(url("/api/items"))
-        .header("accept", "application/json")
-        .send()
-        .await
-        .unwrap();
+    let r = get_with_headers(&c, url("/api/items"), &[("accept", "application/json")]).await;
     assert_eq!(r.status(), 401);
     assert_eq!(
         r.headers()["www-authenticate"],
@@ -184,13 +201,12 @@ async fn proxy_mode(unix: bool) {
     assert_eq!(v["login_url"], "/.portcullis/login?rd=%2Fapi%2Fitems");
 
     // Passthrough: served without identity, spoofed identity removed.
-    let r = c
-        .get(url("/public/logo.png"))
-        .header("x-forwarded-user", "root")
-        .header("x_forwarded_user", "root")
-        .send()
-        .await
-        .unwrap();
+    let r = get_with_headers(
+        &c,
+        url("/public/logo.png"),
+        &[("x-forwarded-user", "root"), ("x_forwarded_user", "root")],
+    )
+    .await;
     assert_eq!(r.status(), 200);
     let v: Value = r.json().await.unwrap();
     assert!(v["headers"].get("x-forwarded-user").is_none(), "{v}");
@@ -211,60 +227,43 @@ async fn proxy_mode(unix: bool) {
 
 async fn auth_request_mode(unix: bool) {
     let up = TestUpstream::start().await;
-    let gate = Gate::start(&gate_yaml(&up.url(), unix), &[]);
     let (tls_port, http_port) = (free_port(), free_port());
-    let (conf, _certs) = site(
+    let (gate, nginx, _certs) = behind_nginx(
         "nginx-auth-request.conf",
-        &gate,
-        tls_port,
-        http_port,
+        &gate_yaml(&up.url(), unix),
+        (tls_port, http_port),
         Some(up.addr),
+        as_shipped,
     );
-    let nginx = Nginx::start(&conf, tls_port);
     let c = https_client(tls_port);
     let url = |p: &str| format!("https://{DOMAIN}:{tls_port}{p}");
 
     // Signed in: nginx asks Portcullis, then proxies to the app itself with
     // the identity headers it copied from the answer.
-    let r = c
-        .get(url("/dashboard"))
-        .header("cookie", gate.cookie(&alice()))
-        .header("x-forwarded-user", "root")
-        .send()
-        .await
-        .unwrap();
+    let cookie = gate.cookie(&alice());
+    let r = get_with_headers(
+        &c,
+        url("/dashboard"),
+        &[("cookie", &cookie), ("x-forwarded-user", "root")],
+    )
+    .await;
     assert_eq!(r.status(), 200, "nginx error log:\n{}", nginx.error_log());
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["uri"], "/dashboard");
     assert_eq!(v["headers"]["x-forwarded-user"], "alice");
     assert_eq!(v["headers"]["x-forwarded-groups"], "admins,staff");
     assert_eq!(v["headers"]["x-forwarded-email"], "alice@example.com");
-    let r = c
-        .get(url("/dashboard"))
-        .header("cookie", gate.cookie(&bob()))
-        .send()
-        .await
-        .unwrap();
+    let r = get_with_headers(&c, url("/dashboard"), &[("cookie", &gate.cookie(&bob()))]).await;
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["headers"]["x-forwarded-user"], "bob");
     assert_eq!(v["headers"]["x-forwarded-groups"], "staff");
 
     // Large sessions pass the auth subrequest too.
-    let r = c
-        .get(url("/big"))
-        .header("cookie", big_cookie(&gate))
-        .send()
-        .await
-        .unwrap();
+    let r = get_with_headers(&c, url("/big"), &[("cookie", &big_cookie(&gate))]).await;
     assert_eq!(r.status(), 200);
 
     // Not signed in, browser: redirected to sign in, with the way back.
-    let r = c
-        .get(url("/dashboard?tab=2"))
-        .header("accept", BROWSER_ACCEPT)
-        .send()
-        .await
-        .unwrap();
+    let r = browser_get(&c, url("/dashboard?tab=2")).await;
     assert_eq!(r.status(), 302, "nginx error log:\n{}", nginx.error_log());
     let login = r.headers()["location"].to_str().unwrap().to_string();
     assert!(
@@ -272,12 +271,7 @@ async fn auth_request_mode(unix: bool) {
         "{login}"
     );
     // …and the sign-in URL is Portcullis' own (no IdP configured here).
-    let r = c
-        .get(url("/.portcullis/login?rd=%2Fdashboard%3Ftab%3D2"))
-        .header("accept", BROWSER_ACCEPT)
-        .send()
-        .await
-        .unwrap();
+    let r = browser_get(&c, url("/.portcullis/login?rd=%2Fdashboard%3Ftab%3D2")).await;
     assert_eq!(r.status(), 503);
     assert!(
         r.text()
@@ -287,35 +281,32 @@ async fn auth_request_mode(unix: bool) {
     );
 
     // Not signed in, API: 401, no redirect.
-    let r = c
-        .get(url("/api/items"))
-        .header("accept", "application/json")
-        .header("x-requested-with", "XMLHttpRequest")
-        .send()
-        .await
-        .unwrap();
+    let r = get_with_headers(
+        &c,
+        url("/api/items"),
+        &[
+            ("accept", "application/json"),
+            ("x-requested-with", "XMLHttpRequest"),
+        ],
+    )
+    .await;
     assert_eq!(r.status(), 401);
     assert!(r.headers().get("location").is_none());
 
     // Passthrough path: the app answers, a forged identity is dropped.
-    let r = c
-        .get(url("/public/x"))
-        .header("x-forwarded-user", "root")
-        .send()
-        .await
-        .unwrap();
+    let r = get_with_headers(&c, url("/public/x"), &[("x-forwarded-user", "root")]).await;
     assert_eq!(r.status(), 200);
     let v: Value = r.json().await.unwrap();
     assert!(v["headers"].get("x-forwarded-user").is_none(), "{v}");
     // A path trick does not make a private path public: Portcullis said
     // 401 (nginx's @portcullis_401 answers with the challenge), not nginx
     // refusing the path for a reason of its own.
-    let r = c
-        .get(url("/public/..%2Fdashboard"))
-        .header("accept", "application/json")
-        .send()
-        .await
-        .unwrap();
+    let r = get_with_headers(
+        &c,
+        url("/public/..%2Fdashboard"),
+        &[("accept", "application/json")],
+    )
+    .await;
     assert_eq!(r.status(), 401, "nginx error log:\n{}", nginx.error_log());
     assert_eq!(
         r.headers()["www-authenticate"],
@@ -323,12 +314,12 @@ async fn auth_request_mode(unix: bool) {
     );
 
     // The auth endpoint itself is internal to nginx.
-    let r = c
-        .get(url("/.portcullis/auth"))
-        .header("x-original-uri", "/public/x")
-        .send()
-        .await
-        .unwrap();
+    let r = get_with_headers(
+        &c,
+        url("/.portcullis/auth"),
+        &[("x-original-uri", "/public/x")],
+    )
+    .await;
     assert_eq!(r.status(), 404);
 }
 
@@ -364,24 +355,20 @@ fn oidc_gate_yaml(upstream: &str, issuer: &str, tls_port: u16) -> String {
 /// A whole OpenID Connect login with the real provider, through real nginx
 /// configured from `example`, then a refused user and a logout.
 async fn oidc_login_through(example: &str, nginx_proxies_to_the_app: bool) {
-    use common::oidc::{Browser, OidcIdp};
+    use common::oidc::OidcIdp;
     let up = TestUpstream::start().await;
     let (tls_port, http_port) = (free_port(), free_port());
     let origin = format!("https://{DOMAIN}:{tls_port}");
     let idp = OidcIdp::start(&origin, 0, &[]);
-    let gate = Gate::start(&oidc_gate_yaml(&up.url(), &idp.issuer, tls_port), &[]);
-    let app = nginx_proxies_to_the_app.then_some(up.addr);
-    let (conf, _certs) = site(example, &gate, tls_port, http_port, app);
-    let nginx = Nginx::start(&conf, tls_port);
-    let browser = || {
-        Browser::with_client(
-            reqwest::Client::builder()
-                .danger_accept_invalid_certs(true)
-                .resolve(DOMAIN, SocketAddr::from(([127, 0, 0, 1], tls_port))),
-        )
-    };
+    let (gate, nginx, _certs) = behind_nginx(
+        example,
+        &oidc_gate_yaml(&up.url(), &idp.issuer, tls_port),
+        (tls_port, http_port),
+        nginx_proxies_to_the_app.then_some(up.addr),
+        as_shipped,
+    );
 
-    let b = browser();
+    let b = browser(tls_port);
     let (form, trail) = b.follow(&format!("{origin}/dashboard?tab=2")).await;
     assert!(
         form.url
@@ -391,8 +378,7 @@ async fn oidc_login_through(example: &str, nginx_proxies_to_the_app: bool) {
         form.body,
         nginx.error_log()
     );
-    let resp = b.submit_login(&form, "alice", "alice-pw").await;
-    let (page, trail) = b.follow_response(resp, &form.url).await;
+    let (page, trail) = b.submit_login_and_follow(&form, "alice", "alice-pw").await;
     assert_eq!(
         page.status,
         200,
@@ -430,11 +416,7 @@ async fn oidc_login_through(example: &str, nginx_proxies_to_the_app: bool) {
         "{}",
         b.cookies_for(&origin)
     );
-    let ok = gate.log_lines();
-    let succeeded: Vec<&Value> = ok
-        .iter()
-        .filter(|e| e["target"] == "audit" && e["event"] == "login_succeeded")
-        .collect();
+    let succeeded = gate.events("login_succeeded");
     assert_eq!(succeeded.len(), 1);
     assert_eq!(succeeded[0]["user"], "alice");
 
@@ -460,10 +442,10 @@ async fn oidc_login_through(example: &str, nginx_proxies_to_the_app: bool) {
     assert_eq!(r.status(), 302, "signed out: sent to sign in again");
 
     // bob is not in allowed_groups: after a complete login, the 403 page.
-    let b = browser();
-    let (form, _) = b.follow(&format!("{origin}/dashboard")).await;
-    let resp = b.submit_login(&form, "bob", "bob-pw").await;
-    let (page, _) = b.follow_response(resp, &form.url).await;
+    let b = browser(tls_port);
+    let (page, _) = b
+        .sign_in(&format!("{origin}/dashboard"), "bob", "bob-pw")
+        .await;
     assert_eq!(page.status, 403, "{}", page.body);
     assert!(
         page.body
@@ -472,11 +454,7 @@ async fn oidc_login_through(example: &str, nginx_proxies_to_the_app: bool) {
         page.body
     );
     assert!(!b.cookies_for(&origin).contains("portcullis_session"));
-    let denied: Vec<Value> = gate
-        .log_lines()
-        .into_iter()
-        .filter(|e| e["target"] == "audit" && e["event"] == "access_denied")
-        .collect();
+    let denied = gate.events("access_denied");
     assert_eq!(denied.len(), 1, "{denied:?}");
     assert_eq!(denied[0]["user"], "bob");
     assert_eq!(
@@ -511,21 +489,20 @@ async fn auth_request_front(
         "domain: {DOMAIN}\nlisten: 127.0.0.1:0\nupstream:\n  url: {}\nsession:\n  key_file: KEYFILE\nlog:\n  format: json\n  level: info\n{extra_yaml}",
         app.url()
     );
-    let gate = Gate::start(&yaml, &[]);
     let (tls_port, http_port) = (free_port(), free_port());
-    let (mut conf, certs) = site(
+    let (gate, nginx, certs) = behind_nginx(
         "nginx-auth-request.conf",
-        &gate,
-        tls_port,
-        http_port,
+        &yaml,
+        (tls_port, http_port),
         Some(app.addr),
+        |conf| {
+            replace_once(
+                &conf,
+                "        proxy_set_header X-Forwarded-Name               $portcullis_name;\n",
+                "        proxy_set_header X-Forwarded-Name               $portcullis_name;\n        auth_request_set $portcullis_dept $upstream_http_x_dept;\n        proxy_set_header X-Dept $portcullis_dept;\n",
+            )
+        },
     );
-    conf = replace_once(
-        &conf,
-        "        proxy_set_header X-Forwarded-Name               $portcullis_name;\n",
-        "        proxy_set_header X-Forwarded-Name               $portcullis_name;\n        auth_request_set $portcullis_dept $upstream_http_x_dept;\n        proxy_set_header X-Dept $portcullis_dept;\n",
-    );
-    let nginx = Nginx::start(&conf, tls_port);
     (app, gate, nginx, tls_port, certs)
 }
 
@@ -542,16 +519,13 @@ async fn nginx_auth_request_path_battery() {
     let mut results = run_battery(DOMAIN, &app, nginx_expect, false, send).await;
     // The gate refused its five: two through /.portcullis/, three
     // questions.
-    results.eq("request_refused audit events", refusals(&gate).len(), 5);
+    results.eq(
+        "request_refused audit events",
+        gate.events("request_refused").len(),
+        5,
+    );
     eprintln!("nginx error log:\n{}", nginx.error_log());
     results.finish();
-}
-
-fn refusals(gate: &Gate) -> Vec<serde_json::Value> {
-    gate.log_lines()
-        .into_iter()
-        .filter(|v| v["target"] == "audit" && v["event"] == "request_refused")
-        .collect()
 }
 
 /// What nginx in front changes in the proxy-mode expectation.
@@ -598,10 +572,7 @@ async fn nginx_auth_request_believes_only_its_header_family() {
     use common::paths::*;
     let (app, gate, _nginx, port, _certs) =
         auth_request_front("passthrough:\n  paths:\n    - prefix: /public/\n").await;
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let mut results = common::cases::Cases::new();
-    // (method, target, extra headers, status, reaches the app)
-    for (n, (method, target, extra, want, reaches)) in [
+    let cases: [FamilyCase; 6] = [
         // The client claims its request for /admin is for /public/x.
         (
             "GET",
@@ -636,31 +607,16 @@ async fn nginx_auth_request_believes_only_its_header_family() {
         ),
         // A forged X-Original-URI is replaced by nginx's own.
         ("GET", "/admin", "\r\nX-Original-URI: /public/x", 401, false),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        let head = format!(
-            "{method} {target} HTTP/1.1\r\nHost: {DOMAIN}\r\nAccept: application/json\r\n{CASE_HEADER}: {n}{extra}"
-        );
-        let r = send_tls(addr, DOMAIN, &head).await;
-        let seen = app.seen_for(n).len();
-        results.eq(
-            format!("{method} {target} with {extra:?}"),
-            (r.status, seen),
-            (want, usize::from(reaches)),
-        );
-    }
-    let refused = refusals(&gate);
-    let ok = refused.len() == 3
-        && refused.iter().all(|e| {
-            e["reason"]
-                .as_str()
-                .is_some_and(|r| r.contains("disagrees"))
-        });
-    results.check("request_refused audit events", ok, || {
-        format!("{refused:?}")
-    });
+    ];
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let send = async |head: String| send_tls(addr, DOMAIN, &head).await;
+    let mut results = run_family_cases(DOMAIN, &cases, &app, send).await;
+    let refused = gate.events("request_refused");
+    results.check(
+        "request_refused audit events",
+        all_refused_as_disagreeing(&refused, 3),
+        || format!("{refused:?}"),
+    );
     results.finish();
 }
 
@@ -690,7 +646,7 @@ fn stock_buffers(conf: &str) -> String {
 /// the kept groups.
 #[tokio::test]
 async fn a_user_in_500_groups_through_nginx_with_stock_buffers() {
-    use common::oidc::{Browser, OidcIdp};
+    use common::oidc::OidcIdp;
     let up = TestUpstream::start().await;
     let (tls_port, http_port) = (free_port(), free_port());
     let origin = format!("https://{DOMAIN}:{tls_port}");
@@ -704,17 +660,17 @@ async fn a_user_in_500_groups_through_nginx_with_stock_buffers() {
                 .replace("session:\n", &format!("session:\n{gate_extra}"))
                 // The groups are LDAP names, commas included.
                 + "headers:\n  groups_separator: ';'\n";
-            let gate = Gate::start(&yaml, &[]);
-            let (conf, certs) = site("nginx-proxy.conf", &gate, tls_port, http_port, None);
-            let nginx = Nginx::start(&stock_buffers(&conf), tls_port);
-            let b = Browser::with_client(
-                reqwest::Client::builder()
-                    .danger_accept_invalid_certs(true)
-                    .resolve(DOMAIN, SocketAddr::from(([127, 0, 0, 1], tls_port))),
+            let (gate, nginx, certs) = behind_nginx(
+                "nginx-proxy.conf",
+                &yaml,
+                (tls_port, http_port),
+                None,
+                |conf| stock_buffers(&conf),
             );
-            let (form, _) = b.follow(&format!("{origin}/dashboard")).await;
-            let resp = b.submit_login(&form, "many", "many-pw").await;
-            let (page, _) = b.follow_response(resp, &form.url).await;
+            let b = browser(tls_port);
+            let (page, _) = b
+                .sign_in(&format!("{origin}/dashboard"), "many", "many-pw")
+                .await;
             (gate, nginx, certs, b, page)
         }
     };
@@ -736,11 +692,7 @@ async fn a_user_in_500_groups_through_nginx_with_stock_buffers() {
         page.body
     );
     assert!(!b.cookies_for(&origin).contains("portcullis_session"));
-    let failed: Vec<Value> = gate
-        .log_lines()
-        .into_iter()
-        .filter(|e| e["target"] == "audit" && e["event"] == "login_failed")
-        .collect();
+    let failed = gate.events("login_failed");
     assert_eq!(failed.len(), 1, "{failed:?}");
     assert!(
         failed[0]["reason"]
@@ -792,11 +744,7 @@ async fn a_user_in_500_groups_through_nginx_with_stock_buffers() {
         .collect();
     assert_eq!(chunks.len(), 1, "{jar}");
     assert!(chunks[0].starts_with("__Host-portcullis_session="), "{jar}");
-    let ok: Vec<Value> = gate
-        .log_lines()
-        .into_iter()
-        .filter(|e| e["target"] == "audit" && e["event"] == "login_succeeded")
-        .collect();
+    let ok = gate.events("login_succeeded");
     assert_eq!(ok.len(), 1, "{ok:?}");
     assert_eq!(ok[0]["groups"], 11);
     assert_eq!(ok[0]["groups_dropped"], 491);

@@ -11,7 +11,7 @@ mod operations_support;
 
 use std::time::Duration;
 
-use common::{BROWSER_ACCEPT, TestUpstream, alice, bob, client};
+use common::{BROWSER_ACCEPT, TestUpstream, alice, bob, client, get_text};
 use operations_support::*;
 use serde_json::Value;
 
@@ -143,15 +143,7 @@ async fn sighup_applies_a_good_config_and_keeps_the_old_one_when_broken() {
     assert_eq!(api("/public/x").await.unwrap().status(), 200);
 
     // The metrics count both kinds of reload.
-    let m = parse_metrics(
-        &c.get(gate.url("/.portcullis/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-    );
+    let m = parse_metrics(&get_text(&c, gate.url("/.portcullis/metrics")).await);
     assert_eq!(m["portcullis_config_reloads_total{result=\"ok\"}"], 3.0);
     assert_eq!(m["portcullis_config_reloads_total{result=\"failed\"}"], 2.0);
 }

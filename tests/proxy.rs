@@ -11,8 +11,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 #[tokio::test]
 async fn websocket_echo_through_the_proxy() {
-    let up = TestUpstream::start().await;
-    let gate = Gate::start(&base_yaml(&up.url(), ""));
+    let (_up, gate) = echo_behind_gate("").await;
     let cookie = gate.session_cookie(&alice());
     let mut req = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
         format!("ws://{}/ws", gate.addr),
@@ -48,18 +47,17 @@ const RSS_BOUND_KB: u64 = 64 * 1024;
 
 #[tokio::test]
 async fn large_bodies_stream_with_small_memory() {
-    let up = TestUpstream::start().await;
-    let gate = Gate::start(&base_yaml(&up.url(), ""));
+    let (_up, gate) = echo_behind_gate("").await;
     let cookie = gate.session_cookie(&alice());
     let c = client();
 
     // Download: read it as it arrives.
-    let resp = c
-        .get(gate.url(&format!("/download?bytes={BIG}")))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
+    let resp = get_with_headers(
+        &c,
+        gate.url(&format!("/download?bytes={BIG}")),
+        &[("cookie", &cookie)],
+    )
+    .await;
     assert_eq!(resp.status(), 200);
     let mut stream = resp.bytes_stream();
     let mut got: u64 = 0;
@@ -100,13 +98,12 @@ async fn upstream_down_is_502_and_hanging_is_504() {
         .unwrap();
     let gate = Gate::start(&base_yaml(&format!("http://{dead}"), ""));
     let cookie = gate.session_cookie(&alice());
-    let r = client()
-        .get(gate.url("/"))
-        .header("cookie", &cookie)
-        .header("accept", BROWSER_ACCEPT)
-        .send()
-        .await
-        .unwrap();
+    let r = get_with_headers(
+        &client(),
+        gate.url("/"),
+        &[("cookie", &cookie), ("accept", BROWSER_ACCEPT)],
+    )
+    .await;
     assert_eq!(r.status(), 502);
     let body = r.text().await.unwrap();
     assert!(body.contains("not responding"), "{body}");
@@ -123,18 +120,11 @@ async fn upstream_down_is_502_and_hanging_is_504() {
 
 #[tokio::test]
 async fn sigterm_lets_in_flight_requests_finish() {
-    let up = TestUpstream::start().await;
-    let mut gate = Gate::start(&base_yaml(&up.url(), ""));
+    let (up, mut gate) = echo_behind_gate("").await;
     let cookie = gate.session_cookie(&alice());
     let url = gate.url("/held");
-    let inflight = tokio::spawn(async move {
-        client()
-            .get(url)
-            .header("cookie", cookie)
-            .send()
-            .await
-            .unwrap()
-    });
+    let inflight =
+        tokio::spawn(async move { get_with_headers(&client(), url, &[("cookie", &cookie)]).await });
     // The request is at the upstream, waiting for the test to release it.
     up.wait_held(1).await;
     gate.signal("TERM");
@@ -190,12 +180,12 @@ async fn https_upstream_is_verified_unless_told_otherwise() {
 
     // Unknown CA: refused, 502.
     let gate = Gate::start(&base_yaml(&up.https_url(), ""));
-    let r = c
-        .get(gate.url("/"))
-        .header("cookie", gate.session_cookie(&alice()))
-        .send()
-        .await
-        .unwrap();
+    let r = get_with_headers(
+        &c,
+        gate.url("/"),
+        &[("cookie", &gate.session_cookie(&alice()))],
+    )
+    .await;
     assert_eq!(
         r.status(),
         502,
@@ -208,12 +198,12 @@ async fn https_upstream_is_verified_unless_told_otherwise() {
         "  timeout: 3s\n",
         &format!("  timeout: 3s\n  ca_file: {}\n", ca.display()),
     ));
-    let r = c
-        .get(gate.url("/x"))
-        .header("cookie", gate.session_cookie(&alice()))
-        .send()
-        .await
-        .unwrap();
+    let r = get_with_headers(
+        &c,
+        gate.url("/x"),
+        &[("cookie", &gate.session_cookie(&alice()))],
+    )
+    .await;
     assert_eq!(r.status(), 200);
     let v: serde_json::Value = r.json().await.unwrap();
     assert_eq!(v["headers"]["x-forwarded-user"], "alice");
@@ -224,23 +214,19 @@ async fn https_upstream_is_verified_unless_told_otherwise() {
         &base_yaml(&up.https_url(), "")
             .replace("  timeout: 3s\n", "  timeout: 3s\n  tls_verify: false\n"),
     );
-    let r = c
-        .get(gate.url("/x"))
-        .header("cookie", gate.session_cookie(&alice()))
-        .send()
-        .await
-        .unwrap();
+    let r = get_with_headers(
+        &c,
+        gate.url("/x"),
+        &[("cookie", &gate.session_cookie(&alice()))],
+    )
+    .await;
     assert_eq!(r.status(), 200);
 }
 
 #[tokio::test]
 async fn only_websocket_upgrades_pass() {
     use tokio::io::AsyncWriteExt;
-    let up = TestUpstream::start().await;
-    let gate = Gate::start(&base_yaml(
-        &up.url(),
-        "passthrough:\n  paths:\n    - prefix: /public/\n",
-    ));
+    let (_up, gate) = echo_behind_gate("passthrough:\n  paths:\n    - prefix: /public/\n").await;
     // An h2c (or any other) upgrade would open a raw tunnel past the gate:
     // it goes upstream as a plain request, and the client gets no 101.
     let mut s = tokio::net::TcpStream::connect(gate.addr).await.unwrap();

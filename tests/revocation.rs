@@ -9,13 +9,12 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::revocation::{cli, login, metric, revoke, status};
-use common::{Gate, TestUpstream, alice, base_yaml, bin, bob};
+use common::{alice, bin, bob, echo_behind_gate};
 use portcullis::identity::Identity;
 
 #[tokio::test]
 async fn revoke_all_logs_everyone_out_without_a_key_change_and_new_sessions_work() {
-    let up = TestUpstream::start().await;
-    let gate = Gate::start(&base_yaml(&up.url(), ""));
+    let (_up, gate) = echo_behind_gate("").await;
     let (a, _) = login(&gate, &alice());
     let (b, _) = login(&gate, &bob());
     assert_eq!(status(&gate, &a).await, 200);
@@ -70,8 +69,7 @@ async fn revoke_all_logs_everyone_out_without_a_key_change_and_new_sessions_work
 
 #[tokio::test]
 async fn revoke_user_and_session_cut_exactly_that_and_a_restart_keeps_them() {
-    let up = TestUpstream::start().await;
-    let mut gate = Gate::start(&base_yaml(&up.url(), ""));
+    let (_up, mut gate) = echo_behind_gate("").await;
     let (laptop, laptop_sid) = login(&gate, &alice());
     let (phone, _) = login(&gate, &alice());
     let (b, _) = login(&gate, &bob());
@@ -127,8 +125,7 @@ async fn revoke_user_and_session_cut_exactly_that_and_a_restart_keeps_them() {
 
 #[tokio::test]
 async fn a_forged_or_broken_list_never_lets_a_revoked_session_back_in() {
-    let up = TestUpstream::start().await;
-    let mut gate = Gate::start(&base_yaml(&up.url(), ""));
+    let (_up, mut gate) = echo_behind_gate("").await;
     let (a, _) = login(&gate, &alice());
     revoke(&gate, &["--user", "alice"]);
     assert_eq!(status(&gate, &a).await, 401);

@@ -1064,23 +1064,12 @@ impl MdServer {
     }
 }
 
-async fn fetch_text(url: &str) -> String {
-    client()
-        .get(url)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
 // The metadata server must answer while `Gate::start` blocks.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metadata_url_down_at_start_uses_the_cache_or_fails_clearly() {
     let entity = "http://app.test/sp-cache";
     let site = SamlSite::start(&[(entity, json!({}))]).await;
-    let md = MdServer::start(fetch_text(&site.idp.metadata_url()).await).await;
+    let md = MdServer::start(get_text(&client(), &site.idp.metadata_url()).await).await;
     let state = tempfile::tempdir().unwrap();
     let yaml = site
         .gate(entity)
@@ -1132,7 +1121,7 @@ async fn metadata_url_down_at_start_uses_the_cache_or_fails_clearly() {
 async fn idp_key_rollover_is_picked_up_by_the_metadata_refresh() {
     let entity = "http://app.test/sp-roll";
     let mut site = SamlSite::start(&[(entity, json!({"sign_response": false}))]).await;
-    let md = MdServer::start(fetch_text(&site.idp.metadata_url()).await).await;
+    let md = MdServer::start(get_text(&client(), &site.idp.metadata_url()).await).await;
     let gate = site
         .gate(entity)
         .metadata_url(&md.url())
@@ -1155,7 +1144,7 @@ async fn idp_key_rollover_is_picked_up_by_the_metadata_refresh() {
     assert!(fix.contains("(a certificate rollover?)"), "{fix}");
 
     // The IdP publishes the new key; the refresh picks it up.
-    md.set(fetch_text(&site.idp.metadata_url()).await);
+    md.set(get_text(&client(), &site.idp.metadata_url()).await);
     let deadline = Instant::now() + Duration::from_secs(15);
     while !gate.log().contains("IdP metadata updated") {
         assert!(Instant::now() < deadline, "no refresh: {}", gate.log());
@@ -1299,6 +1288,8 @@ fn element<'a>(xml: &'a str, open: &str, close: &str) -> (&'a str, &'a str) {
     (&xml[start..=tag_end], &xml[tag_end + 1..end])
 }
 
+/// The value of the first ` name="…"` attribute in `tag` (or in a whole
+/// message).
 fn attr_of<'a>(tag: &'a str, name: &str) -> &'a str {
     let at = tag.find(&format!(" {name}=\"")).unwrap() + name.len() + 3;
     &tag[at..at + tag[at..].find('"').unwrap()]
@@ -1667,15 +1658,7 @@ async fn idp_initiated_login_when_allowed() {
     assert_eq!(resp.status(), 400);
     // And with its InResponseTo stripped from the envelope only, the signed
     // SubjectConfirmationData still names the request: refused.
-    let irt = solicited
-        .xml
-        .split("InResponseTo=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_string();
+    let irt = attr_of(&solicited.xml, "InResponseTo").to_string();
     let stripped = solicited
         .xml
         .replacen(&format!(" InResponseTo=\"{irt}\""), "", 1);
@@ -2249,28 +2232,7 @@ async fn rsa_sha1_signatures_from_the_idp_are_refused() {
 
 /// The AuthnRequest ID in a login redirect to the IdP.
 fn request_id_of(idp_url: &str) -> String {
-    use std::io::Read;
-    let url = url::Url::parse(idp_url).unwrap();
-    let b64 = url
-        .query_pairs()
-        .find(|(k, _)| k == "SAMLRequest")
-        .unwrap()
-        .1
-        .to_string();
-    let raw = base64::engine::general_purpose::STANDARD
-        .decode(b64)
-        .unwrap();
-    let mut xml = String::new();
-    flate2::read::DeflateDecoder::new(raw.as_slice())
-        .read_to_string(&mut xml)
-        .unwrap();
-    xml.split(" ID=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_string()
+    attr_of(&message_of(idp_url, "SAMLRequest"), "ID").to_string()
 }
 
 fn relay_of(idp_url: &str) -> String {
@@ -2314,23 +2276,8 @@ async fn one_client_flooding_the_acs_does_not_stop_another_login() {
     // The attacker's template: its own signed answer (as carol).
     let mut attacker = Browser::from("127.0.0.2");
     let tmpl = capture(&mut attacker, &gate, "carol", "/").await;
-    let tmpl_irt = tmpl
-        .xml
-        .split("InResponseTo=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_string();
-    let tmpl_aid = assertion_of(&tmpl.xml)
-        .split(" ID=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_string();
+    let tmpl_irt = attr_of(&tmpl.xml, "InResponseTo").to_string();
+    let tmpl_aid = attr_of(&assertion_of(&tmpl.xml), "ID").to_string();
     let junk_for = |request_id: &str, n: usize| {
         tmpl.xml
             .replace(&tmpl_irt, request_id)
@@ -2391,14 +2338,7 @@ async fn one_client_flooding_the_acs_does_not_stop_another_login() {
     assert_eq!(header(&echo, "x-forwarded-user"), "bob");
 
     // Each refusal is counted by budget.
-    let metrics = client()
-        .get(gate.url("/.portcullis/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = get_text(&client(), gate.url("/.portcullis/metrics")).await;
     let mut missing = Vec::new();
     for line in [
         r#"portcullis_saml_verifications_refused_total{budget="client"} 36"#,
@@ -2572,7 +2512,7 @@ async fn soap_logout_revokes_what_a_signed_request_names_and_nothing_else() {
     let sign = |xml: &str| xmlsec1_sign(xml, &idp.key, &idp.cert);
 
     // The SP metadata advertises the SOAP binding at the SLO URL.
-    let md = fetch_text(&gate.url("/.portcullis/saml/metadata")).await;
+    let md = get_text(&client(), &gate.url("/.portcullis/saml/metadata")).await;
     assert!(
         md.contains(r#"Binding="urn:oasis:names:tc:SAML:2.0:bindings:SOAP" Location="http://app.test/.portcullis/saml/slo""#),
         "{md}"

@@ -24,15 +24,18 @@ const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 const PATCH_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 
 /// A gate with SCIM on (token named `okta`) and `admins` as the one group
-/// that lets people in.
-fn scim_gate(up: &TestUpstream) -> Gate {
+/// that lets people in, with the upstream it is in front of (which stops
+/// when dropped).
+async fn scim_gate() -> (TestUpstream, Gate) {
+    let up = TestUpstream::start().await;
     let hash = hex::encode(portcullis::policy::tokens::sha256(TOKEN));
-    Gate::start(&base_yaml(
+    let gate = Gate::start(&base_yaml(
         &up.url(),
         &format!(
             "access:\n  allowed_groups: [admins]\nscim:\n  tokens:\n    - name: okta\n      sha256: {hash}\n"
         ),
-    ))
+    ));
+    (up, gate)
 }
 
 /// Someone who signed in with `user_name` as the user header's value,
@@ -93,6 +96,15 @@ async fn status(gate: &Gate, cookie: &str) -> u16 {
 
 /// A raw SCIM call, as an IdP's provisioning makes it: status, content
 /// type and body (`Null` when empty).
+/// Creates the user `user_name` with the SCIM client, as an IdP
+/// provisions one; returns its id.
+fn create_user(gate: &Gate, user_name: &str) -> String {
+    scim_client(gate, &["create-user", user_name])["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
 async fn call(
     gate: &Gate,
     method: &str,
@@ -148,8 +160,7 @@ fn scim_revocation(user: &str) -> (String, String, String, String) {
 
 #[tokio::test]
 async fn deactivation_and_deletion_end_that_users_sessions_and_nobody_elses() {
-    let up = TestUpstream::start().await;
-    let gate = scim_gate(&up);
+    let (_up, gate) = scim_gate().await;
     let alice = gate.session_cookie(&person("alice@example.com"));
     let bob = gate.session_cookie(&person("bob@example.com"));
     let carol = gate.session_cookie(&person("carol@example.com"));
@@ -161,10 +172,8 @@ async fn deactivation_and_deletion_end_that_users_sessions_and_nobody_elses() {
     assert_eq!(a["userName"], "alice@example.com");
     assert_eq!(a["active"], true);
     let alice_id = a["id"].as_str().unwrap().to_string();
-    let b = scim_client(&gate, &["create-user", "bob@example.com"]);
-    let bob_id = b["id"].as_str().unwrap().to_string();
-    let c = scim_client(&gate, &["create-user", "carol@example.com"]);
-    let carol_id = c["id"].as_str().unwrap().to_string();
+    let bob_id = create_user(&gate, "bob@example.com");
+    let carol_id = create_user(&gate, "carol@example.com");
     // Okta and Entra ID look a user up before they change it; userName is
     // compared without regard to case.
     assert_eq!(
@@ -238,18 +247,11 @@ async fn deactivation_and_deletion_end_that_users_sessions_and_nobody_elses() {
 
 #[tokio::test]
 async fn leaving_a_group_that_an_access_rule_names_ends_the_members_session() {
-    let up = TestUpstream::start().await;
-    let gate = scim_gate(&up);
+    let (_up, gate) = scim_gate().await;
     let alice = gate.session_cookie(&person("alice@example.com"));
     let bob = gate.session_cookie(&person("bob@example.com"));
-    let alice_id = scim_client(&gate, &["create-user", "alice@example.com"])["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let bob_id = scim_client(&gate, &["create-user", "bob@example.com"])["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let alice_id = create_user(&gate, "alice@example.com");
+    let bob_id = create_user(&gate, "bob@example.com");
     let admins = scim_client(&gate, &["create-group", "admins", &alice_id, &bob_id]);
     assert_eq!(admins["members"].as_array().unwrap().len(), 2, "{admins}");
     let admins_id = admins["id"].as_str().unwrap().to_string();
@@ -336,8 +338,7 @@ async fn a_group_change_that_alters_a_role_or_a_path_rule_ends_the_members_sessi
 
 #[tokio::test]
 async fn entra_ids_calls_are_understood() {
-    let up = TestUpstream::start().await;
-    let gate = scim_gate(&up);
+    let (_up, gate) = scim_gate().await;
     let erin = gate.session_cookie(&person("erin@contoso.example"));
     let auth = bearer();
     let (s, ct, created) = call(
@@ -390,13 +391,9 @@ async fn entra_ids_calls_are_understood() {
 
 #[tokio::test]
 async fn calls_without_the_token_get_401_and_change_nothing() {
-    let up = TestUpstream::start().await;
-    let gate = scim_gate(&up);
+    let (_up, gate) = scim_gate().await;
     let alice = gate.session_cookie(&person("alice@example.com"));
-    let alice_id = scim_client(&gate, &["create-user", "alice@example.com"])["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let alice_id = create_user(&gate, "alice@example.com");
     let users_before = call(&gate, "GET", "/Users", Some(&bearer()), None).await.2;
 
     let deactivate = format!(
@@ -458,13 +455,9 @@ async fn calls_without_the_token_get_401_and_change_nothing() {
 
 #[tokio::test]
 async fn malformed_scim_gets_400_with_a_scim_error_body() {
-    let up = TestUpstream::start().await;
-    let gate = scim_gate(&up);
+    let (_up, gate) = scim_gate().await;
     let alice = gate.session_cookie(&person("alice@example.com"));
-    let alice_id = scim_client(&gate, &["create-user", "alice@example.com"])["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let alice_id = create_user(&gate, "alice@example.com");
     let auth = bearer();
     let user_path = format!("/Users/{alice_id}");
     let err = |status: &str, scim_type: &str, detail: &str| json!({"schemas": [ERROR_SCHEMA], "status": status, "scimType": scim_type, "detail": detail});
@@ -584,8 +577,7 @@ async fn malformed_scim_gets_400_with_a_scim_error_body() {
 
 #[tokio::test]
 async fn the_scim2_tester_conformance_checks_pass() {
-    let up = TestUpstream::start().await;
-    let gate = scim_gate(&up);
+    let (_up, gate) = scim_gate().await;
     let results = scim_client(&gate, &["conformance"]);
     let mut cases = Cases::new();
     for r in results.as_array().unwrap() {
@@ -627,8 +619,7 @@ async fn scim_is_off_unless_configured() {
 /// revocation compares without case (docs/scim.md).
 #[tokio::test]
 async fn a_user_name_in_another_case_ends_that_users_sessions() {
-    let up = TestUpstream::start().await;
-    let gate = scim_gate(&up);
+    let (_up, gate) = scim_gate().await;
     let alice = gate.session_cookie(&person("alice@example.com"));
     let bob = gate.session_cookie(&person("bob@example.com"));
     let auth = bearer();

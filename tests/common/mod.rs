@@ -72,6 +72,22 @@ impl Drop for TestUpstream {
 
 impl TestUpstream {
     pub async fn start() -> TestUpstream {
+        Self::serve(|stream, h| async move {
+            let svc = service_fn(move |req| route(h.clone(), req));
+            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                .serve_connection_with_upgrades(TokioIo::new(stream), svc)
+                .await;
+        })
+        .await
+    }
+
+    /// Listens on a loopback port and hands each accepted connection, with
+    /// the shared `/held` state, to `connection` on a task of its own.
+    async fn serve<F, Fut>(connection: F) -> TestUpstream
+    where
+        F: Fn(tokio::net::TcpStream, Arc<Held>) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let held = Held::new();
@@ -81,13 +97,7 @@ impl TestUpstream {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
-                let h = h.clone();
-                tokio::spawn(async move {
-                    let svc = service_fn(move |req| route(h.clone(), req));
-                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                        .serve_connection_with_upgrades(TokioIo::new(stream), svc)
-                        .await;
-                });
+                tokio::spawn(connection(stream, h.clone()));
             }
         });
         TestUpstream { addr, task, held }
@@ -127,29 +137,20 @@ impl TestUpstream {
             .with_single_cert(vec![cert.der().clone()], key)
             .unwrap();
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let held = Held::new();
-        let h = held.clone();
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
+        let up = Self::serve(move |stream, h| {
+            let acceptor = acceptor.clone();
+            async move {
+                let Ok(tls) = acceptor.accept(stream).await else {
+                    return;
                 };
-                let acceptor = acceptor.clone();
-                let h = h.clone();
-                tokio::spawn(async move {
-                    let Ok(tls) = acceptor.accept(stream).await else {
-                        return;
-                    };
-                    let svc = service_fn(move |req| route(h.clone(), req));
-                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(tls), svc)
-                        .await;
-                });
+                let svc = service_fn(move |req| route(h.clone(), req));
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(tls), svc)
+                    .await;
             }
-        });
-        (TestUpstream { addr, task, held }, pem)
+        })
+        .await;
+        (up, pem)
     }
 
     pub fn https_url(&self) -> String {
@@ -359,6 +360,15 @@ pub fn base_yaml(upstream: &str, extra: &str) -> String {
     format!(
         "domain: app.test\nscheme: http\nlisten: 127.0.0.1:0\nupstream:\n  url: {upstream}\n  timeout: 3s\nsession:\n  secure_cookie: false\n  key_file: KEYFILE\nlog:\n  format: json\n  level: info\n{extra}"
     )
+}
+
+/// The echo upstream and a gate in front of it ([`base_yaml`] with
+/// `extra`): the set-up most gate tests start with. The upstream stops when
+/// the returned one is dropped.
+pub async fn echo_behind_gate(extra: &str) -> (TestUpstream, Gate) {
+    let up = TestUpstream::start().await;
+    let gate = Gate::start(&base_yaml(&up.url(), extra));
+    (up, gate)
 }
 
 impl Gate {
@@ -576,6 +586,31 @@ pub async fn api_get(c: &reqwest::Client, url: String, cookie: &str) -> reqwest:
         .unwrap()
 }
 
+/// A GET with `headers` (added in order, a repeated name sent twice).
+pub async fn get_with_headers(
+    c: &reqwest::Client,
+    url: impl reqwest::IntoUrl,
+    headers: &[(&str, &str)],
+) -> reqwest::Response {
+    headers
+        .iter()
+        .fold(c.get(url), |rb, (k, v)| rb.header(*k, *v))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The body of a plain GET (metrics, metadata), whatever its status.
+pub async fn get_text(c: &reqwest::Client, url: impl reqwest::IntoUrl) -> String {
+    c.get(url).send().await.unwrap().text().await.unwrap()
+}
+
+/// A browser's top-level navigation (it accepts HTML, so a refusal is a
+/// redirect to sign in rather than a 401).
+pub async fn browser_get(c: &reqwest::Client, url: impl reqwest::IntoUrl) -> reqwest::Response {
+    get_with_headers(c, url, &[("accept", BROWSER_ACCEPT)]).await
+}
+
 pub const BROWSER_ACCEPT: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
 
 pub mod cases;
@@ -587,6 +622,18 @@ pub mod redis;
 pub mod revocation;
 pub mod saml;
 pub mod spoofs;
+
+/// The uid of `user` in /etc/passwd (tests hand files to `nobody`).
+pub fn uid_of(user: &str) -> u32 {
+    std::fs::read_to_string("/etc/passwd")
+        .unwrap()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(&format!("{user}:"))
+                .map(|r| r.split(':').nth(1).unwrap().parse::<u32>().unwrap())
+        })
+        .unwrap_or_else(|| panic!("no user {user} in /etc/passwd"))
+}
 
 /// A free loopback port (bound and released; the gate binds it next).
 pub fn free_port() -> u16 {

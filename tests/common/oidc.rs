@@ -84,28 +84,23 @@ impl OidcIdp {
 
     /// A JWT signed as the test says (see tests/idp/oidc/server.mjs).
     pub async fn sign(&self, body: Value) -> String {
-        let v: Value = reqwest::Client::new()
-            .post(format!("{}/__test/sign", self.issuer))
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v = self.control("sign", Some(&body)).await;
         v["jwt"].as_str().unwrap().to_string()
     }
 
     pub async fn rotate_keys(&self) -> String {
-        let v: Value = reqwest::Client::new()
-            .post(format!("{}/__test/rotate-keys", self.issuer))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v = self.control("rotate-keys", None).await;
         v["kid"].as_str().unwrap().to_string()
+    }
+
+    /// The test provider's answer to a POST at its control endpoint
+    /// `/__test/<what>` (with a JSON `body` if given).
+    async fn control(&self, what: &str, body: Option<&Value>) -> Value {
+        let mut rb = reqwest::Client::new().post(format!("{}/__test/{what}", self.issuer));
+        if let Some(body) = body {
+            rb = rb.json(body);
+        }
+        rb.send().await.unwrap().json().await.unwrap()
     }
 }
 
@@ -226,6 +221,25 @@ impl Browser {
             .send()
             .await
             .unwrap()
+    }
+
+    /// Submits `user`'s login on the provider's `form` page and follows the
+    /// redirects after it; returns the page it ends on and its trail.
+    pub async fn submit_login_and_follow(
+        &self,
+        form: &Page,
+        user: &str,
+        password: &str,
+    ) -> (Page, Vec<String>) {
+        let resp = self.submit_login(form, user, password).await;
+        self.follow_response(resp, &form.url).await
+    }
+
+    /// A sign-in from scratch for a test that checks only where it ends:
+    /// to `start`, on to the provider's form, `user`'s login, and back.
+    pub async fn sign_in(&self, start: &str, user: &str, password: &str) -> (Page, Vec<String>) {
+        let (form, _) = self.follow(start).await;
+        self.submit_login_and_follow(&form, user, password).await
     }
 
     /// Signs out at the provider as a browser does: its end-session page at

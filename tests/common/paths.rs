@@ -585,6 +585,52 @@ pub async fn run_battery(
     results
 }
 
+/// A client's own copy of a front proxy's forwarded-request headers:
+/// (method, target, extra header lines, the status wanted, whether the
+/// request reaches the app).
+pub type FamilyCase = (&'static str, &'static str, &'static str, u16, bool);
+
+/// Sends each case to `host` with `send` and records whether its status
+/// and the app's sighting of it are the wanted ones. The caller may add
+/// checks, then finishes the returned cases.
+pub async fn run_family_cases(
+    host: &str,
+    cases: &[FamilyCase],
+    upstream: &RecordingUpstream,
+    send: impl AsyncFn(String) -> RawResponse,
+) -> Cases {
+    let mut results = Cases::new();
+    for (n, (method, target, extra, want, reaches)) in cases.iter().enumerate() {
+        let head = format!(
+            "{method} {target} HTTP/1.1\r\nHost: {host}\r\nAccept: application/json\r\n{CASE_HEADER}: {n}{extra}"
+        );
+        let r = send(head).await;
+        let seen = upstream.seen_for(n).len();
+        results.check(
+            format!("{method} {target} with {extra:?}"),
+            (r.status, seen) == (*want, usize::from(*reaches)),
+            || {
+                format!(
+                    "{} (the app saw {seen}), expected {want} (reaching it: {reaches}): {}",
+                    r.status, r.body
+                )
+            },
+        );
+    }
+    results
+}
+
+/// Whether `refused` (request_refused audit events) are exactly `n`, each
+/// for a forwarded header that disagrees with the request.
+pub fn all_refused_as_disagreeing(refused: &[serde_json::Value], n: usize) -> bool {
+    refused.len() == n
+        && refused.iter().all(|e| {
+            e["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("disagrees"))
+        })
+}
+
 /// The judge's own readers, checked on known inputs (so a broken judge
 /// cannot pass a broken gate).
 fn check_the_judge() {

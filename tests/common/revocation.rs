@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use portcullis::identity::Identity;
 
-use super::{Gate, bin, client, mint_cookie};
+use super::{Gate, bin, client, get_text, mint_cookie};
 
 /// A session cookie for `id` and its session id, minted like a login.
 pub fn login(gate: &Gate, id: &Identity) -> (String, String) {
@@ -68,14 +68,7 @@ pub async fn status(gate: &Gate, cookie: &str) -> u16 {
 }
 
 pub async fn metric(gate: &Gate, name: &str) -> String {
-    let text = client()
-        .get(gate.url("/.portcullis/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = get_text(&client(), gate.url("/.portcullis/metrics")).await;
     text.lines().find(|l| l.starts_with(name)).map_or_else(
         || panic!("no metric {name} in:\n{text}"),
         |l| l.rsplit(' ').next().unwrap().to_string(),

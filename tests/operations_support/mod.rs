@@ -104,6 +104,14 @@ impl Gate {
             .collect()
     }
 
+    /// The audit events named `event`, in order.
+    pub fn events(&self, event: &str) -> Vec<serde_json::Value> {
+        self.log_lines()
+            .into_iter()
+            .filter(|e| e["target"] == "audit" && e["event"] == event)
+            .collect()
+    }
+
     /// Waits until `n` log lines match `pred`; returns the last of them.
     pub fn wait_log(
         &self,
