@@ -697,6 +697,25 @@ impl Container {
         report
     }
 
+    /// Waits until the browser shows the app's echo at `prefix`, behind
+    /// `nginx` and the instance `name`, whose logs a failure shows.
+    async fn app_page(
+        &self,
+        c: &Client,
+        prefix: &str,
+        name: &str,
+        nginx: &operations_support::Nginx,
+    ) -> String {
+        let unit = format!("portcullis@{name}");
+        wait_for_page(
+            c,
+            prefix,
+            |t| t.contains("x-forwarded-user"),
+            || format!("{}\nnginx:\n{}", self.journal(&unit), nginx.error_log()),
+        )
+        .await
+    }
+
     /// Leaves the container as the script's later checks expect it.
     fn remove(&self, name: &str) {
         self.ok(&[
@@ -816,19 +835,9 @@ async fn new_enable_doctor_and_sign_in_inside_a_systemd_container() {
         .await
         .unwrap();
     sign_in_at_provider(c, &idp.issuer, "alice", "alice-pw").await;
-    let body = wait_for_page(
-        c,
-        &format!("{origin}/dash"),
-        |t| t.contains("x-forwarded-user"),
-        || {
-            format!(
-                "{}\nnginx:\n{}",
-                ct.journal("portcullis@grafana"),
-                nginx.error_log()
-            )
-        },
-    )
-    .await;
+    let body = ct
+        .app_page(c, &format!("{origin}/dash"), "grafana", &nginx)
+        .await;
     assert!(body.contains(r#""x-forwarded-user":"alice""#), "{body}");
     assert!(
         body.contains(r#""x-forwarded-groups":"admins,staff""#),
@@ -885,19 +894,9 @@ async fn new_enable_doctor_and_sign_in_inside_a_systemd_container() {
     );
     c.goto(&format!("{origin}/pages?p=Home")).await.unwrap();
     sign_in_at_simplesamlphp(c, "alice", "alice-pw").await;
-    let body = wait_for_page(
-        c,
-        &format!("{origin}/pages"),
-        |t| t.contains("x-forwarded-user"),
-        || {
-            format!(
-                "{}\nnginx:\n{}",
-                ct.journal("portcullis@wiki"),
-                nginx.error_log()
-            )
-        },
-    )
-    .await;
+    let body = ct
+        .app_page(c, &format!("{origin}/pages"), "wiki", &nginx)
+        .await;
     assert!(body.contains(r#""x-forwarded-user":"alice""#), "{body}");
     assert!(
         body.contains(r#""x-forwarded-email":"alice@example.com""#),

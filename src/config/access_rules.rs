@@ -110,20 +110,11 @@ pub(super) fn validate(
                 }
             }
         }
-        let allowed_email_domains: Vec<String> = r
-            .allowed_email_domains
-            .iter()
-            .map(|d| d.trim().trim_start_matches('@').to_ascii_lowercase())
-            .collect();
-        for (j, d) in allowed_email_domains.iter().enumerate() {
-            if d.is_empty() || d.contains(['@', '/', ' ']) {
-                add(
-                    errs,
-                    format!("{label}.allowed_email_domains[{j}]"),
-                    "must be a domain such as `example.com`".into(),
-                );
-            }
-        }
+        let allowed_email_domains = super::validate::email_domains(
+            &r.allowed_email_domains,
+            &format!("{label}.allowed_email_domains"),
+            errs,
+        );
         if r.max_auth_age
             .is_some_and(|a| a < std::time::Duration::from_secs(1))
         {

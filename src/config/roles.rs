@@ -65,9 +65,14 @@ pub(super) fn validate(
     default: Option<&str>,
     errs: &mut Vec<FieldError>,
 ) -> Roles {
-    let mut add = |field: String, message: String| errs.push(FieldError { field, message });
     let mut list: Vec<Role> = Vec::new();
     for (i, r) in raw_roles.iter().enumerate() {
+        let email_domains = super::validate::email_domains(
+            &r.email_domains,
+            &format!("roles[{i}].email_domains"),
+            errs,
+        );
+        let mut add = |field: String, message: String| errs.push(FieldError { field, message });
         let field = format!("roles[{i}]");
         let name = r.name.trim().to_string();
         if !valid_name(&name) {
@@ -91,19 +96,6 @@ pub(super) fn validate(
                     "`{name}` matches nobody: give it groups, emails, email_domains or idps (`default_role` is the role of everyone else)"
                 ),
             );
-        }
-        let email_domains: Vec<String> = r
-            .email_domains
-            .iter()
-            .map(|d| d.trim().trim_start_matches('@').to_ascii_lowercase())
-            .collect();
-        for (j, d) in email_domains.iter().enumerate() {
-            if d.is_empty() || d.contains(['@', '/', ' ']) {
-                add(
-                    format!("{field}.email_domains[{j}]"),
-                    "must be a domain such as `example.com`".into(),
-                );
-            }
         }
         let mut idps = Vec::new();
         for (j, k) in r.idps.iter().enumerate() {
@@ -132,7 +124,10 @@ pub(super) fn validate(
     if let Some(d) = &default
         && !valid_name(d)
     {
-        add("default_role".into(), format!("`{d}` {NAME_RULE}"));
+        errs.push(FieldError {
+            field: "default_role".into(),
+            message: format!("`{d}` {NAME_RULE}"),
+        });
     }
     Roles { list, default }
 }

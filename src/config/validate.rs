@@ -680,6 +680,28 @@ fn validate_connections(raw: &raw::Config, errs: &mut Errors) -> Connections {
     }
 }
 
+/// Email domains as rules compare them: lower case, without a leading
+/// `@`; each must be a domain (`field[i]` names one that is not).
+pub(super) fn email_domains(
+    list: &[String],
+    field: &str,
+    errs: &mut Vec<FieldError>,
+) -> Vec<String> {
+    let out: Vec<String> = list
+        .iter()
+        .map(|d| d.trim().trim_start_matches('@').to_ascii_lowercase())
+        .collect();
+    for (i, d) in out.iter().enumerate() {
+        if d.is_empty() || d.contains(['@', '/', ' ']) {
+            errs.push(FieldError {
+                field: format!("{field}[{i}]"),
+                message: "must be a domain such as `example.com`".into(),
+            });
+        }
+    }
+    out
+}
+
 pub(super) fn cidrs_into(list: &[String], field: &str, errs: &mut Vec<FieldError>) -> Vec<IpNet> {
     let mut e = Errors(std::mem::take(errs));
     let out = cidrs(list, field, &mut e);
@@ -709,19 +731,11 @@ fn cidrs(list: &[String], field: &str, errs: &mut Errors) -> Vec<IpNet> {
 fn validate_access(raw: &raw::Config, roles: &super::roles::Roles, errs: &mut Errors) -> Access {
     let a = &raw.access;
     super::roles::check_allowed(&a.allowed_roles, roles, "access", &mut errs.0);
-    let allowed_email_domains = a
-        .allowed_email_domains
-        .iter()
-        .map(|d| d.trim().trim_start_matches('@').to_ascii_lowercase())
-        .collect::<Vec<_>>();
-    for (i, d) in allowed_email_domains.iter().enumerate() {
-        if d.is_empty() || d.contains(['@', '/', ' ']) {
-            errs.add(
-                format!("access.allowed_email_domains[{i}]"),
-                "must be a domain such as `example.com`",
-            );
-        }
-    }
+    let allowed_email_domains = email_domains(
+        &a.allowed_email_domains,
+        "access.allowed_email_domains",
+        &mut errs.0,
+    );
     Access {
         allowed_groups: a.allowed_groups.clone(),
         allowed_emails: a
