@@ -37,7 +37,7 @@ pub mod path;
 pub mod policy;
 pub mod proxy;
 pub mod request_ctx;
-pub mod resubmit;
+pub(crate) mod resubmit;
 pub mod revocation;
 pub(crate) mod run;
 pub(crate) mod scim;

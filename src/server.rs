@@ -446,7 +446,7 @@ impl App {
         // The page needs a recent sign-in: what the IdP reports now is
         // checked, so an IdP that ignored the request for one (or repeats
         // an old sign-in) cannot satisfy the rule. No session is minted.
-        if let Some(max_age) = policy::fresh::required_for_return(&self.config.access, back_to)
+        if let Some(max_age) = rules.as_deref().and_then(policy::rules::max_auth_age)
             && !policy::fresh::signed_in_within(
                 done.refs.idp_auth_time,
                 max_age,

@@ -32,6 +32,11 @@ impl Chrome {
 
     /// With further command line switches (name resolution, certificates).
     async fn start_with(extra_args: &[String]) -> Chrome {
+        Self::start_with_prefs(extra_args, serde_json::json!({})).await
+    }
+
+    /// With switches and profile preferences (content settings).
+    async fn start_with_prefs(extra_args: &[String], prefs: serde_json::Value) -> Chrome {
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let port = free_port();
         let driver = Server::spawn(
@@ -64,6 +69,7 @@ impl Chrome {
             "goog:chromeOptions": {
                 "binary": "/usr/bin/chromium",
                 "args": args,
+                "prefs": prefs,
             }
         });
         let url = format!("http://127.0.0.1:{port}");
@@ -1022,5 +1028,57 @@ async fn a_form_submitted_after_the_session_ended_reaches_the_app_after_login() 
     )
     .await;
     assert!(text.contains("Go to the application"), "{text}");
+    chrome.stop().await;
+}
+
+/// A browser that refuses site storage (cookies and `sessionStorage` blocked
+/// for every site) cannot keep a form: the page says so and stays, instead
+/// of starting a login that would lose the form silently.
+#[tokio::test]
+async fn a_browser_that_refuses_storage_is_told_the_form_cannot_be_kept() {
+    let up = TestUpstream::start().await;
+    let port = free_port();
+    let origin = format!("http://localhost:{port}");
+    let idp = OidcIdp::start(&origin, 0, &[]);
+    let yaml = base_yaml(&up.url(), &oidc_yaml(&idp.issuer, ""))
+        .replace("domain: app.test", &format!("domain: localhost:{port}"))
+        .replace("listen: 127.0.0.1:0", &format!("listen: 127.0.0.1:{port}"))
+        .replace("  secure_cookie: false\n", "  secure_cookie: true\n");
+    let gate = Gate::start(&yaml);
+    let chrome = Chrome::start_with_prefs(
+        &[],
+        serde_json::json!({"profile.default_content_setting_values.cookies": 2}),
+    )
+    .await;
+    let c = &chrome.client;
+    // A document of the app's origin that needs no session, and a form in it.
+    c.goto(&format!("{origin}/.portcullis/health"))
+        .await
+        .unwrap();
+    c.execute(
+        r#"document.body.innerHTML = '<form method="post" action="/notes"><input name="title" value="kept?"><button id="send">Send</button></form>'; return true;"#,
+        vec![],
+    )
+    .await
+    .unwrap();
+    c.find(Locator::Css("#send"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let text = wait_for_page(
+        c,
+        &format!("{origin}/notes"),
+        |t| t.contains("does not let the page keep your form"),
+        || gate.log(),
+    )
+    .await;
+    assert!(text.contains("Your session has ended"), "{text}");
+    // It stayed: no login was started behind the user's back.
+    assert!(
+        c.current_url().await.unwrap().as_str().starts_with(&origin),
+        "{text}"
+    );
     chrome.stop().await;
 }

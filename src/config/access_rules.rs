@@ -67,21 +67,6 @@ pub(super) fn validate(
                     "belongs on the rule: move it to the rule's `methods`".into(),
                 );
             }
-            let literal = p.exact.as_deref().or(p.prefix.as_deref());
-            if let Some(l) = literal
-                && l.starts_with('/')
-                && !crate::path::is_canonical(l)
-            {
-                let hint = crate::path::normalise(l)
-                    .map_or_else(|| "a plain path".to_string(), |n| format!("`{n}`"));
-                add(
-                    errs,
-                    field.clone(),
-                    format!(
-                        "`{l}` is not in canonical form, and rules match the canonical path, so it never matches: write {hint}"
-                    ),
-                );
-            }
             if let Some(k) = super::path_rule::kind(p, &field, errs) {
                 paths.push(k);
             }

@@ -21,6 +21,22 @@ pub(super) fn kind(
             message: m,
         });
     };
+    // Passthrough paths and access rules match the canonical path: a
+    // literal in another form would silently never match.
+    let literal = rule.exact.as_deref().or(rule.prefix.as_deref());
+    if let Some(l) = literal
+        && l.starts_with('/')
+        && !crate::path::is_canonical(l)
+    {
+        let hint = crate::path::normalise(l)
+            .map_or_else(|| "a plain path".to_string(), |n| format!("`{n}`"));
+        add(
+            field.to_string(),
+            format!(
+                "`{l}` is not in canonical form, and paths are matched in canonical form, so it never matches: write {hint}"
+            ),
+        );
+    }
     match (&rule.exact, &rule.prefix, &rule.glob) {
         (Some(e), None, None) => {
             if !e.starts_with('/') {
@@ -58,5 +74,41 @@ pub(super) fn kind(
             );
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::from_yaml_str;
+
+    /// A passthrough literal not in canonical form never matches (paths are
+    /// matched canonical), so it is refused with the form to write, as for
+    /// access rules.
+    #[test]
+    fn passthrough_literals_must_be_canonical() {
+        for (path, want) in [
+            ("{prefix: /static/../admin/}", "write `/admin/`"),
+            ("{exact: /%68ealth}", "write `/health`"),
+            ("{prefix: //assets/}", "write `/assets/`"),
+            ("{exact: /a/./b}", "write `/a/b`"),
+        ] {
+            let e = from_yaml_str(&format!(
+                "domain: a.example.com\nupstream:\n  url: http://127.0.0.1:1\npassthrough:\n  paths:\n    - {path}\n"
+            ))
+            .unwrap_err()
+            .to_string();
+            assert!(
+                e.contains("passthrough.paths[0]")
+                    && e.contains("not in canonical form")
+                    && e.contains(want),
+                "{path}: {e}"
+            );
+        }
+        assert!(
+            from_yaml_str(
+                "domain: a.example.com\nupstream:\n  url: http://127.0.0.1:1\npassthrough:\n  paths:\n    - {prefix: /static/}\n    - {exact: /health}\n"
+            )
+            .is_ok()
+        );
     }
 }

@@ -90,12 +90,8 @@ impl StripRules {
         }
     }
 
-    /// `name` (as received, any case) is removed from incoming requests.
-    pub fn is_stripped(&self, name: &str) -> bool {
-        self.is_stripped_lower(name.to_ascii_lowercase().as_bytes())
-    }
-
-    /// The same for a name already in lower case, as `HeaderName` keeps it.
+    /// Whether a header name (lower case, as `HeaderName` keeps it) is
+    /// removed from incoming requests.
     fn is_stripped_lower(&self, n: &[u8]) -> bool {
         if self.any_spelling.contains(n) || (self.odd_spelling.contains(n) && n.contains(&b'_')) {
             return true;
@@ -110,7 +106,7 @@ impl StripRules {
         }
     }
 
-    /// Removes every header [`Self::is_stripped`] names.
+    /// Removes every header [`Self::is_stripped_lower`] names.
     pub fn strip_spoofed(&self, headers: &mut HeaderMap) {
         let doomed: Vec<HeaderName> = headers
             .keys()
