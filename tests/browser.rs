@@ -103,19 +103,47 @@ impl Chrome {
     }
 }
 
+/// A gate configuration served at `http://localhost:PORT`: a secure
+/// context for Chromium, so the cookies are `Secure` and `__Host-` as in
+/// production.
+fn at_localhost(yaml: &str, port: u16) -> String {
+    yaml.replace("domain: app.test", &format!("domain: localhost:{port}"))
+        .replace("listen: 127.0.0.1:0", &format!("listen: 127.0.0.1:{port}"))
+        .replace("  secure_cookie: false\n", "  secure_cookie: true\n")
+}
+
+/// The provider and a gate at `localhost` in front of `up`.
+fn oidc_gate_at_localhost(up: &TestUpstream) -> (String, OidcIdp, Gate) {
+    let port = free_port();
+    let origin = format!("http://localhost:{port}");
+    let idp = OidcIdp::start(&origin, 0, &[]);
+    let yaml = at_localhost(&base_yaml(&up.url(), &oidc_yaml(&idp.issuer, "")), port);
+    (origin, idp, Gate::start(&yaml))
+}
+
+/// Replaces the page's body with `html` (a form of the app's origin).
+async fn put_form(c: &Client, html: &str) {
+    c.execute(
+        "document.body.innerHTML = arguments[0]; return true;",
+        vec![serde_json::Value::String(html.to_string())],
+    )
+    .await
+    .unwrap();
+}
+
 async fn browser_login(response_mode: &str) {
     let up = TestUpstream::start().await;
     let port = free_port();
     let origin = format!("http://localhost:{port}");
     let idp = OidcIdp::start(&origin, 0, &[]);
     // Secure cookies as in production: __Host- prefix, Secure, SameSite.
-    let yaml = base_yaml(
-        &up.url(),
-        &oidc_yaml(&idp.issuer, &format!("  response_mode: {response_mode}\n")),
-    )
-    .replace("domain: app.test", &format!("domain: localhost:{port}"))
-    .replace("listen: 127.0.0.1:0", &format!("listen: 127.0.0.1:{port}"))
-    .replace("  secure_cookie: false\n", "  secure_cookie: true\n");
+    let yaml = at_localhost(
+        &base_yaml(
+            &up.url(),
+            &oidc_yaml(&idp.issuer, &format!("  response_mode: {response_mode}\n")),
+        ),
+        port,
+    );
     let gate = Gate::start(&yaml);
     let chrome = Chrome::start().await;
     let c = &chrome.client;
@@ -231,18 +259,18 @@ async fn saml_login_in_a_real_browser() {
         &pair.cert,
         serde_json::json!({})
     )]));
-    let yaml = base_yaml(
-        &up.url(),
-        &format!(
-            "saml:\n  idp_metadata_url: {}\n  sp_entity_id: {entity}\n  sp_key_file: {}\n  sp_cert_file: {}\n",
-            idp.metadata_url(),
-            pair.key.display(),
-            pair.cert.display()
+    let yaml = at_localhost(
+        &base_yaml(
+            &up.url(),
+            &format!(
+                "saml:\n  idp_metadata_url: {}\n  sp_entity_id: {entity}\n  sp_key_file: {}\n  sp_cert_file: {}\n",
+                idp.metadata_url(),
+                pair.key.display(),
+                pair.cert.display()
+            ),
         ),
-    )
-    .replace("domain: app.test", &format!("domain: localhost:{port}"))
-    .replace("listen: 127.0.0.1:0", &format!("listen: 127.0.0.1:{port}"))
-    .replace("  secure_cookie: false\n", "  secure_cookie: true\n");
+        port,
+    );
     let gate = Gate::start(&yaml);
     let chrome = Chrome::start().await;
     let c = &chrome.client;
@@ -475,16 +503,16 @@ async fn refused_user_expired_session_and_logout_in_chromium() {
     let idp = OidcIdp::start(&origin, 0, &[]);
     // prompt=login: every login shows the provider's form, so "back at the
     // provider" is visible even while the provider's own session lives.
-    let yaml = base_yaml(
-        &up.url(),
-        &format!(
-            "access:\n  allowed_groups: [admins]\n{}",
-            oidc_yaml(&idp.issuer, "  extra_auth_params:\n    prompt: login\n")
+    let yaml = at_localhost(
+        &base_yaml(
+            &up.url(),
+            &format!(
+                "access:\n  allowed_groups: [admins]\n{}",
+                oidc_yaml(&idp.issuer, "  extra_auth_params:\n    prompt: login\n")
+            ),
         ),
-    )
-    .replace("domain: app.test", &format!("domain: localhost:{port}"))
-    .replace("listen: 127.0.0.1:0", &format!("listen: 127.0.0.1:{port}"))
-    .replace("  secure_cookie: false\n", "  secure_cookie: true\n");
+        port,
+    );
     let gate = Gate::start(&yaml);
     let chrome = Chrome::start().await;
     let c = &chrome.client;
@@ -920,14 +948,7 @@ async fn new_enable_doctor_and_sign_in_inside_a_systemd_container() {
 #[tokio::test]
 async fn a_form_submitted_after_the_session_ended_reaches_the_app_after_login() {
     let up = TestUpstream::start().await;
-    let port = free_port();
-    let origin = format!("http://localhost:{port}");
-    let idp = OidcIdp::start(&origin, 0, &[]);
-    let yaml = base_yaml(&up.url(), &oidc_yaml(&idp.issuer, ""))
-        .replace("domain: app.test", &format!("domain: localhost:{port}"))
-        .replace("listen: 127.0.0.1:0", &format!("listen: 127.0.0.1:{port}"))
-        .replace("  secure_cookie: false\n", "  secure_cookie: true\n");
-    let gate = Gate::start(&yaml);
+    let (origin, idp, gate) = oidc_gate_at_localhost(&up);
     let chrome = Chrome::start().await;
     let c = &chrome.client;
 
@@ -935,12 +956,11 @@ async fn a_form_submitted_after_the_session_ended_reaches_the_app_after_login() 
     sign_in_at_provider(c, &idp.issuer, "alice", "alice-pw").await;
     wait_for_app(c, &format!("{origin}/notes"), &gate).await;
     // The app's form, on the app's origin.
-    c.execute(
-        r#"document.body.innerHTML = '<form method="post" action="/echo-body?from=form"><input name="title"><textarea name="notes"></textarea><input type="hidden" name="csrf" value="tok-123"><button id="send">Send</button></form>'; return true;"#,
-        vec![],
+    put_form(
+        c,
+        r#"<form method="post" action="/echo-body?from=form"><input name="title"><textarea name="notes"></textarea><input type="hidden" name="csrf" value="tok-123"><button id="send">Send</button></form>"#,
     )
-    .await
-    .unwrap();
+    .await;
     c.find(Locator::Css("input[name=title]"))
         .await
         .unwrap()
@@ -1037,14 +1057,7 @@ async fn a_form_submitted_after_the_session_ended_reaches_the_app_after_login() 
 #[tokio::test]
 async fn a_browser_that_refuses_storage_is_told_the_form_cannot_be_kept() {
     let up = TestUpstream::start().await;
-    let port = free_port();
-    let origin = format!("http://localhost:{port}");
-    let idp = OidcIdp::start(&origin, 0, &[]);
-    let yaml = base_yaml(&up.url(), &oidc_yaml(&idp.issuer, ""))
-        .replace("domain: app.test", &format!("domain: localhost:{port}"))
-        .replace("listen: 127.0.0.1:0", &format!("listen: 127.0.0.1:{port}"))
-        .replace("  secure_cookie: false\n", "  secure_cookie: true\n");
-    let gate = Gate::start(&yaml);
+    let (origin, _idp, gate) = oidc_gate_at_localhost(&up);
     let chrome = Chrome::start_with_prefs(
         &[],
         serde_json::json!({"profile.default_content_setting_values.cookies": 2}),
@@ -1055,12 +1068,11 @@ async fn a_browser_that_refuses_storage_is_told_the_form_cannot_be_kept() {
     c.goto(&format!("{origin}/.portcullis/health"))
         .await
         .unwrap();
-    c.execute(
-        r#"document.body.innerHTML = '<form method="post" action="/notes"><input name="title" value="kept?"><button id="send">Send</button></form>'; return true;"#,
-        vec![],
+    put_form(
+        c,
+        r#"<form method="post" action="/notes"><input name="title" value="kept?"><button id="send">Send</button></form>"#,
     )
-    .await
-    .unwrap();
+    .await;
     c.find(Locator::Css("#send"))
         .await
         .unwrap()
