@@ -114,8 +114,9 @@ pub enum FormPost {
 }
 
 /// A form a person submitted by navigating (not a script's POST): what a
-/// session that ended must not lose (`crate::resubmit`). Anything else
-/// (JSON, no `Content-Type`, a script) is not a form.
+/// session that ended must not lose (it is kept in the browser while they
+/// sign in again). Anything else (JSON, no `Content-Type`, a script) is not
+/// a form.
 pub fn form_post(method: &Method, headers: &HeaderMap) -> Option<FormPost> {
     if method != Method::POST {
         return None;
