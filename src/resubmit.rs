@@ -36,6 +36,8 @@ pub enum NotKept {
     Malformed,
     #[error("forms with files are not kept")]
     Files,
+    #[error("the form's target is not a path a login can return to")]
+    Unreturnable,
 }
 
 /// Reads at most [`MAX_FORM_BYTES`] of `body`.

@@ -242,7 +242,7 @@ impl App {
         let kept = if same {
             crate::resubmit::keep(form, &content_type, body).await
         } else {
-            Err(crate::resubmit::NotKept::Malformed)
+            Err(crate::resubmit::NotKept::Unreturnable)
         };
         let form = match kept {
             Ok(f) => f,

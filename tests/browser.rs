@@ -318,27 +318,38 @@ async fn oidc_form_post_login_in_a_real_browser() {
     browser_login("form_post").await;
 }
 
-/// Fills and submits SimpleSAMLphp's login form once the browser shows it.
-async fn sign_in_at_simplesamlphp(c: &Client, user: &str, password: &str) {
-    c.wait()
-        .for_element(Locator::Css("input[name=username]"))
-        .await
-        .expect("SimpleSAMLphp's login form")
-        .send_keys(user)
-        .await
-        .unwrap();
-    c.find(Locator::Css("input[name=password]"))
-        .await
-        .unwrap()
-        .send_keys(password)
-        .await
-        .unwrap();
-    c.find(Locator::Css("button[type=submit], input[type=submit]"))
+/// Types the user name into `user_field` and the password into the
+/// password field of `form`, and submits it.
+async fn fill_sign_in(
+    form: &fantoccini::elements::Element,
+    user_field: &str,
+    user: &str,
+    password: &str,
+) {
+    for (css, text) in [(user_field, user), ("input[name=password]", password)] {
+        form.find(Locator::Css(css))
+            .await
+            .unwrap()
+            .send_keys(text)
+            .await
+            .unwrap();
+    }
+    form.find(Locator::Css("button[type=submit], input[type=submit]"))
         .await
         .unwrap()
         .click()
         .await
         .unwrap();
+}
+
+/// Fills and submits SimpleSAMLphp's login form once the browser shows it.
+async fn sign_in_at_simplesamlphp(c: &Client, user: &str, password: &str) {
+    let form = c
+        .wait()
+        .for_element(Locator::Css("form:has(input[name=username])"))
+        .await
+        .expect("SimpleSAMLphp's login form");
+    fill_sign_in(&form, "input[name=username]", user, password).await;
 }
 
 /// Fills and submits the provider's login form once the browser shows it.
@@ -350,24 +361,7 @@ async fn sign_in_at_provider(c: &Client, issuer: &str, user: &str, password: &st
         .expect("provider's login form");
     let at = c.current_url().await.unwrap();
     assert!(at.as_str().starts_with(issuer), "at {at}");
-    form.find(Locator::Css("input[name=login]"))
-        .await
-        .unwrap()
-        .send_keys(user)
-        .await
-        .unwrap();
-    form.find(Locator::Css("input[name=password]"))
-        .await
-        .unwrap()
-        .send_keys(password)
-        .await
-        .unwrap();
-    form.find(Locator::Css("button[type=submit], input[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    fill_sign_in(&form, "input[name=login]", user, password).await;
 }
 
 /// Waits until the page at `prefix` satisfies `done`; returns its source.
@@ -1092,5 +1086,49 @@ async fn a_browser_that_refuses_storage_is_told_the_form_cannot_be_kept() {
         c.current_url().await.unwrap().as_str().starts_with(&origin),
         "{text}"
     );
+    chrome.stop().await;
+}
+
+/// The resubmit page posts only to a path of this origin: a kept form
+/// whose target was planted as another site (`//host`, `/\\host`, a full
+/// URL) is dropped, not sent, and the browser stays on the gate.
+#[tokio::test]
+async fn the_resubmit_page_never_posts_to_another_origin() {
+    let up = TestUpstream::start().await;
+    let (origin, _idp, gate) = oidc_gate_at_localhost(&up);
+    let chrome = Chrome::start().await;
+    let c = &chrome.client;
+    let mut failed = Vec::new();
+    for target in [
+        "//127.0.0.1:9/x",
+        "/\\127.0.0.1:9/x",
+        "http://127.0.0.1:9/x",
+        "javascript:alert(1)",
+    ] {
+        c.goto(&format!("{origin}/.portcullis/health"))
+            .await
+            .unwrap();
+        c.execute(
+            "sessionStorage.setItem('portcullis.form', JSON.stringify({action: arguments[0], enctype: 'application/x-www-form-urlencoded', fields: [['a', '1']]})); return true;",
+            vec![serde_json::Value::String(target.to_string())],
+        )
+        .await
+        .unwrap();
+        c.goto(&format!("{origin}/.portcullis/resubmit"))
+            .await
+            .unwrap();
+        let text = wait_for_page(
+            c,
+            &format!("{origin}/.portcullis/resubmit"),
+            |t| t.contains("There is no form to send"),
+            || gate.log(),
+        )
+        .await;
+        let at = c.current_url().await.unwrap();
+        if !at.as_str().starts_with(&origin) || !text.contains("Go to the application") {
+            failed.push(format!("{target}: at {at}"));
+        }
+    }
+    assert!(failed.is_empty(), "{failed:?}");
     chrome.stop().await;
 }
