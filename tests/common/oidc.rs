@@ -117,6 +117,25 @@ pub struct Browser {
     pub jar: Arc<Jar>,
 }
 
+/// Checks that `page` is the echo app's answer carrying alice's identity
+/// headers (`alice`, `alice@example.com`, `admins,staff`, `Alice Example`)
+/// and no Portcullis cookie; returns the echoed request for further checks.
+pub fn assert_alice_at_app(page: &Page) -> Value {
+    let v: Value = serde_json::from_str(&page.body)
+        .unwrap_or_else(|e| panic!("the app's echo is JSON ({e}): {}", page.body));
+    let h = &v["headers"];
+    assert_eq!(h["x-forwarded-user"], "alice");
+    assert_eq!(h["x-forwarded-email"], "alice@example.com");
+    assert_eq!(h["x-forwarded-groups"], "admins,staff");
+    assert_eq!(h["x-forwarded-name"], "Alice Example");
+    let cookies = h["cookie"].as_str().unwrap_or_default();
+    assert!(
+        !cookies.contains("portcullis"),
+        "no Portcullis cookie reaches the app: {cookies}"
+    );
+    v
+}
+
 pub struct Page {
     pub status: u16,
     pub url: String,
@@ -151,6 +170,16 @@ impl Browser {
     /// The same cookies over new connections (after a server restart).
     pub fn reconnect(&self) -> Browser {
         Self::with_jar(self.jar.clone())
+    }
+
+    /// Checks that the jar holds no Portcullis session cookie for `origin`.
+    pub fn assert_no_session(&self, origin: &str) {
+        assert!(
+            self.cookies_for(origin)
+                .find("portcullis_session=")
+                .is_none(),
+            "no session minted"
+        );
     }
 
     pub fn cookies_for(&self, url: &str) -> String {
