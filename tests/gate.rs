@@ -369,13 +369,7 @@ async fn client_ip_rules_and_untrusted_forwarded_for() {
         &up.url(),
         "access:\n  allowed_ip_ranges: [203.0.113.0/24]\n  trusted_proxies: []\n",
     ));
-    let cookie = gate.session_cookie(&alice());
-    let r = get_with_headers(
-        &c,
-        gate.url("/"),
-        &[("cookie", &cookie), ("x-forwarded-for", "203.0.113.5")],
-    )
-    .await;
+    let r = gate.get_as_alice_from(&c, "/", "203.0.113.5").await;
     assert_eq!(r.status(), 403, "a spoofed X-Forwarded-For must not get in");
     let denied = gate
         .audit_events()
@@ -391,22 +385,11 @@ async fn client_ip_rules_and_untrusted_forwarded_for() {
         &up.url(),
         "access:\n  allowed_ip_ranges: [203.0.113.0/24]\n",
     ));
-    let cookie = gate.session_cookie(&alice());
-    let r = get_with_headers(
-        &c,
-        gate.url("/"),
-        &[("cookie", &cookie), ("x-forwarded-for", "203.0.113.5")],
-    )
-    .await;
+    let r = gate.get_as_alice_from(&c, "/", "203.0.113.5").await;
     let v = echo(r).await;
     assert_eq!(v["headers"]["x-forwarded-for"], "203.0.113.5, 127.0.0.1");
     assert_eq!(v["headers"]["x-real-ip"], "203.0.113.5");
-    let r = get_with_headers(
-        &c,
-        gate.url("/"),
-        &[("cookie", &cookie), ("x-forwarded-for", "198.51.100.7")],
-    )
-    .await;
+    let r = gate.get_as_alice_from(&c, "/", "198.51.100.7").await;
     assert_eq!(r.status(), 403);
     drop(gate);
 

@@ -429,6 +429,30 @@ impl Gate {
             .collect()
     }
 
+    /// The one audit event named `event`; fails unless there is exactly one.
+    pub fn only_event(&self, event: &str) -> serde_json::Value {
+        let found = self.events(event);
+        assert_eq!(found.len(), 1, "{found:?}");
+        found.into_iter().next().unwrap()
+    }
+
+    /// GETs `path` with alice's session cookie and the request claiming, in
+    /// `X-Forwarded-For`, to come from `forwarded_for`.
+    pub async fn get_as_alice_from(
+        &self,
+        c: &reqwest::Client,
+        path: &str,
+        forwarded_for: &str,
+    ) -> reqwest::Response {
+        let cookie = self.session_cookie(&alice());
+        get_with_headers(
+            c,
+            self.url(path),
+            &[("cookie", &cookie), ("x-forwarded-for", forwarded_for)],
+        )
+        .await
+    }
+
     pub fn key_file(&self) -> PathBuf {
         self.dir.path().join("keys.json")
     }
