@@ -210,4 +210,140 @@ mod tests {
         assert!(!is_navigation(&Method::GET, &h));
         assert!(wants_json(&h));
     }
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, v.parse().unwrap());
+        }
+        h
+    }
+
+    const FORM: &str = "application/x-www-form-urlencoded";
+
+    #[test]
+    fn a_navigating_form_post_is_a_form_of_its_encoding() {
+        let browser = |ct| {
+            headers(&[
+                ("sec-fetch-mode", "navigate"),
+                ("sec-fetch-dest", "document"),
+                ("content-type", ct),
+            ])
+        };
+        let post = |h: &HeaderMap| form_post(&Method::POST, h);
+        assert_eq!(post(&browser(FORM)), Some(FormPost::UrlEncoded));
+        assert_eq!(
+            post(&browser("Multipart/Form-Data; boundary=x")),
+            Some(FormPost::Multipart)
+        );
+        assert_eq!(
+            post(&browser("application/x-www-form-urlencoded;charset=UTF-8")),
+            Some(FormPost::UrlEncoded)
+        );
+        // No `Sec-Fetch-Dest` from a navigation means a document.
+        let h = headers(&[("sec-fetch-mode", "navigate"), ("content-type", FORM)]);
+        assert_eq!(post(&h), Some(FormPost::UrlEncoded));
+        // An older browser: no Fetch Metadata, but it asks for HTML.
+        let h = headers(&[("accept", "text/html,*/*"), ("content-type", FORM)]);
+        assert_eq!(post(&h), Some(FormPost::UrlEncoded));
+    }
+
+    #[test]
+    fn what_is_not_a_navigating_form_post_is_not_kept() {
+        let nav = [
+            ("sec-fetch-mode", "navigate"),
+            ("sec-fetch-dest", "document"),
+        ];
+        let with = |extra: &[(&'static str, &'static str)]| {
+            let mut all = nav.to_vec();
+            all.extend_from_slice(extra);
+            headers(&all)
+        };
+        let form = with(&[("content-type", FORM)]);
+        let refused = [
+            ("GET", Method::GET, form.clone()),
+            ("PUT", Method::PUT, form.clone()),
+            (
+                "JSON",
+                Method::POST,
+                with(&[("content-type", "application/json")]),
+            ),
+            ("no Content-Type", Method::POST, with(&[])),
+            (
+                "text/plain",
+                Method::POST,
+                with(&[("content-type", "text/plain")]),
+            ),
+            (
+                "a script's fetch",
+                Method::POST,
+                headers(&[("sec-fetch-mode", "cors"), ("content-type", FORM)]),
+            ),
+            (
+                "a navigation into an iframe",
+                Method::POST,
+                headers(&[
+                    ("sec-fetch-mode", "navigate"),
+                    ("sec-fetch-dest", "iframe"),
+                    ("content-type", FORM),
+                ]),
+            ),
+            (
+                "an XMLHttpRequest without Fetch Metadata",
+                Method::POST,
+                headers(&[
+                    ("accept", "text/html"),
+                    ("x-requested-with", "XMLHttpRequest"),
+                    ("content-type", FORM),
+                ]),
+            ),
+            (
+                "no Fetch Metadata, not asking for HTML",
+                Method::POST,
+                headers(&[("accept", "application/json"), ("content-type", FORM)]),
+            ),
+            (
+                "no Fetch Metadata, no Accept",
+                Method::POST,
+                headers(&[("content-type", FORM)]),
+            ),
+        ];
+        let kept: Vec<_> = refused
+            .iter()
+            .filter(|(_, m, h)| form_post(m, h).is_some())
+            .map(|(what, _, _)| *what)
+            .collect();
+        assert!(kept.is_empty(), "taken for a person's form: {kept:?}");
+    }
+
+    #[test]
+    fn json_is_wanted_only_when_asked_for_without_html() {
+        assert!(wants_json(&headers(&[("accept", "application/json")])));
+        assert!(!wants_json(&headers(&[(
+            "accept",
+            "text/html,application/json;q=0.9"
+        )])));
+        assert!(!wants_json(&headers(&[("accept", "text/html")])));
+        assert!(!wants_json(&headers(&[("accept", "*/*")])));
+        assert!(!wants_json(&HeaderMap::new()));
+    }
+
+    #[test]
+    fn a_token_stands_for_its_name_and_groups() {
+        let token = crate::config::Token {
+            name: "ci-bot".into(),
+            sha256: [0; 32],
+            groups: vec!["deployers".into(), "readers".into()],
+        };
+        let m = TokenMatch {
+            token: &token,
+            source: TokenSource::Authorization,
+        };
+        let id = token_identity(&m);
+        assert_eq!(id.subject, "token:ci-bot");
+        assert_eq!(id.user, "ci-bot");
+        assert_eq!(id.groups, ["deployers", "readers"]);
+        assert_eq!(id.email, None);
+        assert_eq!(id.role, None);
+    }
 }

@@ -523,6 +523,18 @@ mod tests {
     }
 
     #[test]
+    fn a_login_is_dated_by_its_session_id_to_the_millisecond() {
+        let s = Sessions::new(&config(""), Arc::new(KeyRing::generate()));
+        let mut claims = s.claims_for(&alice(), IdpKind::Oidc, 1_700_000_000);
+        claims.sid = Some(sid::new(1_700_000_000_123));
+        assert_eq!(claims.login_ms(), 1_700_000_000_123);
+        assert_eq!(claims.revocable().at_ms, 1_700_000_000_123);
+        // A session minted before session ids: its login second.
+        claims.sid = None;
+        assert_eq!(claims.login_ms(), 1_700_000_000_000);
+    }
+
+    #[test]
     fn the_subject_format_is_kept_only_when_given() {
         let s = Sessions::new(&config(""), Arc::new(KeyRing::generate()));
         let fmt = "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress";
