@@ -1031,18 +1031,23 @@ async fn a_form_submitted_after_the_session_ended_reaches_the_app_after_login() 
     );
 
     // Sent once: the page that sends it has nothing left.
-    c.goto(&format!("{origin}/.portcullis/resubmit"))
-        .await
-        .unwrap();
-    let text = wait_for_page(
+    let text = open_resubmit_with_nothing_to_send(c, &origin, &gate).await;
+    assert!(text.contains("Go to the application"), "{text}");
+    chrome.stop().await;
+}
+
+/// Opens the resubmit page and waits until it says it has no form to send
+/// (nothing kept, or what was kept is refused); returns the page's text.
+async fn open_resubmit_with_nothing_to_send(c: &Client, origin: &str, gate: &Gate) -> String {
+    let url = format!("{origin}/.portcullis/resubmit");
+    c.goto(&url).await.unwrap();
+    wait_for_page(
         c,
-        &format!("{origin}/.portcullis/resubmit"),
+        &url,
         |t| t.contains("There is no form to send"),
         || gate.log(),
     )
-    .await;
-    assert!(text.contains("Go to the application"), "{text}");
-    chrome.stop().await;
+    .await
 }
 
 /// A browser that refuses site storage (cookies and `sessionStorage` blocked
@@ -1114,16 +1119,7 @@ async fn the_resubmit_page_never_posts_to_another_origin() {
         )
         .await
         .unwrap();
-        c.goto(&format!("{origin}/.portcullis/resubmit"))
-            .await
-            .unwrap();
-        let text = wait_for_page(
-            c,
-            &format!("{origin}/.portcullis/resubmit"),
-            |t| t.contains("There is no form to send"),
-            || gate.log(),
-        )
-        .await;
+        let text = open_resubmit_with_nothing_to_send(c, &origin, &gate).await;
         let at = c.current_url().await.unwrap();
         if !at.as_str().starts_with(&origin) || !text.contains("Go to the application") {
             failed.push(format!("{target}: at {at}"));
