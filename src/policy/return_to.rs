@@ -105,4 +105,27 @@ mod tests {
             assert_eq!(r(evil), "/", "{evil}");
         }
     }
+
+    #[test]
+    fn refuses_whitespace_and_control_characters_each_on_its_own() {
+        // Control but not whitespace, whitespace but not control, and both;
+        // raw and percent-encoded (an app may decode once more).
+        let mut kept = Vec::new();
+        for evil in [
+            "/a\u{0}b",
+            "/a\u{7f}b",
+            "/a%00b",
+            "/a%01b",
+            "/a b",
+            "/a\u{2028}b",
+            "/a%E2%80%A8b",
+            "/a\nb",
+            "/a%0Ab",
+        ] {
+            if r(evil) != "/" {
+                kept.push(evil);
+            }
+        }
+        assert!(kept.is_empty(), "kept: {kept:?}");
+    }
 }

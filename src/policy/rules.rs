@@ -192,4 +192,24 @@ mod tests {
         let v = applicable(&a, &Method::GET, "/admin/x").unwrap();
         assert_eq!(max_auth_age(&v), None);
     }
+
+    #[test]
+    fn a_path_read_alike_both_ways_is_one_rule() {
+        // Not canonical, but both readings fall under the same rule (or
+        // both under none): that rule applies once.
+        assert_eq!(names("GET", "/admin/./x").unwrap(), ["rules[0]"]);
+        assert_eq!(names("GET", "/admin//x").unwrap(), ["rules[0]"]);
+        assert_eq!(names("GET", "/public/./x").unwrap(), ["default"]);
+        assert_eq!(names("GET", "/public//x").unwrap(), ["default"]);
+    }
+
+    #[test]
+    fn a_rule_is_described_in_the_operators_words() {
+        let a = access();
+        let v = applicable(&a, &Method::POST, "/api/../admin/x").unwrap();
+        let words: Vec<Option<&str>> = v.iter().map(Selected::description).collect();
+        assert_eq!(words, [Some("Admin console"), Some("API writes")]);
+        let v = applicable(&a, &Method::GET, "/").unwrap();
+        assert_eq!(v[0].description(), None, "the default rule has no words");
+    }
 }

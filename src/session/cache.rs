@@ -56,10 +56,13 @@ impl Hasher for PrehashedHasher {
         self.0
     }
     fn write(&mut self, bytes: &[u8]) {
-        // `[u8; 32]` hashes as its bytes (no length prefix for arrays).
-        for (i, b) in bytes.iter().take(8).enumerate() {
-            self.0 ^= u64::from(*b) << (8 * i);
+        // `[u8; 32]` hashes as a length prefix, then its bytes: the last
+        // write is the key.
+        let mut first = [0u8; 8];
+        for (d, s) in first.iter_mut().zip(bytes) {
+            *d = *s;
         }
+        self.0 = u64::from_le_bytes(first);
     }
 }
 
@@ -322,5 +325,32 @@ mod tests {
         c.clear();
         assert!(c.is_empty());
         assert!(c.get(&token_hash("t1"), 500).is_none());
+    }
+
+    #[test]
+    fn the_map_hashes_a_key_on_its_first_eight_bytes() {
+        use std::hash::BuildHasher;
+        let hasher = BuildHasherDefault::<PrehashedHasher>::default();
+        for t in ["token-a", "token-b", ""] {
+            let k = token_hash(t);
+            let mut first = [0u8; 8];
+            first.copy_from_slice(&k[..8]);
+            assert_eq!(hasher.hash_one(k), u64::from_le_bytes(first), "{t:?}");
+        }
+    }
+
+    #[test]
+    fn a_full_shard_keeps_an_entry_that_is_valid_to_the_second() {
+        // exp + leeway == now is still valid (as in `get`): only the entry
+        // one second past it makes room.
+        let c = VerifiedCache::new(4 * SHARDS, 0);
+        let (expired, last_second) = (key(6, 1), key(6, 2));
+        c.insert(expired, entry("expired", 499), 50);
+        c.insert(last_second, entry("last", 500), 50);
+        c.insert(key(6, 3), entry("live", 1000), 50);
+        c.insert(key(6, 4), entry("live", 1000), 50);
+        c.insert(key(6, 5), entry("new", 1000), 500);
+        assert!(c.get(&last_second, 500).is_some(), "valid this second");
+        assert_eq!(c.len(), 4, "one entry made room");
     }
 }

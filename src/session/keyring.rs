@@ -505,4 +505,26 @@ mod tests {
         .unwrap();
         assert_eq!(KeyRing::load(&p).unwrap().active().kid, "a");
     }
+
+    #[test]
+    fn a_key_is_debugged_without_its_secret() {
+        let key = Key {
+            kid: "k1".into(),
+            secret: [0x41; KEY_BYTES],
+            created: 5,
+        };
+        assert_eq!(format!("{key:?}"), r#"Key { kid: "k1", created: 5, .. }"#);
+    }
+
+    #[test]
+    fn an_unreadable_key_file_is_an_error_never_a_new_key() {
+        // Only a missing file is created; any other read error (here the
+        // path is a directory) is reported, so a key is never replaced.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys.json");
+        std::fs::create_dir(&path).unwrap();
+        let err = KeyRing::load_or_create(&path).unwrap_err();
+        assert!(matches!(err, KeyRingError::Read { .. }), "{err}");
+        assert!(path.is_dir(), "the path is left as it was");
+    }
 }

@@ -972,4 +972,201 @@ mod tests {
         s.clear_cache();
         assert!(s.cache.is_empty());
     }
+
+    #[test]
+    fn a_saml_session_names_its_name_id_else_its_subject() {
+        let s = Sessions::new(&config(""), Arc::new(KeyRing::generate()));
+        let mut claims = s.claims_for(&alice(), IdpKind::Saml, now());
+        assert_eq!(claims.saml_name_id(), "alice-sub");
+        claims.name_id = Some("AAdzZWNyZXQx".into());
+        assert_eq!(claims.saml_name_id(), "AAdzZWNyZXQx");
+    }
+
+    #[test]
+    fn each_refusal_has_its_own_metric_label() {
+        // The labels are what operators' dashboards and alerts select on.
+        let labels: Vec<&str> = [
+            SessionError::Malformed,
+            SessionError::UnknownKey,
+            SessionError::BadSignature,
+            SessionError::Expired,
+            SessionError::WrongDomain,
+            SessionError::TooLarge,
+            SessionError::Signing,
+            SessionError::Revoked,
+        ]
+        .into_iter()
+        .map(SessionError::metric_label)
+        .collect();
+        assert_eq!(
+            labels,
+            [
+                "malformed",
+                "unknown_key",
+                "bad_signature",
+                "expired",
+                "wrong_domain",
+                "too_large",
+                "signing_failed",
+                "revoked"
+            ]
+        );
+    }
+
+    fn token_of(set: &[String]) -> String {
+        let value = set[0].split(';').next().unwrap().split_once('=').unwrap().1;
+        value.to_string()
+    }
+
+    #[test]
+    fn a_name_id_is_kept_only_when_it_is_not_the_subject() {
+        let s = Sessions::new(&config(""), Arc::new(KeyRing::generate()));
+        let with = |name_id: &str| {
+            let refs = LoginRefs {
+                name_id: Some(name_id.into()),
+                ..Default::default()
+            };
+            let set = s.mint_login(&alice(), IdpKind::Saml, &refs, &[]).unwrap();
+            s.decode(&token_of(&set)).unwrap().name_id
+        };
+        assert_eq!(with("alice-sub"), None, "the subject is not stored twice");
+        assert_eq!(with("AAdzZWNyZXQx"), Some("AAdzZWNyZXQx".to_string()));
+    }
+
+    #[test]
+    fn a_token_of_exactly_the_limit_is_minted_one_byte_more_is_not() {
+        let mut s = Sessions::new(&config(""), Arc::new(KeyRing::generate()));
+        let t0 = now();
+        let claims = s.claims_for(&alice(), IdpKind::Oidc, t0);
+        let len = s.encode(&claims).unwrap().len();
+        s.max_token_bytes = len;
+        assert!(s.cookies_for(&claims, &[], t0).is_ok());
+        s.max_token_bytes = len - 1;
+        assert_eq!(
+            s.cookies_for(&claims, &[], t0).unwrap_err(),
+            SessionError::TooLarge
+        );
+    }
+
+    #[test]
+    fn exp_holds_to_the_last_second_of_the_leeway() {
+        let s = Sessions::new(&config(""), Arc::new(KeyRing::generate()));
+        let t0 = now();
+        let mut claims = s.claims_for(&alice(), IdpKind::Oidc, t0);
+        claims.exp = t0 + 100;
+        let token = s.encode(&claims).unwrap();
+        assert!(s.verify_token(&token, &[], t0 + 100 + LEEWAY_SECS).is_ok());
+        assert_eq!(
+            s.verify_token(&token, &[], t0 + 101 + LEEWAY_SECS)
+                .unwrap_err(),
+            SessionError::Expired
+        );
+    }
+
+    #[test]
+    fn the_lifetime_holds_to_the_last_second_of_the_leeway() {
+        // `exp` is far off: only the absolute lifetime can end this one.
+        let s = Sessions::new(
+            &config("session:\n  lifetime: 1h\n"),
+            Arc::new(KeyRing::generate()),
+        );
+        let t0 = now();
+        let mut claims = s.claims_for(&alice(), IdpKind::Oidc, t0 - 3600);
+        claims.exp = t0 + 600;
+        let token = s.encode(&claims).unwrap();
+        assert!(s.verify_token(&token, &[], t0 + LEEWAY_SECS).is_ok());
+        assert_eq!(
+            s.verify_token(&token, &[], t0 + LEEWAY_SECS + 1)
+                .unwrap_err(),
+            SessionError::Expired
+        );
+    }
+
+    #[test]
+    fn a_renewal_that_would_not_extend_the_session_is_not_sent() {
+        let s = Sessions::new(
+            &config("session:\n  lifetime: 2h\n  inactivity_timeout: 10m\n"),
+            Arc::new(KeyRing::generate()),
+        );
+        let t0 = now();
+        // Past half the window, but already at the lifetime's end.
+        let claims = SessionClaims {
+            iat: t0 + 6600,
+            exp: t0 + 7200,
+            ..s.claims_for(&alice(), IdpKind::Oidc, t0)
+        };
+        let token = s.encode(&claims).unwrap();
+        let v = s.verify_token(&token, &[], t0 + 6900).unwrap();
+        assert!(v.renewal.is_none(), "{:?}", v.renewal);
+    }
+
+    #[test]
+    fn a_session_ends_at_its_exp_or_its_lifetime_whichever_is_first() {
+        let s = Sessions::new(
+            &config("session:\n  lifetime: 1h\n"),
+            Arc::new(KeyRing::generate()),
+        );
+        let t0 = 1_700_000_000;
+        let mut claims = s.claims_for(&alice(), IdpKind::Oidc, t0);
+        claims.exp = t0 + 600;
+        assert_eq!(s.ends_at(&claims), t0 + 600);
+        // Minted under a longer lifetime than today's.
+        claims.exp = t0 + 7200;
+        assert_eq!(s.ends_at(&claims), t0 + 3600);
+    }
+
+    const ID_TOKEN: &str = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2ln";
+    const HINT: &str = "__Secure-portcullis_logout_hint";
+
+    #[test]
+    fn logout_clears_every_session_chunk_and_the_hint() {
+        let s = Sessions::new(&config(""), Arc::new(KeyRing::generate()));
+        assert_eq!(s.cookie_name(), "__Host-portcullis_session");
+        let attrs = "; Path=/; HttpOnly; Secure; SameSite=Lax";
+        let hint_attrs = "; Path=/.portcullis/logout; HttpOnly; Secure; SameSite=Lax";
+        let request = [
+            ("__Host-portcullis_session_0", "a"),
+            ("__Host-portcullis_session_1", "b"),
+            ("app_session", "c"),
+            (HINT, ID_TOKEN),
+        ];
+        assert_eq!(
+            s.clear(&request),
+            [
+                format!("__Host-portcullis_session_0=; Max-Age=0{attrs}"),
+                format!("__Host-portcullis_session_1=; Max-Age=0{attrs}"),
+                format!("{HINT}=; Max-Age=0{hint_attrs}"),
+            ]
+        );
+        // Without a hint or a session cookie: the session cookie is deleted
+        // all the same, and no hint cookie is written.
+        assert_eq!(
+            s.clear(&[("app_session", "c")]),
+            [format!("__Host-portcullis_session=; Max-Age=0{attrs}")]
+        );
+    }
+
+    #[test]
+    fn the_logout_hint_lives_as_long_as_the_session_and_is_read_back() {
+        let s = Sessions::new(
+            &config("session:\n  lifetime: 1h\n"),
+            Arc::new(KeyRing::generate()),
+        );
+        let hint_attrs = "; Path=/.portcullis/logout; HttpOnly; Secure; SameSite=Lax";
+        assert_eq!(
+            s.logout_hint_cookie(ID_TOKEN),
+            format!("{HINT}={ID_TOKEN}; Max-Age=3600{hint_attrs}")
+        );
+        // What cannot be written deletes an earlier login's hint instead.
+        assert_eq!(
+            s.logout_hint_cookie("not a token"),
+            format!("{HINT}=; Max-Age=0{hint_attrs}")
+        );
+        assert_eq!(
+            s.logout_hint(&[("app", "x"), (HINT, ID_TOKEN)]),
+            Some(ID_TOKEN)
+        );
+        assert_eq!(s.logout_hint(&[(HINT, "")]), None);
+        assert_eq!(s.logout_hint(&[("portcullis_logout_hint", ID_TOKEN)]), None);
+    }
 }

@@ -62,4 +62,30 @@ mod tests {
             assert_eq!(minted_ms(s), None, "{s}");
         }
     }
+
+    #[test]
+    fn a_login_now_is_dated_by_the_clock_to_the_millisecond() {
+        // Retried when the second turns during the call, or when the clock
+        // stands on a whole second (where the two readings agree).
+        for _ in 0..100 {
+            let before = now_ms();
+            let second = before / 1000;
+            let ms = ms_within(second);
+            let after = now_ms();
+            if after / 1000 != second || before % 1000 == 0 {
+                continue;
+            }
+            assert!(
+                (before..=after).contains(&ms),
+                "{before} <= {ms} <= {after}"
+            );
+            return;
+        }
+        panic!("the clock never stood still within a second");
+    }
+
+    #[test]
+    fn a_login_at_another_second_starts_at_that_second() {
+        assert_eq!(ms_within(1_700_000_000), 1_700_000_000_000);
+    }
 }
