@@ -72,7 +72,7 @@ mod tests {
             let second = before / 1000;
             let ms = ms_within(second);
             let after = now_ms();
-            if after / 1000 != second || before % 1000 == 0 {
+            if after / 1000 != second || before.is_multiple_of(1000) {
                 continue;
             }
             assert!(
