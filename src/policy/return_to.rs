@@ -7,9 +7,10 @@ use percent_encoding::percent_decode_str;
 ///
 /// Accepted: a path starting with a single `/`, or an absolute URL whose
 /// origin is exactly `origin` (reduced to its path). Refused: `//host`,
-/// `/\host`, `https:host`, any backslash or control character, and the
-/// percent-encoded forms of those; paths under the reserved prefix (which
-/// would loop).
+/// `/\host`, `https:host`, any backslash, control character or
+/// whitespace (a browser drops tabs and newlines, so `/\t/host` is
+/// `//host`), and the percent-encoded forms of those; paths under the
+/// reserved prefix (which would loop).
 pub fn safe_return_path(raw: Option<&str>, origin: &str) -> String {
     raw.and_then(|r| check(r.trim(), origin))
         .unwrap_or_else(|| "/".to_string())
