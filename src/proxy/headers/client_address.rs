@@ -191,4 +191,24 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn the_host_is_forwarded_unless_a_trusted_proxy_already_did() {
+        let host: HeaderValue = "app.example.com".parse().unwrap();
+        let peer: IpAddr = "127.0.0.1".parse().unwrap();
+        // Nobody said: the request's Host.
+        let mut h = HeaderMap::new();
+        set_forwarded(&mut h, peer, true, peer, "https", Some(&host));
+        assert_eq!(h["x-forwarded-host"], "app.example.com");
+        // A client's own claim is replaced.
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-host", "evil.example".parse().unwrap());
+        set_forwarded(&mut h, peer, false, peer, "https", Some(&host));
+        assert_eq!(h["x-forwarded-host"], "app.example.com");
+        // A trusted proxy's is kept: it saw the client's Host.
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-host", "public.example.com".parse().unwrap());
+        set_forwarded(&mut h, peer, true, peer, "https", Some(&host));
+        assert_eq!(h["x-forwarded-host"], "public.example.com");
+    }
 }

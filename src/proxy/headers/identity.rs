@@ -84,17 +84,55 @@ mod tests {
         .unwrap()
     }
 
-    #[test]
-    fn ambiguous_groups_are_left_out_of_the_header() {
+    #[derive(Clone, Default)]
+    struct Logged(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Logged {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// The identity headers for `groups`, and what setting them logged.
+    fn groups_header(groups: &[&str]) -> (Option<String>, String) {
+        let log = Logged::default();
+        let sink = log.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || sink.clone())
+            .with_ansi(false)
+            .finish();
         let mut h = HeaderMap::new();
         let id = Identity {
             subject: "s".into(),
             user: "u".into(),
-            groups: vec!["staff".into(), "x,admins".into()],
+            groups: groups.iter().map(|g| (*g).to_string()).collect(),
             ..Default::default()
         };
-        set_identity(&mut h, &config(), &id).unwrap();
-        assert_eq!(h["x-forwarded-groups"], "staff");
+        tracing::subscriber::with_default(subscriber, || {
+            set_identity(&mut h, &config(), &id).unwrap();
+        });
+        let header = h
+            .get("x-forwarded-groups")
+            .map(|v| v.to_str().unwrap().to_string());
+        let logged = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+        (header, logged)
+    }
+
+    #[test]
+    fn ambiguous_groups_are_left_out_of_the_header_with_a_warning() {
+        let (header, logged) = groups_header(&["staff", "x,admins"]);
+        assert_eq!(header.as_deref(), Some("staff"));
+        assert!(logged.contains("WARN"), "{logged}");
+        assert!(logged.contains("left_out=1"), "{logged}");
+        assert!(logged.contains("headers.groups_separator"), "{logged}");
+        // Clean groups: all of them, and nothing to warn about.
+        let (header, logged) = groups_header(&["staff", "admins"]);
+        assert_eq!(header.as_deref(), Some("staff,admins"));
+        assert_eq!(logged, "");
     }
 
     #[test]
