@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime};
 
 use common::cases::Cases;
 use common::oidc::{CLIENT_ID, CLIENT_SECRET, OidcIdp};
-use common::{Gate, TestUpstream, base_yaml, bin, free_port, uid_of};
+use common::{Gate, TestUpstream, base_yaml, bin, free_port, keygen, uid_of};
 use serde_json::{Value, json};
 
 struct Run {
@@ -553,11 +553,7 @@ async fn key_file_the_service_user_cannot_read() {
         &yaml(dir.path(), &up.url(), free_port(), ""),
     );
     let keys = dir.path().join("keys.json");
-    let o = Command::new(bin())
-        .args(["keygen", "--out"])
-        .arg(&keys)
-        .output()
-        .unwrap();
+    let o = keygen(&keys);
     assert!(o.status.success());
     std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o600)).unwrap();
     // Created by root: the service user (nobody, which every system has)
