@@ -324,7 +324,7 @@ async fn caddy_forward_auth_believes_only_its_header_family() {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let send = async |head: String| send_tcp(addr, &head).await;
     let mut results = run_family_cases(&format!("app.test:{port}"), &cases, &app, send).await;
-    check_refused_as_disagreeing(&mut results, gate.events("request_refused"), 3);
+    check_refused_as_disagreeing(&mut results, &gate.events("request_refused"), 3);
     results.finish();
 }
 

@@ -585,7 +585,7 @@ async fn nginx_auth_request_believes_only_its_header_family() {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let send = async |head: String| send_tls(addr, DOMAIN, &head).await;
     let mut results = run_family_cases(DOMAIN, &cases, &app, send).await;
-    check_refused_as_disagreeing(&mut results, gate.events("request_refused"), 3);
+    check_refused_as_disagreeing(&mut results, &gate.events("request_refused"), 3);
     results.finish();
 }
 

@@ -622,14 +622,10 @@ pub async fn run_family_cases(
 
 /// Records in `results` whether the `refused` (request_refused audit
 /// events) are the `n` refusals of a disagreeing forwarded header.
-pub fn check_refused_as_disagreeing(
-    results: &mut Cases,
-    refused: Vec<serde_json::Value>,
-    n: usize,
-) {
+pub fn check_refused_as_disagreeing(results: &mut Cases, refused: &[serde_json::Value], n: usize) {
     results.check(
         "request_refused audit events",
-        all_refused_as_disagreeing(&refused, n),
+        all_refused_as_disagreeing(refused, n),
         || format!("{refused:?}"),
     );
 }
