@@ -114,11 +114,28 @@ fn at_localhost(yaml: &str, port: u16) -> String {
 
 /// The provider and a gate at `localhost` in front of `up`.
 fn oidc_gate_at_localhost(up: &TestUpstream) -> (String, OidcIdp, Gate) {
+    oidc_gate_at_localhost_with(up, |issuer| oidc_yaml(issuer, ""))
+}
+
+/// The same, with the config lines after the upstream made by `config` from
+/// the provider's issuer (an OIDC section, access rules).
+fn oidc_gate_at_localhost_with(
+    up: &TestUpstream,
+    config: impl FnOnce(&str) -> String,
+) -> (String, OidcIdp, Gate) {
     let port = free_port();
     let origin = format!("http://localhost:{port}");
     let idp = OidcIdp::start(&origin, 0, &[]);
-    let yaml = at_localhost(&base_yaml(&up.url(), &oidc_yaml(&idp.issuer, "")), port);
+    let yaml = at_localhost(&base_yaml(&up.url(), &config(&idp.issuer)), port);
     (origin, idp, Gate::start(&yaml))
+}
+
+/// The kept-form tests' stage: an app behind an OIDC gate on localhost and a
+/// Chrome to drive it, as (app, origin, provider, gate, Chrome).
+async fn chrome_at_oidc_gate() -> (TestUpstream, String, OidcIdp, Gate, Chrome) {
+    let up = TestUpstream::start().await;
+    let (origin, idp, gate) = oidc_gate_at_localhost(&up);
+    (up, origin, idp, gate, Chrome::start().await)
 }
 
 /// Replaces the page's body with `html` (a form of the app's origin).
@@ -133,57 +150,17 @@ async fn put_form(c: &Client, html: &str) {
 
 async fn browser_login(response_mode: &str) {
     let up = TestUpstream::start().await;
-    let port = free_port();
-    let origin = format!("http://localhost:{port}");
-    let idp = OidcIdp::start(&origin, 0, &[]);
     // Secure cookies as in production: __Host- prefix, Secure, SameSite.
-    let yaml = at_localhost(
-        &base_yaml(
-            &up.url(),
-            &oidc_yaml(&idp.issuer, &format!("  response_mode: {response_mode}\n")),
-        ),
-        port,
-    );
-    let gate = Gate::start(&yaml);
+    let (origin, idp, gate) = oidc_gate_at_localhost_with(&up, |issuer| {
+        oidc_yaml(issuer, &format!("  response_mode: {response_mode}\n"))
+    });
     let chrome = Chrome::start().await;
     let c = &chrome.client;
 
     c.goto(&format!("{origin}/dash?from=browser"))
         .await
         .unwrap();
-    let login = c
-        .wait()
-        .for_element(Locator::Css("#login-form"))
-        .await
-        .expect("provider's login form");
-    assert!(
-        c.current_url()
-            .await
-            .unwrap()
-            .as_str()
-            .starts_with(&idp.issuer)
-    );
-    login
-        .find(Locator::Css("input[name=login]"))
-        .await
-        .unwrap()
-        .send_keys("alice")
-        .await
-        .unwrap();
-    login
-        .find(Locator::Css("input[name=password]"))
-        .await
-        .unwrap()
-        .send_keys("alice-pw")
-        .await
-        .unwrap();
-    login
-        .find(Locator::Css("button[type=submit], input[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    sign_in_at_provider(c, &idp.issuer, "alice", "alice-pw").await;
 
     // Back at the app, through the gate, with the identity headers.
     let body = wait_for_app(c, &format!("{origin}/dash"), &gate).await;
@@ -197,25 +174,10 @@ async fn browser_login(response_mode: &str) {
         format!("{origin}/dash?from=browser")
     );
 
-    let cookies = c.get_all_cookies().await.unwrap();
-    let names: Vec<String> = cookies.iter().map(|c| c.name().to_string()).collect();
-    assert!(
-        names.iter().any(|n| n == "__Host-portcullis_session"),
-        "{names:?}"
-    );
-    assert!(
-        !names.iter().any(|n| n.contains("portcullis_txn")),
-        "transaction cookie cleared: {names:?}"
-    );
+    assert_session_kept_and_transaction_cleared(c).await;
 
     // A reload is served from the session, no new login.
-    c.refresh().await.unwrap();
-    assert!(
-        c.source()
-            .await
-            .unwrap()
-            .contains(r#""x-forwarded-user":"alice""#)
-    );
+    assert_reload_still_shows_alice(c).await;
     assert_eq!(
         gate.audit_events()
             .iter()
@@ -288,21 +250,7 @@ async fn saml_login_in_a_real_browser() {
         c.current_url().await.unwrap().as_str(),
         format!("{origin}/wiki?page=Home")
     );
-    let names: Vec<String> = c
-        .get_all_cookies()
-        .await
-        .unwrap()
-        .iter()
-        .map(|c| c.name().to_string())
-        .collect();
-    assert!(
-        names.iter().any(|n| n == "__Host-portcullis_session"),
-        "{names:?}"
-    );
-    assert!(
-        !names.iter().any(|n| n.contains("portcullis_txn")),
-        "transaction cookie cleared: {names:?}"
-    );
+    assert_session_kept_and_transaction_cleared(c).await;
     chrome.stop().await;
 }
 
@@ -362,6 +310,61 @@ async fn sign_in_at_provider(c: &Client, issuer: &str, user: &str, password: &st
     let at = c.current_url().await.unwrap();
     assert!(at.as_str().starts_with(issuer), "at {at}");
     fill_sign_in(&form, "input[name=login]", user, password).await;
+}
+
+/// Signs alice in at the provider and waits for the app's echo at `prefix`,
+/// which must name her; returns the page's source.
+async fn alice_signs_in_to(
+    c: &Client,
+    issuer: &str,
+    prefix: &str,
+    log: impl Fn() -> String,
+) -> String {
+    sign_in_at_provider(c, issuer, "alice", "alice-pw").await;
+    let body = wait_for_page(c, prefix, |t| t.contains("x-forwarded-user"), log).await;
+    assert!(body.contains(r#""x-forwarded-user":"alice""#), "{body}");
+    body
+}
+
+/// A reload is served from the session: the app's echo names alice again.
+async fn assert_reload_still_shows_alice(c: &Client) {
+    c.refresh().await.unwrap();
+    assert!(
+        c.source()
+            .await
+            .unwrap()
+            .contains(r#""x-forwarded-user":"alice""#)
+    );
+}
+
+/// After a login the browser holds the session cookie and no longer the
+/// transaction cookie.
+async fn assert_session_kept_and_transaction_cleared(c: &Client) {
+    let names: Vec<String> = c
+        .get_all_cookies()
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.name().to_string())
+        .collect();
+    assert!(
+        names.iter().any(|n| n == "__Host-portcullis_session"),
+        "{names:?}"
+    );
+    assert!(
+        !names.iter().any(|n| n.contains("portcullis_txn")),
+        "transaction cookie cleared: {names:?}"
+    );
+}
+
+/// Clicks the first element matching `css`.
+async fn click(c: &Client, css: &str) {
+    c.find(Locator::Css(css))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
 }
 
 /// Waits until the page at `prefix` satisfies `done`; returns its source.
@@ -437,15 +440,7 @@ async fn oidc_login_through_nginx_auth_request_in_chromium() {
     c.goto(&format!("{origin}/dash?from=chromium"))
         .await
         .unwrap();
-    sign_in_at_provider(c, &idp.issuer, "alice", "alice-pw").await;
-    let body = wait_for_page(
-        c,
-        &format!("{origin}/dash"),
-        |t| t.contains("x-forwarded-user"),
-        log,
-    )
-    .await;
-    assert!(body.contains(r#""x-forwarded-user":"alice""#), "{body}");
+    let body = alice_signs_in_to(c, &idp.issuer, &format!("{origin}/dash"), log).await;
     assert!(
         body.contains(r#""x-forwarded-groups":"admins,staff""#),
         "{body}"
@@ -473,13 +468,7 @@ async fn oidc_login_through_nginx_auth_request_in_chromium() {
         "transaction cookie cleared: {cookies:?}"
     );
     // A reload is served from the session through nginx's auth_request.
-    c.refresh().await.unwrap();
-    assert!(
-        c.source()
-            .await
-            .unwrap()
-            .contains(r#""x-forwarded-user":"alice""#)
-    );
+    assert_reload_still_shows_alice(c).await;
     let logins = gate
         .log_lines()
         .into_iter()
@@ -492,22 +481,14 @@ async fn oidc_login_through_nginx_auth_request_in_chromium() {
 #[tokio::test]
 async fn refused_user_expired_session_and_logout_in_chromium() {
     let up = TestUpstream::start().await;
-    let port = free_port();
-    let origin = format!("http://localhost:{port}");
-    let idp = OidcIdp::start(&origin, 0, &[]);
     // prompt=login: every login shows the provider's form, so "back at the
     // provider" is visible even while the provider's own session lives.
-    let yaml = at_localhost(
-        &base_yaml(
-            &up.url(),
-            &format!(
-                "access:\n  allowed_groups: [admins]\n{}",
-                oidc_yaml(&idp.issuer, "  extra_auth_params:\n    prompt: login\n")
-            ),
-        ),
-        port,
-    );
-    let gate = Gate::start(&yaml);
+    let (origin, idp, gate) = oidc_gate_at_localhost_with(&up, |issuer| {
+        format!(
+            "access:\n  allowed_groups: [admins]\n{}",
+            oidc_yaml(issuer, "  extra_auth_params:\n    prompt: login\n")
+        )
+    });
     let chrome = Chrome::start().await;
     let c = &chrome.client;
     let log = || gate.log();
@@ -526,14 +507,8 @@ async fn refused_user_expired_session_and_logout_in_chromium() {
         text_of(c, "h1").await,
         "You do not have access to this application"
     );
-    let denied = gate.events("access_denied");
-    assert_eq!(denied.len(), 1, "{denied:?}");
-    assert_eq!(denied[0]["user"], "bob");
-    assert_eq!(
-        denied[0]["rule"],
-        "allowed_groups/allowed_emails/allowed_email_domains/allowed_roles"
-    );
-    let rid = denied[0]["request_id"].as_str().unwrap();
+    let denied = only_denial_of_bob(gate.events("access_denied"));
+    let rid = denied["request_id"].as_str().unwrap();
     assert_eq!(
         text_of(c, ".rid").await,
         format!("403 · request id {rid}"),
@@ -544,15 +519,7 @@ async fn refused_user_expired_session_and_logout_in_chromium() {
 
     // alice signs in.
     c.goto(&format!("{origin}/dash")).await.unwrap();
-    sign_in_at_provider(c, &idp.issuer, "alice", "alice-pw").await;
-    let body = wait_for_page(
-        c,
-        &format!("{origin}/dash"),
-        |t| t.contains("x-forwarded-user"),
-        log,
-    )
-    .await;
-    assert!(body.contains(r#""x-forwarded-user":"alice""#), "{body}");
+    alice_signs_in_to(c, &idp.issuer, &format!("{origin}/dash"), log).await;
 
     // Her session expires (the browser still holds the cookie): the next
     // navigation goes back to the provider, then to the app again.
@@ -834,23 +801,19 @@ async fn new_enable_doctor_and_sign_in_inside_a_systemd_container() {
         CLIENT_SECRET,
     );
     let listen = format!("127.0.0.1:{}", operations_support::free_port());
-    let out = ct.ok(&[
-        "portcullis",
-        "new",
-        "grafana",
-        "--domain",
-        &format!("grafana.test:{tls_port}"),
-        "--upstream",
-        &up.url(),
-        "--oidc",
+    let domain = format!("grafana.test:{tls_port}");
+    let up_url = up.url();
+    let flags = new_oidc_flags(
+        &up_url,
         &idp.issuer,
-        "--client-id",
-        CLIENT_ID,
-        "--client-secret-file",
         "/etc/portcullis/grafana.client-secret",
-        "--listen",
         &listen,
-    ]);
+    );
+    let out = ct.ok(&[
+        &["portcullis", "new", "grafana", "--domain", &domain][..],
+        &flags,
+    ]
+    .concat());
     assert!(out.contains("ok   discovery"), "{out}");
     let report = ct.enable_and_doctor("grafana");
     assert!(report.contains("ok   client"), "{report}");
@@ -941,9 +904,7 @@ async fn new_enable_doctor_and_sign_in_inside_a_systemd_container() {
 /// included).
 #[tokio::test]
 async fn a_form_submitted_after_the_session_ended_reaches_the_app_after_login() {
-    let up = TestUpstream::start().await;
-    let (origin, idp, gate) = oidc_gate_at_localhost(&up);
-    let chrome = Chrome::start().await;
+    let (_up, origin, idp, gate, chrome) = chrome_at_oidc_gate().await;
     let c = &chrome.client;
 
     c.goto(&format!("{origin}/notes")).await.unwrap();
@@ -969,12 +930,7 @@ async fn a_form_submitted_after_the_session_ended_reaches_the_app_after_login() 
         .unwrap();
     // The session ends while the user types.
     c.delete_cookie("__Host-portcullis_session").await.unwrap();
-    c.find(Locator::Css("#send"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(c, "#send").await;
 
     // Signed in again at the provider (with or without its form), back at
     // the app with the form sent.
@@ -1072,12 +1028,7 @@ async fn a_browser_that_refuses_storage_is_told_the_form_cannot_be_kept() {
         r#"<form method="post" action="/notes"><input name="title" value="kept?"><button id="send">Send</button></form>"#,
     )
     .await;
-    c.find(Locator::Css("#send"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(c, "#send").await;
     let text = wait_for_page(
         c,
         &format!("{origin}/notes"),
@@ -1099,9 +1050,7 @@ async fn a_browser_that_refuses_storage_is_told_the_form_cannot_be_kept() {
 /// URL) is dropped, not sent, and the browser stays on the gate.
 #[tokio::test]
 async fn the_resubmit_page_never_posts_to_another_origin() {
-    let up = TestUpstream::start().await;
-    let (origin, _idp, gate) = oidc_gate_at_localhost(&up);
-    let chrome = Chrome::start().await;
+    let (_up, origin, _idp, gate, chrome) = chrome_at_oidc_gate().await;
     let c = &chrome.client;
     let mut failed = Vec::new();
     for target in [

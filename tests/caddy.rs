@@ -120,16 +120,11 @@ async fn forward_auth(unix: bool) {
 
     // Signed in: the app gets the identity Portcullis answered with.
     let cookie = gate.cookie(&alice());
-    let r = get_with_headers(
-        &c,
-        url("/dashboard"),
-        &[("cookie", &cookie), ("x-forwarded-user", "root")],
-    )
-    .await;
-    assert_eq!(r.status(), 200, "caddy log: {}", caddy.log());
-    let v: Value = r.json().await.unwrap();
-    assert_eq!(v["uri"], "/dashboard");
-    assert_eq!(v["headers"]["x-forwarded-user"], "alice");
+    let v =
+        alice_reaches_app_despite_forged_user(&c, url("/dashboard"), &cookie, "/dashboard", || {
+            format!("caddy log: {}", caddy.log())
+        })
+        .await;
     assert_eq!(v["headers"]["x-forwarded-groups"], "admins,staff");
 
     // Browser without a session: straight to the sign-in page.
@@ -329,12 +324,7 @@ async fn caddy_forward_auth_believes_only_its_header_family() {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let send = async |head: String| send_tcp(addr, &head).await;
     let mut results = run_family_cases(&format!("app.test:{port}"), &cases, &app, send).await;
-    let refused = gate.events("request_refused");
-    results.check(
-        "request_refused audit events",
-        all_refused_as_disagreeing(&refused, 3),
-        || format!("{refused:?}"),
-    );
+    check_refused_as_disagreeing(&mut results, &gate.events("request_refused"), 3);
     results.finish();
 }
 
@@ -382,28 +372,17 @@ async fn oidc_login_through_caddy_forward_auth() {
     };
 
     let b = browser();
-    let (form, trail) = b.follow(&format!("{origin}/dashboard?tab=2")).await;
-    assert!(
-        form.url
-            .starts_with(&format!("{}/interaction/", idp.issuer))
-            && form.body.contains("login-form"),
-        "at the provider's login form: {trail:?}\n{}\ncaddy: {}",
-        form.body,
-        caddy.log()
-    );
+    let (form, trail) = b
+        .follow_to_login_form(&format!("{origin}/dashboard?tab=2"), &idp.issuer, || {
+            format!("caddy: {}", caddy.log())
+        })
+        .await;
     assert_eq!(
         trail[1],
         format!("{origin}/.portcullis/login?rd=%2Fdashboard%3Ftab%3D2"),
         "Caddy passed Portcullis' redirect to its sign-in URL"
     );
-    let (page, trail) = b.submit_login_and_follow(&form, "alice", "alice-pw").await;
-    assert_eq!(
-        page.status,
-        200,
-        "{trail:?}\n{}\ngate:\n{}",
-        page.body,
-        gate.log()
-    );
+    let (page, trail) = b.submit_alice_login_to_200(&form, || gate.log()).await;
     assert_eq!(page.url, format!("{origin}/dashboard?tab=2"));
     assert!(
         trail
@@ -422,16 +401,8 @@ async fn oidc_login_through_caddy_forward_auth() {
 
     // bob is not in allowed_groups: the 403 page after a complete login.
     let b = browser();
-    let (page, _) = b
-        .sign_in(&format!("{origin}/dashboard"), "bob", "bob-pw")
+    b.assert_bob_signs_in_to_403(&format!("{origin}/dashboard"))
         .await;
-    assert_eq!(page.status, 403, "{}", page.body);
-    assert!(
-        page.body
-            .contains("You do not have access to this application"),
-        "{}",
-        page.body
-    );
     let denied = gate.events("access_denied");
     assert_eq!(denied.len(), 1, "{denied:?}");
     assert_eq!(denied[0]["user"], "bob");

@@ -5,7 +5,7 @@ mod common;
 
 use std::process::{Command, Output};
 
-use common::{bin, uid_of};
+use common::{bin, keygen, uid_of};
 
 fn check(yaml: &str, env: &[(&str, &str)]) -> Output {
     let dir = tempfile::tempdir().unwrap();
@@ -131,11 +131,7 @@ fn keygen_writes_a_private_key_ring_and_rotates() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("keys.json");
-    let o = Command::new(bin())
-        .args(["keygen", "--out"])
-        .arg(&path)
-        .output()
-        .unwrap();
+    let o = keygen(&path);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(
         std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
@@ -147,11 +143,7 @@ fn keygen_writes_a_private_key_ring_and_rotates() {
         .kid
         .clone();
     // Refuses to overwrite (that would log everyone out).
-    let o = Command::new(bin())
-        .args(["keygen", "--out"])
-        .arg(&path)
-        .output()
-        .unwrap();
+    let o = keygen(&path);
     assert_eq!(o.status.code(), Some(1));
     let o = Command::new(bin())
         .args(["keygen", "--rotate", "--out"])
@@ -314,11 +306,7 @@ fn check_config_fails_on_a_key_file_the_service_user_cannot_read() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let keys = dir.path().join("keys.json");
-    let o = Command::new(bin())
-        .args(["keygen", "--out"])
-        .arg(&keys)
-        .output()
-        .unwrap();
+    let o = keygen(&keys);
     assert!(o.status.success(), "{}", stderr(&o));
     std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o600)).unwrap();
     let path = dir.path().join("c.yaml");

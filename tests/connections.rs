@@ -386,12 +386,7 @@ async fn at_most_max_connections_are_served_at_once_and_the_rest_after() {
     assert_eq!(up.served.load(Ordering::SeqCst), CLIENTS);
 
     // The process is alive and healthy, and says what its cap is.
-    let r = client()
-        .get(gate.url("/.portcullis/health"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    assert_health_ok(gate.url("/.portcullis/health")).await;
     // Once the clients' connections have closed, the gauge counts only
     // the scraper's own (one kept-alive connection): waited for, since a
     // close reaches the gate a moment after the client drops it.

@@ -30,13 +30,7 @@ async fn a_wrong_client_secret_shows_the_misconfigured_page_and_logs_the_fix() {
     let resp = b.submit_login(&form, "alice", "alice-pw").await;
     let (page, _) = b.follow_response(resp, &form.url).await;
 
-    assert_eq!(page.status, 500, "{}", page.body);
-    assert!(
-        page.body
-            .contains("Sign-in to this application is misconfigured"),
-        "{}",
-        page.body
-    );
+    page.assert_shows(500, "Sign-in to this application is misconfigured");
     let rid = page.headers["x-request-id"].to_str().unwrap().to_string();
     assert!(page.body.contains(&rid), "the page shows the request id");
     for raw in ["invalid_client", "client_secret", "token endpoint"] {

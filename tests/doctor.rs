@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime};
 
 use common::cases::Cases;
 use common::oidc::{CLIENT_ID, CLIENT_SECRET, OidcIdp};
-use common::{Gate, TestUpstream, base_yaml, bin, free_port, uid_of};
+use common::{Gate, TestUpstream, base_yaml, bin, free_port, keygen, uid_of};
 use serde_json::{Value, json};
 
 struct Run {
@@ -79,6 +79,21 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, text).unwrap();
     p
+}
+
+/// An app, a fresh directory and in it `app.yaml`, the plain config for the
+/// app with the gate on `port` (one an nginx site can name): (app, dir, port,
+/// config).
+async fn app_with_plain_config() -> (TestUpstream, tempfile::TempDir, u16, PathBuf) {
+    let up = TestUpstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = write(
+        dir.path(),
+        "app.yaml",
+        &yaml(dir.path(), &up.url(), port, ""),
+    );
+    (up, dir, port, config)
 }
 
 /// A gate config for domain `app.test` with the key file in `dir`.
@@ -424,14 +439,7 @@ async fn saml_signing_certificate_expired_or_expiring() {
 
 #[tokio::test]
 async fn nginx_site_faults_from_a_real_nginx_configuration() {
-    let up = TestUpstream::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let config = write(
-        dir.path(),
-        "app.yaml",
-        &yaml(dir.path(), &up.url(), port, ""),
-    );
+    let (_up, _dir, port, config) = app_with_plain_config().await;
     let mut cases = Cases::new();
     let good = |d: &Path| nginx_site(d, port);
     type Edit = fn(String) -> String;
@@ -480,9 +488,7 @@ async fn nginx_site_faults_from_a_real_nginx_configuration() {
 /// (`session.groups`) makes the same site fine.
 #[tokio::test]
 async fn nginx_stock_buffers_are_named_unless_the_session_fits() {
-    let up = TestUpstream::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let (up, dir, port, config) = app_with_plain_config().await;
     let stock = |s: String| -> String {
         s.lines()
             .filter(|l| {
@@ -500,11 +506,6 @@ async fn nginx_stock_buffers_are_named_unless_the_session_fits() {
 
     // The defaults fit stock nginx: the many-group user gets Portcullis'
     // own page, which doctor says.
-    let config = write(
-        dir.path(),
-        "app.yaml",
-        &yaml(dir.path(), &up.url(), port, ""),
-    );
     let run = doctor(&config, &nginx);
     assert_eq!(run.status("nginx"), "ok", "{}", run.messages("nginx"));
     assert_eq!(run.status("cookie_size"), "warn");
@@ -553,11 +554,7 @@ async fn key_file_the_service_user_cannot_read() {
         &yaml(dir.path(), &up.url(), free_port(), ""),
     );
     let keys = dir.path().join("keys.json");
-    let o = Command::new(bin())
-        .args(["keygen", "--out"])
-        .arg(&keys)
-        .output()
-        .unwrap();
+    let o = keygen(&keys);
     assert!(o.status.success());
     std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o600)).unwrap();
     // Created by root: the service user (nobody, which every system has)

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use common::cases::Cases;
-use common::oidc::{CLIENT_ID, CLIENT_SECRET, OidcIdp};
+use common::oidc::{CLIENT_SECRET, OidcIdp, new_oidc_flags};
 use common::{TestUpstream, bin, free_port};
 use serde_json::Value;
 
@@ -287,23 +287,11 @@ async fn oidc_domain_against_the_real_provider_passes_check_config_and_doctor() 
     let dir = tempfile::tempdir().unwrap();
     let secret = secret_file(dir.path());
     let listen = format!("127.0.0.1:{}", free_port());
+    let up_url = up.url();
+    let flags = new_oidc_flags(&up_url, &idp.issuer, secret.to_str().unwrap(), &listen);
     let o = new(
         dir.path(),
-        &[
-            "app",
-            "--domain",
-            "app.test",
-            "--upstream",
-            &up.url(),
-            "--oidc",
-            &idp.issuer,
-            "--client-id",
-            CLIENT_ID,
-            "--client-secret-file",
-            secret.to_str().unwrap(),
-            "--listen",
-            &listen,
-        ],
+        &[&["app", "--domain", "app.test"][..], &flags].concat(),
     );
     let out = text(&o);
     assert!(o.status.success(), "{out}");

@@ -102,20 +102,18 @@ async fn return_url_after_login_stays_on_this_origin() {
 #[tokio::test]
 async fn user_outside_allowed_groups_gets_403_after_login() {
     let s = setup("access:\n  allowed_groups: [admins]\n", "", &[]).await;
-    let b = Browser::new();
-    let page = login(&b, &s, "/", "bob", "bob-pw").await;
-    assert_eq!(page.status, 403);
-    assert!(
-        page.body
-            .contains("You do not have access to this application")
-    );
-    let denied = s.gate.only_event("access_denied");
-    assert_eq!(denied["user"], "bob");
-    assert_eq!(
-        denied["rule"],
-        "allowed_groups/allowed_emails/allowed_email_domains/allowed_roles"
-    );
+    let (b, page) = login_in_new_browser(&s, "bob").await;
+    page.assert_shows(403, "You do not have access to this application");
+    only_denial_of_bob(s.gate.events("access_denied"));
     b.assert_no_session(&s.origin);
+}
+
+/// `user`'s login at `/` in a browser of its own, kept for the checks on
+/// the session it leaves (or does not).
+async fn login_in_new_browser(s: &Setup, user: &str) -> (Browser, Page) {
+    let b = Browser::new();
+    let page = login(&b, s, "/", user, &format!("{user}-pw")).await;
+    (b, page)
 }
 
 /// Entra ID group overage, from the real provider: the ID token carries
@@ -124,14 +122,10 @@ async fn user_outside_allowed_groups_gets_403_after_login() {
 #[tokio::test]
 async fn group_overage_refuses_the_login_and_names_the_fix() {
     let s = setup("", "", &[]).await;
-    let b = Browser::new();
-    let page = login(&b, &s, "/", "dave", "dave-pw").await;
-    assert_eq!(page.status, 500, "{}", page.body);
-    assert!(
-        page.body
-            .contains("Ask the administrator of this application to limit the groups sent for it."),
-        "{}",
-        page.body
+    let (b, page) = login_in_new_browser(&s, "dave").await;
+    page.assert_shows(
+        500,
+        "Ask the administrator of this application to limit the groups sent for it.",
     );
     let failed = s.gate.only_event("login_failed");
     assert_eq!(
@@ -418,15 +412,7 @@ async fn login_loop_ends_on_an_explaining_page() {
             b.jar
                 .add_cookie_str(&format!("{carried}; Path=/"), &s.origin.parse().unwrap());
         }
-        let (form, _) = b.follow(&format!("{}/", s.origin)).await;
-        let resp = b.submit_login(&form, "alice", "alice-pw").await;
-        let cb = b
-            .follow_until(
-                resp,
-                &form.url,
-                &format!("{}/.portcullis/oidc/callback", s.origin),
-            )
-            .await;
+        let cb = callback_in(&b, &s, "alice").await;
         let done = b
             .http
             .get(&cb)
@@ -473,16 +459,21 @@ async fn login_loop_ends_on_an_explaining_page() {
 /// Starts a login and returns (callback URL from the provider, Browser).
 async fn callback_for(s: &Setup, user: &str) -> (String, Browser) {
     let b = Browser::new();
+    let cb = callback_in(&b, s, user).await;
+    (cb, b)
+}
+
+/// `user`'s login in `b` up to the provider's answer: the callback URL,
+/// not yet visited.
+async fn callback_in(b: &Browser, s: &Setup, user: &str) -> String {
     let (form, _) = b.follow(&format!("{}/", s.origin)).await;
     let resp = b.submit_login(&form, user, &format!("{user}-pw")).await;
-    let cb = b
-        .follow_until(
-            resp,
-            &form.url,
-            &format!("{}/.portcullis/oidc/callback", s.origin),
-        )
-        .await;
-    (cb, b)
+    b.follow_until(
+        resp,
+        &form.url,
+        &format!("{}/.portcullis/oidc/callback", s.origin),
+    )
+    .await
 }
 
 fn param(url: &str, name: &str) -> String {
@@ -700,17 +691,13 @@ impl ForgedTokenEndpoint {
 
 #[tokio::test]
 async fn forged_id_tokens_are_refused() {
-    let forge = ForgedTokenEndpoint::start().await;
-    let up = TestUpstream::start().await;
-    let port = free_port();
-    let origin = format!("http://127.0.0.1:{port}");
-    let idp = OidcIdp::start(&origin, 0, &[]);
-    let explicit = format!(
-        "  discovery: false\n  authorization_endpoint: {iss}/auth\n  jwks_uri: {iss}/jwks\n  token_endpoint: {}\n",
-        forge.url,
-        iss = idp.issuer
-    );
-    let gate = Gate::start(&gate_yaml(&up, port, &idp.issuer, "", &explicit));
+    let Forged {
+        forge,
+        idp,
+        gate,
+        origin,
+        _up,
+    } = Forged::start_with_keys(false).await;
     let now = portcullis::session::now();
 
     // Each case: (name, alg, claims changes); all else correct.
@@ -858,17 +845,26 @@ struct Forged {
 
 impl Forged {
     async fn start() -> Forged {
+        Forged::start_with_keys(true).await
+    }
+
+    /// The same gate, its key set fetched through the forge's counting front
+    /// when `through_forge`, else straight from the provider.
+    async fn start_with_keys(through_forge: bool) -> Forged {
         let forge = ForgedTokenEndpoint::start().await;
         let up = TestUpstream::start().await;
         let port = free_port();
         let origin = format!("http://127.0.0.1:{port}");
         let idp = OidcIdp::start(&origin, 0, &[]);
-        *forge.jwks_source.lock().unwrap() = format!("{}/jwks", idp.issuer);
+        let jwks_uri = if through_forge {
+            *forge.jwks_source.lock().unwrap() = format!("{}/jwks", idp.issuer);
+            forge.jwks_url()
+        } else {
+            format!("{}/jwks", idp.issuer)
+        };
         let explicit = format!(
-            "  discovery: false\n  authorization_endpoint: {}/auth\n  jwks_uri: {}\n  token_endpoint: {}\n",
-            idp.issuer,
-            forge.jwks_url(),
-            forge.url,
+            "  discovery: false\n  authorization_endpoint: {}/auth\n  jwks_uri: {jwks_uri}\n  token_endpoint: {}\n",
+            idp.issuer, forge.url,
         );
         let gate = Gate::start(&gate_yaml(&up, port, &idp.issuer, "", &explicit));
         Forged {

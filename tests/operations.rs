@@ -11,7 +11,7 @@ mod operations_support;
 
 use std::time::Duration;
 
-use common::{BROWSER_ACCEPT, TestUpstream, alice, bob, client, get_text};
+use common::{BROWSER_ACCEPT, TestUpstream, alice, assert_health_ok, bob, client, get_text};
 use operations_support::*;
 use serde_json::Value;
 
@@ -41,12 +41,7 @@ async fn ready_is_sent_after_bind_and_reload_reports_to_systemd() {
     let msg = String::from_utf8_lossy(&buf[..n]).to_string();
     assert!(msg.lines().any(|l| l == "READY=1"), "{msg}");
     // Ready means bound: the port answers now.
-    let r = client()
-        .get(gate.url("/.portcullis/health"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    assert_health_ok(gate.url("/.portcullis/health")).await;
 
     gate.hup_and_wait(1);
     let n = sock.recv(&mut buf).unwrap();

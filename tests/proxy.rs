@@ -170,6 +170,16 @@ async fn sigterm_lets_in_flight_requests_finish() {
     );
 }
 
+/// GETs `/x` through `gate` with alice's session cookie.
+async fn get_x_as_alice(c: &reqwest::Client, gate: &Gate) -> reqwest::Response {
+    get_with_headers(
+        c,
+        gate.url("/x"),
+        &[("cookie", &gate.session_cookie(&alice()))],
+    )
+    .await
+}
+
 #[tokio::test]
 async fn https_upstream_is_verified_unless_told_otherwise() {
     let (up, ca_pem) = TestUpstream::start_tls().await;
@@ -198,12 +208,7 @@ async fn https_upstream_is_verified_unless_told_otherwise() {
         "  timeout: 3s\n",
         &format!("  timeout: 3s\n  ca_file: {}\n", ca.display()),
     ));
-    let r = get_with_headers(
-        &c,
-        gate.url("/x"),
-        &[("cookie", &gate.session_cookie(&alice()))],
-    )
-    .await;
+    let r = get_x_as_alice(&c, &gate).await;
     assert_eq!(r.status(), 200);
     let v: serde_json::Value = r.json().await.unwrap();
     assert_eq!(v["headers"]["x-forwarded-user"], "alice");
@@ -214,12 +219,7 @@ async fn https_upstream_is_verified_unless_told_otherwise() {
         &base_yaml(&up.https_url(), "")
             .replace("  timeout: 3s\n", "  timeout: 3s\n  tls_verify: false\n"),
     );
-    let r = get_with_headers(
-        &c,
-        gate.url("/x"),
-        &[("cookie", &gate.session_cookie(&alice()))],
-    )
-    .await;
+    let r = get_x_as_alice(&c, &gate).await;
     assert_eq!(r.status(), 200);
 }
 

@@ -1240,16 +1240,28 @@ async fn logout_is_local_and_single_logout_goes_through_the_idp() {
     assert_eq!(b.get(&gate.url("/")).await.status(), 302);
 
     // The IdP ends its session and answers at the SP's SLO endpoint.
-    let rest = through_idp_logout(&mut b, loc).await;
+    idp_logout_returns_to(&mut b, &gate, loc, "/bye").await;
+    // And the IdP session is over: the next login asks again.
+    assert_idp_asks_for_the_password_again(&mut b, &gate).await;
+}
+
+/// The IdP's half of an SP-initiated logout: follows the LogoutRequest at
+/// `loc` to the SP's SLO endpoint, which must send the browser on to `to`.
+async fn idp_logout_returns_to(b: &mut Browser, gate: &Gate, loc: String, to: &str) {
+    let rest = through_idp_logout(b, loc).await;
     assert!(
         rest.starts_with("/.portcullis/saml/slo?SAMLResponse="),
         "{rest}"
     );
     let resp = b.get(&gate.url(&rest)).await;
     assert_eq!(resp.status(), 302);
-    assert_eq!(resp.headers()["location"], "/bye");
-    // And the IdP session is over: the next login asks again.
-    let idp_url = start_login(&mut b, &gate, "/").await;
+    assert_eq!(resp.headers()["location"], to);
+}
+
+/// After a single logout the IdP's own session is over too: the next login
+/// meets its password form.
+async fn assert_idp_asks_for_the_password_again(b: &mut Browser, gate: &Gate) {
+    let idp_url = start_login(b, gate, "/").await;
     let (_, page) = b.follow(idp_url).await;
     assert!(page.contains("password"), "IdP session survived the logout");
 }
@@ -1333,24 +1345,12 @@ async fn sp_logout_names_the_session_as_issued_and_ends_on_the_signed_out_page()
     );
 
     // The IdP ends its session; its answer lands on the signed-out page.
-    let rest = through_idp_logout(&mut b, loc).await;
-    assert!(
-        rest.starts_with("/.portcullis/saml/slo?SAMLResponse="),
-        "{rest}"
-    );
-    let resp = b.get(&gate.url(&rest)).await;
-    assert_eq!(resp.status(), 302);
-    assert_eq!(resp.headers()["location"], "/.portcullis/signed-out");
+    idp_logout_returns_to(&mut b, &gate, loc, "/.portcullis/signed-out").await;
     let page = b.get(&gate.url("/.portcullis/signed-out")).await;
     assert_eq!(page.status(), 200);
     assert!(page.text().await.unwrap().contains("You are signed out"));
     // And the IdP session is over: the next login asks for the password.
-    let idp_url = start_login(&mut b, &gate, "/").await;
-    let (_, idp_page) = b.follow(idp_url).await;
-    assert!(
-        idp_page.contains("password"),
-        "IdP session survived the logout"
-    );
+    assert_idp_asks_for_the_password_again(&mut b, &gate).await;
 
     // An IdP that refuses the request: the user is told, signed out here,
     // and the log names what to check.

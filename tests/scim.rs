@@ -27,13 +27,17 @@ const PATCH_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 /// that lets people in, with the upstream it is in front of (which stops
 /// when dropped).
 async fn scim_gate() -> (TestUpstream, Gate) {
+    scim_gate_after("access:\n  allowed_groups: [admins]\n").await
+}
+
+/// A gate whose config is `before` and then SCIM on (token named `okta`),
+/// with its upstream.
+async fn scim_gate_after(before: &str) -> (TestUpstream, Gate) {
     let up = TestUpstream::start().await;
     let hash = hex::encode(portcullis::policy::tokens::sha256(TOKEN));
     let gate = Gate::start(&base_yaml(
         &up.url(),
-        &format!(
-            "access:\n  allowed_groups: [admins]\nscim:\n  tokens:\n    - name: okta\n      sha256: {hash}\n"
-        ),
+        &format!("{before}scim:\n  tokens:\n    - name: okta\n      sha256: {hash}\n"),
     ));
     (up, gate)
 }
@@ -133,6 +137,23 @@ async fn call(
         serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"))
     };
     (status, ct, body)
+}
+
+/// A provider's `POST /Users` creating the user `body` describes, with `auth`.
+async fn post_user(gate: &Gate, auth: &str, body: &str) -> (u16, String, Value) {
+    call(gate, "POST", "/Users", Some(auth), Some(body)).await
+}
+
+/// A provider's `PATCH /Users/{id}` with the operations in `body`, with `auth`.
+async fn patch_user(gate: &Gate, auth: &str, id: &str, body: &str) -> (u16, String, Value) {
+    call(
+        gate,
+        "PATCH",
+        &format!("/Users/{id}"),
+        Some(auth),
+        Some(body),
+    )
+    .await
 }
 
 fn bearer() -> String {
@@ -292,14 +313,10 @@ async fn leaving_a_group_that_an_access_rule_names_ends_the_members_session() {
 /// rule's groups.
 #[tokio::test]
 async fn a_group_change_that_alters_a_role_or_a_path_rule_ends_the_members_session() {
-    let up = TestUpstream::start().await;
-    let hash = hex::encode(portcullis::policy::tokens::sha256(TOKEN));
-    let gate = Gate::start(&base_yaml(
-        &up.url(),
-        &format!(
-            "roles:\n  - name: editor\n    groups: [editors]\ndefault_role: viewer\naccess:\n  rules:\n    - description: Audit trail\n      paths: [{{prefix: /audit/}}]\n      allowed_groups: [auditors]\nscim:\n  tokens:\n    - name: okta\n      sha256: {hash}\n"
-        ),
-    ));
+    let (_up, gate) = scim_gate_after(
+        "roles:\n  - name: editor\n    groups: [editors]\ndefault_role: viewer\naccess:\n  rules:\n    - description: Audit trail\n      paths: [{prefix: /audit/}]\n      allowed_groups: [auditors]\n",
+    )
+    .await;
     let id_of = |v: Value| v["id"].as_str().unwrap().to_string();
     let alice = gate.session_cookie(&person("alice@example.com"));
     let bob = gate.session_cookie(&person("bob@example.com"));
@@ -341,16 +358,10 @@ async fn entra_ids_calls_are_understood() {
     let (_up, gate) = scim_gate().await;
     let erin = gate.session_cookie(&person("erin@contoso.example"));
     let auth = bearer();
-    let (s, ct, created) = call(
-        &gate,
-        "POST",
-        "/Users",
-        Some(&auth),
-        Some(&format!(
-            r#"{{"schemas":["{USER_SCHEMA}","urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"],"externalId":"0a1b-entra","userName":"erin@contoso.example","active":true,"displayName":"Erin","emails":[{{"primary":true,"type":"work","value":"erin@contoso.example"}}],"name":{{"givenName":"Erin"}},"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User":{{"department":"R&D"}}}}"#
-        )),
-    )
-    .await;
+    let erin_json = format!(
+        r#"{{"schemas":["{USER_SCHEMA}","urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"],"externalId":"0a1b-entra","userName":"erin@contoso.example","active":true,"displayName":"Erin","emails":[{{"primary":true,"type":"work","value":"erin@contoso.example"}}],"name":{{"givenName":"Erin"}},"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User":{{"department":"R&D"}}}}"#
+    );
+    let (s, ct, created) = post_user(&gate, &auth, &erin_json).await;
     assert_eq!((s, ct.as_str()), (201, SCIM_JSON), "{created}");
     let id = created["id"].as_str().unwrap().to_string();
     assert_eq!(created["externalId"], "0a1b-entra");
@@ -373,16 +384,10 @@ async fn entra_ids_calls_are_understood() {
     assert_eq!(found["Resources"][0]["id"], id.as_str());
 
     // Entra's deactivation: `Replace`, a path, and the boolean as a string.
-    let (s, _, patched) = call(
-        &gate,
-        "PATCH",
-        &format!("/Users/{id}"),
-        Some(&auth),
-        Some(&format!(
-            r#"{{"schemas":["{PATCH_SCHEMA}"],"Operations":[{{"op":"Replace","path":"active","value":"False"}}]}}"#
-        )),
-    )
-    .await;
+    let deactivate = format!(
+        r#"{{"schemas":["{PATCH_SCHEMA}"],"Operations":[{{"op":"Replace","path":"active","value":"False"}}]}}"#
+    );
+    let (s, _, patched) = patch_user(&gate, &auth, &id, &deactivate).await;
     assert_eq!(s, 200, "{patched}");
     assert_eq!(patched["active"], false);
     assert_eq!(status(&gate, &erin).await, 401);
@@ -623,29 +628,16 @@ async fn a_user_name_in_another_case_ends_that_users_sessions() {
     let alice = gate.session_cookie(&person("alice@example.com"));
     let bob = gate.session_cookie(&person("bob@example.com"));
     let auth = bearer();
-    let (s, _, created) = call(
-        &gate,
-        "POST",
-        "/Users",
-        Some(&auth),
-        Some(&format!(
-            r#"{{"schemas":["{USER_SCHEMA}"],"userName":"Alice@Example.com","active":true}}"#
-        )),
-    )
-    .await;
+    let alice_json =
+        format!(r#"{{"schemas":["{USER_SCHEMA}"],"userName":"Alice@Example.com","active":true}}"#);
+    let (s, _, created) = post_user(&gate, &auth, &alice_json).await;
     assert_eq!(s, 201, "{created}");
     let id = created["id"].as_str().unwrap().to_string();
     assert_eq!(status(&gate, &alice).await, 200);
-    let (s, _, patched) = call(
-        &gate,
-        "PATCH",
-        &format!("/Users/{id}"),
-        Some(&auth),
-        Some(&format!(
-            r#"{{"schemas":["{PATCH_SCHEMA}"],"Operations":[{{"op":"replace","value":{{"active":false}}}}]}}"#
-        )),
-    )
-    .await;
+    let deactivate = format!(
+        r#"{{"schemas":["{PATCH_SCHEMA}"],"Operations":[{{"op":"replace","value":{{"active":false}}}}]}}"#
+    );
+    let (s, _, patched) = patch_user(&gate, &auth, &id, &deactivate).await;
     assert_eq!(s, 200, "{patched}");
     assert_eq!(revoked(&gate), [scim_revocation("Alice@Example.com")]);
     assert_eq!(status(&gate, &alice).await, 401, "alice's session kept");

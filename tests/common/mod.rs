@@ -599,6 +599,36 @@ pub fn check_config_with(extra: &str) -> std::process::Output {
         .unwrap()
 }
 
+/// The gate's health check at `health_url` answers 200: the process is up
+/// and serving.
+pub async fn assert_health_ok(health_url: String) {
+    let r = client().get(health_url).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+/// Runs `portcullis keygen --out out`: a new key ring there, or the next
+/// key in the one already there.
+pub fn keygen(out: &Path) -> std::process::Output {
+    Command::new(bin())
+        .args(["keygen", "--out"])
+        .arg(out)
+        .output()
+        .unwrap()
+}
+
+/// The one `access_denied` event of a login by bob, who is outside
+/// allowed_groups: it must name bob and the membership rule. Returned for
+/// the test's further checks.
+pub fn only_denial_of_bob(denied: Vec<serde_json::Value>) -> serde_json::Value {
+    assert_eq!(denied.len(), 1, "{denied:?}");
+    assert_eq!(denied[0]["user"], "bob");
+    assert_eq!(
+        denied[0]["rule"],
+        "allowed_groups/allowed_emails/allowed_email_domains/allowed_roles"
+    );
+    denied.into_iter().next().unwrap()
+}
+
 /// An API client's GET with a session cookie: it accepts JSON, so a refusal
 /// is a 401 rather than a redirect to the IdP.
 pub async fn api_get(c: &reqwest::Client, url: String, cookie: &str) -> reqwest::Response {

@@ -136,11 +136,41 @@ pub fn assert_alice_at_app(page: &Page) -> Value {
     v
 }
 
+/// The `portcullis new` flags of an OIDC app: its upstream, the provider,
+/// the test client with its secret file, and where the gate listens.
+pub fn new_oidc_flags<'a>(
+    upstream: &'a str,
+    issuer: &'a str,
+    secret_file: &'a str,
+    listen: &'a str,
+) -> [&'a str; 10] {
+    [
+        "--upstream",
+        upstream,
+        "--oidc",
+        issuer,
+        "--client-id",
+        CLIENT_ID,
+        "--client-secret-file",
+        secret_file,
+        "--listen",
+        listen,
+    ]
+}
+
 pub struct Page {
     pub status: u16,
     pub url: String,
     pub body: String,
     pub headers: reqwest::header::HeaderMap,
+}
+
+impl Page {
+    /// The page is a `status` page saying `text`; if not, its body shows.
+    pub fn assert_shows(&self, status: u16, text: &str) {
+        assert_eq!(self.status, status, "{}", self.body);
+        assert!(self.body.contains(text), "{}", self.body);
+    }
 }
 
 impl Browser {
@@ -262,6 +292,52 @@ impl Browser {
     ) -> (Page, Vec<String>) {
         let resp = self.submit_login(form, user, password).await;
         self.follow_response(resp, &form.url).await
+    }
+
+    /// Follows `start` as a browser with no session does, to the provider's
+    /// login form; `log()` shows what the proxy in front saw if it ends elsewhere.
+    pub async fn follow_to_login_form(
+        &self,
+        start: &str,
+        issuer: &str,
+        log: impl FnOnce() -> String,
+    ) -> (Page, Vec<String>) {
+        let (form, trail) = self.follow(start).await;
+        assert!(
+            form.url.starts_with(&format!("{issuer}/interaction/"))
+                && form.body.contains("login-form"),
+            "at the provider's login form: {trail:?}\n{}\n{}",
+            form.body,
+            log()
+        );
+        (form, trail)
+    }
+
+    /// Submits alice's login on the provider's `form` and follows it back: it
+    /// must end on a 200 page, else the trail, page and `gate_log()` say why.
+    pub async fn submit_alice_login_to_200(
+        &self,
+        form: &Page,
+        gate_log: impl FnOnce() -> String,
+    ) -> (Page, Vec<String>) {
+        let (page, trail) = self
+            .submit_login_and_follow(form, "alice", "alice-pw")
+            .await;
+        assert_eq!(
+            page.status,
+            200,
+            "{trail:?}\n{}\ngate:\n{}",
+            page.body,
+            gate_log()
+        );
+        (page, trail)
+    }
+
+    /// Signs bob, who is outside allowed_groups, in at `start` to the end:
+    /// the provider lets him in, Portcullis answers with the 403 page.
+    pub async fn assert_bob_signs_in_to_403(&self, start: &str) {
+        let (page, _) = self.sign_in(start, "bob", "bob-pw").await;
+        page.assert_shows(403, "You do not have access to this application");
     }
 
     /// A sign-in from scratch for a test that checks only where it ends:

@@ -620,6 +620,16 @@ pub async fn run_family_cases(
     results
 }
 
+/// Records in `results` whether the `refused` (request_refused audit
+/// events) are the `n` refusals of a disagreeing forwarded header.
+pub fn check_refused_as_disagreeing(results: &mut Cases, refused: &[serde_json::Value], n: usize) {
+    results.check(
+        "request_refused audit events",
+        all_refused_as_disagreeing(refused, n),
+        || format!("{refused:?}"),
+    );
+}
+
 /// Whether `refused` (request_refused audit events) are exactly `n`, each
 /// for a forwarded header that disagrees with the request.
 pub fn all_refused_as_disagreeing(refused: &[serde_json::Value], n: usize) -> bool {

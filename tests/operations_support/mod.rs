@@ -157,6 +157,26 @@ impl Gate {
     }
 }
 
+/// A signed-in GET through a front proxy that also forges
+/// `X-Forwarded-User: root`: the app must answer 200 (else `why()` shows the
+/// proxy's log) for `uri` and see alice, never the forged name. Returns the
+/// echo for the test's own header checks.
+pub async fn alice_reaches_app_despite_forged_user(
+    c: &reqwest::Client,
+    url: String,
+    cookie: &str,
+    uri: &str,
+    why: impl FnOnce() -> String,
+) -> serde_json::Value {
+    let r =
+        common::get_with_headers(c, url, &[("cookie", cookie), ("x-forwarded-user", "root")]).await;
+    assert_eq!(r.status(), 200, "{}", why());
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["uri"], uri);
+    assert_eq!(v["headers"]["x-forwarded-user"], "alice");
+    v
+}
+
 fn resolve(yaml: &str, dir: &Path) -> String {
     yaml.replace("KEYFILE", dir.join("keys.json").to_str().unwrap())
         .replace("DIR", dir.to_str().unwrap())
