@@ -158,4 +158,27 @@ mod tests {
         assert!(!contains(&s, &format!("{long}a")));
         assert!(!contains(&s, "x-z"));
     }
+
+    #[test]
+    fn an_empty_prefix_matches_nothing() {
+        // Were it kept, every header would start with it.
+        let mut s = NameSet::new();
+        s.insert_prefix("");
+        s.insert_prefix("_");
+        assert!(!contains(&s, "accept"));
+        assert!(!contains(&s, "x-forwarded-user"));
+        assert!(contains(&s, "-x"), "`_` is a prefix of one byte, `-`");
+    }
+
+    #[test]
+    fn a_long_prefix_is_filed_under_its_first_and_third_bytes() {
+        // Only the candidates of one bucket are compared on the request path.
+        let mut s = NameSet::new();
+        s.insert_prefix("X-WebAuth-");
+        s.insert_prefix("X-WebAuth-");
+        assert!(s.short_prefixes.is_empty());
+        assert_eq!(s.prefixes[bucket(b'x', b'w')].len(), 1, "once");
+        let filed: usize = s.prefixes.iter().map(Vec::len).sum();
+        assert_eq!(filed, 1);
+    }
 }
