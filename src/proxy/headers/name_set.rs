@@ -181,4 +181,20 @@ mod tests {
         let filed: usize = s.prefixes.iter().map(Vec::len).sum();
         assert_eq!(filed, 1);
     }
+
+    #[test]
+    fn a_name_in_two_spellings_is_kept_once() {
+        // Every kept copy is compared on every request.
+        let mut s = NameSet::new();
+        s.insert_exact("Remote-User");
+        s.insert_exact("remote_user");
+        s.insert_exact("");
+        assert_eq!(s.exact[11], b"remote-user");
+        assert!(
+            s.exact
+                .iter()
+                .enumerate()
+                .all(|(n, v)| n == 11 || v.is_empty())
+        );
+    }
 }
