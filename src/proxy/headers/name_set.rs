@@ -197,4 +197,16 @@ mod tests {
                 .all(|(n, v)| n == 11 || v.is_empty())
         );
     }
+
+    #[test]
+    fn prefixes_that_differ_in_the_third_byte_never_share_a_bucket() {
+        // `x-a…`, `x-w…`: a name is compared with its own bucket only.
+        let mut s = NameSet::new();
+        for c in 'a'..='z' {
+            s.insert_prefix(&format!("x-{c}-"));
+        }
+        let used = s.prefixes.iter().filter(|b| !b.is_empty()).count();
+        assert_eq!(used, 26);
+        assert!(contains(&s, "X_Q_Anything"));
+    }
 }
