@@ -511,7 +511,11 @@ def main():
 
         cfg = os.path.join(d, "gate.yaml")
         with open(cfg, "w") as f:
-            f.write(gate_yaml(d, ports["gate"], ports["up"]))
+            # Room for every idle connection of the memory test (the
+            # default connections.max is 4096; more would wait unanswered
+            # in the listen backlog).
+            idle_room = f"connections:\n  max: {max(4096, args.idle_conns + 64)}\n"
+            f.write(gate_yaml(d, ports["gate"], ports["up"], idle_room))
         subprocess.run([args.bin, "keygen", "--out", os.path.join(d, "keys.json")], check=True, capture_output=True)
         cookie = subprocess.run([args.cookie_bin, cfg], check=True, capture_output=True, text=True).stdout.strip()
         gate = procs.start([args.bin, "--config", cfg], os.path.join(d, "gate.log"))
