@@ -106,6 +106,36 @@ def loadavg():
         return [float(x) for x in f.read().split()[:3]]
 
 
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def _stat(pid):
+    """(ppid, utime + stime in clock ticks) of a live process, else None."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            # The command name is in parentheses and may hold spaces.
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return int(fields[1]), int(fields[11]) + int(fields[12])
+
+
+def with_children(pid):
+    """`pid` and its direct children (nginx's master and its workers)."""
+    pids = [pid]
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            st = _stat(int(entry))
+            if st and st[0] == pid:
+                pids.append(int(entry))
+    return pids
+
+
+def cpu_seconds(pids):
+    """CPU time (user + system, every thread) the processes have used."""
+    return sum((_stat(p) or (0, 0))[1] for p in pids) / CLK_TCK
+
+
 class Processes:
     """Children started here, stopped by their own pid at the end."""
 
@@ -199,13 +229,19 @@ def parse_wrk(out):
     }
 
 
-def run_wrk(port, path, headers, conns, duration, threads):
+def run_wrk(port, path, headers, conns, duration, threads, pids=()):
+    """One wrk run; with `pids`, also the CPU time those processes spent
+    per request (from /proc: independent of who won the shared cores)."""
     args = ["wrk", f"-t{min(threads, conns)}", f"-c{conns}", f"-d{duration}s", "--latency", "--timeout", "5s"]
     for h in headers:
         args += ["-H", h]
     args.append(f"http://127.0.0.1:{port}{path}")
+    cpu_before = cpu_seconds(pids)
     out = subprocess.run(args, capture_output=True, text=True, timeout=duration + 60).stdout
-    return parse_wrk(out)
+    cpu = cpu_seconds(pids) - cpu_before
+    res = parse_wrk(out)
+    res["cpu_us_per_req"] = cpu * 1e6 / res["requests"] if pids and res["requests"] else None
+    return res
 
 
 class Sampler(threading.Thread):
@@ -338,21 +374,29 @@ def write_report(res, outdir):
         "Ratios are against nginx `proxy_pass` with upstream keep-alive, measured in the same run.\n"
     )
     lines.append("Added p99 is the p99 latency minus the upstream's own p99 at the same connection count.\n")
+    lines.append(
+        "CPU µs/req is the CPU time (user + system, all threads, from /proc) of the process in front of "
+        "the upstream (for the upstream row, the upstream itself) divided by the requests it served in the "
+        "run: unlike req/s, it does not depend on how the shared cores were divided.\n"
+    )
     for c in conns:
         base = agg.get(f"nginx@{c}", {}).get("rps")
         up99 = agg.get(f"upstream@{c}", {}).get("p99_ms")
         lines.append(f"\n## {c} connections\n")
-        lines.append("| target | req/s | × nginx | p50 ms | p99 ms | added p99 ms |")
-        lines.append("|---|---:|---:|---:|---:|---:|")
+        base_cpu = agg.get(f"nginx@{c}", {}).get("cpu_us_per_req")
+        lines.append("| target | req/s | × nginx | p50 ms | p99 ms | added p99 ms | CPU µs/req | CPU × nginx |")
+        lines.append("|---|---:|---:|---:|---:|---:|---:|---:|")
         for name, desc, *_ in TARGETS:
             a = agg.get(f"{name}@{c}")
             if not a:
                 continue
             ratio = a["rps"] / base if base else None
             added = a["p99_ms"] - up99 if (a["p99_ms"] is not None and up99 is not None) else None
+            cpu = a.get("cpu_us_per_req")
+            cpu_ratio = cpu / base_cpu if (cpu is not None and base_cpu) else None
             lines.append(
                 f"| {desc} | {fmt(a['rps'])} | {fmt(ratio, 2)} | {fmt(a['p50_ms'], 2)} | "
-                f"{fmt(a['p99_ms'], 2)} | {fmt(added, 2)} |"
+                f"{fmt(a['p99_ms'], 2)} | {fmt(added, 2)} | {fmt(cpu, 1)} | {fmt(cpu_ratio, 2)} |"
             )
     m = res["memory"]
     lines.append("\n## Memory and start\n")
@@ -506,12 +550,16 @@ def main():
         location / {{ proxy_pass http://127.0.0.1:{ports['up']}; }}
     }}""",
         )
-        procs.start(["nginx", "-p", d, "-c", up_conf], os.path.join(d, "upstream.log"))
-        procs.start(["nginx", "-p", d, "-c", px_conf], os.path.join(d, "proxy.log"))
+        up_nginx = procs.start(["nginx", "-p", d, "-c", up_conf], os.path.join(d, "upstream.log"))
+        px_nginx = procs.start(["nginx", "-p", d, "-c", px_conf], os.path.join(d, "proxy.log"))
 
         cfg = os.path.join(d, "gate.yaml")
         with open(cfg, "w") as f:
-            f.write(gate_yaml(d, ports["gate"], ports["up"]))
+            # Room for every idle connection of the memory test (the
+            # default connections.max is 4096; more would wait unanswered
+            # in the listen backlog).
+            idle_room = f"connections:\n  max: {max(4096, args.idle_conns + 64)}\n"
+            f.write(gate_yaml(d, ports["gate"], ports["up"], idle_room))
         subprocess.run([args.bin, "keygen", "--out", os.path.join(d, "keys.json")], check=True, capture_output=True)
         cookie = subprocess.run([args.cookie_bin, cfg], check=True, capture_output=True, text=True).stdout.strip()
         gate = procs.start([args.bin, "--config", cfg], os.path.join(d, "gate.log"))
@@ -525,6 +573,14 @@ def main():
             "unauth": http_get(ports["gate"], "/api/data", ["Accept: application/json"]),
         }
         log(f"sanity: {checks}")
+        # Whose CPU time a run is charged to: the process in front of the
+        # upstream (the upstream's own work is the same for every proxy).
+        proxy_pids = {
+            "up": with_children(up_nginx.pid),
+            "ngx": with_children(px_nginx.pid),
+            "ngx_plain": with_children(px_nginx.pid),
+            "gate": [gate.pid],
+        }
         if checks != {"session": 200, "passthrough": 200, "bearer": 200, "unauth": 401}:
             raise SystemExit(f"Portcullis answers are not as expected: {checks}; logs in {d}")
         time.sleep(1)
@@ -537,13 +593,14 @@ def main():
                 order = targets[r % len(targets):] + targets[: r % len(targets)]
                 for name, _desc, port_key, path, headers in order:
                     hs = [f"Cookie: {cookie}" if h == "COOKIE" else h for h in headers]
-                    out = run_wrk(ports[port_key], path, hs, c, args.duration, args.threads)
+                    out = run_wrk(ports[port_key], path, hs, c, args.duration, args.threads, proxy_pids[port_key])
                     out.update({"target": name, "connections": c, "round": r})
                     res["runs"].append(out)
                     bad = out["non2xx"] if name != "unauth" else out["requests"] - out["non2xx"]
                     log(
                         f"round {r + 1} c={c:<4} {name:<12} {out['rps']:>10.0f} req/s  "
-                        f"p50 {out['p50_ms']} ms  p99 {out['p99_ms']} ms"
+                        f"p50 {out['p50_ms']} ms  p99 {out['p99_ms']} ms  "
+                        f"cpu {fmt(out['cpu_us_per_req'], 1)} us/req"
                         + (f"  UNEXPECTED STATUS x{bad}" if bad else "")
                         + (f"  {out['socket_errors']}" if out["socket_errors"] else "")
                     )
@@ -615,7 +672,13 @@ def main():
             if not rs:
                 continue
             med = lambda k: statistics.median([r[k] for r in rs if r[k] is not None]) if any(r[k] is not None for r in rs) else None  # noqa: E731
-            agg[f"{name}@{c}"] = {"rps": med("rps"), "p50_ms": med("p50_ms"), "p99_ms": med("p99_ms"), "rounds": len(rs)}
+            agg[f"{name}@{c}"] = {
+                "rps": med("rps"),
+                "p50_ms": med("p50_ms"),
+                "p99_ms": med("p99_ms"),
+                "cpu_us_per_req": med("cpu_us_per_req"),
+                "rounds": len(rs),
+            }
     res["aggregate"] = agg
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump(res, f, indent=1)

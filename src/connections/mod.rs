@@ -105,10 +105,14 @@ pub async fn serve(
         let svc = service_fn(move |req| {
             let app = app.load_full();
             let in_flight = requests.request_started(req.version());
-            async move {
+            // Boxed: hyper keeps a slot the size of this future for the
+            // whole life of a connection, and the request's future is about
+            // 7 kB; boxed, an idle keep-alive connection holds a pointer
+            // instead (docs/performance.md, "Idle connections").
+            Box::pin(async move {
                 let resp = app.handle(req, peer).await;
                 Ok::<_, Infallible>(resp.map(|b| TrackedBody::new(b, in_flight)))
-            }
+            })
         });
         let conn = builder.serve_connection_with_upgrades(io, svc).into_owned();
         let mut stopping = stop.subscribe();
