@@ -97,7 +97,11 @@ fn dispatch(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
     match cli.command.unwrap_or(Command::Run) {
         Command::Run => {
             let config = crate::config::load(cli.config.as_deref())?;
+            // Requests are served on threads of their own, one per core
+            // (`connections::serve`); this runtime runs start-up, reloads,
+            // the background refreshes and the metrics listener.
             let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
                 .enable_all()
                 .build()
                 .context("cannot start the async runtime")?;

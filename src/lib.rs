@@ -44,6 +44,7 @@ pub(crate) mod scim;
 pub(crate) mod server;
 pub mod session;
 pub(crate) mod state_file;
+pub(crate) mod worker;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Full};

@@ -154,17 +154,68 @@ impl Listener {
         }
     }
 
+    /// Another handle on the same listening socket, for another runtime:
+    /// the kernel gives each new connection to one of the handles that
+    /// waits. The socket file stays this listener's to remove.
+    pub fn copy(&self) -> std::io::Result<ListenerCopy> {
+        use std::os::fd::AsFd;
+        Ok(match self {
+            Listener::Tcp(l) => {
+                ListenerCopy::Tcp(std::net::TcpListener::from(l.as_fd().try_clone_to_owned()?))
+            }
+            Listener::Unix { listener, .. } => ListenerCopy::Unix(
+                std::os::unix::net::UnixListener::from(listener.as_fd().try_clone_to_owned()?),
+            ),
+        })
+    }
+}
+
+async fn accept_tcp(l: &TcpListener) -> std::io::Result<(Box<dyn Conn>, SocketAddr)> {
+    let (s, peer) = l.accept().await?;
+    let _ = s.set_nodelay(true);
+    Ok((Box::new(s), peer))
+}
+
+async fn accept_unix(l: &UnixListener) -> std::io::Result<(Box<dyn Conn>, SocketAddr)> {
+    let (s, _) = l.accept().await?;
+    Ok((Box::new(s), UNIX_PEER))
+}
+
+/// A [`Listener::copy`] not yet tied to a runtime.
+#[derive(Debug)]
+pub enum ListenerCopy {
+    Tcp(std::net::TcpListener),
+    Unix(std::os::unix::net::UnixListener),
+}
+
+impl ListenerCopy {
+    /// Ties the copy to the runtime it is called in.
+    pub fn register(self) -> std::io::Result<Acceptor> {
+        Ok(match self {
+            ListenerCopy::Tcp(l) => {
+                l.set_nonblocking(true)?;
+                Acceptor::Tcp(TcpListener::from_std(l)?)
+            }
+            ListenerCopy::Unix(l) => {
+                l.set_nonblocking(true)?;
+                Acceptor::Unix(UnixListener::from_std(l)?)
+            }
+        })
+    }
+}
+
+/// A copy of the listener, accepting in one runtime.
+#[derive(Debug)]
+pub enum Acceptor {
+    Tcp(TcpListener),
+    Unix(UnixListener),
+}
+
+impl Acceptor {
     pub async fn accept(&self) -> std::io::Result<(Box<dyn Conn>, SocketAddr)> {
         match self {
-            Listener::Tcp(l) => {
-                let (s, peer) = l.accept().await?;
-                let _ = s.set_nodelay(true);
-                Ok((Box::new(s), peer))
-            }
-            Listener::Unix { listener, .. } => {
-                let (s, _) = listener.accept().await?;
-                Ok((Box::new(s), UNIX_PEER))
-            }
+            Acceptor::Tcp(l) => accept_tcp(l).await,
+            Acceptor::Unix(l) => accept_unix(l).await,
         }
     }
 }
@@ -197,6 +248,39 @@ mod tests {
         assert!(ListenAddr::parse("localhost").is_err());
         let long = format!("unix:/{}", "x".repeat(120));
         assert!(ListenAddr::parse(&long).unwrap_err().contains("107"));
+    }
+
+    #[tokio::test]
+    async fn copies_accept_on_the_same_socket_and_only_the_listener_owns_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.sock");
+        let l = Listener::bind(&ListenAddr::Unix(path.clone()), 0o660)
+            .await
+            .unwrap();
+        let a = l.copy().unwrap().register().unwrap();
+        let b = l.copy().unwrap().register().unwrap();
+        for copy in [&a, &b] {
+            let client = tokio::net::UnixStream::connect(&path).await.unwrap();
+            let (_, peer) = copy.accept().await.unwrap();
+            assert_eq!(peer, UNIX_PEER);
+            drop(client);
+        }
+        drop((a, b));
+        assert!(path.exists(), "a copy never removes the socket file");
+        drop(l);
+        assert!(!path.exists());
+
+        let l = Listener::bind(&ListenAddr::Tcp("127.0.0.1:0".parse().unwrap()), 0)
+            .await
+            .unwrap();
+        let Listener::Tcp(ref inner) = l else {
+            unreachable!()
+        };
+        let addr = inner.local_addr().unwrap();
+        let copy = l.copy().unwrap().register().unwrap();
+        let client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (_, peer) = copy.accept().await.unwrap();
+        assert_eq!(peer, client.local_addr().unwrap());
     }
 
     #[tokio::test]

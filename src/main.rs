@@ -8,7 +8,7 @@
 //! |---------------------------------------------|----------------------------------------------------|
 //! | commands and their flags                    | `src/cli.rs`                                        |
 //! | start, reload, stop; config → running app   | `src/run.rs`, `src/assemble.rs`, `src/lifecycle.rs` |
-//! | accepting connections, timeouts, the cap    | `src/connections/mod.rs` (`serve`)                  |
+//! | accepting connections, timeouts, the cap, one thread per core | `src/connections/mod.rs` (`serve`)     |
 //! | one request, first to last                  | `src/server.rs` (`App::handle`)                     |
 //! | spoofed headers stripped                    | `src/proxy/headers/mod.rs` (`StripRules::strip_spoofed`) |
 //! | client address, trusted proxies             | `src/policy/client_ip.rs`                           |

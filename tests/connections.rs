@@ -2,7 +2,8 @@
 //! request's headers is closed within the header timeout, a kept-alive
 //! connection after the idle timeout, both over HTTP/1.1 and HTTP/2; a
 //! WebSocket outlives both; at most `connections.max` connections are
-//! served at once and the rest after; the keys are validated.
+//! served at once and the rest after; connections are served on one thread
+//! per CPU; the keys are validated.
 //!
 //! Closes are waited for with a bound, never slept for.
 
@@ -312,6 +313,51 @@ impl HoldingUpstream {
             task,
         }
     }
+}
+
+/// The names of the process's threads, from `/proc`.
+fn thread_names(pid: u32) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .map(|n| n.trim().to_string())
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn connections_are_served_on_one_thread_per_cpu() {
+    let up = TestUpstream::start().await;
+    let gate = Gate::start(&yaml(&up.url(), "10s", "60s"));
+    let cpus = std::thread::available_parallelism().unwrap().get();
+    // Whichever thread the kernel hands each connection to, it is served
+    // (and once a request was answered, the serving threads are up).
+    let mut clients = Vec::new();
+    for _ in 0..(4 * cpus) {
+        let addr = gate.addr;
+        clients.push(tokio::spawn(async move {
+            let mut s = TcpStream::connect(addr).await.unwrap();
+            s.write_all(b"GET /public/x HTTP/1.1\r\nHost: app.test\r\n\r\n")
+                .await
+                .unwrap();
+            read_response(&mut s).await
+        }));
+    }
+    for c in clients {
+        let head = tokio::time::timeout(BOUND, c).await.unwrap().unwrap();
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    }
+    let serving: Vec<String> = thread_names(gate.pid())
+        .into_iter()
+        .filter(|n| n.starts_with("portcullis-"))
+        .collect();
+    let expected: Vec<String> = {
+        let mut e: Vec<String> = (0..cpus).map(|i| format!("portcullis-{i}")).collect();
+        e.sort();
+        e
+    };
+    assert_eq!(serving, expected, "one serving thread per CPU");
 }
 
 #[tokio::test]

@@ -24,7 +24,7 @@ use tokio::sync::{Semaphore, watch};
 
 pub use fd_limit::fit_to_fd_limit;
 
-use crate::listen::Listener;
+use crate::listen::{Acceptor, Listener};
 use crate::server::App;
 use activity::{Action, Activity, Watchdog};
 use tracked_body::TrackedBody;
@@ -49,7 +49,13 @@ fn builder() -> auto::Builder<TokioExecutor> {
 /// handled by the `App` in force when it arrives (`app` is swapped whole on
 /// a configuration reload);
 /// each connection keeps the timeouts in force when it was accepted.
-/// `max` is fixed for the life of the process.
+/// `max` is fixed for the life of the process and shared by every thread.
+///
+/// Connections are accepted and served on one current-thread runtime per
+/// core ([`crate::worker`]), each with its own copy of the listening
+/// socket: the kernel hands a new connection to one of them, and the
+/// connection, its requests and their upstream connections stay on that
+/// thread. The runtime this is called in only coordinates.
 pub async fn serve(
     app: Arc<ArcSwap<App>>,
     listener: Listener,
@@ -58,9 +64,80 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let slots = Arc::new(Semaphore::new(max));
     crate::metrics::connections_max(max);
-    let (stop, _) = watch::channel(());
+    // Every connection holds a receiver: `closed` means all have ended.
+    let (stop, stop_rx) = watch::channel(());
+    // Each thread's accept loop holds a receiver until it has stopped.
+    let (accepting, accepting_rx) = watch::channel(true);
+    // Set once the drain is over: a thread's runtime, and with it the
+    // connections it still serves, ends then.
+    let (drained, drained_rx) = watch::channel(false);
+    let mut threads = Vec::with_capacity(crate::worker::count());
+    for i in 0..crate::worker::count() {
+        let copy = listener.copy()?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let app = app.clone();
+        let slots = slots.clone();
+        let stop_rx = stop_rx.clone();
+        let mut accepting_rx = accepting_rx.clone();
+        let mut drained_rx = drained_rx.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("portcullis-{i}"))
+            .spawn(move || {
+                crate::worker::set_index(i);
+                rt.block_on(async move {
+                    match copy.register() {
+                        Ok(acceptor) => {
+                            let stopped = async move {
+                                let _ = accepting_rx.wait_for(|a| !*a).await;
+                            };
+                            accept(app, acceptor, slots, stop_rx, stopped).await;
+                        }
+                        Err(e) => tracing::error!(error = %e, "cannot listen on a serving thread"),
+                    }
+                    let _ = drained_rx.wait_for(|d| *d).await;
+                });
+            })?;
+        threads.push(thread);
+    }
+    drop((stop_rx, accepting_rx, drained_rx));
+
+    shutdown.await;
+    let _ = accepting.send(false);
+    accepting.closed().await;
+    drop(listener);
+    tracing::info!("shutting down: no new connections, waiting for in-flight requests");
+    let _ = stop.send(());
+    let timeout = app.load().config.shutdown_timeout;
+    tokio::select! {
+        () = stop.closed() => tracing::info!("all connections closed"),
+        () = tokio::time::sleep(timeout) => tracing::warn!(?timeout, "shutdown timeout reached; closing remaining connections"),
+    }
+    let _ = drained.send(true);
+    let _ = tokio::task::spawn_blocking(move || {
+        for t in threads {
+            let _ = t.join();
+        }
+    })
+    .await;
+    Ok(())
+}
+
+/// One thread's accept loop: until `stopped` resolves, a place under
+/// `connections.max` first, then a connection, served in a task of this
+/// thread's runtime.
+async fn accept(
+    app: Arc<ArcSwap<App>>,
+    listener: Acceptor,
+    slots: Arc<Semaphore>,
+    stop: watch::Receiver<()>,
+    stopped: impl Future<Output = ()>,
+) {
+    let max = slots.available_permits();
     let builder = builder();
     let mut warned_full: Option<Instant> = None;
+    let shutdown = stopped;
     tokio::pin!(shutdown);
     loop {
         // A place first, then the connection: beyond `max`, clients wait in
@@ -115,7 +192,9 @@ pub async fn serve(
             })
         });
         let conn = builder.serve_connection_with_upgrades(io, svc).into_owned();
-        let mut stopping = stop.subscribe();
+        // A clone has not seen the stop signal even when it was sent
+        // before this connection was accepted.
+        let mut stopping = stop.clone();
         let mut watchdog = Watchdog::new(activity.clone(), limits);
         tokio::spawn(async move {
             let mut conn = std::pin::pin!(conn);
@@ -155,15 +234,6 @@ pub async fn serve(
             drop(stopping);
         });
     }
-    drop(listener);
-    tracing::info!("shutting down: no new connections, waiting for in-flight requests");
-    let _ = stop.send(());
-    let timeout = app.load().config.shutdown_timeout;
-    tokio::select! {
-        () = stop.closed() => tracing::info!("all connections closed"),
-        () = tokio::time::sleep(timeout) => tracing::warn!(?timeout, "shutdown timeout reached; closing remaining connections"),
-    }
-    Ok(())
 }
 
 async fn sleep_until(deadline: Option<Instant>) {

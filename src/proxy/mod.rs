@@ -59,8 +59,13 @@ pub struct Forward<'a> {
     pub session: Option<&'a SessionBound>,
 }
 
+type Pooled = Client<HttpsConnector<HttpConnector>, Incoming>;
+
 pub struct UpstreamClient {
-    client: Client<HttpsConnector<HttpConnector>, Incoming>,
+    /// One pool per serving thread ([`crate::worker`]): an upstream
+    /// connection is driven on the thread that opened it, and only requests
+    /// of that thread use it.
+    pools: Box<[Pooled]>,
     /// `scheme://authority` of the upstream.
     origin: String,
     /// Path prefix of the upstream URL, without a trailing `/`.
@@ -84,19 +89,21 @@ impl UpstreamClient {
             .https_or_http()
             .enable_http1()
             .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            // Without a timer the idle timeout is never applied and idle
-            // upstream connections stay open until the upstream closes them.
-            .pool_timer(hyper_util::rt::TokioTimer::new())
-            .pool_idle_timeout(std::time::Duration::from_secs(90))
-            .build(https);
+        let pool = || {
+            Client::builder(TokioExecutor::new())
+                // Without a timer the idle timeout is never applied and idle
+                // upstream connections stay open until the upstream closes them.
+                .pool_timer(hyper_util::rt::TokioTimer::new())
+                .pool_idle_timeout(std::time::Duration::from_secs(90))
+                .build(https.clone())
+        };
         let host = u.url.host_str().unwrap_or_default();
         let authority = match u.url.port() {
             Some(p) => format!("{host}:{p}"),
             None => host.to_string(),
         };
         Ok(UpstreamClient {
-            client,
+            pools: (0..crate::worker::count()).map(|_| pool()).collect(),
             origin: format!("{}://{}", u.url.scheme(), authority),
             base_path: u.url.path().trim_end_matches('/').to_string(),
             uri_base: http::uri::Scheme::try_from(u.url.scheme())
@@ -121,7 +128,7 @@ impl UpstreamClient {
         self.rewrite_request(config, &mut req, &fwd, upgrade_to.as_ref())?;
 
         let mut resp =
-            match tokio::time::timeout(config.upstream.timeout, self.client.request(req)).await {
+            match tokio::time::timeout(config.upstream.timeout, self.pool().request(req)).await {
                 Err(_) => return Err(ProxyError::Timeout),
                 Ok(Err(e)) => {
                     tracing::debug!(error = %e, "upstream request failed");
@@ -188,6 +195,11 @@ impl UpstreamClient {
             }
             _ => resp,
         })
+    }
+
+    /// This thread's pool.
+    fn pool(&self) -> &Pooled {
+        &self.pools[crate::worker::index() % self.pools.len()]
     }
 
     /// Turns the client's request into the upstream's, in place: target URI,
