@@ -66,11 +66,13 @@ impl ListenAddr {
     }
 }
 
-/// A bound listener of either kind.
+/// A bound listener of either kind. It is not tied to a runtime: the
+/// serving threads accept on copies of it ([`Listener::copy`]), and it
+/// holds the socket (and, for a Unix socket, the file) until dropped.
 pub enum Listener {
-    Tcp(TcpListener),
+    Tcp(std::net::TcpListener),
     Unix {
-        listener: UnixListener,
+        listener: std::os::unix::net::UnixListener,
         path: PathBuf,
     },
 }
@@ -108,10 +110,9 @@ impl Listener {
     /// Binds. A stale socket left by a previous run is replaced; any other
     /// file at that path is left alone and reported. The socket is made
     /// `mode` (e.g. 0o666), whatever the process umask.
-    pub async fn bind(addr: &ListenAddr, mode: u32) -> Result<Listener, BindError> {
+    pub fn bind(addr: &ListenAddr, mode: u32) -> Result<Listener, BindError> {
         match addr {
-            ListenAddr::Tcp(a) => TcpListener::bind(a)
-                .await
+            ListenAddr::Tcp(a) => std::net::TcpListener::bind(a)
                 .map(Listener::Tcp)
                 .map_err(|source| BindError::Tcp { addr: *a, source }),
             ListenAddr::Unix(path) => {
@@ -133,7 +134,7 @@ impl Listener {
                     Ok(_) => return Err(BindError::NotASocket { path: path.clone() }),
                     Err(_) => {}
                 }
-                let listener = UnixListener::bind(path).map_err(uerr)?;
+                let listener = std::os::unix::net::UnixListener::bind(path).map_err(uerr)?;
                 std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
                     .map_err(uerr)?;
                 Ok(Listener::Unix {
@@ -154,18 +155,13 @@ impl Listener {
         }
     }
 
-    /// Another handle on the same listening socket, for another runtime:
-    /// the kernel gives each new connection to one of the handles that
-    /// waits. The socket file stays this listener's to remove.
+    /// Another handle on the same listening socket, for one runtime: every
+    /// waiting copy is told of a new connection and one of them takes it.
+    /// The socket file stays this listener's to remove.
     pub fn copy(&self) -> std::io::Result<ListenerCopy> {
-        use std::os::fd::AsFd;
         Ok(match self {
-            Listener::Tcp(l) => {
-                ListenerCopy::Tcp(std::net::TcpListener::from(l.as_fd().try_clone_to_owned()?))
-            }
-            Listener::Unix { listener, .. } => ListenerCopy::Unix(
-                std::os::unix::net::UnixListener::from(listener.as_fd().try_clone_to_owned()?),
-            ),
+            Listener::Tcp(l) => ListenerCopy::Tcp(l.try_clone()?),
+            Listener::Unix { listener, .. } => ListenerCopy::Unix(listener.try_clone()?),
         })
     }
 }
@@ -254,9 +250,7 @@ mod tests {
     async fn copies_accept_on_the_same_socket_and_only_the_listener_owns_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.sock");
-        let l = Listener::bind(&ListenAddr::Unix(path.clone()), 0o660)
-            .await
-            .unwrap();
+        let l = Listener::bind(&ListenAddr::Unix(path.clone()), 0o660).unwrap();
         let a = l.copy().unwrap().register().unwrap();
         let b = l.copy().unwrap().register().unwrap();
         for copy in [&a, &b] {
@@ -270,9 +264,7 @@ mod tests {
         drop(l);
         assert!(!path.exists());
 
-        let l = Listener::bind(&ListenAddr::Tcp("127.0.0.1:0".parse().unwrap()), 0)
-            .await
-            .unwrap();
+        let l = Listener::bind(&ListenAddr::Tcp("127.0.0.1:0".parse().unwrap()), 0).unwrap();
         let Listener::Tcp(ref inner) = l else {
             unreachable!()
         };
@@ -288,12 +280,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("p.sock");
         let addr = ListenAddr::Unix(path.clone());
-        let l = Listener::bind(&addr, 0o660).await.unwrap();
+        let l = Listener::bind(&addr, 0o660).unwrap();
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o660);
         // A live socket is not taken over.
         assert!(matches!(
-            Listener::bind(&addr, 0o666).await,
+            Listener::bind(&addr, 0o666),
             Err(BindError::InUse { .. })
         ));
         drop(l);
@@ -301,12 +293,12 @@ mod tests {
         // is replaced.
         drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
         assert!(path.exists());
-        let l2 = Listener::bind(&addr, 0o666).await.unwrap();
+        let l2 = Listener::bind(&addr, 0o666).unwrap();
         drop(l2);
         assert!(!path.exists(), "removed on drop");
         std::fs::write(&path, "not a socket").unwrap();
         assert!(matches!(
-            Listener::bind(&addr, 0o666).await,
+            Listener::bind(&addr, 0o666),
             Err(BindError::NotASocket { .. })
         ));
     }

@@ -37,7 +37,7 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
         );
     }
     let max_connections = crate::connections::fit_to_fd_limit(fixed.connections_max);
-    let listener = Listener::bind(&fixed.listen, fixed.listen_socket_mode).await?;
+    let listener = Listener::bind(&fixed.listen, fixed.listen_socket_mode)?;
     if let Some(addr) = fixed.metrics_listen.filter(|_| app.config.metrics.enabled) {
         let l = tokio::net::TcpListener::bind(addr).await.with_context(|| {
             format!("metrics.listen: cannot listen on {addr}: is another process using it?")

@@ -51,8 +51,14 @@ fn raise_soft_limit() -> u64 {
     }
 }
 
+/// Files each serving thread keeps open besides its connections: its
+/// runtime's epoll, waker and signal pipe, and its copy of the listener.
+pub const FILES_PER_THREAD: u64 = 4;
+
 fn fit(configured: usize, open_files: u64) -> usize {
-    let room = open_files.saturating_sub(RESERVED_FILES) / 2;
+    let threads = u64::try_from(crate::worker::count()).unwrap_or(u64::MAX);
+    let reserved = RESERVED_FILES.saturating_add(threads.saturating_mul(FILES_PER_THREAD));
+    let room = open_files.saturating_sub(reserved) / 2;
     let room = usize::try_from(room).unwrap_or(usize::MAX);
     configured.min(room).max(1)
 }
@@ -64,7 +70,8 @@ mod tests {
     #[test]
     fn connections_fit_under_the_limit() {
         assert_eq!(fit(4096, 65536), 4096);
-        assert_eq!(fit(4096, 1024), (1024 - 128) / 2);
+        let reserved = 128 + 4 * crate::worker::count();
+        assert_eq!(fit(4096, 1024), (1024 - reserved) / 2);
         assert_eq!(fit(4096, u64::MAX), 4096);
         assert_eq!(fit(10, 0), 1, "always serve at least one");
     }

@@ -73,10 +73,15 @@ pub async fn serve(
     let (drained, drained_rx) = watch::channel(false);
     let mut threads = Vec::with_capacity(crate::worker::count());
     for i in 0..crate::worker::count() {
-        let copy = listener.copy()?;
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
+        // Registered here, in the thread's runtime: a failure stops the
+        // start instead of leaving a thread that never serves.
+        let acceptor = {
+            let _in_rt = rt.enter();
+            listener.copy()?.register()?
+        };
         let app = app.clone();
         let slots = slots.clone();
         let stop_rx = stop_rx.clone();
@@ -87,15 +92,10 @@ pub async fn serve(
             .spawn(move || {
                 crate::worker::set_index(i);
                 rt.block_on(async move {
-                    match copy.register() {
-                        Ok(acceptor) => {
-                            let stopped = async move {
-                                let _ = accepting_rx.wait_for(|a| !*a).await;
-                            };
-                            accept(app, acceptor, slots, stop_rx, stopped).await;
-                        }
-                        Err(e) => tracing::error!(error = %e, "cannot listen on a serving thread"),
-                    }
+                    let stopped = async move {
+                        let _ = accepting_rx.wait_for(|a| !*a).await;
+                    };
+                    accept(app, acceptor, max, slots, stop_rx, stopped).await;
                     let _ = drained_rx.wait_for(|d| *d).await;
                 });
             })?;
@@ -130,11 +130,11 @@ pub async fn serve(
 async fn accept(
     app: Arc<ArcSwap<App>>,
     listener: Acceptor,
+    max: usize,
     slots: Arc<Semaphore>,
     stop: watch::Receiver<()>,
     stopped: impl Future<Output = ()>,
 ) {
-    let max = slots.available_permits();
     let builder = builder();
     let mut warned_full: Option<Instant> = None;
     let shutdown = stopped;

@@ -95,6 +95,10 @@ impl UpstreamClient {
                 // upstream connections stay open until the upstream closes them.
                 .pool_timer(hyper_util::rt::TokioTimer::new())
                 .pool_idle_timeout(std::time::Duration::from_secs(90))
+                // Each thread's idle connections are its share of the
+                // connection cap, so all pools together stay within the
+                // open files `connections::fit_to_fd_limit` planned for.
+                .pool_max_idle_per_host(config.connections.max.div_ceil(crate::worker::count()))
                 .build(https.clone())
         };
         let host = u.url.host_str().unwrap_or_default();
